@@ -1,0 +1,94 @@
+//! The network configuration a plugin receives on stdin: the spec's well-known keys
+//! (SPEC.md "Network configuration"; cni-notes §1.2, §1.3). Plugin-specific keys live in each
+//! plugin's own struct, which embeds [`NetConf`] with `#[serde(flatten)]`.
+//!
+//! Unknown keys are ignored, as the reference plugins do: runtimes add keys of their own.
+
+use crate::version::Version;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// The well-known keys of a plugin's request configuration.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct NetConf {
+    /// `cniVersion`: the version the runtime selected; absent means 0.1.0. The dispatcher
+    /// validates it (code 1 or 6) before the plugin runs.
+    #[serde(default)]
+    pub cni_version: Version,
+    /// `cniVersions` (1.1.0, conflist level; passed through if present).
+    #[serde(default)]
+    pub cni_versions: Option<Vec<String>>,
+    /// `name`: the network name (`^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$`).
+    #[serde(default)]
+    pub name: String,
+    /// `type`: the plugin's binary name.
+    #[serde(default, rename = "type")]
+    pub plugin_type: String,
+    /// `ipam`: the IPAM section; `type` empty or missing = no IPAM (L2 mode).
+    #[serde(default)]
+    pub ipam: Option<IpamSection>,
+    /// `dns`.
+    #[serde(default)]
+    pub dns: Option<crate::result::Dns>,
+    /// `ipMasq`.
+    #[serde(default)]
+    pub ip_masq: bool,
+    /// `runtimeConfig`: capability arguments (`mac`, `ips`, `ipRanges`, `portMappings`...).
+    /// The reference also accepts `RuntimeConfig` (Go decodes keys case-insensitively).
+    #[serde(default, alias = "RuntimeConfig")]
+    pub runtime_config: Option<BTreeMap<String, Value>>,
+    /// `capabilities` (libcni does not strip it).
+    #[serde(default)]
+    pub capabilities: Option<BTreeMap<String, bool>>,
+    /// `args` (e.g. `args.cni.ips`, `args.cni.mac`).
+    #[serde(default)]
+    pub args: Option<BTreeMap<String, Value>>,
+    /// `prevResult`, kept as JSON until a plugin needs it typed
+    /// (see [`crate::result::CniResult::from_prev_result`]).
+    #[serde(default)]
+    pub prev_result: Option<Value>,
+    /// `cni.dev/valid-attachments` (GC, 1.1.0).
+    #[serde(default, rename = "cni.dev/valid-attachments")]
+    pub valid_attachments: Option<Vec<Attachment>>,
+}
+
+/// The `ipam` object: only `type` is shared; the rest belongs to the IPAM plugin.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct IpamSection {
+    /// The IPAM plugin's binary name; empty means "no IPAM".
+    #[serde(default, rename = "type")]
+    pub plugin_type: String,
+}
+
+/// One entry of `cni.dev/valid-attachments`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize)]
+pub struct Attachment {
+    /// Container ID.
+    #[serde(rename = "containerID")]
+    pub container_id: String,
+    /// Interface name.
+    pub ifname: String,
+}
+
+impl NetConf {
+    /// The IPAM plugin type, if IPAM is configured (non-empty `ipam.type`).
+    pub fn ipam_type(&self) -> Option<&str> {
+        self.ipam
+            .as_ref()
+            .map(|i| i.plugin_type.as_str())
+            .filter(|t| !t.is_empty())
+    }
+
+    /// `runtimeConfig.<key>`, if present.
+    pub fn runtime_config(&self, key: &str) -> Option<&Value> {
+        self.runtime_config.as_ref()?.get(key)
+    }
+
+    /// `args.cni.<key>`, if present.
+    pub fn cni_arg(&self, key: &str) -> Option<&Value> {
+        self.args.as_ref()?.get("cni")?.get(key)
+    }
+}

@@ -1,0 +1,1 @@
+//! host-local IPAM (placeholder).

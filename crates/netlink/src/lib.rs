@@ -1,0 +1,1 @@
+//! Kernel operations (placeholder).
