@@ -1,1 +1,38 @@
-//! Test lab (placeholder).
+//! The test lab shared by every plugin's integration tests and by the conformance suite.
+//!
+//! It runs CNI plugin binaries as a container runtime would, but inside throwaway network
+//! namespaces, so tests never touch the machine's own network:
+//!
+//! - [`Netns`]: a named network namespace, deleted when dropped, with read-back helpers
+//!   (`ip -j` output, addresses, routes, sysctls);
+//! - [`Lab`]: a fake host namespace (plugins run there), a container namespace and a
+//!   private directory;
+//! - [`Invocation`]: one call — verb, `CNI_*` environment, config on stdin, timeout;
+//! - [`PluginRun`]: what the call produced, with assertions that print it all on failure;
+//! - [`bin_dir`] and [`plugin_path`]: which binaries are tested (`CNI_BIN_DIR` or the
+//!   cargo target directory).
+//!
+//! Everything here needs root (CAP_SYS_ADMIN, CAP_NET_ADMIN) and says so by panicking
+//! when it is missing: a namespace test must never pass without having run.
+//!
+//! Clean-up: namespaces are removed by `Drop` (also during a panic), and at process exit
+//! for guards that were never dropped. A test run killed with SIGKILL can still leave
+//! `cnitest-*` namespaces behind; [`cleanup_stale`] removes those whose creating process
+//! is gone.
+
+#![warn(missing_docs)]
+// This crate is test tooling: when setting up a namespace or a plugin run fails, the test
+// must stop at once with a clear message, and a panic is how a test says that.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod bins;
+mod invocation;
+mod lab;
+mod netns;
+mod plugin_run;
+
+pub use bins::{BIN_DIR_ENV, bin_dir, plugin_path};
+pub use invocation::{DEFAULT_TIMEOUT, Invocation};
+pub use lab::Lab;
+pub use netns::{IpFamily, NETNS_DIR, NETNS_PREFIX, Netns, cleanup_stale};
+pub use plugin_run::PluginRun;
