@@ -1,0 +1,793 @@
+//! The on-disk lease store, in the reference's layout so a node can switch between the Go
+//! plugin and this one without losing a lease (PL:backend/disk/backend.go; cni-notes §2.4):
+//!
+//! ```text
+//! <dataDir>/<network>/            mode 0755, a real directory (a symlink is refused)
+//!     lock                        flock(LOCK_EX) for the whole of one ADD/DEL/CHECK/STATUS/GC
+//!     10.1.2.2                    "<containerID>\r\n<ifname>" (legacy files: "<containerID>")
+//!     last_reserved_ip.0          "10.1.2.2": round-robin cursor of range set 0
+//!     .attachments/<id>+<ifname>  our by-attachment index (see below); ignored by Go
+//! ```
+//!
+//! Differences from the reference, all invisible to it:
+//! * files are created 0600 and opened with `O_NOFOLLOW` (and `O_NONBLOCK`, so a planted FIFO
+//!   cannot hang a read), relative to the directory descriptor validated at open time;
+//! * a reservation is written to a temp file, then `link()`ed to the address's name: the name
+//!   appears atomically with its full content, `link` fails with `EEXIST` if the name exists
+//!   (whatever it is: a planted symlink is never followed), and a crash leaves at worst a
+//!   stale temp file, which the next reservation removes. `last_reserved_ip.N` and index
+//!   entries are replaced with temp + `rename()`;
+//! * an index entry per attachment lists its addresses, so DEL and CHECK read a handful of
+//!   files instead of every lease. The Go plugin does not know the index, so an entry is a
+//!   hint: every address in it is verified against its lease file, and any mismatch (or no
+//!   entry at all) falls back to the reference's scan of the whole directory.
+//!
+//! Policy (which address to take) lives in [`crate::allocator`]; this module only stores.
+
+use crate::error::{Error, Result};
+use cni::Attachment;
+use nix::dir::Dir;
+use nix::errno::Errno;
+use nix::fcntl::{AtFlags, Flock, FlockArg, OFlag, openat, renameat};
+use nix::sys::stat::{Mode, fstatat, mkdirat};
+use nix::unistd::{UnlinkatFlags, linkat, unlinkat};
+use std::fs::File;
+use std::io::{Read, Write};
+use std::net::IpAddr;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+/// The lock file's name (shared with the Go plugin, which flocks the same file).
+const LOCK_FILE: &str = "lock";
+/// Prefix of the per-range-set round-robin cursor files.
+const LAST_RESERVED_PREFIX: &str = "last_reserved_ip.";
+/// Temp name for a reservation being written (always under the lock, so one at a time).
+const RESERVATION_TEMP: &str = ".reservation.tmp";
+/// Temp name for a `last_reserved_ip.N` being replaced.
+const LAST_RESERVED_TEMP: &str = ".last_reserved_ip.tmp";
+/// The by-attachment index directory.
+const INDEX_DIR: &str = ".attachments";
+/// Temp name for an index entry being replaced (inside [`INDEX_DIR`]).
+const INDEX_TEMP: &str = ".entry.tmp";
+/// First line of every index entry. Go's scan compares whole file contents with
+/// `<id>\r\n<ifname>` or `<id>`; this line guarantees an entry never looks like a lease.
+const INDEX_HEADER: &str = "# host-local attachment index v1";
+/// Longest file content we read: leases are a container ID plus an ifname.
+const MAX_FILE_SIZE: u64 = 4096;
+/// Longest file name (NAME_MAX); longer index names are not written (the scan still works).
+const NAME_MAX: usize = 255;
+/// Mode of every file we create: leases name containers, nobody else needs to read them.
+const FILE_MODE: Mode = Mode::S_IRUSR.union(Mode::S_IWUSR);
+/// Mode of the directories we create (the reference's 0755).
+const DIR_MODE: u32 = 0o755;
+
+/// Who holds a lease, as read from its file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
+    /// The container ID (trimmed, as the reference writes and compares it).
+    pub container_id: String,
+    /// The interface; `None` for legacy files that hold only the container ID.
+    pub ifname: Option<String>,
+}
+
+impl Owner {
+    /// Parses a lease file's content: `<id>\r\n<ifname>`, or a legacy `<id>`; surrounding
+    /// whitespace is ignored, as the reference's `strings.TrimSpace` does.
+    pub fn parse(content: &str) -> Owner {
+        let content = content.trim();
+        match content.split_once("\r\n") {
+            Some((id, ifname)) => Owner {
+                container_id: id.to_owned(),
+                ifname: Some(ifname.to_owned()),
+            },
+            None => Owner {
+                container_id: content.to_owned(),
+                ifname: None,
+            },
+        }
+    }
+
+    /// Whether this lease belongs to `attachment` (a legacy file matches by ID alone).
+    pub fn matches(&self, attachment: &Attachment) -> bool {
+        self.container_id == attachment.container_id.trim()
+            && self
+                .ifname
+                .as_ref()
+                .is_none_or(|ifname| *ifname == attachment.ifname)
+    }
+}
+
+/// One lease found on disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// The reserved address.
+    pub ip: IpAddr,
+    /// Its holder.
+    pub owner: Owner,
+}
+
+/// The lease file content the reference writes for `attachment`.
+fn lease_content(attachment: &Attachment) -> String {
+    format!(
+        "{}\r\n{}",
+        attachment.container_id.trim(),
+        attachment.ifname
+    )
+}
+
+/// One network's store directory, opened and validated. Every operation needs the lock:
+/// take it with [`Store::lock`].
+#[derive(Debug)]
+pub struct Store {
+    dir: OwnedFd,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating as needed) `<data_dir>/<network>`. The network name is validated
+    /// (code 7) so it cannot leave `data_dir`, and the directory must be a real directory: a
+    /// symlink planted at its place is refused, not followed.
+    pub fn open(data_dir: &Path, network: &str) -> Result<Store> {
+        cni::names::validate_network_name(network).map_err(Error::Rejected)?;
+        std::os::unix::fs::DirBuilderExt::mode(
+            std::fs::DirBuilder::new().recursive(true),
+            DIR_MODE,
+        )
+        .create(data_dir)
+        .map_err(|source| Error::Store {
+            op: "create",
+            path: data_dir.to_owned(),
+            source,
+        })?;
+        let parent = nix::fcntl::open(
+            data_dir,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| Error::store("open", data_dir, e))?;
+        let path = data_dir.join(network);
+        let dir = open_real_dir(&parent, network, &path)?;
+        Ok(Store { dir, path })
+    }
+
+    /// The store directory's path (for messages).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Takes the exclusive lock shared with the Go plugin, for one whole operation.
+    pub fn lock(&self) -> Result<LockedStore<'_>> {
+        let fd = openat(
+            &self.dir,
+            LOCK_FILE,
+            OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            FILE_MODE,
+        )
+        .map_err(|e| Error::store("open", self.path.join(LOCK_FILE), e))?;
+        let mut file = File::from(fd);
+        let lock = loop {
+            match Flock::lock(file, FlockArg::LockExclusive) {
+                Ok(lock) => break lock,
+                // A signal interrupted the wait: wait again.
+                Err((unlocked, Errno::EINTR)) => file = unlocked,
+                Err((_, errno)) => {
+                    return Err(Error::store("lock", self.path.join(LOCK_FILE), errno));
+                }
+            }
+        };
+        Ok(LockedStore {
+            store: self,
+            _lock: lock,
+        })
+    }
+}
+
+/// Creates `name` under `parent` if missing and opens it, refusing anything but a directory
+/// (`O_NOFOLLOW`: a symlink gives `ELOOP`, a file `ENOTDIR`).
+fn open_real_dir(parent: &impl AsFd, name: &str, path: &Path) -> Result<OwnedFd> {
+    match mkdirat(parent, name, Mode::from_bits_truncate(DIR_MODE)) {
+        Ok(()) | Err(Errno::EEXIST) => {}
+        Err(e) => return Err(Error::store("create", path, e)),
+    }
+    openat(
+        parent,
+        name,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| match e {
+        Errno::ELOOP | Errno::ENOTDIR => Error::NotADirectory {
+            path: path.to_owned(),
+        },
+        e => Error::store("open", path, e),
+    })
+}
+
+/// The store with its lock held; the lock is released on drop.
+#[derive(Debug)]
+pub struct LockedStore<'a> {
+    store: &'a Store,
+    _lock: Flock<File>,
+}
+
+impl LockedStore<'_> {
+    fn path_of(&self, name: &str) -> PathBuf {
+        self.store.path.join(name)
+    }
+
+    /// Reserves `ip` for `attachment`. `Ok(false)` when the address's name exists already
+    /// (a lease, or anything else planted there).
+    pub fn reserve(&self, ip: IpAddr, attachment: &Attachment) -> Result<bool> {
+        validate(attachment)?;
+        let dir = &self.store.dir;
+        // A crash may have left the temp file behind; it never holds a lease.
+        remove_if_present(dir, RESERVATION_TEMP, || self.path_of(RESERVATION_TEMP))?;
+        write_new_file(
+            dir,
+            RESERVATION_TEMP,
+            lease_content(attachment).as_bytes(),
+            || self.path_of(RESERVATION_TEMP),
+        )?;
+        let name = ip.to_string();
+        let linked = linkat(dir, RESERVATION_TEMP, dir, name.as_str(), AtFlags::empty());
+        remove_if_present(dir, RESERVATION_TEMP, || self.path_of(RESERVATION_TEMP))?;
+        match linked {
+            Ok(()) => Ok(true),
+            Err(Errno::EEXIST) => Ok(false),
+            Err(e) => Err(Error::store("link", self.path_of(&name), e)),
+        }
+    }
+
+    /// Whether `ip`'s name exists (a lease or anything planted there: not allocatable).
+    pub fn is_reserved(&self, ip: IpAddr) -> Result<bool> {
+        let name = ip.to_string();
+        match fstatat(&self.store.dir, name.as_str(), AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Ok(_) => Ok(true),
+            Err(Errno::ENOENT) => Ok(false),
+            Err(e) => Err(Error::store("stat", self.path_of(&name), e)),
+        }
+    }
+
+    /// The holder of `ip`'s lease; `None` when there is no lease file (or something that is
+    /// not a regular file is at its name).
+    pub fn owner_of(&self, ip: IpAddr) -> Result<Option<Owner>> {
+        let name = ip.to_string();
+        Ok(
+            read_small_file(&self.store.dir, &name, || self.path_of(&name))?
+                .map(|content| Owner::parse(&content)),
+        )
+    }
+
+    /// Releases `ip` if `attachment` holds it; `Ok(false)` if it does not.
+    pub fn release(&self, ip: IpAddr, attachment: &Attachment) -> Result<bool> {
+        if !self
+            .owner_of(ip)?
+            .is_some_and(|owner| owner.matches(attachment))
+        {
+            return Ok(false);
+        }
+        let name = ip.to_string();
+        remove_if_present(&self.store.dir, &name, || self.path_of(&name))
+    }
+
+    /// The round-robin cursor of range set `set`, if recorded and readable.
+    pub fn last_reserved_ip(&self, set: usize) -> Result<Option<IpAddr>> {
+        let name = format!("{LAST_RESERVED_PREFIX}{set}");
+        Ok(
+            read_small_file(&self.store.dir, &name, || self.path_of(&name))?
+                .and_then(|text| crate::range::parse_ip(text.trim())),
+        )
+    }
+
+    /// Records `ip` as range set `set`'s cursor (temp file + rename: never half-written).
+    pub fn set_last_reserved_ip(&self, set: usize, ip: IpAddr) -> Result<()> {
+        let dir = &self.store.dir;
+        let name = format!("{LAST_RESERVED_PREFIX}{set}");
+        replace_file(
+            dir,
+            LAST_RESERVED_TEMP,
+            &name,
+            ip.to_string().as_bytes(),
+            |n| self.path_of(n),
+        )
+    }
+
+    /// Every lease in the directory (the reference's full scan). Names that are not
+    /// addresses, and entries that are not regular files, are skipped.
+    pub fn leases(&self) -> Result<Vec<Lease>> {
+        let mut dir = Dir::openat(
+            &self.store.dir,
+            ".",
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| Error::store("open", &self.store.path, e))?;
+        let mut leases = Vec::new();
+        for entry in dir.iter() {
+            let entry = entry.map_err(|e| Error::store("read", &self.store.path, e))?;
+            let Some(ip) = entry
+                .file_name()
+                .to_str()
+                .ok()
+                .and_then(|name| name.parse::<IpAddr>().ok())
+            else {
+                continue;
+            };
+            if let Some(owner) = self.owner_of(ip)? {
+                leases.push(Lease { ip, owner });
+            }
+        }
+        Ok(leases)
+    }
+
+    /// The addresses `attachment` holds: from its index entry when every address in it is
+    /// verified, else by scanning every lease.
+    pub fn find(&self, attachment: &Attachment) -> Result<Vec<IpAddr>> {
+        validate(attachment)?;
+        if let Some(ips) = self.verified_index_entry(attachment)? {
+            return Ok(ips);
+        }
+        Ok(self
+            .leases()?
+            .into_iter()
+            .filter(|lease| lease.owner.matches(attachment))
+            .map(|lease| lease.ip)
+            .collect())
+    }
+
+    /// Releases every address `attachment` holds and forgets its index entry; releasing
+    /// nothing is success (DEL is idempotent). Returns the released addresses.
+    pub fn release_all(&self, attachment: &Attachment) -> Result<Vec<IpAddr>> {
+        let ips = self.find(attachment)?;
+        for ip in &ips {
+            let name = ip.to_string();
+            remove_if_present(&self.store.dir, &name, || self.path_of(&name))?;
+        }
+        self.forget(attachment)?;
+        Ok(ips)
+    }
+
+    /// Records that `attachment` holds `ips` (added to what a verified entry already lists).
+    pub fn remember(&self, attachment: &Attachment, ips: &[IpAddr]) -> Result<()> {
+        let Some(name) = index_name(attachment) else {
+            return Ok(());
+        };
+        let mut all = self.verified_index_entry(attachment)?.unwrap_or_default();
+        for ip in ips {
+            if !all.contains(ip) {
+                all.push(*ip);
+            }
+        }
+        let index = self.index_dir()?;
+        let content: String = std::iter::once(INDEX_HEADER.to_owned())
+            .chain(all.iter().map(IpAddr::to_string))
+            .map(|line| line + "\n")
+            .collect();
+        replace_file(&index, INDEX_TEMP, &name, content.as_bytes(), |n| {
+            self.path_of(INDEX_DIR).join(n)
+        })
+    }
+
+    /// Drops `attachment`'s index entry, if any.
+    pub fn forget(&self, attachment: &Attachment) -> Result<()> {
+        let Some(name) = index_name(attachment) else {
+            return Ok(());
+        };
+        let Some(index) = self.existing_index_dir()? else {
+            return Ok(());
+        };
+        remove_if_present(&index, &name, || self.path_of(INDEX_DIR).join(&name)).map(drop)
+    }
+
+    /// Drops every index entry whose attachment `keep` rejects (GC).
+    pub fn forget_unless(&self, keep: impl Fn(&Attachment) -> bool) -> Result<()> {
+        let Some(index) = self.existing_index_dir()? else {
+            return Ok(());
+        };
+        let index_path = self.path_of(INDEX_DIR);
+        let mut dir = Dir::openat(
+            &index,
+            ".",
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| Error::store("open", &index_path, e))?;
+        let mut doomed = Vec::new();
+        for entry in dir.iter() {
+            let entry = entry.map_err(|e| Error::store("read", &index_path, e))?;
+            let Ok(name) = entry.file_name().to_str() else {
+                continue;
+            };
+            if let Some((container_id, ifname)) = name.split_once('+') {
+                let attachment = Attachment {
+                    container_id: container_id.to_owned(),
+                    ifname: ifname.to_owned(),
+                };
+                if !keep(&attachment) {
+                    doomed.push(name.to_owned());
+                }
+            }
+        }
+        for name in doomed {
+            remove_if_present(&index, &name, || index_path.join(&name))?;
+        }
+        Ok(())
+    }
+
+    /// The index entry's addresses if it exists and every one is still held by
+    /// `attachment`; `None` sends the caller to the full scan.
+    fn verified_index_entry(&self, attachment: &Attachment) -> Result<Option<Vec<IpAddr>>> {
+        let Some(name) = index_name(attachment) else {
+            return Ok(None);
+        };
+        let Some(index) = self.existing_index_dir()? else {
+            return Ok(None);
+        };
+        let Some(content) = read_small_file(&index, &name, || self.path_of(INDEX_DIR).join(&name))?
+        else {
+            return Ok(None);
+        };
+        let mut lines = content.lines();
+        if lines.next() != Some(INDEX_HEADER) {
+            return Ok(None);
+        }
+        let mut ips = Vec::new();
+        for line in lines {
+            let Ok(ip) = line.parse::<IpAddr>() else {
+                return Ok(None);
+            };
+            // The Go plugin may have released (and re-leased) it since: then the entry is
+            // stale, and only a scan tells what the attachment holds now.
+            if !self
+                .owner_of(ip)?
+                .is_some_and(|owner| owner.matches(attachment))
+            {
+                return Ok(None);
+            }
+            ips.push(ip);
+        }
+        Ok(Some(ips))
+    }
+
+    fn index_dir(&self) -> Result<OwnedFd> {
+        open_real_dir(&self.store.dir, INDEX_DIR, &self.path_of(INDEX_DIR))
+    }
+
+    fn existing_index_dir(&self) -> Result<Option<OwnedFd>> {
+        match openat(
+            &self.store.dir,
+            INDEX_DIR,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(fd) => Ok(Some(fd)),
+            Err(Errno::ENOENT) => Ok(None),
+            Err(Errno::ELOOP | Errno::ENOTDIR) => Err(Error::NotADirectory {
+                path: self.path_of(INDEX_DIR),
+            }),
+            Err(e) => Err(Error::store("open", self.path_of(INDEX_DIR), e)),
+        }
+    }
+}
+
+/// The attachment's names must be safe before they reach a file (code 4, as the spec's
+/// environment checks).
+fn validate(attachment: &Attachment) -> Result<()> {
+    cni::names::validate_container_id(attachment.container_id.trim()).map_err(Error::Rejected)?;
+    cni::names::validate_ifname(&attachment.ifname).map_err(Error::Rejected)
+}
+
+/// `<id>+<ifname>`: unambiguous, as container IDs never hold `+`. `None` when too long for a
+/// file name (such attachments are simply found by scanning).
+fn index_name(attachment: &Attachment) -> Option<String> {
+    let name = format!("{}+{}", attachment.container_id.trim(), attachment.ifname);
+    (name.len() <= NAME_MAX).then_some(name)
+}
+
+/// Removes `name` under `dir`; `Ok(false)` if it was not there.
+fn remove_if_present(dir: &impl AsFd, name: &str, path: impl Fn() -> PathBuf) -> Result<bool> {
+    match unlinkat(dir, name, UnlinkatFlags::NoRemoveDir) {
+        Ok(()) => Ok(true),
+        Err(Errno::ENOENT) => Ok(false),
+        Err(e) => Err(Error::store("remove", path(), e)),
+    }
+}
+
+/// Creates `name` (which must not exist) with `content`, mode 0600, never following links.
+fn write_new_file(
+    dir: &impl AsFd,
+    name: &str,
+    content: &[u8],
+    path: impl Fn() -> PathBuf,
+) -> Result<()> {
+    let fd = openat(
+        dir,
+        name,
+        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        FILE_MODE,
+    )
+    .map_err(|e| Error::store("create", path(), e))?;
+    File::from(fd)
+        .write_all(content)
+        .map_err(|source| Error::Store {
+            op: "write",
+            path: path(),
+            source,
+        })
+}
+
+/// Atomically replaces `name` with `content` via `temp` + rename (a symlink at `name` is
+/// replaced, not followed).
+fn replace_file(
+    dir: &impl AsFd,
+    temp: &str,
+    name: &str,
+    content: &[u8],
+    path: impl Fn(&str) -> PathBuf,
+) -> Result<()> {
+    remove_if_present(dir, temp, || path(temp))?;
+    write_new_file(dir, temp, content, || path(temp))?;
+    renameat(dir, temp, dir, name).map_err(|e| Error::store("rename", path(name), e))
+}
+
+/// Reads a small regular file; `None` when absent or not a regular file (a symlink, FIFO or
+/// directory planted in the store is ignored, never followed or waited on).
+fn read_small_file(
+    dir: &impl AsFd,
+    name: &str,
+    path: impl Fn() -> PathBuf,
+) -> Result<Option<String>> {
+    let fd = match openat(
+        dir,
+        name,
+        OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    ) {
+        Ok(fd) => fd,
+        Err(Errno::ENOENT | Errno::ELOOP | Errno::ENXIO) => return Ok(None),
+        Err(e) => return Err(Error::store("open", path(), e)),
+    };
+    let file = File::from(fd);
+    let io_error = |source| Error::Store {
+        op: "read",
+        path: path(),
+        source,
+    };
+    if !file.metadata().map_err(io_error)?.is_file() {
+        return Ok(None);
+    }
+    let mut content = String::new();
+    match file.take(MAX_FILE_SIZE).read_to_string(&mut content) {
+        Ok(_) => Ok(Some(content)),
+        // Not text: not one of ours, and not the reference's either.
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => Ok(None),
+        Err(e) => Err(io_error(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+    use std::os::unix::fs::{PermissionsExt, symlink};
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
+    fn attachment(id: &str, ifname: &str) -> Attachment {
+        Attachment {
+            container_id: id.into(),
+            ifname: ifname.into(),
+        }
+    }
+
+    #[test]
+    fn reservation_file_has_the_reference_content_and_mode_0600() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), "net").unwrap();
+        let locked = store.lock().unwrap();
+        assert!(
+            locked
+                .reserve(ip("10.0.0.2"), &attachment("ctr1", "eth0"))
+                .unwrap()
+        );
+        assert!(
+            !locked
+                .reserve(ip("10.0.0.2"), &attachment("ctr2", "eth0"))
+                .unwrap()
+        );
+        let path = dir.path().join("net/10.0.0.2");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "ctr1\r\neth0");
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        let names: BTreeSet<String> = std::fs::read_dir(dir.path().join("net"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            BTreeSet::from(["10.0.0.2".into(), "lock".into()]),
+            "no temp file left"
+        );
+    }
+
+    #[test]
+    fn hostile_names_never_reach_the_file_system() {
+        let dir = tempfile::tempdir().unwrap();
+        for network in ["../escape", "a/b", ".hidden", ""] {
+            let err = Store::open(dir.path(), network).unwrap_err();
+            assert_eq!(cni::Error::from(err).code(), 7, "{network}");
+        }
+        let store = Store::open(dir.path(), "net").unwrap();
+        let locked = store.lock().unwrap();
+        for (id, ifname) in [
+            ("../../x", "eth0"),
+            ("ok", "../x"),
+            ("ok", "a/b"),
+            ("bad\r\nid", "eth0"),
+        ] {
+            let err = locked
+                .reserve(ip("10.0.0.2"), &attachment(id, ifname))
+                .unwrap_err();
+            assert_eq!(cni::Error::from(err).code(), 4, "{id:?} {ifname:?}");
+        }
+        assert!(locked.leases().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_symlinked_network_directory_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        symlink(elsewhere.path(), dir.path().join("net")).unwrap();
+        let err = Store::open(dir.path(), "net").unwrap_err();
+        assert!(matches!(err, Error::NotADirectory { .. }), "{err}");
+        assert_eq!(std::fs::read_dir(elsewhere.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_symlink_planted_under_an_ip_name_is_never_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "precious").unwrap();
+        let store = Store::open(dir.path(), "net").unwrap();
+        symlink(&victim, dir.path().join("net/10.0.0.2")).unwrap();
+        let locked = store.lock().unwrap();
+        // Not reserved over, not read as a lease, not released.
+        assert!(
+            !locked
+                .reserve(ip("10.0.0.2"), &attachment("ctr", "eth0"))
+                .unwrap()
+        );
+        assert!(locked.leases().unwrap().is_empty());
+        assert_eq!(locked.owner_of(ip("10.0.0.2")).unwrap(), None);
+        std::fs::write(&victim, "ctr\r\neth0").unwrap();
+        assert!(
+            !locked
+                .release(ip("10.0.0.2"), &attachment("ctr", "eth0"))
+                .unwrap()
+        );
+        assert!(
+            locked
+                .release_all(&attachment("ctr", "eth0"))
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "ctr\r\neth0");
+        // last_reserved_ip over a symlink replaces the link, not its target.
+        symlink(&victim, dir.path().join("net/last_reserved_ip.0")).unwrap();
+        locked.set_last_reserved_ip(0, ip("10.0.0.3")).unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "ctr\r\neth0");
+        assert_eq!(locked.last_reserved_ip(0).unwrap(), Some(ip("10.0.0.3")));
+    }
+
+    #[test]
+    fn a_fifo_planted_in_the_store_does_not_hang_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), "net").unwrap();
+        nix::unistd::mkfifo(
+            &dir.path().join("net/10.0.0.9"),
+            Mode::S_IRUSR | Mode::S_IWUSR,
+        )
+        .unwrap();
+        let locked = store.lock().unwrap();
+        assert!(locked.leases().unwrap().is_empty());
+        assert!(locked.is_reserved(ip("10.0.0.9")).unwrap());
+    }
+
+    /// Crash safety: whatever step a crash interrupts, the visible state is either "no
+    /// reservation" or "a complete reservation". Simulated by leaving the temp file behind
+    /// with partial content, as a crash between write and link would.
+    #[test]
+    fn a_crash_before_link_leaves_no_half_written_reservation() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), "net").unwrap();
+        std::fs::write(dir.path().join("net").join(RESERVATION_TEMP), "ctr1\r").unwrap();
+        let locked = store.lock().unwrap();
+        assert!(
+            locked.leases().unwrap().is_empty(),
+            "a temp file is not a lease"
+        );
+        assert!(
+            locked
+                .reserve(ip("10.0.0.2"), &attachment("ctr2", "eth0"))
+                .unwrap()
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("net/10.0.0.2")).unwrap(),
+            "ctr2\r\neth0"
+        );
+        assert!(!dir.path().join("net").join(RESERVATION_TEMP).exists());
+    }
+
+    #[test]
+    fn legacy_and_whitespace_contents_are_matched() {
+        assert_eq!(
+            Owner::parse("  ctr1\r\neth0\n"),
+            Owner {
+                container_id: "ctr1".into(),
+                ifname: Some("eth0".into())
+            }
+        );
+        let legacy = Owner::parse("ctr1\n");
+        assert!(legacy.matches(&attachment("ctr1", "eth7")));
+        assert!(!legacy.matches(&attachment("ctr2", "eth0")));
+        assert!(!Owner::parse("ctr1\r\neth1").matches(&attachment("ctr1", "eth0")));
+    }
+
+    #[test]
+    fn the_index_is_verified_and_falls_back_to_a_scan() {
+        let dir = tempfile::tempdir().unwrap();
+        let net = dir.path().join("net");
+        let store = Store::open(dir.path(), "net").unwrap();
+        let locked = store.lock().unwrap();
+        let a = attachment("ctr", "eth0");
+        assert!(locked.reserve(ip("10.0.0.2"), &a).unwrap());
+        locked.remember(&a, &[ip("10.0.0.2")]).unwrap();
+        let entry = net.join(INDEX_DIR).join("ctr+eth0");
+        let content = std::fs::read_to_string(&entry).unwrap();
+        assert_eq!(content, format!("{INDEX_HEADER}\n10.0.0.2\n"));
+        assert_ne!(
+            content.trim(),
+            "ctr\r\neth0",
+            "Go's scan must never take it for a lease"
+        );
+        assert_eq!(locked.find(&a).unwrap(), [ip("10.0.0.2")]);
+
+        // The Go plugin releases .2 and leases .3 to the same attachment: the entry is stale.
+        std::fs::remove_file(net.join("10.0.0.2")).unwrap();
+        std::fs::write(net.join("10.0.0.3"), "ctr\r\neth0").unwrap();
+        assert_eq!(locked.find(&a).unwrap(), [ip("10.0.0.3")]);
+
+        // Another container took over .2 meanwhile: never released on our behalf.
+        std::fs::write(net.join("10.0.0.2"), "other\r\neth0").unwrap();
+        assert_eq!(locked.release_all(&a).unwrap(), [ip("10.0.0.3")]);
+        assert!(net.join("10.0.0.2").exists() && !entry.exists());
+    }
+
+    #[test]
+    fn concurrent_reservations_from_many_threads_are_distinct() {
+        let dir = tempfile::tempdir().unwrap();
+        let winners: Vec<Option<IpAddr>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..32)
+                .map(|n| {
+                    let path = dir.path();
+                    scope.spawn(move || {
+                        // Each thread opens its own store, as separate processes do.
+                        let store = Store::open(path, "net").unwrap();
+                        let locked = store.lock().unwrap();
+                        let who = attachment(&format!("ctr{n}"), "eth0");
+                        (2..=40u8)
+                            .map(|last| IpAddr::from([10, 0, 0, last]))
+                            .find(|ip| locked.reserve(*ip, &who).unwrap())
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let distinct: BTreeSet<IpAddr> = winners.iter().flatten().copied().collect();
+        assert_eq!(distinct.len(), 32);
+    }
+}
