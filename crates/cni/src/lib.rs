@@ -8,6 +8,7 @@ pub mod args;
 pub mod config;
 pub mod error;
 pub mod invoke;
+mod json;
 pub mod log;
 pub mod names;
 pub mod result;

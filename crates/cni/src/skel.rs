@@ -3,13 +3,20 @@
 //! with 0 or the error's code (never panics: a panic becomes a code-999 error).
 //! Order of checks follows the Go skel (cni-notes §1.12), with the differences noted there.
 
-use crate::args::CmdArgs;
+use crate::args::{CmdArgs, Command};
 use crate::config::NetConf;
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::json;
+use crate::names;
 use crate::result::CniResult;
+use crate::version::Version;
+use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 use std::collections::BTreeMap;
 use std::ffi::OsString;
+use std::io::{self, Read, Write};
+use std::panic::{self, AssertUnwindSafe};
 
 /// What a plugin is, for VERSION and for a person running the binary by hand.
 #[derive(Debug, Clone, Copy)]
@@ -67,20 +74,699 @@ pub struct Outcome {
 
 /// Dispatches one invocation without touching the process (testable): `vars` is the
 /// environment, `stdin` the input.
+///
+/// Order (cni-notes §1.12): no `CNI_COMMAND` (absent or empty, as Go's `Getenv` cannot tell
+/// them apart) → the about text on stderr, exit 0; VERSION → the version document (stdin
+/// ignored); the environment (code 4); stdin as JSON (code 6); the network name (code 7);
+/// `cniVersion` (code 1 unknown, 6 malformed); the CHECK/STATUS/GC version gates (code 1);
+/// the typed config (code 7 naming the field, 2 for an unknown key in a strict section);
+/// the verb. ADD prints its result in the request's version; other verbs print nothing.
+/// An error prints the spec's error object, with `cniVersion` when stdin named a known one.
+/// A panic anywhere becomes code 999 `plugin panicked: ...`.
 pub fn dispatch<P: Plugin>(
     plugin: &P,
     about: About,
     vars: &BTreeMap<String, OsString>,
     stdin: Vec<u8>,
 ) -> Outcome {
-    todo!(
-        "{plugin:p} {about:?} {vars:?} {stdin:?}",
-        plugin = plugin as *const P
-    )
+    dispatch_reading(plugin, about, vars, || Ok(stdin))
 }
 
 /// The plugin's `main`: installs the stderr logger, reads the process environment and stdin,
 /// dispatches, prints, exits.
+///
+/// Stdin is read only for verbs that use it (not for VERSION or the about text), so a
+/// runtime that leaves stdin open cannot hang a VERSION probe. The exit code is the error's
+/// code when it fits in 1..=255, else 1 (999 for instance), where the Go skel always exits
+/// with 1: a runtime reads the code from stdout either way, and a person gets a hint.
 pub fn run<P: Plugin>(plugin: P, about: About) -> ! {
-    todo!("{:p} {about:?}", &plugin)
+    crate::log::init(about.name);
+    panic::set_hook(Box::new(|info| {
+        log::error!("{info}");
+    }));
+    // Non-UTF-8 variable *names* cannot be CNI variables; values stay raw (CNI_NETNS, CNI_PATH).
+    let vars: BTreeMap<String, OsString> = std::env::vars_os()
+        .filter_map(|(name, value)| Some((name.into_string().ok()?, value)))
+        .collect();
+    let outcome = dispatch_reading(&plugin, about, &vars, || {
+        let mut stdin = Vec::new();
+        io::stdin().lock().read_to_end(&mut stdin)?;
+        Ok(stdin)
+    });
+    // Nothing useful can be done if the runtime closed our stdout or stderr.
+    let _ = io::stderr().lock().write_all(outcome.stderr.as_bytes());
+    let mut stdout = io::stdout().lock();
+    let _ = stdout.write_all(outcome.stdout.as_bytes());
+    let _ = stdout.flush();
+    std::process::exit(outcome.exit_code)
+}
+
+/// [`dispatch`] with stdin read lazily by `read_stdin`, after the environment is valid.
+fn dispatch_reading<P: Plugin>(
+    plugin: &P,
+    about: About,
+    vars: &BTreeMap<String, OsString>,
+    read_stdin: impl FnOnce() -> io::Result<Vec<u8>>,
+) -> Outcome {
+    // The request's version, once stdin named a known one: error objects carry it.
+    let mut known_version = None;
+    let dispatched = panic::catch_unwind(AssertUnwindSafe(|| {
+        dispatch_checked(plugin, about, vars, read_stdin, &mut known_version)
+    }));
+    let result = dispatched.unwrap_or_else(|payload| {
+        let what = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "non-string panic payload".into());
+        Err(Error::internal(format!("plugin panicked: {what}")))
+    });
+    match result {
+        Ok(outcome) => outcome,
+        Err(err) => error_outcome(&err, known_version),
+    }
+}
+
+/// Every step of [`dispatch`]; errors are printed by the caller.
+fn dispatch_checked<P: Plugin>(
+    plugin: &P,
+    about: About,
+    vars: &BTreeMap<String, OsString>,
+    read_stdin: impl FnOnce() -> io::Result<Vec<u8>>,
+    known_version: &mut Option<Version>,
+) -> Result<Outcome> {
+    match vars.get("CNI_COMMAND").filter(|c| !c.is_empty()) {
+        None => return Ok(Outcome::success(String::new(), about_text(about))),
+        Some(command) if command == "VERSION" => {
+            return Ok(Outcome::success(version_document(), String::new()));
+        }
+        Some(_) => {}
+    }
+    let mut args = CmdArgs::from_vars(vars, Vec::new())?;
+    args.stdin = read_stdin().map_err(|e| Error::Io {
+        msg: "error reading from stdin".into(),
+        details: Some(e.to_string()),
+    })?;
+
+    let parsed: serde_json::Result<Value> = serde_json::from_slice(&args.stdin);
+    *known_version = parsed
+        .as_ref()
+        .ok()
+        .and_then(|v| v.get("cniVersion")?.as_str()?.parse().ok());
+    let mut config = parsed.map_err(|e| Error::Decode {
+        msg: format!("error unmarshalling network config: {e}"),
+        details: None,
+    })?;
+    let Some(object) = config.as_object_mut() else {
+        return Err(Error::Decode {
+            msg: "error unmarshalling network config: expected a JSON object".into(),
+            details: None,
+        });
+    };
+
+    match object.get("name") {
+        None | Some(Value::Null) => names::validate_network_name("")?,
+        Some(Value::String(name)) => names::validate_network_name(name)?,
+        Some(other) => {
+            return Err(Error::InvalidConfig {
+                msg: "invalid network name: expected a string".into(),
+                details: Some(other.to_string()),
+            });
+        }
+    }
+
+    let version = match object.get("cniVersion") {
+        None | Some(Value::Null) => Version::default(),
+        Some(Value::String(s)) if s.is_empty() => Version::default(),
+        Some(Value::String(s)) => s.parse()?,
+        Some(other) => {
+            return Err(Error::Decode {
+                msg: "invalid cniVersion: expected a string".into(),
+                details: Some(other.to_string()),
+            });
+        }
+    };
+    // Both the plugin and NetConf see the version as resolved ("" and absent mean 0.1.0).
+    object.insert("cniVersion".into(), version.as_str().into());
+    check_version_allows(args.command, version)?;
+
+    let net: NetConf = decode_config(&config)?;
+    let request = Request {
+        args,
+        net,
+        config: decode_config(&config)?,
+    };
+    let stdout = match request.args.command {
+        Command::Add => plugin.add(request)?.to_json_string(version)?,
+        Command::Del => plugin.del(request).map(|()| String::new())?,
+        Command::Check => plugin.check(request).map(|()| String::new())?,
+        Command::Status => plugin.status(request).map(|()| String::new())?,
+        Command::Gc => plugin.gc(request).map(|()| String::new())?,
+        // Answered before the environment was read.
+        Command::Version => version_document(),
+    };
+    Ok(Outcome::success(stdout, String::new()))
+}
+
+/// The Go skel's minimum versions: CHECK needs 0.4.0, STATUS and GC 1.1.0 (code 1).
+fn check_version_allows(command: Command, version: Version) -> Result<()> {
+    let allowed = match command {
+        Command::Check => version.allows_check(),
+        Command::Status | Command::Gc => version.allows_status_and_gc(),
+        Command::Add | Command::Del | Command::Version => true,
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err(Error::IncompatibleVersion {
+            msg: format!("config version does not allow {command}"),
+            details: Some(format!("config is {:?}", version.as_str())),
+        })
+    }
+}
+
+/// Decodes the request config into `T`: a wrong type is code 7 naming the field path and
+/// what was expected; an unknown key in a section a plugin declared strict
+/// (`deny_unknown_fields`) is code 2 with the key and value (STYLE §4.5).
+fn decode_config<T: DeserializeOwned>(config: &Value) -> Result<T> {
+    json::decode(config).map_err(|err| match err.unknown_field {
+        Some((key, value)) => Error::UnsupportedField { key, value },
+        None => Error::InvalidConfig {
+            msg: format!("invalid network config: {err}"),
+            details: None,
+        },
+    })
+}
+
+/// `CNI <name> plugin v<version>` and the supported versions, for a person at a shell.
+fn about_text(about: About) -> String {
+    format!(
+        "CNI {} plugin v{}\nCNI protocol versions supported: {}\n",
+        about.name,
+        about.version,
+        Version::ALL.map(Version::as_str).join(", ")
+    )
+}
+
+/// The VERSION answer, compact with a trailing newline like the Go skel's
+/// (cni-notes §1.5.5): `cniVersion` is always the newest version, stdin is not consulted.
+fn version_document() -> String {
+    #[derive(Serialize)]
+    struct VersionInfo {
+        #[serde(rename = "cniVersion")]
+        cni_version: Version,
+        #[serde(rename = "supportedVersions")]
+        supported_versions: [Version; 7],
+    }
+    let info = VersionInfo {
+        cni_version: Version::CURRENT,
+        supported_versions: Version::ALL,
+    };
+    match serde_json::to_string(&info) {
+        Ok(json) => json + "\n",
+        // Unreachable: two strings and a list of strings always encode.
+        Err(e) => format!("{{\"error\":{:?}}}\n", e.to_string()),
+    }
+}
+
+/// The error object on stdout and the exit code.
+fn error_outcome(err: &Error, version: Option<Version>) -> Outcome {
+    let wire = err.to_wire(version.map(Version::as_str));
+    log::debug!("returning error {}: {}", wire.code, wire.msg);
+    let stdout = json::to_go_pretty(&wire).unwrap_or_else(|e| {
+        // Unreachable: the error object is strings and a number.
+        format!(
+            "{{\n    \"code\": {},\n    \"msg\": {:?}\n}}",
+            wire.code,
+            e.to_string()
+        )
+    });
+    Outcome {
+        stdout,
+        stderr: String::new(),
+        exit_code: exit_code_for(err.code()),
+    }
+}
+
+/// The process exit code for an error code: itself when the OS can carry it (1..=255),
+/// else 1.
+fn exit_code_for(code: u32) -> i32 {
+    i32::try_from(code)
+        .ok()
+        .filter(|c| (1..=255).contains(c))
+        .unwrap_or(1)
+}
+
+impl Outcome {
+    fn success(stdout: String, stderr: String) -> Outcome {
+        Outcome {
+            stdout,
+            stderr,
+            exit_code: 0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::result::{Cidr, Interface, IpConfig};
+    use serde::Deserialize;
+    use std::cell::Cell;
+
+    const ABOUT: About = About {
+        name: "fake",
+        version: "0.1.0",
+    };
+
+    /// What the fake plugin does, chosen by its config.
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct FakeConfig {
+        #[serde(default)]
+        mtu: u32,
+        /// Fail every verb with this code.
+        #[serde(default)]
+        fail_code: Option<u32>,
+        /// Panic in every verb.
+        #[serde(default)]
+        panic: bool,
+        /// Return a result without IPs from ADD.
+        #[serde(default)]
+        layer2: bool,
+        #[serde(default)]
+        #[allow(dead_code)]
+        strict: Option<StrictSection>,
+    }
+
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct StrictSection {
+        #[serde(default)]
+        #[allow(dead_code)]
+        known: bool,
+    }
+
+    struct Fake;
+
+    impl Fake {
+        fn act(&self, req: &Request<FakeConfig>) -> Result<()> {
+            if req.config.panic {
+                panic!("boom in {}", req.args.command);
+            }
+            match req.config.fail_code {
+                Some(code) => Err(Error::from(crate::ErrorResult {
+                    cni_version: None,
+                    code,
+                    msg: "failed on purpose".into(),
+                    details: Some("details here".into()),
+                })),
+                None => Ok(()),
+            }
+        }
+    }
+
+    impl Plugin for Fake {
+        type Config = FakeConfig;
+
+        fn add(&self, req: Request<FakeConfig>) -> Result<CniResult> {
+            self.act(&req)?;
+            let mut result = CniResult {
+                interfaces: vec![Interface {
+                    name: req.args.ifname.clone(),
+                    mtu: Some(req.config.mtu),
+                    sandbox: req.args.netns.map(|p| p.display().to_string()),
+                    ..Interface::default()
+                }],
+                ..CniResult::default()
+            };
+            if !req.config.layer2 {
+                result.ips.push(IpConfig {
+                    interface: Some(0),
+                    address: "10.0.0.2/24".parse::<Cidr>()?,
+                    gateway: None,
+                });
+            }
+            Ok(result)
+        }
+
+        fn del(&self, req: Request<FakeConfig>) -> Result<()> {
+            self.act(&req)
+        }
+
+        fn check(&self, req: Request<FakeConfig>) -> Result<()> {
+            assert_eq!(req.net.name, "net1");
+            self.act(&req)
+        }
+
+        fn status(&self, req: Request<FakeConfig>) -> Result<()> {
+            self.act(&req)
+        }
+    }
+
+    fn env(command: &str) -> BTreeMap<String, OsString> {
+        [
+            ("CNI_COMMAND", command),
+            ("CNI_CONTAINERID", "ctr1"),
+            ("CNI_NETNS", "/run/netns/x"),
+            ("CNI_IFNAME", "eth0"),
+            ("CNI_PATH", "/opt/cni/bin"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.into()))
+        .collect()
+    }
+
+    fn run_fake(command: &str, stdin: &str) -> Outcome {
+        dispatch(&Fake, ABOUT, &env(command), stdin.as_bytes().to_vec())
+    }
+
+    /// The parsed error object, after checking the outcome is a well-formed error.
+    fn error_of(outcome: &Outcome) -> crate::ErrorResult {
+        assert!(!outcome.stdout.ends_with('\n'), "{outcome:?}");
+        assert!(outcome.stderr.is_empty(), "{outcome:?}");
+        let wire: crate::ErrorResult = serde_json::from_str(&outcome.stdout).unwrap();
+        assert_eq!(outcome.exit_code, exit_code_for(wire.code), "{outcome:?}");
+        wire
+    }
+
+    fn assert_error(outcome: &Outcome, code: u32, msg: &str) {
+        let wire = error_of(outcome);
+        assert_eq!((wire.code, wire.msg.as_str()), (code, msg), "{outcome:?}");
+    }
+
+    const VERSION_DOC: &str = "{\"cniVersion\":\"1.1.0\",\"supportedVersions\":[\"0.1.0\",\"0.2.0\",\"0.3.0\",\"0.3.1\",\"0.4.0\",\"1.0.0\",\"1.1.0\"]}\n";
+
+    #[test]
+    fn version_ignores_stdin_and_other_variables() {
+        let only_command = BTreeMap::from([("CNI_COMMAND".to_owned(), "VERSION".into())]);
+        for vars in [only_command, env("VERSION")] {
+            let outcome = dispatch(&Fake, ABOUT, &vars, b"\xff not json".to_vec());
+            assert_eq!(outcome, Outcome::success(VERSION_DOC.into(), String::new()));
+        }
+    }
+
+    #[test]
+    fn without_a_command_prints_the_about_text() {
+        let want = "CNI fake plugin v0.1.0\nCNI protocol versions supported: 0.1.0, 0.2.0, 0.3.0, 0.3.1, 0.4.0, 1.0.0, 1.1.0\n";
+        let mut empty_command = env("");
+        for vars in [BTreeMap::new(), std::mem::take(&mut empty_command)] {
+            let outcome = dispatch(&Fake, ABOUT, &vars, Vec::new());
+            assert_eq!(outcome, Outcome::success(String::new(), want.into()));
+        }
+    }
+
+    #[test]
+    fn stdin_is_read_only_after_the_environment_checks() {
+        let read = Cell::new(false);
+        let reader = || {
+            read.set(true);
+            Ok(b"{}".to_vec())
+        };
+        let mut bad_env = env("ADD");
+        bad_env.remove("CNI_IFNAME");
+        for vars in [BTreeMap::new(), env("VERSION"), bad_env] {
+            dispatch_reading(&Fake, ABOUT, &vars, reader);
+            assert!(!read.get(), "{vars:?}");
+        }
+    }
+
+    #[test]
+    fn stdin_read_error_is_code_5() {
+        let outcome = dispatch_reading(&Fake, ABOUT, &env("ADD"), || {
+            Err(io::Error::other("broken pipe"))
+        });
+        assert_error(&outcome, 5, "error reading from stdin");
+        assert_eq!(error_of(&outcome).details.as_deref(), Some("broken pipe"));
+    }
+
+    #[test]
+    fn environment_errors_are_code_4() {
+        let mut no_ifname = env("ADD");
+        no_ifname.remove("CNI_IFNAME");
+        let mut bad_id = env("DEL");
+        bad_id.insert("CNI_CONTAINERID".into(), "_x".into());
+        let mut long_ifname = env("CHECK");
+        long_ifname.insert("CNI_IFNAME".into(), "a234567890123456".into());
+        let mut gc_without_path = env("GC");
+        gc_without_path.remove("CNI_PATH");
+        let cases = [
+            (env("BOGUS"), "unknown CNI_COMMAND: BOGUS"),
+            (no_ifname, "required env variables [CNI_IFNAME] missing"),
+            (bad_id, "invalid characters in containerID"),
+            (
+                long_ifname,
+                "invalid CNI_IFNAME: interface name is too long",
+            ),
+            (gc_without_path, "required env variables [CNI_PATH] missing"),
+        ];
+        for (vars, msg) in cases {
+            let outcome = dispatch(&Fake, ABOUT, &vars, br#"{"name":"n"}"#.to_vec());
+            assert_error(&outcome, 4, msg);
+        }
+    }
+
+    #[test]
+    fn error_object_is_pretty_printed_without_cni_version_when_unknown() {
+        let outcome = dispatch(
+            &Fake,
+            ABOUT,
+            &BTreeMap::from([("CNI_COMMAND".to_owned(), "ADD".into())]),
+            Vec::new(),
+        );
+        assert_eq!(
+            outcome.stdout,
+            "{\n    \"code\": 4,\n    \"msg\": \"required env variables [CNI_CONTAINERID,CNI_NETNS,CNI_IFNAME,CNI_PATH] missing\"\n}"
+        );
+        assert_eq!(outcome.exit_code, 4);
+    }
+
+    #[test]
+    fn stdin_errors_in_dispatch_order() {
+        let cases = [
+            (
+                "",
+                6,
+                "error unmarshalling network config: EOF while parsing a value at line 1 column 0",
+            ),
+            (
+                "{\"name\": ",
+                6,
+                "error unmarshalling network config: EOF while parsing a value at line 1 column 9",
+            ),
+            (
+                "[]",
+                6,
+                "error unmarshalling network config: expected a JSON object",
+            ),
+            ("{}", 7, "missing network name"),
+            (r#"{"name": ""}"#, 7, "missing network name"),
+            (
+                r#"{"name": 5}"#,
+                7,
+                "invalid network name: expected a string",
+            ),
+            (
+                r#"{"name": "-x", "cniVersion": "9.9.9"}"#,
+                7,
+                "invalid network name: must match ^[a-zA-Z0-9][a-zA-Z0-9_.\\-]*$ and be at most 255 bytes",
+            ),
+            (
+                r#"{"name": "n", "cniVersion": "9.9.9"}"#,
+                1,
+                "incompatible CNI versions",
+            ),
+            (
+                r#"{"name": "n", "cniVersion": "1.0"}"#,
+                6,
+                "invalid cniVersion \"1.0\"",
+            ),
+            (
+                r#"{"name": "n", "cniVersion": 1}"#,
+                6,
+                "invalid cniVersion: expected a string",
+            ),
+        ];
+        for (stdin, code, msg) in cases {
+            assert_error(&run_fake("ADD", stdin), code, msg);
+        }
+    }
+
+    #[test]
+    fn error_object_carries_a_known_cni_version() {
+        let outcome = run_fake(
+            "ADD",
+            r#"{"cniVersion": "0.4.0", "name": "n", "mtu": "big"}"#,
+        );
+        assert_eq!(
+            outcome.stdout,
+            "{\n    \"cniVersion\": \"0.4.0\",\n    \"code\": 7,\n    \"msg\": \"invalid network config: mtu: invalid type: string \\\"big\\\", expected u32\"\n}"
+        );
+        for stdin in [
+            r#"{"cniVersion": "9.9.9"}"#,
+            r#"{"name": "n", "mtu": "x"}"#,
+            "{",
+        ] {
+            assert_eq!(
+                error_of(&run_fake("ADD", stdin)).cni_version,
+                None,
+                "{stdin}"
+            );
+        }
+    }
+
+    #[test]
+    fn version_gates_for_check_status_and_gc() {
+        let cases = [
+            (
+                "CHECK",
+                "0.1.0",
+                Some("config version does not allow CHECK"),
+            ),
+            (
+                "CHECK",
+                "0.3.1",
+                Some("config version does not allow CHECK"),
+            ),
+            ("CHECK", "0.4.0", None),
+            ("CHECK", "1.1.0", None),
+            (
+                "STATUS",
+                "1.0.0",
+                Some("config version does not allow STATUS"),
+            ),
+            ("STATUS", "1.1.0", None),
+            ("GC", "0.4.0", Some("config version does not allow GC")),
+            ("GC", "1.1.0", None),
+        ];
+        for (command, version, want) in cases {
+            let stdin = format!(r#"{{"cniVersion": "{version}", "name": "net1"}}"#);
+            let outcome = run_fake(command, &stdin);
+            match want {
+                Some(msg) => assert_error(&outcome, 1, msg),
+                None => assert_eq!(outcome, Outcome::success(String::new(), String::new())),
+            }
+        }
+    }
+
+    #[test]
+    fn config_type_errors_name_the_field() {
+        let cases = [
+            (
+                r#"{"name": "n", "ipMasq": "yes"}"#,
+                7,
+                "invalid network config: ipMasq: invalid type: string \"yes\", expected a boolean",
+            ),
+            (
+                r#"{"name": "n", "ipam": {"type": 1}}"#,
+                7,
+                "invalid network config: ipam.type: invalid type: integer `1`, expected a string",
+            ),
+            (
+                r#"{"name": "n", "mtu": -1}"#,
+                7,
+                "invalid network config: mtu: invalid value: integer `-1`, expected u32",
+            ),
+            (
+                r#"{"name": "n", "strict": {"known": true, "bogus": [1]}}"#,
+                2,
+                "unsupported field \"strict.bogus\" with value \"[1]\"",
+            ),
+        ];
+        for (stdin, code, msg) in cases {
+            assert_error(&run_fake("ADD", stdin), code, msg);
+        }
+    }
+
+    #[test]
+    fn add_prints_the_result_in_the_request_version() {
+        let cases = [
+            (
+                "0.2.0",
+                "{\n    \"cniVersion\": \"0.2.0\",\n    \"ip4\": {\n        \"ip\": \"10.0.0.2/24\"\n    },\n    \"dns\": {}\n}",
+            ),
+            (
+                "0.4.0",
+                "{\n    \"cniVersion\": \"0.4.0\",\n    \"interfaces\": [\n        {\n            \"name\": \"eth0\",\n            \"sandbox\": \"/run/netns/x\"\n        }\n    ],\n    \"ips\": [\n        {\n            \"version\": \"4\",\n            \"interface\": 0,\n            \"address\": \"10.0.0.2/24\"\n        }\n    ],\n    \"dns\": {}\n}",
+            ),
+            (
+                "1.1.0",
+                "{\n    \"cniVersion\": \"1.1.0\",\n    \"interfaces\": [\n        {\n            \"mtu\": 9000,\n            \"name\": \"eth0\",\n            \"sandbox\": \"/run/netns/x\"\n        }\n    ],\n    \"ips\": [\n        {\n            \"address\": \"10.0.0.2/24\",\n            \"interface\": 0\n        }\n    ]\n}",
+            ),
+        ];
+        for (version, want) in cases {
+            let stdin = format!(r#"{{"cniVersion": "{version}", "name": "n", "mtu": 9000}}"#);
+            let outcome = run_fake("ADD", &stdin);
+            assert_eq!(
+                outcome,
+                Outcome::success(want.into(), String::new()),
+                "{version}"
+            );
+        }
+    }
+
+    #[test]
+    fn missing_or_empty_version_means_0_1_0() {
+        for stdin in [r#"{"name": "n"}"#, r#"{"name": "n", "cniVersion": ""}"#] {
+            let outcome = run_fake("ADD", stdin);
+            assert_eq!(outcome.exit_code, 0, "{outcome:?}");
+            assert!(
+                outcome
+                    .stdout
+                    .starts_with("{\n    \"cniVersion\": \"0.1.0\",\n    \"ip4\"")
+            );
+        }
+    }
+
+    #[test]
+    fn layer_2_add_in_0_2_0_is_a_conversion_error() {
+        let outcome = run_fake(
+            "ADD",
+            r#"{"cniVersion": "0.2.0", "name": "n", "layer2": true}"#,
+        );
+        assert_error(
+            &outcome,
+            crate::error::code::CONVERSION,
+            "cannot convert: no valid IP addresses",
+        );
+        assert_eq!(error_of(&outcome).cni_version.as_deref(), Some("0.2.0"));
+    }
+
+    #[test]
+    fn del_prints_nothing_and_tolerates_an_empty_netns() {
+        let mut vars = env("DEL");
+        vars.insert("CNI_NETNS".into(), "".into());
+        let outcome = dispatch(
+            &Fake,
+            ABOUT,
+            &vars,
+            br#"{"cniVersion":"1.0.0","name":"n"}"#.to_vec(),
+        );
+        assert_eq!(outcome, Outcome::success(String::new(), String::new()));
+    }
+
+    #[test]
+    fn plugin_errors_keep_their_code_and_exit_with_it_when_it_fits() {
+        for (code, exit_code) in [(3, 3), (11, 11), (150, 150), (255, 255), (999, 1), (0, 1)] {
+            let stdin = format!(r#"{{"cniVersion": "1.0.0", "name": "n", "failCode": {code}}}"#);
+            let outcome = run_fake("DEL", &stdin);
+            let wire = error_of(&outcome);
+            assert_eq!(wire.code, code);
+            assert_eq!(outcome.exit_code, exit_code);
+            if code >= 100 {
+                assert_eq!(wire.details.as_deref(), Some("details here"));
+            }
+        }
+    }
+
+    #[test]
+    fn a_panicking_plugin_is_code_999() {
+        let outcome = run_fake(
+            "ADD",
+            r#"{"cniVersion": "1.0.0", "name": "n", "panic": true}"#,
+        );
+        assert_error(&outcome, 999, "plugin panicked: boom in ADD");
+        assert_eq!(outcome.exit_code, 1);
+        assert_eq!(error_of(&outcome).cni_version.as_deref(), Some("1.0.0"));
+    }
 }
