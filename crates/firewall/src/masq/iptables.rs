@@ -1,0 +1,286 @@
+//! iptables rendering of a masquerade plan: one `nat` chain per attachment, jumped to from
+//! `POSTROUTING` once per address, with the reference's rules inside
+//! (PL:pkg/ip/ipmasq_iptables_linux.go).
+//!
+//! Deviations from the reference, all so that DEL and GC can find everything from the
+//! attachment alone (cni-notes §2.6 items 2 and 3):
+//! - the chain is [`masquerade_chain_name`](crate::masquerade_chain_name), keyed by ifname too;
+//! - every rule carries the nftables backend's comment (`<h1>-<h2>, net: ..., if: ..., id: ...`)
+//!   instead of `name: "<net>" id: "<id>"`, so rules are found by attachment or by network
+//!   without knowing the IPs;
+//! - changes go through one `iptables-restore --noflush` batch per family, which applies
+//!   atomically and takes the xtables lock once, instead of one `iptables` run per rule (the lock
+//!   contention users report at scale, cni-notes §4.2);
+//! - all `ACCEPT` rules come before the single `MASQUERADE` rule. The reference appends per IP,
+//!   so with two IPs of one family the second `ACCEPT` lands after `MASQUERADE` and never matches.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+
+use super::{Family, MasqPlan, Selector};
+use crate::naming::MASQ_CHAIN_PREFIX;
+use crate::{Error, Result, exec};
+
+const BACKEND: &str = "iptables";
+
+/// (`iptables`, `iptables-restore`) for the family.
+fn programs(family: Family) -> (&'static str, &'static str) {
+    match family {
+        Family::V4 => ("iptables", "iptables-restore"),
+        Family::V6 => ("ip6tables", "ip6tables-restore"),
+    }
+}
+
+/// A host prefix for `-s`: iptables prints `-s 10.0.0.2/32`, so we write it that way too.
+fn host_len(family: Family) -> u8 {
+    match family {
+        Family::V4 => 32,
+        Family::V6 => 128,
+    }
+}
+
+/// One `-A` line of `iptables -S`.
+#[derive(Debug)]
+struct SavedRule {
+    chain: String,
+    /// The line after `-A`: ` CHAIN <rule spec>`, re-usable as `-D` + `spec` in a restore batch.
+    spec: String,
+    comment: Option<String>,
+}
+
+/// The `nat` table as `iptables -t nat -S` prints it.
+#[derive(Debug, Default)]
+struct Saved {
+    /// User chains (`-N` lines).
+    chains: BTreeSet<String>,
+    rules: Vec<SavedRule>,
+}
+
+/// Lists the `nat` table (1 spawn). Listing does not create the table (iptables-nft 1.8.9,
+/// checked in an empty netns).
+fn list(family: Family) -> Result<Saved> {
+    let (iptables, _) = programs(family);
+    let out = exec::run(iptables, BACKEND, &["--wait", "-t", "nat", "-S"], None)?;
+    Ok(parse_saved(&out))
+}
+
+fn parse_saved(out: &str) -> Saved {
+    let mut saved = Saved::default();
+    for line in out.lines() {
+        if let Some(chain) = line.strip_prefix("-N ") {
+            saved.chains.insert(chain.trim().to_owned());
+        } else if let Some(spec) = line.strip_prefix("-A") {
+            if let Some(chain) = spec.split_whitespace().next() {
+                saved.rules.push(SavedRule {
+                    chain: chain.to_owned(),
+                    spec: spec.to_owned(),
+                    comment: parse_comment(line),
+                });
+            }
+        }
+    }
+    saved
+}
+
+/// The `--comment` argument of a saved rule. iptables-save quotes it when it contains spaces and
+/// escapes `"` and `\` with a backslash (`xtables_save_string`).
+fn parse_comment(line: &str) -> Option<String> {
+    let (_, rest) = line.split_once(" --comment ")?;
+    let Some(quoted) = rest.strip_prefix('"') else {
+        return rest.split_whitespace().next().map(str::to_owned);
+    };
+    let mut comment = String::new();
+    let mut chars = quoted.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => comment.push(chars.next()?),
+            '"' => return Some(comment),
+            _ => comment.push(c),
+        }
+    }
+    None
+}
+
+/// Quotes `s` for an iptables-restore line, escaping as iptables-save does.
+fn quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        if c == '"' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+    out
+}
+
+/// Feeds one `*nat ... COMMIT` batch to `iptables-restore --noflush` (1 spawn). `--noflush`
+/// leaves everything not named in the batch alone.
+fn restore(family: Family, commands: &str) -> Result<()> {
+    let (_, restore) = programs(family);
+    let batch = format!("*nat\n{commands}COMMIT\n");
+    exec::run(restore, BACKEND, &["--wait", "--noflush"], Some(&batch)).map(drop)
+}
+
+/// Installs the plan, one batch per family that has addresses (2 spawns per family).
+///
+/// The `:CHAIN` declaration creates the attachment's chain, or flushes it if it exists, so a
+/// repeated ADD replaces the previous rules; the previous `POSTROUTING` jumps, found by comment,
+/// are deleted in the same batch. A family with no address now is left as it is (a previous ADD
+/// of the same attachment with other families is undone by DEL, which covers both).
+pub(super) fn setup(plan: &MasqPlan) -> Result<()> {
+    let own = Selector::Attachment {
+        instance: plan.instance.clone(),
+        chain: plan.chain.clone(),
+    };
+    for family in [Family::V4, Family::V6] {
+        let rules: Vec<_> = plan.rules_of(family).collect();
+        if rules.is_empty() {
+            continue;
+        }
+        let saved = list(family)?;
+        let chain = &plan.chain;
+        let comment = quote(&plan.comment);
+
+        let mut batch = String::new();
+        // `writeln!` into a String cannot fail; the results are ignored on purpose.
+        let _ = writeln!(batch, ":{chain} - [0:0]");
+        for rule in &saved.rules {
+            if rule.chain != *chain && rule.comment.as_deref().is_some_and(|c| own.matches(c)) {
+                let _ = writeln!(batch, "-D{}", rule.spec);
+            }
+        }
+        let subnets: BTreeSet<_> = rules.iter().map(|r| r.subnet).collect();
+        for subnet in subnets {
+            let _ = writeln!(
+                batch,
+                "-A {chain} -d {subnet} -m comment --comment {comment} -j ACCEPT"
+            );
+        }
+        let _ = writeln!(
+            batch,
+            "-A {chain} ! -d {} -m comment --comment {comment} -j MASQUERADE",
+            family.multicast()
+        );
+        for rule in rules {
+            let _ = writeln!(
+                batch,
+                "-A POSTROUTING -s {}/{} -m comment --comment {comment} -j {chain}",
+                rule.addr,
+                host_len(family)
+            );
+        }
+        restore(family, &batch)?;
+    }
+    Ok(())
+}
+
+/// The restore commands that remove what `selector` matches, or `None` if there is nothing:
+/// `-D` for matching rules in other chains (the `POSTROUTING` jumps), then `-F`/`-X` for our
+/// chains that hold matching rules (plus the selector's own chain if it exists).
+fn render_remove(saved: &Saved, selector: &Selector) -> Option<String> {
+    let matching = |r: &&SavedRule| r.comment.as_deref().is_some_and(|c| selector.matches(c));
+    // Only chains with our prefix are ever deleted, whatever their comments say.
+    let mut chains: BTreeSet<&str> = saved
+        .rules
+        .iter()
+        .filter(matching)
+        .map(|r| r.chain.as_str())
+        .filter(|c| c.starts_with(MASQ_CHAIN_PREFIX) && saved.chains.contains(*c))
+        .collect();
+    if let Some(own) = selector.own_chain().filter(|c| saved.chains.contains(*c)) {
+        chains.insert(own);
+    }
+
+    let mut batch = String::new();
+    for rule in saved.rules.iter().filter(matching) {
+        if !chains.contains(rule.chain.as_str()) {
+            let _ = writeln!(batch, "-D{}", rule.spec);
+        }
+    }
+    for chain in &chains {
+        let _ = writeln!(batch, "-F {chain}\n-X {chain}");
+    }
+    (!batch.is_empty()).then_some(batch)
+}
+
+/// Removes what `selector` matches from both families (1 spawn per family, plus 1 per family
+/// with something to remove). A missing `ip6tables` binary means there is nothing to remove.
+pub(super) fn remove(selector: &Selector) -> Result<()> {
+    let mut errors = Vec::new();
+    for family in [Family::V4, Family::V6] {
+        let result = list(family).and_then(|saved| match render_remove(&saved, selector) {
+            Some(batch) => restore(family, &batch),
+            None => Ok(()),
+        });
+        match result {
+            Ok(()) => {}
+            Err(Error::NotAvailable { .. }) if family == Family::V6 => {
+                log::debug!("ip6tables is not installed; no IPv6 masquerade rules to remove");
+            }
+            Err(e) => errors.push(e),
+        }
+    }
+    Error::collect(errors)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::naming::{instance_hash, network_hash};
+
+    #[test]
+    fn parses_saved_comments() {
+        let line = r#"-A POSTROUTING -s 10.0.0.2/32 -m comment --comment "a\\b \"q\"" -j CNI-X"#;
+        assert_eq!(parse_comment(line).as_deref(), Some(r#"a\b "q""#));
+        assert_eq!(
+            parse_comment("-A X -m comment --comment bare -j ACCEPT").as_deref(),
+            Some("bare")
+        );
+        assert_eq!(parse_comment("-A X -j ACCEPT"), None);
+        assert_eq!(parse_comment(r#"-A X --comment "unterminated"#), None);
+        assert_eq!(quote(r#"a\b "q""#), r#""a\\b \"q\"""#);
+    }
+
+    #[test]
+    fn remove_renders_deletes_and_chain_removal() {
+        let ours = crate::masquerade_comment("net", "ctr", "eth0");
+        let other = crate::masquerade_comment("net", "ctr", "eth1");
+        let chain = crate::masquerade_chain_name("net", "ctr", "eth0");
+        let chain1 = crate::masquerade_chain_name("net", "ctr", "eth1");
+        let saved = parse_saved(&format!(
+            "-P POSTROUTING ACCEPT\n-N {chain}\n-N {chain1}\n-N KUBE\n\
+             -A POSTROUTING -s 10.0.0.2/32 -m comment --comment {q} -j {chain}\n\
+             -A POSTROUTING -s 10.0.0.3/32 -m comment --comment {q1} -j {chain1}\n\
+             -A {chain} -d 10.0.0.0/24 -m comment --comment {q} -j ACCEPT\n\
+             -A {chain1} -d 10.0.0.0/24 -m comment --comment {q1} -j ACCEPT\n",
+            q = quote(&ours),
+            q1 = quote(&other),
+        ));
+        let selector = Selector::Attachment {
+            instance: instance_hash("net", "ctr", "eth0"),
+            chain: chain.clone(),
+        };
+        let batch = render_remove(&saved, &selector).unwrap();
+        assert_eq!(
+            batch,
+            format!(
+                "-D POSTROUTING -s 10.0.0.2/32 -m comment --comment {} -j {chain}\n-F {chain}\n-X {chain}\n",
+                quote(&ours)
+            )
+        );
+
+        // GC keeping eth1 renders the same; GC of another network renders nothing.
+        let gc = Selector::NetworkExcept {
+            network: network_hash("net"),
+            valid: [instance_hash("net", "ctr", "eth1")].into(),
+        };
+        assert_eq!(render_remove(&saved, &gc).unwrap(), batch);
+        let gc_other = Selector::NetworkExcept {
+            network: network_hash("other"),
+            valid: Default::default(),
+        };
+        assert_eq!(render_remove(&saved, &gc_other), None);
+    }
+}

@@ -1,0 +1,326 @@
+//! Masquerade against real nft/iptables in throwaway netns.
+
+use serde_json::Value;
+
+use super::{TestNetns, sh, spawns};
+use crate::{IpNetwork, MasqBackend, gc_masquerade, setup_masquerade, teardown_masquerade};
+
+fn nets(addrs: &[&str]) -> Vec<IpNetwork> {
+    addrs.iter().map(|a| a.parse().unwrap()).collect()
+}
+
+/// `masq_checks` rules from `nft -j list ruleset`, as "comment-hash saddr daddr" strings.
+fn nft_masq_rules() -> Vec<String> {
+    let doc: Value = serde_json::from_str(&sh("nft", &["-j", "list", "ruleset"])).unwrap();
+    doc["nftables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|i| i.get("rule"))
+        .filter(|r| r["chain"] == "masq_checks")
+        .map(|r| {
+            let expr = r["expr"].as_array().unwrap();
+            let right = |m: &Value| match &m["match"]["right"] {
+                Value::String(s) => s.clone(),
+                p => format!(
+                    "{}/{}",
+                    p["prefix"]["addr"].as_str().unwrap(),
+                    p["prefix"]["len"]
+                ),
+            };
+            assert_eq!(expr[0]["match"]["op"], "==");
+            assert_eq!(expr[1]["match"]["op"], "!=");
+            assert!(expr[2].get("masquerade").is_some());
+            format!(
+                "{} {} {}",
+                &r["comment"].as_str().unwrap()[..33],
+                right(&expr[0]),
+                right(&expr[1])
+            )
+        })
+        .collect()
+}
+
+/// The reference's golden test (PL:pkg/ip/ipmasq_nftables_linux_test.go), on a real kernel.
+#[test]
+fn nft_matches_reference_golden_dump_reuse_and_gc() {
+    TestNetns::new().run(|| {
+        let containers: [(&str, &str, &str, &[&str]); 4] = [
+            ("unit-test", "eth0", "one", &["192.168.1.1/24"]),
+            ("unit-test", "eth0", "two", &["192.168.1.2/24", "2001:db8::2/64"]),
+            ("unit-test", "eth0", "three", &["192.168.99.5/24"]),
+            (
+                "alternate",
+                "net1",
+                "three",
+                &[
+                    "10.0.0.5/24",
+                    "10.0.0.6/24",
+                    "10.0.1.7/24",
+                    "2001:db8::5/64",
+                    "2001:db8::6/64",
+                    "2001:db8:1::7/64",
+                ],
+            ),
+        ];
+        for (net, ifname, id, addrs) in containers {
+            setup_masquerade(MasqBackend::Nftables, net, id, ifname, &nets(addrs)).unwrap();
+            assert_eq!(spawns(), 2, "setup = list + one transaction");
+        }
+        let expected = r#"table inet cni_plugins_masquerade {
+	comment "Masquerading for plugins from github.com/containernetworking/plugins"
+	chain masq_checks {
+		comment "Masquerade traffic from certain IPs to any (non-multicast) IP outside their subnet"
+		ip saddr 192.168.1.1 ip daddr != 192.168.1.0/24 masquerade comment "6fd94d501e58f0aa-287fc69eff0574a2, net: unit-test, if: eth0, id: one"
+		ip saddr 192.168.1.2 ip daddr != 192.168.1.0/24 masquerade comment "6fd94d501e58f0aa-d750b2c8f0f25d5f, net: unit-test, if: eth0, id: two"
+		ip6 saddr 2001:db8::2 ip6 daddr != 2001:db8::/64 masquerade comment "6fd94d501e58f0aa-d750b2c8f0f25d5f, net: unit-test, if: eth0, id: two"
+		ip saddr 192.168.99.5 ip daddr != 192.168.99.0/24 masquerade comment "6fd94d501e58f0aa-a4d4adb82b669cfe, net: unit-test, if: eth0, id: three"
+		ip saddr 10.0.0.5 ip daddr != 10.0.0.0/24 masquerade comment "82783ef24bdc7036-acb19d111858e348, net: alternate, if: net1, id: three"
+		ip saddr 10.0.0.6 ip daddr != 10.0.0.0/24 masquerade comment "82783ef24bdc7036-acb19d111858e348, net: alternate, if: net1, id: three"
+		ip saddr 10.0.1.7 ip daddr != 10.0.1.0/24 masquerade comment "82783ef24bdc7036-acb19d111858e348, net: alternate, if: net1, id: three"
+		ip6 saddr 2001:db8::5 ip6 daddr != 2001:db8::/64 masquerade comment "82783ef24bdc7036-acb19d111858e348, net: alternate, if: net1, id: three"
+		ip6 saddr 2001:db8::6 ip6 daddr != 2001:db8::/64 masquerade comment "82783ef24bdc7036-acb19d111858e348, net: alternate, if: net1, id: three"
+		ip6 saddr 2001:db8:1::7 ip6 daddr != 2001:db8:1::/64 masquerade comment "82783ef24bdc7036-acb19d111858e348, net: alternate, if: net1, id: three"
+	}
+
+	chain postrouting {
+		type nat hook postrouting priority srcnat; policy accept;
+		ip daddr 224.0.0.0/4 return
+		ip6 daddr ff00::/8 return
+		goto masq_checks
+	}
+}
+"#;
+        assert_eq!(
+            sh("nft", &["list", "table", "inet", "cni_plugins_masquerade"]),
+            expected
+        );
+        assert_eq!(nft_masq_rules().len(), 10);
+
+        // "four" reuses "one"'s address before "one" is deleted; DEL of "one" must not touch it.
+        setup_masquerade(
+            MasqBackend::Nftables,
+            "unit-test",
+            "four",
+            "eth0",
+            &nets(&["192.168.1.1/24"]),
+        )
+        .unwrap();
+        teardown_masquerade("unit-test", "one", "eth0").unwrap();
+        let rules = nft_masq_rules();
+        assert!(!rules.iter().any(|r| r.starts_with("6fd94d501e58f0aa-287fc69eff0574a2")));
+        assert!(rules.contains(
+            &"6fd94d501e58f0aa-e766de567ef6c543 192.168.1.1 192.168.1.0/24".to_owned()
+        ));
+        assert_eq!(rules.len(), 10);
+
+        // GC "four" from unit-test (one is an irrelevant extra), keep alternate as is.
+        gc_masquerade(
+            "unit-test",
+            &[("two", "eth0"), ("three", "eth0"), ("one", "eth0")],
+        )
+        .unwrap();
+        gc_masquerade("alternate", &[("three", "net1")]).unwrap();
+        let rules = nft_masq_rules();
+        assert_eq!(rules.len(), 9);
+        assert!(!rules.iter().any(|r| r.starts_with("6fd94d501e58f0aa-e766de567ef6c543")));
+
+        // GC everything: the table, chains and postrouting rules stay, as in the reference.
+        gc_masquerade("unit-test", &[]).unwrap();
+        gc_masquerade("alternate", &[]).unwrap();
+        assert!(nft_masq_rules().is_empty());
+        let listing = sh("nft", &["list", "table", "inet", "cni_plugins_masquerade"]);
+        assert!(listing.contains("goto masq_checks"), "{listing}");
+    });
+}
+
+/// Setting up the same attachment again with a new address replaces its rules (both backends).
+#[test]
+fn repeated_setup_replaces_the_attachment_rules() {
+    TestNetns::new().run(|| {
+        for backend in [MasqBackend::Nftables, MasqBackend::Iptables] {
+            setup_masquerade(backend, "net", "ctr", "eth0", &nets(&["10.9.0.2/24"])).unwrap();
+            setup_masquerade(backend, "net", "ctr", "eth0", &nets(&["10.9.0.3/24"])).unwrap();
+        }
+        assert_eq!(
+            nft_masq_rules(),
+            [format!(
+                "{} 10.9.0.3 10.9.0.0/24",
+                crate::naming::instance_hash("net", "ctr", "eth0")
+            )]
+        );
+        let chain = crate::masquerade_chain_name("net", "ctr", "eth0");
+        let comment = crate::masquerade_comment("net", "ctr", "eth0");
+        assert_eq!(
+            ipt_nat_rules("iptables-save"),
+            [
+                format!(
+                    "-A POSTROUTING -s 10.9.0.3/32 -m comment --comment \"{comment}\" -j {chain}"
+                ),
+                format!("-A {chain} -d 10.9.0.0/24 -m comment --comment \"{comment}\" -j ACCEPT"),
+                format!(
+                    "-A {chain} ! -d 224.0.0.0/4 -m comment --comment \"{comment}\" -j MASQUERADE"
+                ),
+            ]
+        );
+    });
+}
+
+/// `-N`/`-A` lines of the nat table from `iptables-save` or `ip6tables-save`.
+fn ipt_nat_rules(save: &str) -> Vec<String> {
+    let out = sh(save, &["-t", "nat"]);
+    out.lines()
+        .filter(|l| l.starts_with("-A"))
+        .map(str::to_owned)
+        .collect()
+}
+
+fn ipt_chains(save: &str) -> Vec<String> {
+    let out = sh(save, &["-t", "nat"]);
+    out.lines()
+        .filter(|l| l.starts_with(":CNI-"))
+        .map(|l| l.split_whitespace().next().unwrap()[1..].to_owned())
+        .collect()
+}
+
+#[test]
+fn iptables_v4_and_v6_setup_and_teardown() {
+    TestNetns::new().run(|| {
+        let ips = nets(&["10.1.0.2/16", "10.2.0.2/24", "fd00:1::2/64"]);
+        setup_masquerade(MasqBackend::Iptables, "mynet", "ctr1", "eth0", &ips).unwrap();
+        assert_eq!(spawns(), 4, "list + restore per family");
+
+        let chain = crate::masquerade_chain_name("mynet", "ctr1", "eth0");
+        let c = crate::masquerade_comment("mynet", "ctr1", "eth0");
+        assert_eq!(
+            ipt_nat_rules("iptables-save"),
+            [
+                format!("-A POSTROUTING -s 10.1.0.2/32 -m comment --comment \"{c}\" -j {chain}"),
+                format!("-A POSTROUTING -s 10.2.0.2/32 -m comment --comment \"{c}\" -j {chain}"),
+                format!("-A {chain} -d 10.1.0.0/16 -m comment --comment \"{c}\" -j ACCEPT"),
+                format!("-A {chain} -d 10.2.0.0/24 -m comment --comment \"{c}\" -j ACCEPT"),
+                format!("-A {chain} ! -d 224.0.0.0/4 -m comment --comment \"{c}\" -j MASQUERADE"),
+            ]
+        );
+        assert_eq!(
+            ipt_nat_rules("ip6tables-save"),
+            [
+                format!("-A POSTROUTING -s fd00:1::2/128 -m comment --comment \"{c}\" -j {chain}"),
+                format!("-A {chain} -d fd00:1::/64 -m comment --comment \"{c}\" -j ACCEPT"),
+                format!("-A {chain} ! -d ff00::/8 -m comment --comment \"{c}\" -j MASQUERADE"),
+            ]
+        );
+
+        teardown_masquerade("mynet", "ctr1", "eth0").unwrap();
+        // iptables v4 + v6: list + restore each; nftables: list only (no table).
+        assert_eq!(spawns(), 5);
+        for save in ["iptables-save", "ip6tables-save"] {
+            assert!(ipt_nat_rules(save).is_empty(), "{save}");
+            assert!(ipt_chains(save).is_empty(), "{save}");
+        }
+        // The nat tables stay (as iptables leaves them); nothing of ours is left.
+        teardown_masquerade("mynet", "ctr1", "eth0").unwrap();
+        assert_eq!(spawns(), 3, "idempotent: three listings, no change");
+    });
+}
+
+/// The reference keys the iptables chain by network + container ID only, so two interfaces of
+/// one container share it and DEL of the first fails with `CHAIN_DEL failed (Device or resource
+/// busy)` (cni-notes §2.1 DEL, §2.6 item 3). Ours is per attachment, in both backends.
+#[test]
+fn teardown_eth0_keeps_eth1_reference_defect_chain_del_busy() {
+    TestNetns::new().run(|| {
+        for backend in [MasqBackend::Iptables, MasqBackend::Nftables] {
+            setup_masquerade(
+                backend,
+                "net",
+                "ctr",
+                "eth0",
+                &nets(&["10.5.0.2/24", "fd05::2/64"]),
+            )
+            .unwrap();
+            setup_masquerade(
+                backend,
+                "net",
+                "ctr",
+                "eth1",
+                &nets(&["10.5.0.3/24", "fd05::3/64"]),
+            )
+            .unwrap();
+        }
+        let eth1_chain = crate::masquerade_chain_name("net", "ctr", "eth1");
+        let before4 = ipt_nat_rules("iptables-save");
+        let before6 = ipt_nat_rules("ip6tables-save");
+        assert_eq!(before4.len(), 6);
+        assert_eq!(nft_masq_rules().len(), 4);
+
+        teardown_masquerade("net", "ctr", "eth0").unwrap();
+
+        let eth1_only = |rules: Vec<String>| -> Vec<String> {
+            rules
+                .into_iter()
+                .filter(|r| r.contains(&eth1_chain))
+                .collect()
+        };
+        assert_eq!(ipt_nat_rules("iptables-save"), eth1_only(before4));
+        assert_eq!(ipt_nat_rules("ip6tables-save"), eth1_only(before6));
+        assert_eq!(
+            ipt_chains("iptables-save"),
+            std::slice::from_ref(&eth1_chain)
+        );
+        let eth1_hash = crate::naming::instance_hash("net", "ctr", "eth1");
+        let rules = nft_masq_rules();
+        assert_eq!(rules.len(), 2);
+        assert!(rules.iter().all(|r| r.starts_with(&eth1_hash)), "{rules:?}");
+
+        teardown_masquerade("net", "ctr", "eth1").unwrap();
+        assert!(ipt_nat_rules("iptables-save").is_empty());
+        assert!(ipt_chains("ip6tables-save").is_empty());
+        assert!(nft_masq_rules().is_empty());
+    });
+}
+
+/// DEL with no IPs, no netns and nothing installed succeeds and creates no table.
+#[test]
+fn teardown_on_clean_host_is_a_noop_and_creates_nothing() {
+    TestNetns::new().run(|| {
+        teardown_masquerade("net", "gone", "eth0").unwrap();
+        assert_eq!(spawns(), 3, "nft list + iptables -S + ip6tables -S");
+        gc_masquerade("net", &[]).unwrap();
+        assert_eq!(sh("nft", &["list", "ruleset"]), "");
+    });
+}
+
+#[test]
+fn gc_keeps_valid_and_other_networks_in_both_backends() {
+    TestNetns::new().run(|| {
+        for backend in [MasqBackend::Iptables, MasqBackend::Nftables] {
+            for (net, id, ifname, ip) in [
+                ("net", "live", "eth0", "10.7.0.2/24"),
+                ("net", "dead", "eth0", "10.7.0.3/24"),
+                ("net", "live", "eth1", "10.7.0.4/24"),
+                ("other", "dead", "eth0", "10.8.0.3/24"),
+            ] {
+                setup_masquerade(backend, net, id, ifname, &nets(&[ip])).unwrap();
+            }
+        }
+        spawns();
+        gc_masquerade("net", &[("live", "eth0"), ("live", "eth1")]).unwrap();
+        assert_eq!(spawns(), 5, "3 listings + iptables-restore + nft delete");
+
+        let mut kept: Vec<String> = ipt_chains("iptables-save");
+        kept.sort();
+        let mut expected = vec![
+            crate::masquerade_chain_name("net", "live", "eth0"),
+            crate::masquerade_chain_name("net", "live", "eth1"),
+            crate::masquerade_chain_name("other", "dead", "eth0"),
+        ];
+        expected.sort();
+        assert_eq!(kept, expected);
+        assert_eq!(ipt_nat_rules("iptables-save").len(), 9);
+        let dead = crate::naming::instance_hash("net", "dead", "eth0");
+        let rules = nft_masq_rules();
+        assert_eq!(rules.len(), 3);
+        assert!(!rules.iter().any(|r| r.starts_with(&dead)));
+    });
+}
