@@ -324,3 +324,81 @@ fn gc_keeps_valid_and_other_networks_in_both_backends() {
         assert!(!rules.iter().any(|r| r.starts_with(&dead)));
     });
 }
+
+/// Runs `ip netns exec <ns> <args...>` and reports success; used only on our own netns.
+fn in_ns(ns: &TestNetns, args: &[&str]) -> bool {
+    std::process::Command::new("ip")
+        .args(["netns", "exec", ns.name()])
+        .args(args)
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+fn must(ns: &TestNetns, args: &[&str]) {
+    assert!(in_ns(ns, args), "{}: {args:?} failed", ns.name());
+}
+
+/// Real NAT, for both backends: client 10.50.0.2 -> router -> server 10.60.0.2, where the server
+/// has no route back to 10.50.0.0/24, so a ping only gets an answer when the router masquerades.
+#[test]
+fn masquerade_really_translates_between_three_netns() {
+    let (client, router, server) = (TestNetns::new(), TestNetns::new(), TestNetns::new());
+    let ipn = |ns: &TestNetns, args: &[&str]| {
+        let mut all = vec!["-n", ns.name()];
+        all.extend_from_slice(args);
+        sh("ip", &all);
+    };
+    ipn(
+        &router,
+        &[
+            "link",
+            "add",
+            "rc",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "c0",
+            "netns",
+            client.name(),
+        ],
+    );
+    ipn(
+        &router,
+        &[
+            "link",
+            "add",
+            "rs",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "s0",
+            "netns",
+            server.name(),
+        ],
+    );
+    for (ns, dev, addr) in [
+        (&router, "rc", "10.50.0.1/24"),
+        (&router, "rs", "10.60.0.1/24"),
+        (&client, "c0", "10.50.0.2/24"),
+        (&server, "s0", "10.60.0.2/24"),
+    ] {
+        ipn(ns, &["addr", "add", addr, "dev", dev]);
+        ipn(ns, &["link", "set", dev, "up"]);
+    }
+    ipn(&client, &["route", "add", "default", "via", "10.50.0.1"]);
+    must(&router, &["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+    let ping = || in_ns(&client, &["ping", "-c1", "-W1", "10.60.0.2"]);
+
+    assert!(!ping(), "the server must not reach the client without NAT");
+    for backend in [MasqBackend::Nftables, MasqBackend::Iptables] {
+        router.run(|| {
+            setup_masquerade(backend, "nat", "client", "c0", &nets(&["10.50.0.2/24"])).unwrap();
+        });
+        assert!(ping(), "{backend}: ping through masquerade");
+        router.run(|| teardown_masquerade("nat", "client", "c0").unwrap());
+        assert!(!ping(), "{backend}: still translated after teardown");
+    }
+}

@@ -39,6 +39,11 @@ impl TestNetns {
         TestNetns { name, file }
     }
 
+    /// The netns name, for `ip -n` / `ip netns exec`.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
     /// Runs `f` on a fresh thread inside this netns; a panic in `f` is re-raised here.
     pub(crate) fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
         std::thread::scope(|s| {
