@@ -150,3 +150,195 @@ fn run_plugin(binary: &Path, command: Command, args: &CmdArgs) -> io::Result<Out
         child.wait_with_output()
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::args::CniArgs;
+    use std::fs;
+    use tempfile::TempDir;
+
+    /// Writes an executable shell script `name` into `dir`.
+    fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
+        let path = dir.join(name);
+        fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    }
+
+    fn args_with_path(path: Vec<PathBuf>) -> CmdArgs {
+        CmdArgs {
+            command: Command::Add,
+            container_id: "ctr1".into(),
+            netns: Some("/run/netns/x".into()),
+            ifname: "eth0".into(),
+            args: CniArgs::parse("IgnoreUnknown=1;IP=10.0.0.9").unwrap(),
+            path,
+            stdin: br#"{"cniVersion":"1.0.0","name":"n"}"#.to_vec(),
+        }
+    }
+
+    #[test]
+    fn plugin_names_are_checked_before_the_search() {
+        let args = args_with_path(vec!["/nonexistent".into()]);
+        let cases = [
+            ("", 7, "no plugin name provided".to_owned()),
+            (
+                "../bin/sh",
+                7,
+                "invalid plugin name \"../bin/sh\": must not contain '/'".to_owned(),
+            ),
+            (
+                "nothere",
+                code::DELEGATE,
+                "failed to find plugin \"nothere\" in path [/nonexistent]".to_owned(),
+            ),
+        ];
+        for (plugin_type, code, msg) in cases {
+            let err = delegate(plugin_type, Command::Add, &args).unwrap_err();
+            assert_eq!((err.code(), err.msg()), (code, msg), "{plugin_type:?}");
+        }
+    }
+
+    #[test]
+    fn finds_the_first_regular_executable_file() {
+        let (a, b, c) = (
+            TempDir::new().unwrap(),
+            TempDir::new().unwrap(),
+            TempDir::new().unwrap(),
+        );
+        // Skipped: a directory and a file without an execute bit.
+        fs::create_dir(a.path().join("ipam")).unwrap();
+        fs::write(b.path().join("ipam"), "#!/bin/sh\necho '{}'\n").unwrap();
+        script(c.path(), "ipam", "echo '{\"from\": \"c\"}'");
+        let args = args_with_path(vec![a.path().into(), b.path().into(), c.path().into()]);
+        let out = delegate("ipam", Command::Add, &args).unwrap();
+        assert_eq!(out, Some(serde_json::json!({"from": "c"})));
+    }
+
+    #[test]
+    fn passes_environment_and_stdin_and_returns_stdout() {
+        let dir = TempDir::new().unwrap();
+        script(
+            dir.path(),
+            "ipam",
+            r#"cat > "$0.stdin"
+printf '{"env": "%s|%s|%s|%s|%s|%s"}' "$CNI_COMMAND" "$CNI_CONTAINERID" "$CNI_NETNS" "$CNI_IFNAME" "$CNI_ARGS" "$CNI_PATH""#,
+        );
+        let mut args = args_with_path(vec![dir.path().into(), "/second".into()]);
+        args.netns = None;
+        let out = delegate("ipam", Command::Del, &args).unwrap().unwrap();
+        assert_eq!(
+            out["env"],
+            format!(
+                "DEL|ctr1||eth0|IgnoreUnknown=1;IP=10.0.0.9|{}:/second",
+                dir.path().display()
+            )
+        );
+        assert_eq!(fs::read(dir.path().join("ipam.stdin")).unwrap(), args.stdin);
+    }
+
+    #[test]
+    fn failures_keep_the_delegate_code_or_name_the_plugin() {
+        let dir = TempDir::new().unwrap();
+        script(
+            dir.path(),
+            "busy",
+            r#"echo '{"cniVersion": "1.0.0", "code": 11, "msg": "try later"}'; exit 1"#,
+        );
+        script(
+            dir.path(),
+            "custom",
+            r#"echo '{"code": 150, "msg": "m", "details": "d"}'; exit 2"#,
+        );
+        script(dir.path(), "silent", "exit 3");
+        script(dir.path(), "garbage", "echo 'not json'; exit 1");
+        let args = args_with_path(vec![dir.path().into()]);
+        let cases = [
+            ("busy", 11, "try later", None),
+            ("custom", 150, "m", Some("d")),
+            (
+                "silent",
+                code::DELEGATE,
+                "plugin \"silent\" failed (exit status: 3)",
+                None,
+            ),
+            (
+                "garbage",
+                code::DELEGATE,
+                "plugin \"garbage\" failed (exit status: 1)",
+                Some("not json"),
+            ),
+        ];
+        for (plugin_type, code, msg, details) in cases {
+            let err = delegate(plugin_type, Command::Check, &args).unwrap_err();
+            assert_eq!(
+                (err.code(), err.msg().as_str(), err.details()),
+                (code, msg, details),
+                "{plugin_type}"
+            );
+        }
+    }
+
+    #[test]
+    fn success_output_empty_garbage_and_missing_add_result() {
+        let dir = TempDir::new().unwrap();
+        script(dir.path(), "quiet", "true");
+        script(dir.path(), "noisy", "echo 'not json'");
+        let args = args_with_path(vec![dir.path().into()]);
+        assert_eq!(delegate("quiet", Command::Del, &args).unwrap(), None);
+        assert_eq!(
+            delegate("noisy", Command::Del, &args).unwrap_err().code(),
+            6
+        );
+        let err = delegate_add("quiet", &args, Version::V1_0_0).unwrap_err();
+        assert_eq!(err.code(), code::DELEGATE);
+        assert_eq!(err.msg(), "plugin \"quiet\" returned no result for ADD");
+    }
+
+    #[test]
+    fn delegate_add_reads_a_versionless_result_in_the_config_version() {
+        let dir = TempDir::new().unwrap();
+        script(
+            dir.path(),
+            "legacy",
+            r#"echo '{"ip4": {"ip": "10.0.0.2/24"}}'"#,
+        );
+        script(
+            dir.path(),
+            "modern",
+            r#"echo '{"cniVersion": "1.1.0", "ips": [{"address": "10.0.0.3/24"}]}'"#,
+        );
+        let args = args_with_path(vec![dir.path().into()]);
+        let legacy = delegate_add("legacy", &args, Version::V0_2_0).unwrap();
+        assert_eq!(legacy.ips[0].address.to_string(), "10.0.0.2/24");
+        let modern = delegate_add("modern", &args, Version::V0_4_0).unwrap();
+        assert_eq!(modern.ips[0].address.to_string(), "10.0.0.3/24");
+    }
+
+    #[test]
+    fn a_delegate_that_ignores_a_large_stdin_does_not_hang() {
+        let dir = TempDir::new().unwrap();
+        script(dir.path(), "deaf", "echo '{}'");
+        let mut args = args_with_path(vec![dir.path().into()]);
+        args.stdin = vec![b' '; 4 << 20];
+        assert!(delegate("deaf", Command::Add, &args).unwrap().is_some());
+    }
+
+    #[test]
+    fn text_file_busy_is_retried() {
+        let dir = TempDir::new().unwrap();
+        let path = dir.path().join("fresh");
+        let mut writer = fs::File::create(&path).unwrap();
+        writer.write_all(b"#!/bin/sh\necho '{}'\n").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+        // Still open for writing: exec fails with ETXTBSY until the writer is closed.
+        let closer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(1500));
+            drop(writer);
+        });
+        let args = args_with_path(vec![dir.path().into()]);
+        assert!(delegate("fresh", Command::Add, &args).unwrap().is_some());
+        closer.join().unwrap();
+    }
+}

@@ -1,7 +1,44 @@
 //! The CNI protocol, without syscalls: the `CNI_*` environment, the network configuration,
 //! results in every spec version (0.1.0 ... 1.1.0) and their conversions, the spec's error
 //! codes, delegation to IPAM plugins, and the dispatcher ([`skel`]) every plugin's `main`
-//! calls. Spec: CNI SPEC.md 1.1.0.
+//! calls. Spec: CNI SPEC.md 1.1.0; section numbers below refer to `shared/cni-notes.md` §1.
+//!
+//! | module | owns | spec |
+//! |---|---|---|
+//! | [`args`] | `CNI_*` variables, `CNI_ARGS` | §1.4, §1.11 |
+//! | [`config`] | well-known config keys ([`NetConf`]) | §1.2, §1.3 |
+//! | [`result`] | ADD results, every version, conversions, Go-identical printing | §1.6, §1.13 |
+//! | [`error`] | codes and the error object | §1.6.4 |
+//! | [`skel`] | dispatch order, version gates, exit codes, panics → code 999 | §1.5, §1.12 |
+//! | [`invoke`] | running a delegate (IPAM) from `CNI_PATH` | §1.8, §1.9 |
+//! | [`log`] | stderr logger (`CNI_LOG_LEVEL`) | – |
+//! | [`names`], [`version`] | name validation, version negotiation | §1.4, §1.1 |
+//!
+//! The only system calls are reading the environment and stdin and spawning delegates; no
+//! test needs root. A plugin's `main` is one line:
+//!
+//! ```no_run
+//! use cni::{About, CniResult, Plugin, Request, Result};
+//!
+//! struct Noop;
+//!
+//! impl Plugin for Noop {
+//!     type Config = serde_json::Value; // the plugin's own keys, usually a struct
+//!     fn add(&self, _req: Request<Self::Config>) -> Result<CniResult> {
+//!         Ok(CniResult::default())
+//!     }
+//!     fn del(&self, _req: Request<Self::Config>) -> Result<()> {
+//!         Ok(())
+//!     }
+//!     fn check(&self, _req: Request<Self::Config>) -> Result<()> {
+//!         Ok(())
+//!     }
+//! }
+//!
+//! fn main() {
+//!     cni::skel::run(Noop, About { name: "noop", version: env!("CARGO_PKG_VERSION") })
+//! }
+//! ```
 #![warn(missing_docs)]
 
 pub mod args;
