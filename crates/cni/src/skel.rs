@@ -769,4 +769,109 @@ mod tests {
         assert_eq!(outcome.exit_code, 1);
         assert_eq!(error_of(&outcome).cni_version.as_deref(), Some("1.0.0"));
     }
+
+    /// Set in a child test process to make [`run_entry_in_child`] call [`run`].
+    const CHILD_MARKER: &str = "CNI_SKEL_TEST_RUN_CHILD";
+
+    /// Not a test on its own: [`run_child`] re-executes this test binary with only this test
+    /// selected and the marker set, so [`run`] runs as a real process (stdin, exit code).
+    #[test]
+    fn run_entry_in_child() {
+        if std::env::var_os(CHILD_MARKER).is_some() {
+            run(Fake, ABOUT);
+        }
+    }
+
+    /// Runs [`run`] in a child process with `vars` as its whole environment. With `stdin`
+    /// `None` the child's stdin stays open and unwritten, so a read would block: the child is
+    /// killed after 20 s and the test fails.
+    fn run_child(vars: &[(&str, &str)], stdin: Option<&[u8]>) -> Outcome {
+        use std::process::{Command as Process, Stdio};
+        use std::time::{Duration, Instant};
+        let mut child = Process::new(std::env::current_exe().unwrap())
+            .args(["--exact", "skel::tests::run_entry_in_child", "--quiet"])
+            .args(["--nocapture", "--test-threads=1"])
+            .env_clear()
+            .env(CHILD_MARKER, "1")
+            .envs(vars.iter().copied())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut open_stdin = child.stdin.take();
+        if let (Some(bytes), Some(mut pipe)) = (stdin, open_stdin.take()) {
+            pipe.write_all(bytes).unwrap();
+        }
+        let started = Instant::now();
+        while child.try_wait().unwrap().is_none() {
+            if started.elapsed() > Duration::from_secs(20) {
+                child.kill().unwrap();
+                panic!("the child blocked (reading stdin?)");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        drop(open_stdin);
+        let output = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8(output.stdout).unwrap();
+        // libtest announces the test before it runs; `run` exits before libtest says more.
+        let (_, stdout) = stdout.split_once("running 1 test\n").unwrap();
+        Outcome {
+            stdout: stdout.to_owned(),
+            stderr: String::from_utf8(output.stderr).unwrap(),
+            exit_code: output.status.code().unwrap(),
+        }
+    }
+
+    const CHILD_ENV: [(&str, &str); 5] = [
+        ("CNI_COMMAND", "ADD"),
+        ("CNI_CONTAINERID", "ctr1"),
+        ("CNI_NETNS", "/run/netns/x"),
+        ("CNI_IFNAME", "eth0"),
+        ("CNI_PATH", "/opt/cni/bin"),
+    ];
+
+    #[test]
+    fn run_answers_version_and_about_without_reading_stdin() {
+        let outcome = run_child(&[("CNI_COMMAND", "VERSION")], None);
+        assert_eq!(outcome, Outcome::success(VERSION_DOC.into(), String::new()));
+        let outcome = run_child(&[], None);
+        assert_eq!(outcome.exit_code, 0);
+        assert!(
+            outcome.stderr.starts_with("CNI fake plugin v0.1.0\n"),
+            "{outcome:?}"
+        );
+    }
+
+    #[test]
+    fn run_reads_stdin_and_exits_with_the_error_code() {
+        let outcome = run_child(&CHILD_ENV, Some(br#"{"cniVersion": "1.0.0", "name": "n"}"#));
+        assert_eq!(outcome.exit_code, 0, "{outcome:?}");
+        assert!(outcome.stdout.contains("\"10.0.0.2/24\""), "{outcome:?}");
+
+        let outcome = run_child(&CHILD_ENV, Some(b"{"));
+        assert_eq!(outcome.exit_code, 6, "{outcome:?}");
+        assert!(
+            outcome.stdout.starts_with("{\n    \"code\": 6,"),
+            "{outcome:?}"
+        );
+    }
+
+    #[test]
+    fn run_logs_a_panic_instead_of_printing_it() {
+        let stdin = br#"{"cniVersion": "1.0.0", "name": "n", "panic": true}"#;
+        let outcome = run_child(&CHILD_ENV, Some(stdin));
+        assert_eq!(outcome.exit_code, 1);
+        // Not `assert_error`: stderr holds the log line here.
+        let wire: crate::ErrorResult = serde_json::from_str(&outcome.stdout).unwrap();
+        assert_eq!(
+            (wire.code, wire.msg.as_str()),
+            (999, "plugin panicked: boom in ADD")
+        );
+        assert!(
+            outcome.stderr.contains("] ERROR panicked at"),
+            "{outcome:?}"
+        );
+        assert!(!outcome.stderr.contains("thread '"), "{outcome:?}");
+    }
 }
