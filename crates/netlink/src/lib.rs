@@ -1,1 +1,53 @@
-//! Kernel operations (placeholder).
+//! Kernel operations for the CNI plugins: network namespaces, links, addresses, routes,
+//! bridge ports and sysctls, behind a synchronous API.
+//!
+//! This crate has **no CNI policy**: it never picks names, MTUs or modes, and it does not
+//! know the `cni` crate. It only does what it is told, in the caller's vocabulary:
+//!
+//! * [`Netns`] — an open netns, and [`Netns::run`] to execute code inside one on a
+//!   throwaway thread (the caller's thread never changes netns).
+//! * [`Handle`] — one `NETLINK_ROUTE` socket bound to one netns ([`Handle::current`],
+//!   [`Handle::for_netns`]); all link, address, route and bridge operations hang off it,
+//!   named verb first: [`Handle::create_veth`], [`Handle::set_link_up`],
+//!   [`Handle::add_address`], [`Handle::add_route`], [`Handle::set_bridge_port`]…
+//! * [`sysctl`] — `/proc/sys` reads and writes in the calling thread's netns.
+//! * [`Error`] — one error type with the operation, the object and the errno;
+//!   [`Error::is_not_found`], [`Error::is_exists`], [`Error::is_unsupported`].
+//!
+//! `netlink-packet-route` types never appear in the public API, so its churn stays here.
+//!
+//! # Backend
+//!
+//! A blocking `netlink-sys` socket with `netlink-packet-route` 0.34 messages, built with
+//! rtnetlink 0.24's message builders (its async `Handle` and tokio are not linked). One
+//! operation is one request and its replies; see `socket.rs` for the socket care (ACKs,
+//! sequence numbers, extended ACK text, growing buffer, `NLM_F_DUMP_INTR` retries,
+//! 10 s receive timeout).
+//!
+//! # Measurements
+//!
+//! MEASUREMENTS
+
+#![warn(missing_docs)]
+
+mod addr;
+mod bridge;
+mod error;
+mod handle;
+mod link;
+mod netns;
+mod route;
+mod socket;
+pub mod sysctl;
+
+pub use addr::{Address, AddressFlags, AddressOptions};
+pub use bridge::{BridgePortFlags, BridgeVlan};
+pub use error::{Error, Result};
+pub use handle::Handle;
+pub use ipnetwork::IpNetwork;
+pub use link::{
+    BridgeSpec, IpvlanMode, IpvlanSpec, Link, MacvlanMode, MacvlanSpec, OperState, VethSpec,
+    format_mac,
+};
+pub use netns::Netns;
+pub use route::{IpFamily, NextHop, Route, RouteSpec, Scope, TABLE_MAIN};

@@ -1,0 +1,616 @@
+//! Links: what a link looks like ([`Link`]), creating veth, bridge, macvlan and ipvlan
+//! links, and changing a link's state, name, MTU, MAC, master and netns.
+//!
+//! No policy here: names, MTUs and modes come from the caller.
+
+use std::os::fd::{AsFd, AsRawFd};
+
+use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
+use netlink_packet_route::RouteNetlinkMessage;
+use netlink_packet_route::link::{
+    InfoData, InfoIpVlan, InfoKind, InfoMacVlan, InfoVeth, IpVlanMode, LinkAttribute, LinkFlags,
+    LinkInfo, LinkMessage, MacVlanMode, State,
+};
+use rtnetlink::{LinkBridge, LinkIpVlan, LinkMacVlan, LinkMessageBuilder, LinkUnspec, LinkVeth};
+
+use crate::error::{Error, Result};
+use crate::handle::Handle;
+use crate::netns::Netns;
+
+/// A network interface as the kernel reports it (`RTM_NEWLINK`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Link {
+    /// Interface index (`ifindex`), unique within its netns.
+    pub index: u32,
+    /// Interface name.
+    pub name: String,
+    /// Link kind from `IFLA_INFO_KIND` (`"veth"`, `"bridge"`, `"macvlan"`, `"ipvlan"`…);
+    /// `None` for devices without one (`lo`, physical NICs).
+    pub kind: Option<String>,
+    /// Hardware address, when it is a 6-byte Ethernet one.
+    pub mac: Option<[u8; 6]>,
+    /// MTU.
+    pub mtu: u32,
+    /// Index of the master (bridge) this link is enslaved to.
+    pub master: Option<u32>,
+    /// Administratively up (`IFF_UP`).
+    pub admin_up: bool,
+    /// RFC 2863 operational state (`IFLA_OPERSTATE`).
+    pub oper_state: OperState,
+    /// `IFLA_LINK`: the veth peer's index or the macvlan/ipvlan parent's index. When
+    /// [`Link::link_netnsid`] is set, the index is in that other netns.
+    pub link: Option<u32>,
+    /// `IFLA_LINK_NETNSID`: the netns id (as seen from this netns) holding [`Link::link`].
+    pub link_netnsid: Option<i32>,
+    /// Promiscuous mode set by the user (`IFF_PROMISC` as `ip link set promisc` sets it).
+    pub promiscuous: bool,
+    /// The macvlan mode, when [`Link::kind`] is `macvlan`.
+    pub macvlan_mode: Option<MacvlanMode>,
+    /// The ipvlan mode, when [`Link::kind`] is `ipvlan`.
+    pub ipvlan_mode: Option<IpvlanMode>,
+    /// Transmit queue length (`qlen`).
+    pub txqueuelen: u32,
+}
+
+/// RFC 2863 operational state of a link (`IF_OPER_*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OperState {
+    /// `IF_OPER_UNKNOWN`, e.g. `lo` and bridges without ports.
+    Unknown,
+    /// `IF_OPER_NOTPRESENT`.
+    NotPresent,
+    /// `IF_OPER_DOWN`.
+    Down,
+    /// `IF_OPER_LOWERLAYERDOWN`, e.g. a veth whose peer is down.
+    LowerLayerDown,
+    /// `IF_OPER_TESTING`.
+    Testing,
+    /// `IF_OPER_DORMANT`.
+    Dormant,
+    /// `IF_OPER_UP`.
+    Up,
+    /// A value this crate does not know.
+    Other(u8),
+}
+
+/// macvlan mode (`IFLA_MACVLAN_MODE`); the names are the `ip link` / CNI config words.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MacvlanMode {
+    /// `bridge`: sub-interfaces of one parent talk to each other directly.
+    Bridge,
+    /// `private`: no traffic between sub-interfaces.
+    Private,
+    /// `vepa`: traffic between sub-interfaces goes through the external switch.
+    Vepa,
+    /// `passthru`: one sub-interface takes over the parent.
+    Passthru,
+}
+
+/// ipvlan mode (`IFLA_IPVLAN_MODE`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IpvlanMode {
+    /// `l2`.
+    L2,
+    /// `l3`.
+    L3,
+    /// `l3s`: L3 with netfilter (iptables) on the slave.
+    L3s,
+}
+
+/// A veth pair to create with [`Handle::create_veth`].
+///
+/// `name` is created in the **handle's** netns; `peer_name` is created straight into
+/// `peer_netns` (via `IFLA_NET_NS_FD` on the peer), or next to `name` when `None`. The
+/// bridge plugin calls this on the host handle with `name` = the host end (`vethXXXXXXXX`)
+/// and `peer_name` = `CNI_IFNAME` in the container netns, so the container end never
+/// appears in the host netns and cannot clash with a host link of the same name.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct VethSpec<'a> {
+    /// This end's name, in the handle's netns.
+    pub name: &'a str,
+    /// The peer's name, in `peer_netns`.
+    pub peer_name: &'a str,
+    /// Where the peer goes; `None` keeps it in the handle's netns.
+    pub peer_netns: Option<&'a Netns>,
+    /// MTU of both ends; `None` keeps the kernel default (1500).
+    pub mtu: Option<u32>,
+    /// MAC of this end; `None` lets the kernel pick a random one.
+    pub mac: Option<[u8; 6]>,
+    /// MAC of the peer; `None` lets the kernel pick a random one.
+    pub peer_mac: Option<[u8; 6]>,
+}
+
+/// A bridge to create with [`Handle::create_bridge`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BridgeSpec<'a> {
+    /// The bridge's name.
+    pub name: &'a str,
+    /// MTU; `None` keeps the kernel default.
+    pub mtu: Option<u32>,
+    /// Turn on VLAN filtering (`IFLA_BR_VLAN_FILTERING`). Sent only when `true`: a kernel
+    /// built without `CONFIG_BRIDGE_VLAN_FILTERING` refuses the attribute outright.
+    pub vlan_filtering: bool,
+}
+
+/// A macvlan to create with [`Handle::create_macvlan`], on a parent in the handle's netns.
+#[derive(Clone, Copy, Debug)]
+pub struct MacvlanSpec<'a> {
+    /// The new link's name (in `netns` when given).
+    pub name: &'a str,
+    /// Index of the parent link, in the handle's netns.
+    pub master_index: u32,
+    /// The macvlan mode.
+    pub mode: MacvlanMode,
+    /// MTU; `None` inherits the parent's.
+    pub mtu: Option<u32>,
+    /// MAC; `None` lets the kernel pick a random one.
+    pub mac: Option<[u8; 6]>,
+    /// Create the link straight into this netns (`IFLA_NET_NS_FD`).
+    pub netns: Option<&'a Netns>,
+    /// Broadcast queue length (`IFLA_MACVLAN_BC_QUEUE_LEN`, kernel ≥ 5.11).
+    pub bcqueuelen: Option<u32>,
+}
+
+/// An ipvlan to create with [`Handle::create_ipvlan`], on a parent in the handle's netns.
+#[derive(Clone, Copy, Debug)]
+pub struct IpvlanSpec<'a> {
+    /// The new link's name (in `netns` when given).
+    pub name: &'a str,
+    /// Index of the parent link, in the handle's netns.
+    pub master_index: u32,
+    /// The ipvlan mode.
+    pub mode: IpvlanMode,
+    /// MTU; `None` inherits the parent's.
+    pub mtu: Option<u32>,
+    /// Create the link straight into this netns (`IFLA_NET_NS_FD`).
+    pub netns: Option<&'a Netns>,
+}
+
+/// Formats a MAC address the way `ip link` and the CNI result do: `aa:bb:cc:dd:ee:ff`.
+pub fn format_mac(mac: &[u8; 6]) -> String {
+    let [a, b, c, d, e, f] = mac;
+    format!("{a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{f:02x}")
+}
+
+fn name_object(name: &str) -> String {
+    format!("link \"{name}\"")
+}
+
+fn index_object(index: u32) -> String {
+    format!("link index {index}")
+}
+
+impl From<MacvlanMode> for MacVlanMode {
+    fn from(mode: MacvlanMode) -> Self {
+        match mode {
+            MacvlanMode::Bridge => MacVlanMode::Bridge,
+            MacvlanMode::Private => MacVlanMode::Private,
+            MacvlanMode::Vepa => MacVlanMode::Vepa,
+            MacvlanMode::Passthru => MacVlanMode::Passthrough,
+        }
+    }
+}
+
+impl From<IpvlanMode> for IpVlanMode {
+    fn from(mode: IpvlanMode) -> Self {
+        match mode {
+            IpvlanMode::L2 => IpVlanMode::L2,
+            IpvlanMode::L3 => IpVlanMode::L3,
+            IpvlanMode::L3s => IpVlanMode::L3S,
+        }
+    }
+}
+
+impl From<State> for OperState {
+    fn from(state: State) -> Self {
+        match state {
+            State::Unknown => OperState::Unknown,
+            State::NotPresent => OperState::NotPresent,
+            State::Down => OperState::Down,
+            State::LowerLayerDown => OperState::LowerLayerDown,
+            State::Testing => OperState::Testing,
+            State::Dormant => OperState::Dormant,
+            State::Up => OperState::Up,
+            other => OperState::Other(u8::from(other)),
+        }
+    }
+}
+
+impl Link {
+    /// Builds a [`Link`] from a kernel message; `None` when it has no name.
+    fn from_message(msg: LinkMessage) -> Option<Link> {
+        let flags = msg.header.flags;
+        let mut link = Link {
+            index: msg.header.index,
+            name: String::new(),
+            kind: None,
+            mac: None,
+            mtu: 0,
+            master: None,
+            admin_up: flags.contains(LinkFlags::Up),
+            oper_state: OperState::Unknown,
+            link: None,
+            link_netnsid: None,
+            promiscuous: flags.contains(LinkFlags::Promisc),
+            macvlan_mode: None,
+            ipvlan_mode: None,
+            txqueuelen: 0,
+        };
+        for attr in msg.attributes {
+            match attr {
+                LinkAttribute::IfName(name) => link.name = name,
+                LinkAttribute::Address(mac) => link.mac = mac.try_into().ok(),
+                LinkAttribute::Mtu(mtu) => link.mtu = mtu,
+                LinkAttribute::Controller(master) if master != 0 => link.master = Some(master),
+                LinkAttribute::OperState(state) => link.oper_state = state.into(),
+                LinkAttribute::Link(index) if index != 0 => link.link = Some(index),
+                LinkAttribute::LinkNetNsId(id) => link.link_netnsid = Some(id),
+                LinkAttribute::TxQueueLen(len) => link.txqueuelen = len,
+                LinkAttribute::LinkInfo(infos) => link.read_link_info(infos),
+                _ => {}
+            }
+        }
+        (!link.name.is_empty()).then_some(link)
+    }
+
+    fn read_link_info(&mut self, infos: Vec<LinkInfo>) {
+        for info in infos {
+            match info {
+                LinkInfo::Kind(kind) => self.kind = Some(kind.to_string()),
+                LinkInfo::Data(InfoData::MacVlan(data)) => {
+                    self.macvlan_mode = data.iter().find_map(|item| match item {
+                        InfoMacVlan::Mode(MacVlanMode::Bridge) => Some(MacvlanMode::Bridge),
+                        InfoMacVlan::Mode(MacVlanMode::Private) => Some(MacvlanMode::Private),
+                        InfoMacVlan::Mode(MacVlanMode::Vepa) => Some(MacvlanMode::Vepa),
+                        InfoMacVlan::Mode(MacVlanMode::Passthrough) => Some(MacvlanMode::Passthru),
+                        _ => None,
+                    });
+                }
+                LinkInfo::Data(InfoData::IpVlan(data)) => {
+                    self.ipvlan_mode = data.iter().find_map(|item| match item {
+                        InfoIpVlan::Mode(IpVlanMode::L2) => Some(IpvlanMode::L2),
+                        InfoIpVlan::Mode(IpVlanMode::L3) => Some(IpvlanMode::L3),
+                        InfoIpVlan::Mode(IpVlanMode::L3S) => Some(IpvlanMode::L3s),
+                        _ => None,
+                    });
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Adds the attributes every create shares: MTU, MAC and target netns.
+fn with_common<T>(
+    mut builder: LinkMessageBuilder<T>,
+    mtu: Option<u32>,
+    mac: Option<[u8; 6]>,
+    netns: Option<&Netns>,
+) -> LinkMessageBuilder<T> {
+    if let Some(mtu) = mtu {
+        builder = builder.mtu(mtu);
+    }
+    if let Some(mac) = mac {
+        builder = builder.address(mac.to_vec());
+    }
+    if let Some(netns) = netns {
+        builder = builder.setns_by_fd(netns.as_fd().as_raw_fd());
+    }
+    builder
+}
+
+pub(crate) fn veth_message(spec: &VethSpec<'_>) -> LinkMessage {
+    // The peer is a full ifinfomsg nested in VETH_INFO_PEER; the kernel's veth_newlink
+    // reads the peer's own IFLA_NET_NS_FD from it, exactly as
+    // `ip link add A type veth peer name B netns X` sends it.
+    let peer = with_common(
+        LinkUnspec::new_with_name(spec.peer_name),
+        spec.mtu,
+        spec.peer_mac,
+        spec.peer_netns,
+    )
+    .build();
+    with_common(
+        LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
+            .name(spec.name.to_owned())
+            .set_info_data(InfoData::Veth(InfoVeth::Peer(peer))),
+        spec.mtu,
+        spec.mac,
+        None,
+    )
+    .build()
+}
+
+impl Handle {
+    /// The link named `name`. A missing link is [`Error::is_not_found`] (ENODEV).
+    pub fn link_by_name(&self, name: &str) -> Result<Link> {
+        let msg = LinkUnspec::new_with_name(name).build();
+        self.get_link("get link", &name_object(name), msg)
+    }
+
+    /// The link with index `index`. A missing link is [`Error::is_not_found`] (ENODEV).
+    pub fn link_by_index(&self, index: u32) -> Result<Link> {
+        let msg = LinkUnspec::new_with_index(index).build();
+        self.get_link("get link", &index_object(index), msg)
+    }
+
+    fn get_link(&self, op: &'static str, object: &str, msg: LinkMessage) -> Result<Link> {
+        match self
+            .sock
+            .get(op, object, RouteNetlinkMessage::GetLink(msg))?
+        {
+            RouteNetlinkMessage::NewLink(reply) => {
+                Link::from_message(reply).ok_or_else(|| Error::Protocol {
+                    op,
+                    object: object.to_owned(),
+                    detail: "link without a name".into(),
+                })
+            }
+            other => Err(Error::Protocol {
+                op,
+                object: object.to_owned(),
+                detail: format!("expected RTM_NEWLINK, got {other:?}"),
+            }),
+        }
+    }
+
+    /// Every link in the handle's netns.
+    pub fn links(&self) -> Result<Vec<Link>> {
+        let replies = self.sock.dump(
+            "dump links",
+            "",
+            RouteNetlinkMessage::GetLink(LinkMessage::default()),
+        )?;
+        Ok(replies
+            .into_iter()
+            .filter_map(|reply| match reply {
+                RouteNetlinkMessage::NewLink(msg) => Link::from_message(msg),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// Sends an `RTM_NEWLINK` with `NLM_F_CREATE | NLM_F_EXCL` (so an existing name is
+    /// EEXIST, never a silent modification), mapping EOPNOTSUPP to
+    /// [`Error::UnsupportedKind`].
+    fn create_link(
+        &self,
+        op: &'static str,
+        kind: &'static str,
+        name: &str,
+        msg: LinkMessage,
+    ) -> Result<()> {
+        let object = name_object(name);
+        match self.sock.change(
+            op,
+            &object,
+            RouteNetlinkMessage::NewLink(msg),
+            NLM_F_CREATE | NLM_F_EXCL,
+        ) {
+            Err(Error::Kernel {
+                errno: libc::EOPNOTSUPP,
+                ..
+            }) => Err(Error::UnsupportedKind {
+                op,
+                object,
+                kind,
+                errno: libc::EOPNOTSUPP,
+            }),
+            Err(err) => Err(err),
+            Ok(()) => {
+                log::info!("created {kind} {name}");
+                Ok(())
+            }
+        }
+    }
+
+    /// Creates a veth pair; see [`VethSpec`] for which end lands where. Both ends start
+    /// down.
+    pub fn create_veth(&self, spec: &VethSpec<'_>) -> Result<()> {
+        self.create_link("create veth", "veth", spec.name, veth_message(spec))?;
+        log::info!(
+            "veth {} has peer {} in {}",
+            spec.name,
+            spec.peer_name,
+            spec.peer_netns.map_or_else(
+                || "the same netns".into(),
+                |ns| ns.path().display().to_string()
+            )
+        );
+        Ok(())
+    }
+
+    /// Creates a bridge, left down.
+    pub fn create_bridge(&self, spec: &BridgeSpec<'_>) -> Result<()> {
+        let mut builder = with_common(
+            LinkMessageBuilder::<LinkBridge>::new(spec.name),
+            spec.mtu,
+            None,
+            None,
+        );
+        if spec.vlan_filtering {
+            builder = builder.vlan_filtering(true);
+        }
+        self.create_link("create bridge", "bridge", spec.name, builder.build())
+    }
+
+    /// Creates a macvlan on a parent link, optionally straight into another netns.
+    pub fn create_macvlan(&self, spec: &MacvlanSpec<'_>) -> Result<()> {
+        let mut builder = with_common(
+            LinkMacVlan::new(spec.name, spec.master_index, spec.mode.into()),
+            spec.mtu,
+            spec.mac,
+            spec.netns,
+        );
+        if let Some(len) = spec.bcqueuelen {
+            builder = builder.append_info_data(InfoMacVlan::BcQueueLen(len));
+        }
+        self.create_link("create macvlan", "macvlan", spec.name, builder.build())
+    }
+
+    /// Creates an ipvlan on a parent link, optionally straight into another netns. A
+    /// kernel without `CONFIG_IPVLAN` gives [`Error::UnsupportedKind`]
+    /// (`kernel lacks ipvlan support`).
+    pub fn create_ipvlan(&self, spec: &IpvlanSpec<'_>) -> Result<()> {
+        let builder = with_common(
+            LinkIpVlan::new(spec.name, spec.master_index, spec.mode.into()),
+            spec.mtu,
+            None,
+            spec.netns,
+        );
+        self.create_link("create ipvlan", "ipvlan", spec.name, builder.build())
+    }
+
+    /// Deletes a link. Deleting one end of a veth deletes both.
+    pub fn delete_link(&self, index: u32) -> Result<()> {
+        let object = index_object(index);
+        let msg = LinkUnspec::new_with_index(index).build();
+        self.sock
+            .change("delete link", &object, RouteNetlinkMessage::DelLink(msg), 0)?;
+        log::info!("deleted {object}");
+        Ok(())
+    }
+
+    /// Sends an `RTM_SETLINK` for `index` with what `edit` adds. No `NLM_F_CREATE` or
+    /// `NLM_F_EXCL`: those mean nothing on a modification (netavark's `set_up` lapse).
+    fn modify_link(
+        &self,
+        op: &'static str,
+        index: u32,
+        what: std::fmt::Arguments<'_>,
+        edit: impl FnOnce(LinkMessageBuilder<LinkUnspec>) -> LinkMessageBuilder<LinkUnspec>,
+    ) -> Result<()> {
+        let object = index_object(index);
+        let msg = edit(LinkUnspec::new_with_index(index)).build();
+        self.sock
+            .change(op, &object, RouteNetlinkMessage::SetLink(msg), 0)?;
+        log::info!("{op} {object}: {what}");
+        Ok(())
+    }
+
+    /// Sets a link administratively up (`ip link set X up`).
+    pub fn set_link_up(&self, index: u32) -> Result<()> {
+        self.modify_link("set link up", index, format_args!("up"), |b| b.up())
+    }
+
+    /// Sets a link administratively down.
+    pub fn set_link_down(&self, index: u32) -> Result<()> {
+        self.modify_link("set link down", index, format_args!("down"), |b| b.down())
+    }
+
+    /// Enslaves a link to a master (a bridge), `ip link set X master Y`.
+    pub fn set_master(&self, index: u32, master_index: u32) -> Result<()> {
+        self.modify_link(
+            "set master",
+            index,
+            format_args!("master {master_index}"),
+            |b| b.controller(master_index),
+        )
+    }
+
+    /// Releases a link from its master (`IFLA_MASTER` = 0, `ip link set X nomaster`).
+    pub fn set_nomaster(&self, index: u32) -> Result<()> {
+        self.modify_link("set nomaster", index, format_args!("nomaster"), |b| {
+            b.nocontroller()
+        })
+    }
+
+    /// Sets a link's MTU.
+    pub fn set_mtu(&self, index: u32, mtu: u32) -> Result<()> {
+        self.modify_link("set mtu", index, format_args!("mtu {mtu}"), |b| b.mtu(mtu))
+    }
+
+    /// Sets a link's MAC address.
+    pub fn set_mac(&self, index: u32, mac: [u8; 6]) -> Result<()> {
+        self.modify_link(
+            "set mac",
+            index,
+            format_args!("mac {}", format_mac(&mac)),
+            |b| b.address(mac.to_vec()),
+        )
+    }
+
+    /// Renames a link. The kernel refuses (EBUSY) while the link is up.
+    pub fn rename_link(&self, index: u32, new_name: &str) -> Result<()> {
+        self.modify_link("rename link", index, format_args!("name {new_name}"), |b| {
+            b.name(new_name.to_owned())
+        })
+    }
+
+    /// Moves a link into another netns (`ip link set X netns Y`). Its index may change
+    /// there; look it up by name through a handle on `netns`.
+    pub fn move_link_to_netns(&self, index: u32, netns: &Netns) -> Result<()> {
+        self.modify_link(
+            "move link to netns",
+            index,
+            format_args!("netns {}", netns.path().display()),
+            |b| b.setns_by_fd(netns.as_fd().as_raw_fd()),
+        )
+    }
+
+    /// Turns promiscuous mode on or off.
+    pub fn set_promiscuous(&self, index: u32, on: bool) -> Result<()> {
+        self.modify_link(
+            "set promiscuous",
+            index,
+            format_args!("promisc {on}"),
+            |b| b.promiscuous(on),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mac_text() {
+        assert_eq!(
+            format_mac(&[0x0a, 0, 0xff, 0x12, 0x3b, 1]),
+            "0a:00:ff:12:3b:01"
+        );
+    }
+
+    #[test]
+    fn veth_message_puts_mtu_and_mac_on_each_end() {
+        let spec = VethSpec {
+            name: "veth0",
+            peer_name: "eth0",
+            mtu: Some(1400),
+            mac: Some([2, 0, 0, 0, 0, 1]),
+            peer_mac: Some([2, 0, 0, 0, 0, 2]),
+            ..Default::default()
+        };
+        let msg = veth_message(&spec);
+        assert!(
+            msg.attributes
+                .contains(&LinkAttribute::IfName("veth0".into()))
+        );
+        assert!(
+            msg.attributes
+                .contains(&LinkAttribute::Address(vec![2, 0, 0, 0, 0, 1]))
+        );
+        let peer = msg
+            .attributes
+            .iter()
+            .find_map(|attr| match attr {
+                LinkAttribute::LinkInfo(infos) => infos.iter().find_map(|info| match info {
+                    LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer))) => Some(peer),
+                    _ => None,
+                }),
+                _ => None,
+            })
+            .expect("peer message");
+        assert!(
+            peer.attributes
+                .contains(&LinkAttribute::IfName("eth0".into()))
+        );
+        assert!(peer.attributes.contains(&LinkAttribute::Mtu(1400)));
+        assert!(
+            peer.attributes
+                .contains(&LinkAttribute::Address(vec![2, 0, 0, 0, 0, 2]))
+        );
+    }
+}

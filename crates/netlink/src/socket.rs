@@ -1,0 +1,365 @@
+//! A synchronous `NETLINK_ROUTE` socket: one request, then its replies, on the calling thread.
+//!
+//! This is the only place that reads or writes netlink bytes. It owns the socket care listed
+//! in STYLE §3.1/§3.2: `NLM_F_ACK` on every change, sequence numbers checked, the errno and
+//! the kernel's extended-ACK text kept, a receive buffer that starts at 32 KiB and grows to
+//! the size of the next datagram (peeked with `MSG_PEEK | MSG_TRUNC`), multipart dumps
+//! retried on `NLM_F_DUMP_INTR`, and `SO_RCVTIMEO` so no read blocks forever.
+
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
+
+use netlink_packet_core::{
+    NLM_F_ACK, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage,
+    NetlinkPayload,
+};
+use netlink_packet_route::RouteNetlinkMessage;
+use netlink_sys::{SocketAddr, protocols::NETLINK_ROUTE};
+use nix::sys::socket::{setsockopt, sockopt::ReceiveTimeout};
+use nix::sys::time::TimeVal;
+
+use crate::error::{Error, Result};
+
+/// Start size of the receive buffer. The kernel sizes dump datagrams to
+/// `max(32 KiB, the reader's buffer)`-ish (`netlink_dump` uses `min_dump_alloc` and
+/// `NLMSG_GOODSIZE`), so 32 KiB takes a whole dump datagram in one read in practice.
+const RECV_BUF_START: usize = 32 * 1024;
+
+/// How long one read waits for the kernel before giving up.
+const RECV_TIMEOUT_SECS: i64 = 10;
+
+/// Go's `pkg/netlinksafe` retries an interrupted dump this many times; so do we.
+const DUMP_ATTEMPTS: usize = 5;
+
+/// In an `NLMSG_ERROR`: only the request's header is echoed (we ask for this with
+/// `NETLINK_CAP_ACK`) — `NLM_F_CAPPED` in `linux/netlink.h`.
+const NLM_F_CAPPED: u16 = 0x100;
+/// In an `NLMSG_ERROR`: extended-ACK TLVs follow the echoed request.
+const NLM_F_ACK_TLVS: u16 = 0x200;
+/// `NLMSGERR_ATTR_MSG`: the human-readable extended-ACK string.
+const NLMSGERR_ATTR_MSG: u16 = 1;
+/// Size of `struct nlmsghdr`.
+const NLMSG_HDRLEN: usize = 16;
+
+/// What a request waits for after sending.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Expect {
+    /// A change: the kernel's ACK (an `NLMSG_ERROR` with code 0).
+    Ack,
+    /// A single-object get: one reply message.
+    One,
+    /// A dump: multipart messages up to `NLMSG_DONE`.
+    Dump,
+}
+
+struct Inner {
+    sock: netlink_sys::Socket,
+    seq: u32,
+    buf: Vec<u8>,
+}
+
+/// One netlink socket, bound to the netns of the thread that opened it.
+pub(crate) struct Socket {
+    inner: Mutex<Inner>,
+    round_trips: AtomicU64,
+}
+
+impl Socket {
+    /// Opens a `NETLINK_ROUTE` socket in the calling thread's netns.
+    pub(crate) fn open() -> io::Result<Self> {
+        let mut sock = netlink_sys::Socket::new(NETLINK_ROUTE)?;
+        sock.bind_auto()?;
+        // Connected to the kernel (port 0), so nothing but kernel replies reaches us.
+        sock.connect(&SocketAddr::new(0, 0))?;
+        // Best effort: kernels before 4.12 (ext ack) / 4.20 (strict check) refuse these,
+        // and everything below works without them (we filter dumps ourselves too).
+        for (name, result) in [
+            ("NETLINK_EXT_ACK", sock.set_ext_ack(true)),
+            ("NETLINK_CAP_ACK", sock.set_cap_ack(true)),
+            (
+                "NETLINK_GET_STRICT_CHK",
+                sock.set_netlink_get_strict_chk(true),
+            ),
+        ] {
+            if let Err(err) = result {
+                log::debug!("netlink socket option {name} unavailable: {err}");
+            }
+        }
+        setsockopt(&sock, ReceiveTimeout, &TimeVal::new(RECV_TIMEOUT_SECS, 0))?;
+        Ok(Socket {
+            inner: Mutex::new(Inner {
+                sock,
+                seq: 0,
+                buf: Vec::with_capacity(RECV_BUF_START),
+            }),
+            round_trips: AtomicU64::new(0),
+        })
+    }
+
+    /// Requests sent so far (each is one send and its replies).
+    pub(crate) fn round_trips(&self) -> u64 {
+        self.round_trips.load(Ordering::Relaxed)
+    }
+
+    /// Sends a change with `NLM_F_ACK | flags` and waits for the ACK.
+    pub(crate) fn change(
+        &self,
+        op: &'static str,
+        object: &str,
+        msg: RouteNetlinkMessage,
+        flags: u16,
+    ) -> Result<()> {
+        self.exchange(op, object, msg, NLM_F_ACK | flags, Expect::Ack)
+            .map(drop)
+    }
+
+    /// Sends a single-object get and returns the reply.
+    pub(crate) fn get(
+        &self,
+        op: &'static str,
+        object: &str,
+        msg: RouteNetlinkMessage,
+    ) -> Result<RouteNetlinkMessage> {
+        let (mut replies, _) = self.exchange(op, object, msg, 0, Expect::One)?;
+        replies.pop().ok_or_else(|| Error::Protocol {
+            op,
+            object: object.to_owned(),
+            detail: "no reply message".into(),
+        })
+    }
+
+    /// Dumps, retrying when a concurrent change interrupted the dump (`NLM_F_DUMP_INTR`:
+    /// the kernel's generation counter moved, so the result may be inconsistent).
+    pub(crate) fn dump(
+        &self,
+        op: &'static str,
+        object: &str,
+        msg: RouteNetlinkMessage,
+    ) -> Result<Vec<RouteNetlinkMessage>> {
+        for attempt in 1..=DUMP_ATTEMPTS {
+            let (replies, interrupted) =
+                self.exchange(op, object, msg.clone(), NLM_F_DUMP, Expect::Dump)?;
+            if !interrupted {
+                return Ok(replies);
+            }
+            log::debug!("{op} {object}: dump interrupted (attempt {attempt}), retrying");
+        }
+        Err(Error::io(
+            op,
+            object,
+            io::Error::new(
+                io::ErrorKind::Interrupted,
+                format!("dump interrupted {DUMP_ATTEMPTS} times by concurrent changes"),
+            ),
+        ))
+    }
+
+    fn exchange(
+        &self,
+        op: &'static str,
+        object: &str,
+        msg: RouteNetlinkMessage,
+        flags: u16,
+        expect: Expect,
+    ) -> Result<(Vec<RouteNetlinkMessage>, bool)> {
+        let mut guard = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let Inner { sock, seq, buf } = &mut *guard;
+        *seq = seq.wrapping_add(1);
+        let seq = *seq;
+        let io_err = |source: io::Error| Error::io(op, object, source);
+
+        log::trace!("netlink > seq {seq} flags {flags:#x} {msg:?}");
+        let request = encode(msg, flags, seq);
+        sock.send(&request, 0).map_err(io_err)?;
+        self.round_trips.fetch_add(1, Ordering::Relaxed);
+
+        let mut replies = Vec::new();
+        let mut interrupted = false;
+        loop {
+            let len = recv_datagram(sock, buf).map_err(io_err)?;
+            let mut offset = 0;
+            while offset < len {
+                let bytes = &buf[offset..len];
+                let reply =
+                    NetlinkMessage::<RouteNetlinkMessage>::deserialize(bytes).map_err(|err| {
+                        Error::Protocol {
+                            op,
+                            object: object.to_owned(),
+                            detail: err.to_string(),
+                        }
+                    })?;
+                let reply_len = reply.header.length as usize;
+                if reply_len < NLMSG_HDRLEN {
+                    return Err(Error::Protocol {
+                        op,
+                        object: object.to_owned(),
+                        detail: format!("message length {reply_len} is shorter than a header"),
+                    });
+                }
+                offset += align4(reply_len);
+                if reply.header.sequence_number != seq {
+                    // A late answer to an earlier request that timed out: not ours.
+                    log::trace!("netlink < stale seq {}", reply.header.sequence_number);
+                    continue;
+                }
+                let reply_flags = reply.header.flags;
+                match reply.payload {
+                    NetlinkPayload::Error(err) => {
+                        log::trace!("netlink < seq {seq} error {:?}", err.code);
+                        return match err.code {
+                            None => Ok((replies, interrupted)),
+                            Some(code) => Err(Error::Kernel {
+                                op,
+                                object: object.to_owned(),
+                                errno: code.get().saturating_abs(),
+                                ext_ack: parse_ext_ack(&err.header, reply_flags),
+                            }),
+                        };
+                    }
+                    NetlinkPayload::Done(done) => {
+                        log::trace!("netlink < seq {seq} done {}", done.code);
+                        if done.code < 0 {
+                            return Err(Error::Kernel {
+                                op,
+                                object: object.to_owned(),
+                                errno: done.code.saturating_abs(),
+                                ext_ack: None,
+                            });
+                        }
+                        return Ok((replies, interrupted));
+                    }
+                    NetlinkPayload::InnerMessage(inner) => {
+                        log::trace!("netlink < seq {seq} {inner:?}");
+                        interrupted |= reply_flags & NLM_F_DUMP_INTR != 0;
+                        replies.push(inner);
+                        if expect == Expect::One {
+                            return Ok((replies, interrupted));
+                        }
+                    }
+                    NetlinkPayload::Noop => {}
+                    NetlinkPayload::Overrun(_) | _ => {
+                        return Err(Error::Protocol {
+                            op,
+                            object: object.to_owned(),
+                            detail: "overrun or unknown payload".into(),
+                        });
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Serialises `msg` as a request with `NLM_F_REQUEST | flags` and sequence number `seq`.
+pub(crate) fn encode(msg: RouteNetlinkMessage, flags: u16, seq: u32) -> Vec<u8> {
+    let mut header = NetlinkHeader::default();
+    header.flags = NLM_F_REQUEST | flags;
+    header.sequence_number = seq;
+    let mut packet = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(msg));
+    packet.finalize();
+    let mut bytes = vec![0; packet.buffer_len()];
+    packet.serialize(&mut bytes);
+    bytes
+}
+
+/// Reads one datagram into `buf`, growing it first if the datagram is larger.
+fn recv_datagram(sock: &netlink_sys::Socket, buf: &mut Vec<u8>) -> io::Result<usize> {
+    loop {
+        buf.clear();
+        // MSG_TRUNC makes recv return the datagram's real length even when it is larger
+        // than the buffer; MSG_PEEK leaves it queued for the real read.
+        let peeked = match sock.recv(buf, libc::MSG_PEEK | libc::MSG_TRUNC) {
+            Ok(len) => len,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("no netlink reply within {RECV_TIMEOUT_SECS} s"),
+                ));
+            }
+            Err(err) => return Err(err),
+        };
+        if peeked > buf.capacity() {
+            buf.reserve(peeked);
+        }
+        buf.clear();
+        match sock.recv(buf, 0) {
+            Ok(len) => return Ok(len.min(buf.len())),
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+            Err(err) => return Err(err),
+        }
+    }
+}
+
+fn align4(len: usize) -> usize {
+    (len + 3) & !3
+}
+
+/// Extracts `NLMSGERR_ATTR_MSG` from an `NLMSG_ERROR` payload (the bytes after the error
+/// code): the echoed request (header only when `NLM_F_CAPPED`), then TLVs when
+/// `NLM_F_ACK_TLVS` (`linux/netlink.h`, `netlink_ack`).
+fn parse_ext_ack(payload: &[u8], flags: u16) -> Option<String> {
+    if flags & NLM_F_ACK_TLVS == 0 {
+        return None;
+    }
+    let echoed = if flags & NLM_F_CAPPED != 0 {
+        NLMSG_HDRLEN
+    } else {
+        u32::from_ne_bytes(payload.get(..4)?.try_into().ok()?) as usize
+    };
+    let mut tlvs = payload.get(align4(echoed)..)?;
+    while tlvs.len() >= 4 {
+        let len = usize::from(u16::from_ne_bytes([tlvs[0], tlvs[1]]));
+        let kind = u16::from_ne_bytes([tlvs[2], tlvs[3]]) & 0x3fff;
+        if len < 4 || len > tlvs.len() {
+            break;
+        }
+        if kind == NLMSGERR_ATTR_MSG {
+            let text = String::from_utf8_lossy(&tlvs[4..len]);
+            return Some(text.trim_end_matches('\0').to_owned());
+        }
+        tlvs = tlvs.get(align4(len)..).unwrap_or_default();
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tlv(kind: u16, value: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.extend_from_slice(&((4 + value.len()) as u16).to_ne_bytes());
+        out.extend_from_slice(&kind.to_ne_bytes());
+        out.extend_from_slice(value);
+        out.resize(align4(out.len()), 0);
+        out
+    }
+
+    #[test]
+    fn ext_ack_capped() {
+        let mut payload = vec![0u8; NLMSG_HDRLEN];
+        payload.extend(tlv(4, &7u32.to_ne_bytes())); // NLMSGERR_ATTR_OFFS comes first
+        payload.extend(tlv(NLMSGERR_ATTR_MSG, b"Unknown device type\0"));
+        assert_eq!(
+            parse_ext_ack(&payload, NLM_F_CAPPED | NLM_F_ACK_TLVS).as_deref(),
+            Some("Unknown device type")
+        );
+        assert_eq!(parse_ext_ack(&payload, NLM_F_CAPPED), None);
+    }
+
+    #[test]
+    fn ext_ack_uncapped_skips_the_echoed_request() {
+        let mut payload = vec![0u8; 24];
+        payload[..4].copy_from_slice(&24u32.to_ne_bytes());
+        payload.extend(tlv(NLMSGERR_ATTR_MSG, b"hi\0"));
+        assert_eq!(
+            parse_ext_ack(&payload, NLM_F_ACK_TLVS).as_deref(),
+            Some("hi")
+        );
+        // Truncated or garbage input never panics.
+        assert_eq!(parse_ext_ack(&payload[..10], NLM_F_ACK_TLVS), None);
+        assert_eq!(parse_ext_ack(&[], NLM_F_ACK_TLVS | NLM_F_CAPPED), None);
+    }
+}
