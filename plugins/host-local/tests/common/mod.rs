@@ -171,12 +171,15 @@ pub fn run(binary: &str, vars: &BTreeMap<&str, &str>, stdin: &[u8]) -> Outcome {
     // A plugin may exit before reading stdin (bad environment): a broken pipe is fine.
     let _ = child.stdin.take().unwrap().write_all(stdin);
     let deadline = Instant::now() + TIMEOUT;
+    // Polling starts fine-grained so timings of a ~1 ms plugin run stay meaningful.
+    let mut pause = Duration::from_micros(20);
     while child.try_wait().unwrap().is_none() {
         if Instant::now() > deadline {
             child.kill().unwrap();
             panic!("{binary} {vars:?} did not finish within {TIMEOUT:?}");
         }
-        std::thread::sleep(Duration::from_millis(2));
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(5));
     }
     let output = child.wait_with_output().unwrap();
     Outcome {
