@@ -1,0 +1,348 @@
+//! Bridge ADD, top to bottom (cni-notes §2.1 "ADD, step by step"): validate, ensure the
+//! bridge, create the veth straight into the container, wire the host port, spoof check,
+//! IPAM, container addresses and routes, gateway on the bridge, masquerade, result.
+
+use crate::config::{BridgeConfig, Settings, parse_mac};
+use cni::error::code;
+use cni::{CniResult, Command, Error, Interface, Request, Result, Route};
+use cni_netlink::{
+    AddressOptions, BridgePortFlags, BridgeSpec, Handle, IpNetwork, Link, Netns, OperState,
+    VethSpec, format_mac, sysctl,
+};
+use cni_plugin_support::{Rollback, configure_iface, fault_point, kernel_error, random_link_name};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::time::{Duration, Instant};
+
+/// Index of the container interface in the result (bridge, host veth, container).
+const CONTAINER_IF: usize = 2;
+
+pub(crate) fn add(req: &Request<BridgeConfig>, s: &Settings) -> Result<CniResult> {
+    let version = req.net.cni_version;
+    let netns_path = req.args.netns.as_deref().ok_or_else(|| Error::invalid_env("CNI_NETNS is required for ADD"))?;
+    let netns = Netns::from_path(netns_path).map_err(kernel_error)?;
+    let host = Handle::current().map_err(kernel_error)?;
+    let container = Handle::for_netns(&netns).map_err(kernel_error)?;
+    let ifname = req.args.ifname.as_str();
+
+    // The spec says a second ADD for the same interface must fail; failing before any change
+    // (and before IPAM) also guarantees it changes nothing.
+    match container.link_by_name(ifname) {
+        Ok(_) => {
+            return Err(Error::plugin(
+                code::KERNEL,
+                format!("container veth name {ifname:?} already exists"),
+                Some(format!("in netns {}", netns_path.display())),
+            ));
+        }
+        Err(e) if e.is_not_found() => {}
+        Err(e) => return Err(kernel_error(e)),
+    }
+
+    let mut rollback = Rollback::new();
+    let bridge = ensure_bridge(&host, s)?;
+    fault_point("bridge-after-bridge")?;
+
+    let host_veth = create_veth(&host, &netns, ifname, s, &mut rollback)?;
+    fault_point("bridge-after-veth")?;
+    wire_host_port(&host, &host_veth, &bridge, s)?;
+    fault_point("bridge-after-port")?;
+    let container_link = container.link_by_name(ifname).map_err(kernel_error)?;
+    let container_mac = container_link.mac.as_ref().map(format_mac);
+
+    if s.macspoofchk {
+        let mac = container_mac.clone().unwrap_or_default();
+        cni_firewall::setup_spoofcheck(&req.args.container_id, ifname, &host_veth.name, &mac)
+            .map_err(crate::firewall_error)?;
+        let (id, ifn) = (req.args.container_id.clone(), ifname.to_owned());
+        rollback.push("MAC spoof check", move || {
+            cni_firewall::teardown_spoofcheck(&id, &ifn).map_err(crate::firewall_error)
+        });
+        fault_point("bridge-after-spoofcheck")?;
+    }
+
+    let mut result = CniResult::default();
+    result.interfaces = vec![
+        Interface { name: bridge.name.clone(), mac: bridge.mac.as_ref().map(format_mac), ..Default::default() },
+        Interface { name: host_veth.name.clone(), mac: host_veth.mac.as_ref().map(format_mac), ..Default::default() },
+        Interface {
+            name: ifname.to_owned(),
+            mac: container_mac,
+            sandbox: Some(netns_path.display().to_string()),
+            ..Default::default()
+        },
+    ];
+
+    if let Some(ipam) = &s.ipam_type {
+        let ipam_result = cni::invoke::delegate_add(ipam, &req.args, version)?;
+        let (ipam_name, args) = (ipam.clone(), req.args.clone());
+        rollback.push("IPAM reservation", move || {
+            cni::invoke::delegate(&ipam_name, Command::Del, &args).map(drop)
+        });
+        fault_point("bridge-after-ipam")?;
+        configure_l3(req, s, &netns, &container, &host, &bridge, ipam_result, &mut result, &mut rollback)?;
+    } else if !s.disable_container_interface {
+        container.set_link_up(container_link.index).map_err(kernel_error)?;
+    }
+    fault_point("bridge-after-container")?;
+
+    if !s.disable_container_interface {
+        wait_port_forwarding(&host, host_veth.index)?;
+    }
+    // Enslaving and addressing can change both MACs after we read them (plugins #805):
+    // report what the kernel has now, so CHECK compares like with like.
+    let bridge_now = host.link_by_index(bridge.index).map_err(kernel_error)?;
+    let veth_now = host.link_by_index(host_veth.index).map_err(kernel_error)?;
+    result.interfaces[0].mac = bridge_now.mac.as_ref().map(format_mac);
+    result.interfaces[1].mac = veth_now.mac.as_ref().map(format_mac);
+    if let Some(dns) = req.net.dns.clone().filter(|d| !d.is_empty()) {
+        result.dns = dns;
+    }
+    // Fail now, not after printing, if the result cannot be expressed in the request's
+    // version (e.g. L2 with 0.2.0): the rollback still removes everything.
+    result.to_value(version)?;
+    fault_point("bridge-before-result")?;
+    rollback.commit();
+    Ok(result)
+}
+
+/// Creates the bridge if missing (EEXIST is another ADD winning the race: fine), checks it
+/// is a bridge, applies promisc, and sets it up. An existing bridge's MTU and VLAN
+/// filtering are left as they are, as the reference does.
+fn ensure_bridge(host: &Handle, s: &Settings) -> Result<Link> {
+    let spec = BridgeSpec { name: &s.bridge, mtu: s.mtu, vlan_filtering: s.vlan_filtering() };
+    match host.create_bridge(&spec) {
+        Ok(()) => {}
+        Err(e) if e.is_exists() => {}
+        Err(e) if s.vlan_filtering() && e.is_unsupported() => {
+            return Err(Error::plugin(
+                code::KERNEL_FEATURE,
+                format!("cannot create bridge {:?} with VLAN filtering: kernel lacks bridge VLAN filtering (CONFIG_BRIDGE_VLAN_FILTERING)", s.bridge),
+                Some(e.to_string()),
+            ));
+        }
+        Err(e) => return Err(kernel_error(e)),
+    }
+    let bridge = host.link_by_name(&s.bridge).map_err(kernel_error)?;
+    if bridge.kind.as_deref() != Some("bridge") {
+        return Err(Error::invalid_config(format!("{:?} already exists but is not a bridge", s.bridge)));
+    }
+    if s.promisc && !bridge.promiscuous {
+        host.set_promiscuous(bridge.index, true).map_err(kernel_error)?;
+    }
+    // Router advertisements must not configure the host side (reference; errors ignored:
+    // IPv6 may be off).
+    let _ = sysctl::ensure(&format!("net/ipv6/conf/{}/accept_ra", s.bridge), "0");
+    if !bridge.admin_up {
+        host.set_link_up(bridge.index).map_err(kernel_error)?;
+    }
+    Ok(bridge)
+}
+
+/// Creates the veth pair from the host: the host end `veth<8 hex>` stays here, the peer is
+/// created straight into the container as `CNI_IFNAME` (it never exists in the host, so it
+/// cannot clash with a host link). Retries a host-name collision like the reference.
+fn create_veth(host: &Handle, netns: &Netns, ifname: &str, s: &Settings, rollback: &mut Rollback) -> Result<Link> {
+    let peer_mac = s.mac.as_deref().map(parse_mac).transpose()?;
+    for _ in 0..10 {
+        let name = random_link_name("veth")?;
+        let spec = VethSpec { name: &name, peer_name: ifname, peer_netns: Some(netns), mtu: s.mtu, mac: None, peer_mac };
+        match host.create_veth(&spec) {
+            Ok(()) => {
+                let link = host.link_by_name(&name).map_err(kernel_error)?;
+                let index = link.index;
+                rollback.push("veth pair", move || {
+                    // Deleting one end deletes both.
+                    let host = Handle::current().map_err(kernel_error)?;
+                    match host.delete_link(index) {
+                        Err(e) if !e.is_not_found() => Err(kernel_error(e)),
+                        _ => Ok(()),
+                    }
+                });
+                return Ok(link);
+            }
+            Err(e) if e.is_exists() && host.link_by_name(&name).is_ok() => continue,
+            Err(e) if e.is_exists() => {
+                return Err(Error::plugin(code::KERNEL, format!("container veth name {ifname:?} already exists"), Some(e.to_string())));
+            }
+            Err(e) => return Err(kernel_error(e)),
+        }
+    }
+    Err(Error::plugin(code::KERNEL, "cannot find a free host veth name after 10 tries", None))
+}
+
+/// Enslaves the host end, sets hairpin/isolation and VLANs, and sets it up.
+fn wire_host_port(host: &Handle, veth: &Link, bridge: &Link, s: &Settings) -> Result<()> {
+    host.set_master(veth.index, bridge.index).map_err(kernel_error)?;
+    host.set_bridge_port(veth.index, BridgePortFlags { hairpin: Some(s.hairpin), isolated: Some(s.port_isolation) })
+        .map_err(kernel_error)?;
+    if s.vlan_filtering() {
+        if !s.preserve_default_vlan {
+            for vlan in host.bridge_vlans(veth.index).map_err(kernel_error)? {
+                host.del_bridge_vlan(veth.index, vlan.vid).map_err(kernel_error)?;
+            }
+        }
+        // A trunk without an access VLAN still needs a native (PVID) VLAN: VID 1.
+        let native = s.vlan.unwrap_or(1);
+        host.add_bridge_vlan(veth.index, native, true, true).map_err(kernel_error)?;
+        for vid in s.vlan_trunk.iter().filter(|v| **v != native) {
+            host.add_bridge_vlan(veth.index, *vid, false, false).map_err(kernel_error)?;
+        }
+    }
+    let _ = sysctl::ensure(&format!("net/ipv6/conf/{}/accept_ra", veth.name), "0");
+    host.set_link_up(veth.index).map_err(kernel_error)
+}
+
+/// L3 mode: IPAM result into the container, gateway on the bridge, forwarding, masquerade.
+#[allow(clippy::too_many_arguments)]
+fn configure_l3(
+    req: &Request<BridgeConfig>,
+    s: &Settings,
+    netns: &Netns,
+    container: &Handle,
+    host: &Handle,
+    bridge: &Link,
+    ipam: CniResult,
+    result: &mut CniResult,
+    rollback: &mut Rollback,
+) -> Result<()> {
+    if ipam.ips.is_empty() {
+        return Err(Error::plugin(code::DELEGATE, "IPAM plugin returned missing IP config", None));
+    }
+    result.ips = ipam.ips;
+    result.routes = ipam.routes;
+    result.dns = ipam.dns;
+    let mut gateways = Vec::new();
+    for ip in &mut result.ips {
+        ip.interface = Some(CONTAINER_IF);
+        if ip.gateway.is_none() && s.is_gateway {
+            ip.gateway = Some(first_host(ip.address.network().0));
+        }
+        let Some(gw) = ip.gateway else { continue };
+        let v6 = gw.is_ipv6();
+        if s.is_default_gateway
+            && !result.routes.iter().any(|r| r.dst.prefix() == 0 && r.dst.ip().is_ipv6() == v6 && r.gw.is_some())
+        {
+            let any: IpAddr = if v6 { Ipv6Addr::UNSPECIFIED.into() } else { Ipv4Addr::UNSPECIFIED.into() };
+            result.routes.push(route_to(any, gw));
+        }
+        if s.is_gateway {
+            // UNWRAP-free: the prefix comes from a valid address of the same family.
+            if let Ok(cidr) = IpNetwork::new(gw, ip.address.prefix()) {
+                gateways.push(cidr);
+            }
+        }
+    }
+
+    let ifname = req.args.ifname.clone();
+    let enabledad = s.enabledad;
+    netns
+        .run(move || {
+            // Errors ignored as the reference does: IPv6 or ARP knobs may be absent.
+            if enabledad {
+                let _ = sysctl::ensure(&format!("net/ipv6/conf/{ifname}/enhanced_dad"), "1");
+                let _ = sysctl::ensure(&format!("net/ipv6/conf/{ifname}/accept_dad"), "1");
+            } else {
+                let _ = sysctl::ensure(&format!("net/ipv6/conf/{ifname}/accept_dad"), "0");
+            }
+            let _ = sysctl::ensure(&format!("net/ipv4/conf/{ifname}/arp_notify"), "1");
+        })
+        .map_err(kernel_error)?;
+    configure_iface(netns, container, &req.args.ifname, result, !s.enabledad)?;
+    fault_point("bridge-after-addresses")?;
+
+    if s.is_gateway {
+        for gw in &gateways {
+            ensure_bridge_address(host, bridge, *gw, s.force_address)?;
+        }
+        // Pin the bridge MAC: otherwise it follows the lowest port MAC and changes as
+        // containers come and go, and neighbours keep a stale ARP entry for the gateway.
+        if let Some(mac) = bridge.mac {
+            host.set_mac(bridge.index, mac).map_err(kernel_error)?;
+        }
+        if gateways.iter().any(IpNetwork::is_ipv4) {
+            sysctl::ensure("net/ipv4/ip_forward", "1").map_err(kernel_error)?;
+        }
+        if gateways.iter().any(IpNetwork::is_ipv6) {
+            sysctl::ensure("net/ipv6/conf/all/forwarding", "1").map_err(kernel_error)?;
+        }
+    }
+    fault_point("bridge-after-gateway")?;
+
+    if s.ip_masq {
+        let backend = cni_firewall::choose_backend(s.ip_masq_backend.as_deref()).map_err(crate::firewall_error)?;
+        // The container's own address with the subnet's prefix: the rules match the source
+        // address and exempt the subnet as destination.
+        let ips: Vec<IpNetwork> = result.ips.iter().map(|ip| ip.address.0).collect();
+        let (network, id, ifn) = (req.net.name.clone(), req.args.container_id.clone(), req.args.ifname.clone());
+        cni_firewall::setup_masquerade(backend, &network, &id, &ifn, &ips).map_err(crate::firewall_error)?;
+        rollback.push("masquerade rules", move || {
+            cni_firewall::teardown_masquerade(&network, &id, &ifn).map_err(crate::firewall_error)
+        });
+        fault_point("bridge-after-masquerade")?;
+    }
+    Ok(())
+}
+
+/// Puts `gw` on the bridge: identical → nothing; a different IPv4 address or an overlapping
+/// IPv6 prefix → error unless `forceAddress` (then it replaces it); EEXIST from a concurrent
+/// ADD is fine.
+fn ensure_bridge_address(host: &Handle, bridge: &Link, gw: IpNetwork, force: bool) -> Result<()> {
+    let existing = host.addresses(Some(bridge.index)).map_err(kernel_error)?;
+    for addr in existing.iter().filter(|a| a.network.is_ipv4() == gw.is_ipv4()) {
+        if addr.network == gw {
+            return Ok(());
+        }
+        let conflicts = match gw {
+            IpNetwork::V4(_) => true,
+            IpNetwork::V6(_) => addr.network.contains(gw.network()) || gw.contains(addr.network.network()),
+        };
+        if !conflicts {
+            continue;
+        }
+        if !force {
+            return Err(Error::plugin(
+                code::KERNEL,
+                format!("{:?} already has an IP address different from {gw}", bridge.name),
+                Some(format!("existing address {}", addr.network)),
+            ));
+        }
+        host.del_address(bridge.index, addr.network).map_err(kernel_error)?;
+    }
+    match host.add_address(bridge.index, gw, AddressOptions { nodad: true }) {
+        Err(e) if !e.is_exists() => Err(kernel_error(e)),
+        _ => Ok(()),
+    }
+}
+
+/// Waits until the host port is operationally up, i.e. forwarding (plugins #463). The
+/// reference sleeps 0/50/500/1000/1000 ms; short polls return as soon as the kernel is done.
+fn wait_port_forwarding(host: &Handle, index: u32) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let mut pause = Duration::from_micros(100);
+    loop {
+        let link = host.link_by_index(index).map_err(kernel_error)?;
+        if link.oper_state == OperState::Up {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::plugin(code::KERNEL, format!("bridge port in error state: {:?}", link.oper_state), Some(link.name)));
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
+
+/// The subnet's first host address: the default gateway when IPAM gives none.
+fn first_host(network: IpNetwork) -> IpAddr {
+    match network.network() {
+        IpAddr::V4(a) => IpAddr::V4(Ipv4Addr::from(u32::from(a).wrapping_add(1))),
+        IpAddr::V6(a) => IpAddr::V6(Ipv6Addr::from(u128::from(a).wrapping_add(1))),
+    }
+}
+
+/// A default route (`0.0.0.0/0` or `::/0`, by `any`'s family) via `gw`.
+#[allow(clippy::expect_used)]
+fn route_to(any: IpAddr, gw: IpAddr) -> Route {
+    let dst = IpNetwork::new(any, 0).expect("prefix 0 is valid for every family");
+    Route::new(cni::Cidr(dst), Some(gw))
+}

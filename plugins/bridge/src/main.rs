@@ -1,0 +1,3 @@
+fn main() {
+    cni::skel::run(cni_plugin_bridge::Bridge, cni::About { name: "bridge", version: env!("CARGO_PKG_VERSION") })
+}
