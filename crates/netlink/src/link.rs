@@ -381,14 +381,14 @@ impl Handle {
         kind: &'static str,
         name: &str,
         msg: LinkMessage,
+        detail: std::fmt::Arguments<'_>,
     ) -> Result<()> {
         let object = name_object(name);
-        match self.sock.change(
-            op,
-            &object,
-            RouteNetlinkMessage::NewLink(msg),
-            NLM_F_CREATE | NLM_F_EXCL,
-        ) {
+        let request = RouteNetlinkMessage::NewLink(msg);
+        match self
+            .sock
+            .change(op, &object, request, NLM_F_CREATE | NLM_F_EXCL)
+        {
             Err(Error::Kernel {
                 errno: libc::EOPNOTSUPP,
                 ..
@@ -400,7 +400,7 @@ impl Handle {
             }),
             Err(err) => Err(err),
             Ok(()) => {
-                log::info!("created {kind} {name}");
+                log::info!("created {kind} {name}{detail}");
                 Ok(())
             }
         }
@@ -409,17 +409,16 @@ impl Handle {
     /// Creates a veth pair; see [`VethSpec`] for which end lands where. Both ends start
     /// down.
     pub fn create_veth(&self, spec: &VethSpec<'_>) -> Result<()> {
-        self.create_link("create veth", "veth", spec.name, veth_message(spec))?;
-        log::info!(
-            "veth {} has peer {} in {}",
+        let peer_place = spec
+            .peer_netns
+            .map_or_else(|| "this netns".into(), |ns| ns.path().display().to_string());
+        self.create_link(
+            "create veth",
+            "veth",
             spec.name,
-            spec.peer_name,
-            spec.peer_netns.map_or_else(
-                || "the same netns".into(),
-                |ns| ns.path().display().to_string()
-            )
-        );
-        Ok(())
+            veth_message(spec),
+            format_args!(" with peer {} in {peer_place}", spec.peer_name),
+        )
     }
 
     /// Creates a bridge, left down.
@@ -433,7 +432,13 @@ impl Handle {
         if spec.vlan_filtering {
             builder = builder.vlan_filtering(true);
         }
-        self.create_link("create bridge", "bridge", spec.name, builder.build())
+        self.create_link(
+            "create bridge",
+            "bridge",
+            spec.name,
+            builder.build(),
+            format_args!(""),
+        )
     }
 
     /// Creates a macvlan on a parent link, optionally straight into another netns.
@@ -447,7 +452,13 @@ impl Handle {
         if let Some(len) = spec.bcqueuelen {
             builder = builder.append_info_data(InfoMacVlan::BcQueueLen(len));
         }
-        self.create_link("create macvlan", "macvlan", spec.name, builder.build())
+        self.create_link(
+            "create macvlan",
+            "macvlan",
+            spec.name,
+            builder.build(),
+            format_args!(" on link index {}", spec.master_index),
+        )
     }
 
     /// Creates an ipvlan on a parent link, optionally straight into another netns. A
@@ -460,7 +471,13 @@ impl Handle {
             None,
             spec.netns,
         );
-        self.create_link("create ipvlan", "ipvlan", spec.name, builder.build())
+        self.create_link(
+            "create ipvlan",
+            "ipvlan",
+            spec.name,
+            builder.build(),
+            format_args!(" on link index {}", spec.master_index),
+        )
     }
 
     /// Deletes a link. Deleting one end of a veth deletes both.

@@ -238,7 +238,8 @@ impl Socket {
                         }
                     }
                     NetlinkPayload::Noop => {}
-                    NetlinkPayload::Overrun(_) | _ => {
+                    // Overrun, or a payload kind added to netlink-packet-core later.
+                    _ => {
                         return Err(Error::Protocol {
                             op,
                             object: object.to_owned(),
