@@ -347,3 +347,24 @@ fn vm_ipvlan_modes_read_back() {
         assert_eq!(link.mtu, 1400);
     }
 }
+
+/// 150 veth pairs make a link dump of several 32 KiB datagrams (a veth message is about
+/// 1.5 KiB), so the multipart loop and sequence checks carry real weight.
+#[test]
+fn link_dump_spans_many_datagrams() {
+    let (_ns, handle) = anon_with_handle();
+    for i in 0..150 {
+        veth_pair(&handle, &format!("vm{i}"), &format!("vm{i}p"));
+    }
+    let links = handle.links().unwrap();
+    assert_eq!(links.len(), 301, "lo + 150 pairs");
+    let mut indexes: Vec<u32> = links.iter().map(|l| l.index).collect();
+    indexes.sort_unstable();
+    indexes.dedup();
+    assert_eq!(indexes.len(), 301, "no link reported twice");
+    assert!(
+        links
+            .iter()
+            .all(|l| l.kind.as_deref() == Some("veth") || l.name == "lo")
+    );
+}
