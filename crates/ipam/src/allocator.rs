@@ -98,46 +98,49 @@ pub fn allocate(
     config: &IpamConfig,
     attachment: &Attachment,
 ) -> Result<Vec<IpConfig>> {
+    let mut reserved = Vec::new();
+    reserve_all(store, config, attachment, &mut reserved).inspect_err(|_| {
+        for ip in &reserved {
+            if let Err(release_error) = store.release(*ip, attachment) {
+                log::warn!("rolling back {ip} after a failed ADD: {release_error}");
+            }
+        }
+    })
+}
+
+/// The body of [`allocate`]; every address it reserves is pushed to `reserved` at once, so
+/// the caller can roll back whatever step fails.
+fn reserve_all(
+    store: &LockedStore<'_>,
+    config: &IpamConfig,
+    attachment: &Attachment,
+    reserved: &mut Vec<IpAddr>,
+) -> Result<Vec<IpConfig>> {
     let held = store.find(attachment)?;
     let mut requested = config.requested_ips.clone();
-    let mut reserved: Vec<IpAddr> = Vec::new();
     let mut ips = Vec::new();
-    let outcome = (|| {
-        for (index, set) in config.range_sets.iter().enumerate() {
-            let wanted = requested
-                .iter()
-                .position(|ip| set.contains(*ip))
-                .map(|position| requested.remove(position));
-            let (ip, range) = match wanted {
-                Some(ip) => reserve_requested(store, index, set, ip, attachment)?,
-                None => reserve_next(store, index, set, &held, attachment)?,
-            };
-            reserved.push(ip);
-            store.set_last_reserved_ip(index, ip)?;
-            ips.push(IpConfig {
-                interface: None,
-                address: range.cidr_of(ip),
-                gateway: Some(range.gateway),
-            });
-        }
-        if !requested.is_empty() {
-            return Err(Error::RequestedIpsUnfulfilled {
-                ips: requested.clone(),
-            });
-        }
-        store.remember(attachment, &reserved)
-    })();
-    match outcome {
-        Ok(()) => Ok(ips),
-        Err(error) => {
-            for ip in &reserved {
-                if let Err(release_error) = store.release(*ip, attachment) {
-                    log::warn!("rolling back {ip} after a failed ADD: {release_error}");
-                }
-            }
-            Err(error)
-        }
+    for (index, set) in config.range_sets.iter().enumerate() {
+        let wanted = requested
+            .iter()
+            .position(|ip| set.contains(*ip))
+            .map(|position| requested.remove(position));
+        let (ip, range) = match wanted {
+            Some(ip) => reserve_requested(store, index, set, ip, attachment)?,
+            None => reserve_next(store, index, set, &held, attachment)?,
+        };
+        reserved.push(ip);
+        store.set_last_reserved_ip(index, ip)?;
+        ips.push(IpConfig {
+            interface: None,
+            address: range.cidr_of(ip),
+            gateway: Some(range.gateway),
+        });
     }
+    if !requested.is_empty() {
+        return Err(Error::RequestedIpsUnfulfilled { ips: requested });
+    }
+    store.remember(attachment, reserved)?;
+    Ok(ips)
 }
 
 fn reserve_requested<'s>(

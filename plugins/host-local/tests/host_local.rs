@@ -367,19 +367,17 @@ fn gc_releases_every_lease_not_in_valid_attachments() {
     for id in ["c1", "c2", "c3"] {
         net.ours("ADD", id).ok();
     }
+    let gc_env = [
+        ("CNI_CONTAINERID", ""),
+        ("CNI_IFNAME", ""),
+        ("CNI_NETNS", ""),
+    ];
+    // Without the list, GC would mean "release everything": refused.
+    net.run_with(OURS, "GC", &gc_env, &net.config).error(7);
+    assert_eq!(net.leases().len(), 3);
     net.config["cni.dev/valid-attachments"] =
         json!([{"containerID": "c1", "ifname": "eth0"}, {"containerID": "c3", "ifname": "eth0"}]);
-    net.run_with(
-        OURS,
-        "GC",
-        &[
-            ("CNI_CONTAINERID", ""),
-            ("CNI_IFNAME", ""),
-            ("CNI_NETNS", ""),
-        ],
-        &net.config,
-    )
-    .ok();
+    net.run_with(OURS, "GC", &gc_env, &net.config).ok();
     let holders: BTreeSet<String> = net.leases().into_values().collect();
     assert_eq!(
         holders,
