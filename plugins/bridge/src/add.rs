@@ -256,7 +256,11 @@ fn configure_l3(
         }
         // Pin the bridge MAC: otherwise it follows the lowest port MAC and changes as
         // containers come and go, and neighbours keep a stale ARP entry for the gateway.
-        if let Some(mac) = bridge.mac {
+        // Pin the MAC it has now, not the one read before our port joined: a bridge whose
+        // last port left has 00:00:00:00:00:00 until a port joins, and the kernel refuses
+        // to set that (EADDRNOTAVAIL; found by the fault-injection test).
+        let current = host.link_by_index(bridge.index).map_err(kernel_error)?;
+        if let Some(mac) = current.mac.filter(|m| *m != [0; 6]) {
             host.set_mac(bridge.index, mac).map_err(kernel_error)?;
         }
         if gateways.iter().any(IpNetwork::is_ipv4) {
