@@ -28,15 +28,16 @@ pub enum Error {
         /// The kernel's extended-ACK text (`NLMSGERR_ATTR_MSG`), when it gave one.
         ext_ack: Option<String>,
     },
-    /// The kernel has no driver for a link kind: `rtnl_newlink` answers EOPNOTSUPP with
-    /// "Unknown device type" when `request_module("rtnl-link-<kind>")` finds nothing.
+    /// The kernel has no driver for a link kind (`rtnl_newlink` answers EOPNOTSUPP with
+    /// "Unknown device type" when `request_module("rtnl-link-<kind>")` finds nothing), or
+    /// was built without an optional feature a create asked for.
     #[error("{op} {object}: kernel lacks {kind} support ({})", errno_text(*errno))]
     UnsupportedKind {
         /// What we asked for.
         op: &'static str,
         /// The object.
         object: String,
-        /// The link kind, e.g. `"ipvlan"`.
+        /// The link kind (`"ipvlan"`) or optional feature (`"bridge VLAN filtering"`).
         kind: &'static str,
         /// The errno the kernel gave (EOPNOTSUPP).
         errno: i32,

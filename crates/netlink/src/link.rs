@@ -174,6 +174,9 @@ pub fn format_mac(mac: &[u8; 6]) -> String {
     format!("{a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{f:02x}")
 }
 
+/// The extended-ACK text of `rtnl_newlink` when no driver serves the requested kind.
+const UNKNOWN_DEVICE_TYPE: &str = "Unknown device type";
+
 fn name_object(name: &str) -> String {
     format!("link \"{name}\"")
 }
@@ -374,11 +377,13 @@ impl Handle {
 
     /// Sends an `RTM_NEWLINK` with `NLM_F_CREATE | NLM_F_EXCL` (so an existing name is
     /// EEXIST, never a silent modification), mapping EOPNOTSUPP to
-    /// [`Error::UnsupportedKind`].
+    /// [`Error::UnsupportedKind`]: naming `kind` when the kernel says "Unknown device type"
+    /// (no driver), else `feature` when the request used an optional feature (the kernel
+    /// answers a bare EOPNOTSUPP to `vlan_filtering 1` without
+    /// `CONFIG_BRIDGE_VLAN_FILTERING`, verified with `ip link add … type bridge`).
     fn create_link(
         &self,
-        op: &'static str,
-        kind: &'static str,
+        (op, kind, feature): (&'static str, &'static str, Option<&'static str>),
         name: &str,
         msg: LinkMessage,
         detail: std::fmt::Arguments<'_>,
@@ -391,11 +396,15 @@ impl Handle {
         {
             Err(Error::Kernel {
                 errno: libc::EOPNOTSUPP,
+                ext_ack,
                 ..
             }) => Err(Error::UnsupportedKind {
                 op,
                 object,
-                kind,
+                kind: match feature {
+                    Some(feature) if ext_ack.as_deref() != Some(UNKNOWN_DEVICE_TYPE) => feature,
+                    _ => kind,
+                },
                 errno: libc::EOPNOTSUPP,
             }),
             Err(err) => Err(err),
@@ -413,8 +422,7 @@ impl Handle {
             .peer_netns
             .map_or_else(|| "this netns".into(), |ns| ns.path().display().to_string());
         self.create_link(
-            "create veth",
-            "veth",
+            ("create veth", "veth", None),
             spec.name,
             veth_message(spec),
             format_args!(" with peer {} in {peer_place}", spec.peer_name),
@@ -432,9 +440,9 @@ impl Handle {
         if spec.vlan_filtering {
             builder = builder.vlan_filtering(true);
         }
+        let feature = spec.vlan_filtering.then_some("bridge VLAN filtering");
         self.create_link(
-            "create bridge",
-            "bridge",
+            ("create bridge", "bridge", feature),
             spec.name,
             builder.build(),
             format_args!(""),
@@ -453,8 +461,7 @@ impl Handle {
             builder = builder.append_info_data(InfoMacVlan::BcQueueLen(len));
         }
         self.create_link(
-            "create macvlan",
-            "macvlan",
+            ("create macvlan", "macvlan", None),
             spec.name,
             builder.build(),
             format_args!(" on link index {}", spec.master_index),
@@ -472,8 +479,7 @@ impl Handle {
             spec.netns,
         );
         self.create_link(
-            "create ipvlan",
-            "ipvlan",
+            ("create ipvlan", "ipvlan", None),
             spec.name,
             builder.build(),
             format_args!(" on link index {}", spec.master_index),

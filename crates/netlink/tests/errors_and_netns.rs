@@ -35,6 +35,16 @@ fn missing_and_duplicate_links_have_distinct_kinds() {
 
     let err = handle.set_link_up(987_654).unwrap_err();
     assert!(err.is_not_found(), "{err}");
+
+    // The kernel's extended-ACK text reaches the message (`dev_validate_mtu`).
+    let link = handle.link_by_name("vdup0").unwrap();
+    let err = handle.set_mtu(link.index, 70_000).unwrap_err();
+    assert_eq!(err.errno(), Some(libc::EINVAL));
+    assert!(
+        err.to_string()
+            .contains("(mtu greater than device maximum)"),
+        "{err}"
+    );
 }
 
 #[test]
