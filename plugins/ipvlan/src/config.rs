@@ -1,0 +1,177 @@
+//! The ipvlan plugin's own configuration keys (cni-notes §2.3), parsed and validated
+//! before anything touches the kernel. Unknown keys are ignored, as the reference does;
+//! `CNI_ARGS` are not read at all (ipvlan slaves share the master's MAC).
+
+use crate::common::{Namespaces, resolve_master, validate_mtu};
+use cni::{CniResult, Error, Request, Result};
+use cni_netlink::{IpvlanMode, Link};
+use serde::Deserialize;
+
+/// Raw keys as they arrive on stdin (Go field names and defaults).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IpvlanConfig {
+    /// `master`: the parent link; default: the single interface of the prevResult when
+    /// chained, else the interface of the default route.
+    #[serde(default)]
+    pub master: Option<String>,
+    /// `mode`: `l2` (default), `l3` or `l3s`.
+    #[serde(default)]
+    pub mode: Option<String>,
+    /// `mtu`: 0 = the master's.
+    #[serde(default)]
+    pub mtu: i64,
+    /// `linkInContainer`: the master lives in the container netns.
+    #[serde(default)]
+    pub link_in_container: bool,
+}
+
+/// Where the container's addresses come from.
+#[derive(Debug, Clone)]
+pub enum Addressing {
+    /// Delegate to this IPAM plugin.
+    Ipam(String),
+    /// Chained without IPAM: the prevResult's IPs and routes.
+    Chained(Box<CniResult>),
+}
+
+/// The validated settings one ADD works from.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The master's name: configured, or the prevResult's single interface when chained;
+    /// `None`: the default route's interface.
+    pub master: Option<String>,
+    /// The ipvlan mode.
+    pub mode: IpvlanMode,
+    /// `mtu` as configured (checked against the master in `resolve_master`).
+    pub mtu: i64,
+    /// The master is in the container netns.
+    pub link_in_container: bool,
+    /// Where addresses come from.
+    pub addressing: Addressing,
+}
+
+impl Settings {
+    /// Validates an ADD's configuration (code 7 naming the problem), before any change:
+    /// the reference creates the link first and only then finds it has no addresses.
+    pub fn from_request(req: &Request<IpvlanConfig>) -> Result<Settings> {
+        let c = &req.config;
+        let mode = parse_mode(c.mode.as_deref().unwrap_or(""))?;
+        let prev = req
+            .net
+            .prev_result
+            .as_ref()
+            .map(|p| CniResult::from_prev_result(p, req.net.cni_version))
+            .transpose()?;
+        let mut master = c.master.clone().filter(|m| !m.is_empty());
+        if master.is_none() {
+            if let Some(prev) = &prev {
+                master = Some(chained_master(prev)?);
+            }
+        }
+        let addressing = match (req.net.ipam_type(), prev) {
+            (Some(ipam), _) => Addressing::Ipam(ipam.to_owned()),
+            (None, Some(prev)) if !prev.ips.is_empty() => Addressing::Chained(Box::new(prev)),
+            (None, _) => {
+                return Err(Error::invalid_config(
+                    "ipvlan needs \"ipam\" or, when chained, a prevResult with IPs",
+                ));
+            }
+        };
+        Ok(Settings {
+            master,
+            mode,
+            mtu: c.mtu,
+            link_in_container: c.link_in_container,
+            addressing,
+        })
+    }
+
+    /// The master link (configured, chained or the default route's, in the host or with
+    /// `linkInContainer` the container netns) and the MTU to set, checked against it.
+    pub(crate) fn resolve_master(&self, ns: &Namespaces) -> Result<(Link, Option<u32>)> {
+        let master = resolve_master(
+            ns.master_side(self.link_in_container),
+            self.master.as_deref(),
+        )?;
+        let mtu = validate_mtu(self.mtu, &master)?;
+        Ok((master, mtu))
+    }
+}
+
+/// Chained after a plugin that made the master (e.g. host-device), the master is that
+/// plugin's one named interface.
+fn chained_master(prev: &CniResult) -> Result<String> {
+    let mut named = prev.interfaces.iter().filter(|i| !i.name.is_empty());
+    match (named.next(), named.next()) {
+        (Some(only), None) => Ok(only.name.clone()),
+        _ => Err(Error::invalid_config(
+            "chained master failure. PrevResult lacks a single named interface",
+        )),
+    }
+}
+
+/// The reference's `modeFromString`: empty means `l2`.
+pub fn parse_mode(mode: &str) -> Result<IpvlanMode> {
+    match mode {
+        "" | "l2" => Ok(IpvlanMode::L2),
+        "l3" => Ok(IpvlanMode::L3),
+        "l3s" => Ok(IpvlanMode::L3s),
+        other => Err(Error::invalid_config(format!(
+            "unknown ipvlan mode: {other:?}"
+        ))),
+    }
+}
+
+/// The config word for a mode (for CHECK messages).
+pub fn mode_name(mode: IpvlanMode) -> &'static str {
+    match mode {
+        IpvlanMode::L2 => "l2",
+        IpvlanMode::L3 => "l3",
+        IpvlanMode::L3s => "l3s",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes_parse_like_the_reference() {
+        for (word, mode) in [
+            ("", IpvlanMode::L2),
+            ("l2", IpvlanMode::L2),
+            ("l3", IpvlanMode::L3),
+            ("l3s", IpvlanMode::L3s),
+        ] {
+            assert_eq!(parse_mode(word).unwrap(), mode);
+            if !word.is_empty() {
+                assert_eq!(mode_name(mode), word);
+            }
+        }
+        let err = parse_mode("bridge").unwrap_err();
+        assert_eq!(
+            (err.code(), err.msg()),
+            (7, r#"unknown ipvlan mode: "bridge""#.to_owned())
+        );
+    }
+
+    #[test]
+    fn chained_master_is_the_single_named_interface() {
+        let prev = |json: serde_json::Value| {
+            CniResult::from_prev_result(&json, "1.0.0".parse().unwrap()).unwrap()
+        };
+        let one = prev(serde_json::json!({"interfaces": [{"name": "eth1"}], "ips": []}));
+        assert_eq!(chained_master(&one).unwrap(), "eth1");
+        for bad in [
+            serde_json::json!({"interfaces": [], "ips": []}),
+            serde_json::json!({"interfaces": [{"name": "a"}, {"name": "b"}], "ips": []}),
+        ] {
+            let err = chained_master(&prev(bad)).unwrap_err();
+            assert_eq!(
+                err.msg(),
+                "chained master failure. PrevResult lacks a single named interface"
+            );
+        }
+    }
+}

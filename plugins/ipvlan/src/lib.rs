@@ -1,0 +1,54 @@
+//! The ipvlan plugin: an ipvlan sub-interface of a `master` link, handed to the container
+//! as `CNI_IFNAME`; addresses from a delegated IPAM plugin, or — chained without IPAM —
+//! from the `prevResult` (cni-notes §2.3).
+//!
+//! Where it does better than the reference (cni-notes §2.6), each pinned by a test in
+//! `tests/ipvlan.rs`:
+//! * ADD is all-or-nothing (defect 6: the reference never removes the link it made, and
+//!   keeps the IPAM reservation when addressing fails);
+//! * DEL needs neither `master` nor a default route, and CHECK works without `master`
+//!   (defect 7);
+//! * the result carries IPAM's DNS when the config has no `dns` (defect 9);
+//! * GC is forwarded to IPAM (defect 4).
+//!
+//! The code shared with the macvlan plugin is compiled from `plugins/macvlan/src/common.rs`
+//! (one copy; it should move to `crates/plugin-support`).
+
+mod add;
+mod check;
+#[path = "../../macvlan/src/common.rs"]
+pub(crate) mod common;
+pub mod config;
+
+use cni::{CniResult, Command, Plugin, Request, Result};
+use config::{IpvlanConfig, Settings};
+
+/// The ipvlan plugin.
+pub struct Ipvlan;
+
+impl Plugin for Ipvlan {
+    type Config = IpvlanConfig;
+
+    fn add(&self, req: Request<IpvlanConfig>) -> Result<CniResult> {
+        let settings = Settings::from_request(&req)?;
+        add::add(&req, &settings)
+    }
+
+    /// Deliberately validates nothing of the plugin's own keys and never resolves the
+    /// master: the reference's DEL fails on a host without a default route (defect 7).
+    fn del(&self, req: Request<IpvlanConfig>) -> Result<()> {
+        common::del(&req.net, &req.args)
+    }
+
+    fn check(&self, req: Request<IpvlanConfig>) -> Result<()> {
+        check::check(&req)
+    }
+
+    fn status(&self, req: Request<IpvlanConfig>) -> Result<()> {
+        common::forward_to_ipam(&req.net, &req.args, Command::Status)
+    }
+
+    fn gc(&self, req: Request<IpvlanConfig>) -> Result<()> {
+        common::forward_to_ipam(&req.net, &req.args, Command::Gc)
+    }
+}

@@ -1,0 +1,32 @@
+//! macvlan CHECK (cni-notes §2.2 "CHECK"): the master exists (and the MTU still fits it),
+//! IPAM agrees, and the container interface is still the macvlan ADD made — kind, mode,
+//! MAC, parent — with the prevResult's addresses and routes.
+
+use crate::common::{self, Namespaces, check_failed};
+use crate::config::{MacvlanConfig, Settings, mode_name};
+use cni::{Command, Request, Result};
+use cni_netlink::format_mac;
+
+pub(crate) fn check(req: &Request<MacvlanConfig>, s: &Settings) -> Result<()> {
+    let ns = Namespaces::open(&req.args, "CHECK")?;
+    let (master, _) = s.resolve_master(&ns)?;
+    if let Some(ipam) = &s.ipam_type {
+        cni::invoke::delegate(ipam, Command::Check, &req.args)?;
+    }
+    let (prev, link) = common::check_container_link(&req.net, &req.args, &ns, "macvlan")?;
+    if link.macvlan_mode != Some(s.mode) {
+        return Err(check_failed(format!(
+            "{} has macvlan mode {}, config says {}",
+            link.name,
+            link.macvlan_mode.map_or("unknown", mode_name),
+            mode_name(s.mode)
+        )));
+    }
+    common::check_mac(
+        s.mac.as_ref().map(format_mac).as_deref(),
+        &link,
+        "the config",
+    )?;
+    common::check_parent(&link, &master)?;
+    common::check_addresses_and_routes(&ns.container, &link, &prev)
+}

@@ -1,0 +1,389 @@
+//! What the macvlan and ipvlan plugins share: both make a sub-interface of a `master`
+//! link, hand it to the container under `CNI_IFNAME`, and address it from IPAM. The
+//! ipvlan crate compiles this same file (`#[path]` in its `lib.rs`), so it is written
+//! once. It belongs in `crates/plugin-support` (most of it is plugin-neutral: DEL,
+//! STATUS/GC forwarding, the CHECK address/route comparison the bridge plugin also has);
+//! it lives here only until that crate's owner moves it.
+//!
+//! Everything here is policy-free about the link kind: the caller passes a closure that
+//! creates its kind of link, and its kind name for CHECK.
+
+use cni::error::code;
+use cni::{CmdArgs, CniResult, Command, Dns, Error, Interface, NetConf, Request, Result};
+use cni_netlink::{Handle, IpFamily, Link, Netns, format_mac, sysctl};
+use cni_plugin_support::{Rollback, fault_point, kernel_error, random_link_name};
+use std::path::Path;
+
+/// The opened namespaces one ADD or CHECK works with.
+pub(crate) struct Namespaces {
+    /// The container netns (`CNI_NETNS`).
+    pub netns: Netns,
+    /// A netlink socket in the netns the plugin runs in (the host).
+    pub host: Handle,
+    /// A netlink socket bound to the container netns.
+    pub container: Handle,
+}
+
+impl Namespaces {
+    /// Opens `CNI_NETNS` (required for `verb`) and a socket on each side.
+    pub fn open(args: &CmdArgs, verb: &str) -> Result<Namespaces> {
+        let path = args
+            .netns
+            .as_deref()
+            .ok_or_else(|| Error::invalid_env(format!("CNI_NETNS is required for {verb}")))?;
+        let netns = Netns::from_path(path).map_err(kernel_error)?;
+        let host = Handle::current().map_err(kernel_error)?;
+        let container = Handle::for_netns(&netns).map_err(kernel_error)?;
+        Ok(Namespaces {
+            netns,
+            host,
+            container,
+        })
+    }
+
+    /// The handle of the netns the master lives in: the container's with
+    /// `linkInContainer` (a secondary NIC already moved into the pod), else the host's.
+    pub fn master_side(&self, link_in_container: bool) -> &Handle {
+        if link_in_container {
+            &self.container
+        } else {
+            &self.host
+        }
+    }
+}
+
+/// The master by name, or — when none is configured — the interface of the first IPv4
+/// default route of the netns the master is looked up in (the reference's
+/// `GetDefaultRouteInterfaceName`). Code 7: the config names no usable parent.
+pub(crate) fn resolve_master(side: &Handle, name: Option<&str>) -> Result<Link> {
+    match name {
+        Some(name) => side.link_by_name(name).map_err(|e| {
+            if e.is_not_found() {
+                Error::invalid_config(format!("failed to lookup master {name:?}: {e}"))
+            } else {
+                kernel_error(e)
+            }
+        }),
+        None => side
+            .default_route_interface(IpFamily::V4)
+            .map_err(kernel_error)?
+            .ok_or_else(|| Error::invalid_config("no default route interface found")),
+    }
+}
+
+/// Checks `mtu` against the master's, with the reference macvlan's message.
+pub(crate) fn validate_mtu(mtu: i64, master: &Link) -> Result<Option<u32>> {
+    match u32::try_from(mtu) {
+        Ok(0) => Ok(None),
+        Ok(m) if m <= master.mtu => Ok(Some(m)),
+        _ => Err(Error::invalid_config(format!(
+            "invalid MTU {mtu}, must be [0, master MTU({})]",
+            master.mtu
+        ))),
+    }
+}
+
+/// Refuses an ADD whose `CNI_IFNAME` already exists in the container, before any change
+/// (the spec: a second ADD of one attachment must fail; failing first changes nothing).
+pub(crate) fn ensure_ifname_free(ns: &Namespaces, ifname: &str) -> Result<()> {
+    match ns.container.link_by_name(ifname) {
+        Ok(_) => Err(Error::plugin(
+            code::KERNEL,
+            format!("container interface {ifname:?} already exists"),
+            Some(format!("in netns {}", ns.netns.path().display())),
+        )),
+        Err(e) if e.is_not_found() => Ok(()),
+        Err(e) => Err(kernel_error(e)),
+    }
+}
+
+/// Creates the sub-interface straight into the container under a random temporary name,
+/// then renames it to `ifname` there, and registers its deletion.
+///
+/// Why the detour: the kernel creates a link in the creating netns first and only then
+/// moves it, so creating it as `eth0` from the host fails with EEXIST whenever the host
+/// has an `eth0` (netavark `vlan.rs`, the reference's `RandomVethName`). The temporary
+/// name is unique enough that a clash is retried, not reported. `create` is called with
+/// the temporary name and must put the link into the container netns.
+///
+/// `plugin` prefixes the fault points `<plugin>-after-create` and `<plugin>-after-rename`.
+pub(crate) fn create_in_container(
+    ns: &Namespaces,
+    ifname: &str,
+    plugin: &'static str,
+    rollback: &mut Rollback,
+    mut create: impl FnMut(&str) -> cni_netlink::Result<()>,
+) -> Result<Link> {
+    let mut attempt = 0;
+    let temp = loop {
+        let name = random_link_name(plugin)?;
+        match create(&name) {
+            Ok(()) => break name,
+            Err(e) if e.is_exists() && attempt < 5 => attempt += 1,
+            Err(e) => return Err(kernel_error(e)),
+        }
+    };
+    let link = ns.container.link_by_name(&temp).map_err(kernel_error)?;
+    let (path, index) = (ns.netns.path().to_owned(), link.index);
+    rollback.push("container link", move || delete_link_by_index(&path, index));
+    fault_point(&format!("{plugin}-after-create"))?;
+    ns.container
+        .rename_link(link.index, ifname)
+        .map_err(kernel_error)?;
+    fault_point(&format!("{plugin}-after-rename"))?;
+    ns.container.link_by_index(link.index).map_err(kernel_error)
+}
+
+/// Undo of [`create_in_container`]: reopens the netns (the undo must be `'static`).
+fn delete_link_by_index(path: &Path, index: u32) -> Result<()> {
+    let netns = Netns::from_path(path).map_err(kernel_error)?;
+    let container = Handle::for_netns(&netns).map_err(kernel_error)?;
+    match container.delete_link(index) {
+        Err(e) if !e.is_not_found() => Err(kernel_error(e)),
+        _ => Ok(()),
+    }
+}
+
+/// The result's entry for the container interface.
+pub(crate) fn container_interface(link: &Link, netns: &Netns) -> Interface {
+    Interface {
+        name: link.name.clone(),
+        mac: link.mac.as_ref().map(format_mac),
+        sandbox: Some(netns.path().display().to_string()),
+        ..Default::default()
+    }
+}
+
+/// IPAM ADD, with its DEL registered as the undo. `plugin` prefixes the fault point
+/// `<plugin>-after-ipam`.
+pub(crate) fn ipam_add<C>(
+    req: &Request<C>,
+    ipam: &str,
+    plugin: &'static str,
+    rollback: &mut Rollback,
+) -> Result<CniResult> {
+    let result = cni::invoke::delegate_add(ipam, &req.args, req.net.cni_version)?;
+    let (name, args) = (ipam.to_owned(), req.args.clone());
+    rollback.push("IPAM reservation", move || {
+        cni::invoke::delegate(&name, Command::Del, &args).map(drop)
+    });
+    fault_point(&format!("{plugin}-after-ipam"))?;
+    if result.ips.is_empty() {
+        return Err(Error::plugin(
+            code::DELEGATE,
+            "IPAM plugin returned missing IP config",
+            None,
+        ));
+    }
+    Ok(result)
+}
+
+/// Announces the new interface's MAC to neighbours when it comes up or gets an address
+/// (gratuitous ARP, unsolicited NA) — a macvlan/ipvlan gets a fresh MAC or shares the
+/// master's, and peers may hold a stale neighbour entry for a reused IP. Errors are only
+/// logged, as the reference ignores them: `ndisc_notify` is absent when IPv6 is off.
+pub(crate) fn set_notify_sysctls(netns: &Netns, ifname: &str) -> Result<()> {
+    let ifname = ifname.to_owned();
+    netns
+        .run(move || {
+            for key in [
+                format!("net/ipv4/conf/{ifname}/arp_notify"),
+                format!("net/ipv6/conf/{ifname}/ndisc_notify"),
+            ] {
+                if let Err(e) = sysctl::ensure(&key, "1") {
+                    log::warn!("cannot set {key}=1: {e}");
+                }
+            }
+        })
+        .map_err(kernel_error)
+}
+
+/// The result's DNS: the top-level `dns` when set, else what IPAM (or the prevResult)
+/// gave. The reference keeps only the top-level one and drops e.g. host-local's
+/// `resolvConf` (cni-notes §2.6 defect 9).
+pub(crate) fn result_dns(net: &NetConf, from_ipam: Dns) -> Dns {
+    net.dns
+        .clone()
+        .filter(|d| !d.is_empty())
+        .unwrap_or(from_ipam)
+}
+
+/// DEL: IPAM DEL and deletion of `CNI_IFNAME` in the container, each attempted whatever
+/// the other did, every failure reported. Needs nothing but the attachment and the IPAM
+/// type — never the master, nor a default route — so it works after the master is gone
+/// or on a host without a default route. A missing netns or link is the goal state.
+pub(crate) fn del(net: &NetConf, args: &CmdArgs) -> Result<()> {
+    let mut errors = Vec::new();
+    if let Some(ipam) = net.ipam_type() {
+        if let Err(e) = cni::invoke::delegate(ipam, Command::Del, args) {
+            errors.push(e);
+        }
+    }
+    if let Some(path) = &args.netns {
+        if let Err(e) = delete_link_by_name(path, &args.ifname) {
+            errors.push(e);
+        }
+    }
+    combine(errors)
+}
+
+fn delete_link_by_name(path: &Path, ifname: &str) -> Result<()> {
+    let netns = match Netns::from_path(path) {
+        Ok(netns) => netns,
+        Err(e) if e.is_not_found() => return Ok(()),
+        Err(e) => return Err(kernel_error(e)),
+    };
+    let container = Handle::for_netns(&netns).map_err(kernel_error)?;
+    match container.link_by_name(ifname) {
+        Ok(link) => match container.delete_link(link.index) {
+            Err(e) if !e.is_not_found() => Err(kernel_error(e)),
+            _ => Ok(()),
+        },
+        Err(e) if e.is_not_found() => Ok(()),
+        Err(e) => Err(kernel_error(e)),
+    }
+}
+
+/// STATUS and GC are IPAM's business (the spec requires forwarding GC; the reference
+/// does not). Without IPAM there is nothing to report or collect.
+pub(crate) fn forward_to_ipam(net: &NetConf, args: &CmdArgs, command: Command) -> Result<()> {
+    match net.ipam_type() {
+        Some(ipam) => cni::invoke::delegate(ipam, command, args).map(drop),
+        None => Ok(()),
+    }
+}
+
+/// One error for many: the first one's code, every message in the details.
+fn combine(mut errors: Vec<Error>) -> Result<()> {
+    match errors.len() {
+        0 => Ok(()),
+        1 => Err(errors.remove(0)),
+        n => {
+            let details = errors
+                .iter()
+                .map(|e| format!("{} ({})", e.msg(), e.details().unwrap_or("")))
+                .collect::<Vec<_>>()
+                .join("; ");
+            let first = errors.remove(0);
+            Err(Error::plugin(
+                first.code(),
+                format!("{n} cleanup steps failed, first: {}", first.msg()),
+                Some(details),
+            ))
+        }
+    }
+}
+
+/// CHECK's common part: the prevResult (required), its entry for `CNI_IFNAME` in this
+/// sandbox, and the container link, which must be of `kind` and carry the entry's MAC.
+/// Returns the parsed prevResult and the link for the plugin's own checks.
+pub(crate) fn check_container_link(
+    net: &NetConf,
+    args: &CmdArgs,
+    ns: &Namespaces,
+    kind: &str,
+) -> Result<(CniResult, Link)> {
+    let prev = net
+        .prev_result
+        .as_ref()
+        .ok_or_else(|| Error::invalid_config("required prevResult missing"))?;
+    let prev = CniResult::from_prev_result(prev, net.cni_version)?;
+    let ifname = args.ifname.as_str();
+    let sandbox = ns.netns.path().display().to_string();
+    let entry = prev
+        .interfaces
+        .iter()
+        .find(|i| i.name == ifname && i.sandbox.as_deref() == Some(sandbox.as_str()))
+        .ok_or_else(|| {
+            check_failed(format!(
+                "interface {ifname:?} in sandbox {sandbox} not found in prevResult"
+            ))
+        })?;
+    let link = ns
+        .container
+        .link_by_name(ifname)
+        .map_err(|e| check_failed(format!("container interface {ifname:?} not found: {e}")))?;
+    if link.kind.as_deref() != Some(kind) {
+        return Err(check_failed(format!(
+            "container interface {ifname:?} is a {}, not a {kind}",
+            link.kind.as_deref().unwrap_or("link of unknown kind")
+        )));
+    }
+    check_mac(entry.mac.as_deref(), &link, "prevResult")?;
+    Ok((prev, link))
+}
+
+/// The link's MAC equals `want` (any case), when `want` is given.
+pub(crate) fn check_mac(want: Option<&str>, link: &Link, source: &str) -> Result<()> {
+    let actual = link.mac.as_ref().map(format_mac);
+    match want {
+        Some(want) if Some(want.to_lowercase()) != actual => Err(check_failed(format!(
+            "interface {} has MAC {}, {source} says {want}",
+            link.name,
+            actual.unwrap_or_default()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// The sub-interface still hangs off `master` (`IFLA_LINK` is the parent's index in the
+/// parent's netns, also across namespaces).
+pub(crate) fn check_parent(link: &Link, master: &Link) -> Result<()> {
+    if link.link == Some(master.index) {
+        Ok(())
+    } else {
+        Err(check_failed(format!(
+            "interface {} is not a sub-interface of master {:?}",
+            link.name, master.name
+        )))
+    }
+}
+
+/// Every prevResult IP of this interface is on it, and every prevResult route is in the
+/// container's tables (matched by destination, and gateway when given; later chained
+/// plugins may add more). The bridge plugin has the same check: see the module doc.
+pub(crate) fn check_addresses_and_routes(
+    container: &Handle,
+    link: &Link,
+    prev: &CniResult,
+) -> Result<()> {
+    let addrs = container
+        .addresses(Some(link.index))
+        .map_err(kernel_error)?;
+    let ours = |index: usize| {
+        prev.interfaces
+            .get(index)
+            .is_some_and(|i| i.name == link.name)
+    };
+    for ip in prev.ips.iter().filter(|ip| ip.interface.is_some_and(ours)) {
+        if !addrs.iter().any(|a| a.network == ip.address.0) {
+            return Err(check_failed(format!(
+                "address {} not found on {}",
+                ip.address, link.name
+            )));
+        }
+    }
+    let mut routes = container.routes(IpFamily::V4).map_err(kernel_error)?;
+    routes.extend(container.routes(IpFamily::V6).map_err(kernel_error)?);
+    for want in &prev.routes {
+        let dst = want.dst.network().0;
+        let found = routes.iter().any(|r| {
+            r.dst == dst
+                && want.gw.is_none_or(|gw| {
+                    r.gateway == Some(gw) || r.nexthops.iter().any(|n| n.gateway == Some(gw))
+                })
+        });
+        if !found {
+            let via = want.gw.map(|g| format!(" via {g}")).unwrap_or_default();
+            return Err(check_failed(format!(
+                "route {dst}{via} not found in the container's routing table"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A CHECK that found a difference: code [`code::CHECK_FAILED`].
+pub(crate) fn check_failed(msg: String) -> Error {
+    Error::plugin(code::CHECK_FAILED, msg, None)
+}
