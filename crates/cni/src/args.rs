@@ -111,31 +111,37 @@ pub struct CmdArgs {
 }
 
 /// `CNI_ARGS`: `K=V;K2=V2` (Go `types.LoadArgs`).
+///
+/// Parsing never fails: only a plugin that reads `CNI_ARGS` validates it, through
+/// [`CniArgs::check_known`], as the Go plugins do (loopback ignores `CNI_ARGS=none`, which
+/// the reference's own test sends).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CniArgs {
-    /// Every pair, in order, keys case-sensitive.
+    /// Every well-formed pair, in order, keys case-sensitive.
     pub pairs: Vec<(String, String)>,
+    /// Items without `=`, reported by [`CniArgs::check_known`].
+    pub malformed: Vec<String>,
 }
 
 impl CniArgs {
-    /// Parses `K=V;...` (empty string = no pairs). A pair that does not split on `=` into
-    /// exactly two parts is an error (the Go lib says `ARGS: invalid pair "x"`).
+    /// Parses `K=V;...` (empty string = no pairs). An item that does not split on `=` is
+    /// kept in [`CniArgs::malformed`] (the Go lib's `ARGS: invalid pair "x"`), reported only
+    /// when a plugin validates its arguments.
     ///
     /// The pair is split on its *first* `=`, so a value may itself contain `=` (the Go lib
     /// rejects `K=a=b`; accepting it loses nothing and base64 values need it).
-    pub fn parse(raw: &str) -> Result<CniArgs> {
+    pub fn parse(raw: &str) -> CniArgs {
+        let mut args = CniArgs::default();
         if raw.is_empty() {
-            return Ok(CniArgs::default());
+            return args;
         }
-        let pairs = raw
-            .split(';')
-            .map(|pair| {
-                pair.split_once('=')
-                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                    .ok_or_else(|| Error::invalid_env(format!("invalid CNI_ARGS pair {pair:?}")))
-            })
-            .collect::<Result<_>>()?;
-        Ok(CniArgs { pairs })
+        for item in raw.split(';') {
+            match item.split_once('=') {
+                Some((k, v)) => args.pairs.push((k.to_owned(), v.to_owned())),
+                None => args.malformed.push(item.to_owned()),
+            }
+        }
+        args
     }
 
     /// The value of `key` (case-sensitive), if present.
@@ -149,7 +155,13 @@ impl CniArgs {
     /// Checks that every key is in `known`, unless `IgnoreUnknown` is `1`/`true` (any case):
     /// the reference fails with `ARGS: unknown args [...]` otherwise.
     /// Code 4; the unknown pairs are listed as Go's `%q` prints a string slice.
+    /// A malformed item is code 4 `invalid CNI_ARGS pair "x"` first.
     pub fn check_known(&self, known: &[&str]) -> Result<()> {
+        if let Some(item) = self.malformed.first() {
+            return Err(Error::invalid_env(format!(
+                "invalid CNI_ARGS pair {item:?}"
+            )));
+        }
         let ignore_unknown = self
             .get(IGNORE_UNKNOWN)
             .is_some_and(|v| v.eq_ignore_ascii_case("1") || v.eq_ignore_ascii_case("true"));
@@ -228,7 +240,7 @@ impl CmdArgs {
             (String::new(), String::new())
         };
         let args = match non_empty(ARGS) {
-            Some(raw) => CniArgs::parse(utf8(ARGS, raw)?)?,
+            Some(raw) => CniArgs::parse(utf8(ARGS, raw)?),
             None => CniArgs::default(),
         };
         let path = non_empty(PATH)
@@ -451,10 +463,15 @@ mod tests {
     }
 
     #[test]
-    fn bad_cni_args_pair_is_code_4() {
+    fn bad_cni_args_pair_is_code_4_when_the_plugin_validates_them() {
         let mut env = full("ADD");
         env.insert("CNI_ARGS".into(), "A=1;novalue".into());
-        assert_eq!(env_err(&env).msg(), r#"invalid CNI_ARGS pair "novalue""#);
+        let args = CmdArgs::from_vars(&env, Vec::new()).unwrap();
+        let err = args.args.check_known(&["A"]).unwrap_err();
+        assert_eq!(
+            (err.code(), err.msg()),
+            (4, r#"invalid CNI_ARGS pair "novalue""#.to_owned())
+        );
     }
 
     #[test]
@@ -477,9 +494,10 @@ mod tests {
                         .iter()
                         .map(|(k, v)| (k.to_string(), v.to_string()))
                         .collect();
-                    assert_eq!(got.unwrap().pairs, pairs, "{raw:?}");
+                    assert_eq!(got.pairs, pairs, "{raw:?}");
+                    assert!(got.check_known(&["A", "B"]).is_ok(), "{raw:?}");
                 }
-                None => assert_eq!(got.unwrap_err().code(), 4, "{raw:?}"),
+                None => assert_eq!(got.check_known(&["A"]).unwrap_err().code(), 4, "{raw:?}"),
             }
         }
     }
@@ -502,7 +520,7 @@ mod tests {
             ("IgnoreUnknown=True;A=1", None),
         ];
         for (raw, want) in cases {
-            let result = CniArgs::parse(raw).unwrap().check_known(&known);
+            let result = CniArgs::parse(raw).check_known(&known);
             match want {
                 None => assert!(result.is_ok(), "{raw:?}: {result:?}"),
                 Some(msg) => {

@@ -172,7 +172,7 @@ mod tests {
             container_id: "ctr1".into(),
             netns: Some("/run/netns/x".into()),
             ifname: "eth0".into(),
-            args: CniArgs::parse("IgnoreUnknown=1;IP=10.0.0.9").unwrap(),
+            args: CniArgs::parse("IgnoreUnknown=1;IP=10.0.0.9"),
             path,
             stdin: br#"{"cniVersion":"1.0.0","name":"n"}"#.to_vec(),
         }

@@ -210,6 +210,9 @@ fn dispatch_checked<P: Plugin>(
     object.insert("cniVersion".into(), version.as_str().into());
     check_version_allows(args.command, version)?;
 
+    if matches!(args.command, Command::Add | Command::Del) && !netns_override(vars) {
+        refuse_own_netns(args.netns.as_deref())?;
+    }
     let net: NetConf = decode_config(&config)?;
     let request = Request {
         args,
@@ -226,6 +229,33 @@ fn dispatch_checked<P: Plugin>(
         Command::Version => version_document(),
     };
     Ok(Outcome::success(stdout, String::new()))
+}
+
+/// `CNI_NETNS_OVERRIDE` = `1` or `true` (any case) turns the guard below off (Go lib).
+fn netns_override(vars: &BTreeMap<String, OsString>) -> bool {
+    vars.get("CNI_NETNS_OVERRIDE")
+        .and_then(|v| v.to_str())
+        .is_some_and(|v| v == "1" || v.eq_ignore_ascii_case("true"))
+}
+
+/// Code 8 when `CNI_NETNS` is the plugin's own netns: a stale `/proc/<pid>/ns/net` that now
+/// points at the host must not get the host's interfaces changed (plugins #714). The Go lib
+/// checks this only after ADD/DEL ran (defect §2.6.11); we refuse before. A path that cannot
+/// be read counts as "not the same", as in Go.
+fn refuse_own_netns(netns: Option<&std::path::Path>) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let id = |path: &std::path::Path| std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()));
+    let Some(target) = netns.and_then(id) else {
+        return Ok(());
+    };
+    if id(std::path::Path::new("/proc/thread-self/ns/net")) == Some(target) {
+        return Err(Error::plugin(
+            8,
+            "plugin's netns and netns from CNI_NETNS should not be the same",
+            netns.map(|p| p.display().to_string()),
+        ));
+    }
+    Ok(())
 }
 
 /// The Go skel's minimum versions: CHECK needs 0.4.0, STATUS and GC 1.1.0 (code 1).
@@ -456,6 +486,37 @@ mod tests {
     }
 
     const VERSION_DOC: &str = "{\"cniVersion\":\"1.1.0\",\"supportedVersions\":[\"0.1.0\",\"0.2.0\",\"0.3.0\",\"0.3.1\",\"0.4.0\",\"1.0.0\",\"1.1.0\"]}\n";
+
+    #[test]
+    fn add_and_del_refuse_the_plugins_own_netns_unless_overridden() {
+        let config = r#"{"cniVersion":"1.0.0","name":"net1"}"#;
+        for command in ["ADD", "DEL"] {
+            let mut vars = env(command);
+            vars.insert("CNI_NETNS".into(), "/proc/thread-self/ns/net".into());
+            let outcome = dispatch(&Fake, ABOUT, &vars, config.as_bytes().to_vec());
+            assert_error(
+                &outcome,
+                8,
+                "plugin's netns and netns from CNI_NETNS should not be the same",
+            );
+            vars.insert("CNI_NETNS_OVERRIDE".into(), "TRUE".into());
+            let outcome = dispatch(&Fake, ABOUT, &vars, config.as_bytes().to_vec());
+            assert_eq!(outcome.exit_code, 0, "{outcome:?}");
+        }
+    }
+
+    #[test]
+    fn malformed_cni_args_reach_only_plugins_that_validate_them() {
+        let mut vars = env("ADD");
+        vars.insert("CNI_ARGS".into(), "none".into());
+        let outcome = dispatch(
+            &Fake,
+            ABOUT,
+            &vars,
+            br#"{"cniVersion":"1.0.0","name":"net1"}"#.to_vec(),
+        );
+        assert_eq!(outcome.exit_code, 0, "{outcome:?}");
+    }
 
     #[test]
     fn version_ignores_stdin_and_other_variables() {

@@ -57,7 +57,6 @@ fn add_sets_lo_up_and_reports_it() {
 /// The reference's own test passes `CNI_ARGS=none`, which neither Go's skel nor its
 /// loopback ever parses.
 #[test]
-#[ignore = "cni::skel parses CNI_ARGS for every plugin and rejects `none` (code 4); reported"]
 fn cni_args_none_is_ignored_like_the_reference() {
     let lab = Lab::new();
     let ctr = lab.container();
