@@ -18,7 +18,11 @@ const CONTAINER_IF: usize = 2;
 
 pub(crate) fn add(req: &Request<BridgeConfig>, s: &Settings) -> Result<CniResult> {
     let version = req.net.cni_version;
-    let netns_path = req.args.netns.as_deref().ok_or_else(|| Error::invalid_env("CNI_NETNS is required for ADD"))?;
+    let netns_path = req
+        .args
+        .netns
+        .as_deref()
+        .ok_or_else(|| Error::invalid_env("CNI_NETNS is required for ADD"))?;
     let netns = Netns::from_path(netns_path).map_err(kernel_error)?;
     let host = Handle::current().map_err(kernel_error)?;
     let container = Handle::for_netns(&netns).map_err(kernel_error)?;
@@ -62,8 +66,16 @@ pub(crate) fn add(req: &Request<BridgeConfig>, s: &Settings) -> Result<CniResult
 
     let mut result = CniResult::default();
     result.interfaces = vec![
-        Interface { name: bridge.name.clone(), mac: bridge.mac.as_ref().map(format_mac), ..Default::default() },
-        Interface { name: host_veth.name.clone(), mac: host_veth.mac.as_ref().map(format_mac), ..Default::default() },
+        Interface {
+            name: bridge.name.clone(),
+            mac: bridge.mac.as_ref().map(format_mac),
+            ..Default::default()
+        },
+        Interface {
+            name: host_veth.name.clone(),
+            mac: host_veth.mac.as_ref().map(format_mac),
+            ..Default::default()
+        },
         Interface {
             name: ifname.to_owned(),
             mac: container_mac,
@@ -79,9 +91,21 @@ pub(crate) fn add(req: &Request<BridgeConfig>, s: &Settings) -> Result<CniResult
             cni::invoke::delegate(&ipam_name, Command::Del, &args).map(drop)
         });
         fault_point("bridge-after-ipam")?;
-        configure_l3(req, s, &netns, &container, &host, &bridge, ipam_result, &mut result, &mut rollback)?;
+        configure_l3(
+            req,
+            s,
+            &netns,
+            &container,
+            &host,
+            &bridge,
+            ipam_result,
+            &mut result,
+            &mut rollback,
+        )?;
     } else if !s.disable_container_interface {
-        container.set_link_up(container_link.index).map_err(kernel_error)?;
+        container
+            .set_link_up(container_link.index)
+            .map_err(kernel_error)?;
     }
     fault_point("bridge-after-container")?;
 
@@ -109,14 +133,21 @@ pub(crate) fn add(req: &Request<BridgeConfig>, s: &Settings) -> Result<CniResult
 /// is a bridge, applies promisc, and sets it up. An existing bridge's MTU and VLAN
 /// filtering are left as they are, as the reference does.
 fn ensure_bridge(host: &Handle, s: &Settings) -> Result<Link> {
-    let spec = BridgeSpec { name: &s.bridge, mtu: s.mtu, vlan_filtering: s.vlan_filtering() };
+    let spec = BridgeSpec {
+        name: &s.bridge,
+        mtu: s.mtu,
+        vlan_filtering: s.vlan_filtering(),
+    };
     match host.create_bridge(&spec) {
         Ok(()) => {}
         Err(e) if e.is_exists() => {}
         Err(e) if s.vlan_filtering() && e.is_unsupported() => {
             return Err(Error::plugin(
                 code::KERNEL_FEATURE,
-                format!("cannot create bridge {:?} with VLAN filtering: kernel lacks bridge VLAN filtering (CONFIG_BRIDGE_VLAN_FILTERING)", s.bridge),
+                format!(
+                    "cannot create bridge {:?} with VLAN filtering: kernel lacks bridge VLAN filtering (CONFIG_BRIDGE_VLAN_FILTERING)",
+                    s.bridge
+                ),
                 Some(e.to_string()),
             ));
         }
@@ -124,10 +155,14 @@ fn ensure_bridge(host: &Handle, s: &Settings) -> Result<Link> {
     }
     let bridge = host.link_by_name(&s.bridge).map_err(kernel_error)?;
     if bridge.kind.as_deref() != Some("bridge") {
-        return Err(Error::invalid_config(format!("{:?} already exists but is not a bridge", s.bridge)));
+        return Err(Error::invalid_config(format!(
+            "{:?} already exists but is not a bridge",
+            s.bridge
+        )));
     }
     if s.promisc && !bridge.promiscuous {
-        host.set_promiscuous(bridge.index, true).map_err(kernel_error)?;
+        host.set_promiscuous(bridge.index, true)
+            .map_err(kernel_error)?;
     }
     // Router advertisements must not configure the host side (reference; errors ignored:
     // IPv6 may be off).
@@ -141,11 +176,24 @@ fn ensure_bridge(host: &Handle, s: &Settings) -> Result<Link> {
 /// Creates the veth pair from the host: the host end `veth<8 hex>` stays here, the peer is
 /// created straight into the container as `CNI_IFNAME` (it never exists in the host, so it
 /// cannot clash with a host link). Retries a host-name collision like the reference.
-fn create_veth(host: &Handle, netns: &Netns, ifname: &str, s: &Settings, rollback: &mut Rollback) -> Result<Link> {
+fn create_veth(
+    host: &Handle,
+    netns: &Netns,
+    ifname: &str,
+    s: &Settings,
+    rollback: &mut Rollback,
+) -> Result<Link> {
     let peer_mac = s.mac.as_deref().map(parse_mac).transpose()?;
     for _ in 0..10 {
         let name = random_link_name("veth")?;
-        let spec = VethSpec { name: &name, peer_name: ifname, peer_netns: Some(netns), mtu: s.mtu, mac: None, peer_mac };
+        let spec = VethSpec {
+            name: &name,
+            peer_name: ifname,
+            peer_netns: Some(netns),
+            mtu: s.mtu,
+            mac: None,
+            peer_mac,
+        };
         match host.create_veth(&spec) {
             Ok(()) => {
                 let link = host.link_by_name(&name).map_err(kernel_error)?;
@@ -162,30 +210,48 @@ fn create_veth(host: &Handle, netns: &Netns, ifname: &str, s: &Settings, rollbac
             }
             Err(e) if e.is_exists() && host.link_by_name(&name).is_ok() => continue,
             Err(e) if e.is_exists() => {
-                return Err(Error::plugin(code::KERNEL, format!("container veth name {ifname:?} already exists"), Some(e.to_string())));
+                return Err(Error::plugin(
+                    code::KERNEL,
+                    format!("container veth name {ifname:?} already exists"),
+                    Some(e.to_string()),
+                ));
             }
             Err(e) => return Err(kernel_error(e)),
         }
     }
-    Err(Error::plugin(code::KERNEL, "cannot find a free host veth name after 10 tries", None))
+    Err(Error::plugin(
+        code::KERNEL,
+        "cannot find a free host veth name after 10 tries",
+        None,
+    ))
 }
 
 /// Enslaves the host end, sets hairpin/isolation and VLANs, and sets it up.
 fn wire_host_port(host: &Handle, veth: &Link, bridge: &Link, s: &Settings) -> Result<()> {
-    host.set_master(veth.index, bridge.index).map_err(kernel_error)?;
-    host.set_bridge_port(veth.index, BridgePortFlags { hairpin: Some(s.hairpin), isolated: Some(s.port_isolation) })
+    host.set_master(veth.index, bridge.index)
         .map_err(kernel_error)?;
+    host.set_bridge_port(
+        veth.index,
+        BridgePortFlags {
+            hairpin: Some(s.hairpin),
+            isolated: Some(s.port_isolation),
+        },
+    )
+    .map_err(kernel_error)?;
     if s.vlan_filtering() {
         if !s.preserve_default_vlan {
             for vlan in host.bridge_vlans(veth.index).map_err(kernel_error)? {
-                host.del_bridge_vlan(veth.index, vlan.vid).map_err(kernel_error)?;
+                host.del_bridge_vlan(veth.index, vlan.vid)
+                    .map_err(kernel_error)?;
             }
         }
         // A trunk without an access VLAN still needs a native (PVID) VLAN: VID 1.
         let native = s.vlan.unwrap_or(1);
-        host.add_bridge_vlan(veth.index, native, true, true).map_err(kernel_error)?;
+        host.add_bridge_vlan(veth.index, native, true, true)
+            .map_err(kernel_error)?;
         for vid in s.vlan_trunk.iter().filter(|v| **v != native) {
-            host.add_bridge_vlan(veth.index, *vid, false, false).map_err(kernel_error)?;
+            host.add_bridge_vlan(veth.index, *vid, false, false)
+                .map_err(kernel_error)?;
         }
     }
     let _ = sysctl::ensure(&format!("net/ipv6/conf/{}/accept_ra", veth.name), "0");
@@ -206,7 +272,11 @@ fn configure_l3(
     rollback: &mut Rollback,
 ) -> Result<()> {
     if ipam.ips.is_empty() {
-        return Err(Error::plugin(code::DELEGATE, "IPAM plugin returned missing IP config", None));
+        return Err(Error::plugin(
+            code::DELEGATE,
+            "IPAM plugin returned missing IP config",
+            None,
+        ));
     }
     result.ips = ipam.ips;
     result.routes = ipam.routes;
@@ -220,9 +290,16 @@ fn configure_l3(
         let Some(gw) = ip.gateway else { continue };
         let v6 = gw.is_ipv6();
         if s.is_default_gateway
-            && !result.routes.iter().any(|r| r.dst.prefix() == 0 && r.dst.ip().is_ipv6() == v6 && r.gw.is_some())
+            && !result
+                .routes
+                .iter()
+                .any(|r| r.dst.prefix() == 0 && r.dst.ip().is_ipv6() == v6 && r.gw.is_some())
         {
-            let any: IpAddr = if v6 { Ipv6Addr::UNSPECIFIED.into() } else { Ipv4Addr::UNSPECIFIED.into() };
+            let any: IpAddr = if v6 {
+                Ipv6Addr::UNSPECIFIED.into()
+            } else {
+                Ipv4Addr::UNSPECIFIED.into()
+            };
             result.routes.push(route_to(any, gw));
         }
         if s.is_gateway {
@@ -273,12 +350,18 @@ fn configure_l3(
     fault_point("bridge-after-gateway")?;
 
     if s.ip_masq {
-        let backend = cni_firewall::choose_backend(s.ip_masq_backend.as_deref()).map_err(crate::firewall_error)?;
+        let backend = cni_firewall::choose_backend(s.ip_masq_backend.as_deref())
+            .map_err(crate::firewall_error)?;
         // The container's own address with the subnet's prefix: the rules match the source
         // address and exempt the subnet as destination.
         let ips: Vec<IpNetwork> = result.ips.iter().map(|ip| ip.address.0).collect();
-        let (network, id, ifn) = (req.net.name.clone(), req.args.container_id.clone(), req.args.ifname.clone());
-        cni_firewall::setup_masquerade(backend, &network, &id, &ifn, &ips).map_err(crate::firewall_error)?;
+        let (network, id, ifn) = (
+            req.net.name.clone(),
+            req.args.container_id.clone(),
+            req.args.ifname.clone(),
+        );
+        cni_firewall::setup_masquerade(backend, &network, &id, &ifn, &ips)
+            .map_err(crate::firewall_error)?;
         rollback.push("masquerade rules", move || {
             cni_firewall::teardown_masquerade(&network, &id, &ifn).map_err(crate::firewall_error)
         });
@@ -292,13 +375,18 @@ fn configure_l3(
 /// ADD is fine.
 fn ensure_bridge_address(host: &Handle, bridge: &Link, gw: IpNetwork, force: bool) -> Result<()> {
     let existing = host.addresses(Some(bridge.index)).map_err(kernel_error)?;
-    for addr in existing.iter().filter(|a| a.network.is_ipv4() == gw.is_ipv4()) {
+    for addr in existing
+        .iter()
+        .filter(|a| a.network.is_ipv4() == gw.is_ipv4())
+    {
         if addr.network == gw {
             return Ok(());
         }
         let conflicts = match gw {
             IpNetwork::V4(_) => true,
-            IpNetwork::V6(_) => addr.network.contains(gw.network()) || gw.contains(addr.network.network()),
+            IpNetwork::V6(_) => {
+                addr.network.contains(gw.network()) || gw.contains(addr.network.network())
+            }
         };
         if !conflicts {
             continue;
@@ -306,11 +394,15 @@ fn ensure_bridge_address(host: &Handle, bridge: &Link, gw: IpNetwork, force: boo
         if !force {
             return Err(Error::plugin(
                 code::KERNEL,
-                format!("{:?} already has an IP address different from {gw}", bridge.name),
+                format!(
+                    "{:?} already has an IP address different from {gw}",
+                    bridge.name
+                ),
                 Some(format!("existing address {}", addr.network)),
             ));
         }
-        host.del_address(bridge.index, addr.network).map_err(kernel_error)?;
+        host.del_address(bridge.index, addr.network)
+            .map_err(kernel_error)?;
     }
     match host.add_address(bridge.index, gw, AddressOptions { nodad: true }) {
         Err(e) if !e.is_exists() => Err(kernel_error(e)),
@@ -329,7 +421,11 @@ fn wait_port_forwarding(host: &Handle, index: u32) -> Result<()> {
             return Ok(());
         }
         if Instant::now() >= deadline {
-            return Err(Error::plugin(code::KERNEL, format!("bridge port in error state: {:?}", link.oper_state), Some(link.name)));
+            return Err(Error::plugin(
+                code::KERNEL,
+                format!("bridge port in error state: {:?}", link.oper_state),
+                Some(link.name),
+            ));
         }
         std::thread::sleep(pause);
         pause = (pause * 2).min(Duration::from_millis(50));

@@ -10,25 +10,50 @@ use cni_netlink::{Handle, IpFamily, Link, Netns, format_mac};
 use cni_plugin_support::kernel_error;
 
 pub(crate) fn check(req: &Request<BridgeConfig>, s: &Settings) -> Result<()> {
-    let netns_path = req.args.netns.as_deref().ok_or_else(|| Error::invalid_env("CNI_NETNS is required for CHECK"))?;
+    let netns_path = req
+        .args
+        .netns
+        .as_deref()
+        .ok_or_else(|| Error::invalid_env("CNI_NETNS is required for CHECK"))?;
     let netns = Netns::from_path(netns_path).map_err(kernel_error)?;
     if let Some(ipam) = &s.ipam_type {
         cni::invoke::delegate(ipam, Command::Check, &req.args)?;
     }
-    let prev = req.net.prev_result.as_ref().ok_or_else(|| Error::invalid_config("required prevResult missing"))?;
+    let prev = req
+        .net
+        .prev_result
+        .as_ref()
+        .ok_or_else(|| Error::invalid_config("required prevResult missing"))?;
     let prev = CniResult::from_prev_result(prev, req.net.cni_version)?;
     let host = Handle::current().map_err(kernel_error)?;
     let container = Handle::for_netns(&netns).map_err(kernel_error)?;
     let sandbox = netns_path.display().to_string();
 
-    let bridge_entry = prev.interfaces.iter().find(|i| i.name == s.bridge).ok_or_else(|| failed(format!("CNI created bridge {} was not found in prevResult", s.bridge)))?;
-    let bridge = host.link_by_name(&s.bridge).map_err(|e| failed(format!("CNI created bridge {} was not found: {e}", s.bridge)))?;
+    let bridge_entry = prev
+        .interfaces
+        .iter()
+        .find(|i| i.name == s.bridge)
+        .ok_or_else(|| {
+            failed(format!(
+                "CNI created bridge {} was not found in prevResult",
+                s.bridge
+            ))
+        })?;
+    let bridge = host.link_by_name(&s.bridge).map_err(|e| {
+        failed(format!(
+            "CNI created bridge {} was not found: {e}",
+            s.bridge
+        ))
+    })?;
     if bridge.kind.as_deref() != Some("bridge") {
         return Err(failed(format!("{} is not a bridge", s.bridge)));
     }
     check_mac(bridge_entry, &bridge)?;
     if bridge.promiscuous != s.promisc {
-        return Err(failed(format!("bridge {} promiscuous mode is {}, config says {}", s.bridge, bridge.promiscuous, s.promisc)));
+        return Err(failed(format!(
+            "bridge {} promiscuous mode is {}, config says {}",
+            s.bridge, bridge.promiscuous, s.promisc
+        )));
     }
 
     let ifname = req.args.ifname.as_str();
@@ -36,10 +61,20 @@ pub(crate) fn check(req: &Request<BridgeConfig>, s: &Settings) -> Result<()> {
         .interfaces
         .iter()
         .find(|i| i.name == ifname && i.sandbox.as_deref() == Some(sandbox.as_str()))
-        .ok_or_else(|| failed(format!("CNI created interface in container {ifname} not found in prevResult")))?;
-    let veth = container.link_by_name(ifname).map_err(|e| failed(format!("CNI created interface in container {ifname} not found: {e}")))?;
+        .ok_or_else(|| {
+            failed(format!(
+                "CNI created interface in container {ifname} not found in prevResult"
+            ))
+        })?;
+    let veth = container.link_by_name(ifname).map_err(|e| {
+        failed(format!(
+            "CNI created interface in container {ifname} not found: {e}"
+        ))
+    })?;
     if veth.kind.as_deref() != Some("veth") {
-        return Err(failed(format!("container interface {ifname} is not a veth")));
+        return Err(failed(format!(
+            "container interface {ifname} is not a veth"
+        )));
     }
     check_mac(container_entry, &veth)?;
 
@@ -49,10 +84,23 @@ pub(crate) fn check(req: &Request<BridgeConfig>, s: &Settings) -> Result<()> {
         .interfaces
         .iter()
         .filter(|i| i.sandbox.as_deref().is_none_or(str::is_empty) && i.name != s.bridge)
-        .find_map(|i| host.link_by_name(&i.name).ok().filter(|l| Some(l.index) == veth.link).map(|l| (i, l)))
-        .ok_or_else(|| failed(format!("CNI veth created for bridge {} was not found", s.bridge)))?;
+        .find_map(|i| {
+            host.link_by_name(&i.name)
+                .ok()
+                .filter(|l| Some(l.index) == veth.link)
+                .map(|l| (i, l))
+        })
+        .ok_or_else(|| {
+            failed(format!(
+                "CNI veth created for bridge {} was not found",
+                s.bridge
+            ))
+        })?;
     if host_veth.1.master != Some(bridge.index) {
-        return Err(failed(format!("host veth {} is not attached to bridge {}", host_veth.1.name, s.bridge)));
+        return Err(failed(format!(
+            "host veth {} is not attached to bridge {}",
+            host_veth.1.name, s.bridge
+        )));
     }
     check_mac(host_veth.0, &host_veth.1)?;
 
@@ -62,10 +110,15 @@ pub(crate) fn check(req: &Request<BridgeConfig>, s: &Settings) -> Result<()> {
 /// Every prevResult IP is on the interface and every prevResult route is present
 /// (matched by destination, and gateway when given; later chained plugins may add more).
 fn check_addresses_and_routes(container: &Handle, link: &Link, prev: &CniResult) -> Result<()> {
-    let addrs = container.addresses(Some(link.index)).map_err(kernel_error)?;
+    let addrs = container
+        .addresses(Some(link.index))
+        .map_err(kernel_error)?;
     for ip in prev.ips.iter().filter(|ip| ip.interface.is_some()) {
         if !addrs.iter().any(|a| a.network == ip.address.0) {
-            return Err(failed(format!("address {} not found on {}", ip.address, link.name)));
+            return Err(failed(format!(
+                "address {} not found on {}",
+                ip.address, link.name
+            )));
         }
     }
     let mut routes = container.routes(IpFamily::V4).map_err(kernel_error)?;
@@ -74,11 +127,15 @@ fn check_addresses_and_routes(container: &Handle, link: &Link, prev: &CniResult)
         let dst = want.dst.network().0;
         let found = routes.iter().any(|r| {
             r.dst == dst
-                && want.gw.is_none_or(|gw| r.gateway == Some(gw) || r.nexthops.iter().any(|n| n.gateway == Some(gw)))
+                && want.gw.is_none_or(|gw| {
+                    r.gateway == Some(gw) || r.nexthops.iter().any(|n| n.gateway == Some(gw))
+                })
         });
         if !found {
             let via = want.gw.map(|g| format!(" via {g}")).unwrap_or_default();
-            return Err(failed(format!("route {dst}{via} not found in the container's routing table")));
+            return Err(failed(format!(
+                "route {dst}{via} not found in the container's routing table"
+            )));
         }
     }
     Ok(())

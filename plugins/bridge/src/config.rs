@@ -119,7 +119,11 @@ impl Settings {
     /// Validates a request's configuration (code 7 naming the key on any fault).
     pub fn from_request(req: &Request<BridgeConfig>) -> Result<Settings> {
         let c = &req.config;
-        let bridge = c.bridge.clone().filter(|b| !b.is_empty()).unwrap_or_else(|| "cni0".into());
+        let bridge = c
+            .bridge
+            .clone()
+            .filter(|b| !b.is_empty())
+            .unwrap_or_else(|| "cni0".into());
         cni::names::validate_ifname(&bridge).map_err(|e| {
             Error::invalid_config(format!("invalid bridge name {bridge:?}: {}", e.msg()))
         })?;
@@ -196,7 +200,9 @@ fn collect_vlan_trunk(entries: &[VlanTrunkEntry]) -> Result<Vec<u16>> {
             (None, None) => {}
         }
         if let Some(id) = entry.id {
-            vids.push(valid(id).ok_or_else(|| Error::invalid_config("incorrect trunk id parameter"))?);
+            vids.push(
+                valid(id).ok_or_else(|| Error::invalid_config("incorrect trunk id parameter"))?,
+            );
         }
     }
     vids.sort_unstable();
@@ -259,11 +265,26 @@ mod tests {
     #[test]
     fn vlan_trunk_errors_use_the_reference_messages() {
         let cases = [
-            (r#"[{"maxID":5}]"#, "minID and maxID should be configured simultaneously, minID is missing"),
-            (r#"[{"minID":5}]"#, "minID and maxID should be configured simultaneously, maxID is missing"),
-            (r#"[{"minID":0,"maxID":5}]"#, "incorrect trunk minID parameter"),
-            (r#"[{"minID":1,"maxID":4095}]"#, "incorrect trunk maxID parameter"),
-            (r#"[{"minID":9,"maxID":5}]"#, "minID is greater than maxID in trunk parameter"),
+            (
+                r#"[{"maxID":5}]"#,
+                "minID and maxID should be configured simultaneously, minID is missing",
+            ),
+            (
+                r#"[{"minID":5}]"#,
+                "minID and maxID should be configured simultaneously, maxID is missing",
+            ),
+            (
+                r#"[{"minID":0,"maxID":5}]"#,
+                "incorrect trunk minID parameter",
+            ),
+            (
+                r#"[{"minID":1,"maxID":4095}]"#,
+                "incorrect trunk maxID parameter",
+            ),
+            (
+                r#"[{"minID":9,"maxID":5}]"#,
+                "minID is greater than maxID in trunk parameter",
+            ),
             (r#"[{"id":-1}]"#, "incorrect trunk id parameter"),
             (r#"[{"id":5000}]"#, "incorrect trunk id parameter"),
         ];
@@ -275,8 +296,17 @@ mod tests {
 
     #[test]
     fn mac_parsing_is_strict() {
-        assert_eq!(parse_mac("c2:11:22:33:44:55").unwrap(), [0xc2, 0x11, 0x22, 0x33, 0x44, 0x55]);
-        for bad in ["", "c2:11:22:33:44", "c2:11:22:33:44:55:66", "c2:11:22:33:44:5", "zz:11:22:33:44:55"] {
+        assert_eq!(
+            parse_mac("c2:11:22:33:44:55").unwrap(),
+            [0xc2, 0x11, 0x22, 0x33, 0x44, 0x55]
+        );
+        for bad in [
+            "",
+            "c2:11:22:33:44",
+            "c2:11:22:33:44:55:66",
+            "c2:11:22:33:44:5",
+            "zz:11:22:33:44:55",
+        ] {
             assert_eq!(parse_mac(bad).unwrap_err().code(), 7, "{bad}");
         }
     }

@@ -22,12 +22,17 @@ pub(crate) fn del(req: &Request<BridgeConfig>, s: &Settings) -> Result<()> {
         }
     }
     if s.macspoofchk {
-        if let Err(e) = cni_firewall::teardown_spoofcheck(&req.args.container_id, &req.args.ifname) {
+        if let Err(e) = cni_firewall::teardown_spoofcheck(&req.args.container_id, &req.args.ifname)
+        {
             errors.push(crate::firewall_error(e));
         }
     }
     if s.ip_masq && s.ipam_type.is_some() {
-        if let Err(e) = cni_firewall::teardown_masquerade(&req.net.name, &req.args.container_id, &req.args.ifname) {
+        if let Err(e) = cni_firewall::teardown_masquerade(
+            &req.net.name,
+            &req.args.container_id,
+            &req.args.ifname,
+        ) {
             errors.push(crate::firewall_error(e));
         }
     }
@@ -58,7 +63,10 @@ fn delete_container_link(path: &std::path::Path, ifname: &str) -> Result<()> {
 /// masquerade and spoof-check state of attachments not in `cni.dev/valid-attachments`.
 pub(crate) fn gc(req: &Request<BridgeConfig>, s: &Settings) -> Result<()> {
     let valid = req.net.valid_attachments.clone().unwrap_or_default();
-    let valid: Vec<(&str, &str)> = valid.iter().map(|a| (a.container_id.as_str(), a.ifname.as_str())).collect();
+    let valid: Vec<(&str, &str)> = valid
+        .iter()
+        .map(|a| (a.container_id.as_str(), a.ifname.as_str()))
+        .collect();
     let mut errors = Vec::new();
     if let Some(ipam) = &s.ipam_type {
         if let Err(e) = cni::invoke::delegate(ipam, Command::Gc, &req.args) {
@@ -88,7 +96,11 @@ fn combine(mut errors: Vec<Error>) -> Result<()> {
                 .collect::<Vec<_>>()
                 .join("; ");
             let first = errors.remove(0);
-            Err(Error::plugin(first.code(), format!("{n} cleanup steps failed, first: {}", first.msg()), Some(details)))
+            Err(Error::plugin(
+                first.code(),
+                format!("{n} cleanup steps failed, first: {}", first.msg()),
+                Some(details),
+            ))
         }
     }
 }

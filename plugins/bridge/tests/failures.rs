@@ -3,6 +3,9 @@
 //! spoof-check rule is left, and DEL after a killed ADD cleans up. The reference leaves the
 //! veth pair behind on a failed ADD (cni-notes §2.6.6).
 
+// A test says "this cannot happen" by panicking with the run in the message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::time::{Duration, Instant};
@@ -53,7 +56,10 @@ fn a_fault_at_any_step_leaves_nothing_behind() {
                 .env("CNI_TEST_FAIL_AT", point),
         );
         assert!(!run.succeeded(), "{point}: {run}");
-        assert!(run.stdout.contains(point), "{point}: not the injected fault: {run}");
+        assert!(
+            run.stdout.contains(point),
+            "{point}: not the injected fault: {run}"
+        );
         assert_nothing_left(&lab, &[lab.container()], "eth0", point);
     }
     // And the same ADD without a fault works, then DEL removes it.
@@ -140,16 +146,31 @@ fn an_exhausted_range_fails_and_leaves_nothing_of_the_loser() {
         json!({"isGateway": true, "ipMasq": true, "macspoofchk": true, "ipam": ipam}),
     );
     add(&lab, &conf).assert_success();
-    let before = (leases(&lab), nft_masq_rules(lab.host()), iptables_cni_lines(lab.host()));
+    let before = (
+        leases(&lab),
+        nft_masq_rules(lab.host()),
+        iptables_cni_lines(lab.host()),
+    );
     let loser = lab.new_container();
     let run = add_in(&lab, &loser, "eth0", &conf);
     assert!(!run.succeeded(), "{run}");
     assert!(run.error_code().is_some(), "{run}");
     assert!(loser.link("eth0").is_none());
-    assert_eq!(veths(lab.host()).len(), 1, "only the first attachment's veth");
-    let after = (leases(&lab), nft_masq_rules(lab.host()), iptables_cni_lines(lab.host()));
+    assert_eq!(
+        veths(lab.host()).len(),
+        1,
+        "only the first attachment's veth"
+    );
+    let after = (
+        leases(&lab),
+        nft_masq_rules(lab.host()),
+        iptables_cni_lines(lab.host()),
+    );
     assert_eq!(before, after);
-    assert!(ping(lab.container(), "10.1.2.1"), "the first attachment still works");
+    assert!(
+        ping(lab.container(), "10.1.2.1"),
+        "the first attachment still works"
+    );
     del(&lab, &conf).assert_success();
     del_in(&lab, &loser, "eth0", &conf).assert_success();
     assert_nothing_left(&lab, &[lab.container(), &loser], "eth0", "after DEL");

@@ -3,6 +3,9 @@
 //! every DEL situation a runtime produces (idempotent repeat, empty CNI_NETNS, vanished
 //! netns, interface already gone) and with GC.
 
+// A test says "this cannot happen" by panicking with the run in the message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::time::{Duration, Instant};
@@ -55,7 +58,11 @@ fn expected_rule_count(backend: &str) -> usize {
 
 fn assert_masq_present(lab: &Lab, backend: &str, container: &Netns, ifname: &str, ips: &[&str]) {
     let rules = masq_rules_of(lab, backend, container, ifname);
-    assert_eq!(rules.len(), expected_rule_count(backend), "{backend} {ifname}: {rules:#?}");
+    assert_eq!(
+        rules.len(),
+        expected_rule_count(backend),
+        "{backend} {ifname}: {rules:#?}"
+    );
     for ip in ips {
         assert!(
             rules.iter().any(|r| r.contains(ip)),
@@ -99,10 +106,16 @@ fn masquerade_rules_follow_add_and_del_in_both_backends() {
         if backend == "iptables" {
             // Source = the container's own address (not its network), exempt its subnet.
             let nat = iptables_nat(lab.host());
-            assert!(nat.contains(&format!("-A POSTROUTING -s {}/32", ips[0])), "{nat}");
+            assert!(
+                nat.contains(&format!("-A POSTROUTING -s {}/32", ips[0])),
+                "{nat}"
+            );
             assert!(nat.contains("-d 10.1.2.0/24"), "{nat}");
             assert!(nat.contains("! -d 224.0.0.0/4"), "{nat}");
-            assert!(nat.contains(&format!("-A POSTROUTING -s {}/128", ips[1])), "{nat}");
+            assert!(
+                nat.contains(&format!("-A POSTROUTING -s {}/128", ips[1])),
+                "{nat}"
+            );
         } else {
             let text = nft_masq_rules(lab.host())
                 .iter()
@@ -139,8 +152,16 @@ fn two_interfaces_of_one_container_have_separate_rules_unlike_reference_2_6_3() 
         assert_masq_present(&lab, backend, lab.container(), "eth1", &ips1);
         assert!(lab.container().link("eth1").is_some());
         assert_eq!(veths(lab.host()).len(), 1);
-        assert!(spoofcheck_state(lab.host()).iter().any(|s| s.contains("eth1")));
-        assert!(!spoofcheck_state(lab.host()).iter().any(|s| s.contains("eth0")));
+        assert!(
+            spoofcheck_state(lab.host())
+                .iter()
+                .any(|s| s.contains("eth1"))
+        );
+        assert!(
+            !spoofcheck_state(lab.host())
+                .iter()
+                .any(|s| s.contains("eth0"))
+        );
 
         del_in(&lab, lab.container(), "eth1", &conf).assert_success();
         assert_nothing_left(&lab, &[lab.container()], "eth1", backend);
@@ -165,7 +186,11 @@ enum DelCase {
 #[test]
 fn del_removes_rules_without_netns_or_interface_unlike_reference_2_6_2_issue_810() {
     for backend in BACKENDS {
-        for case in [DelCase::EmptyNetns, DelCase::VanishedNetns, DelCase::InterfaceGone] {
+        for case in [
+            DelCase::EmptyNetns,
+            DelCase::VanishedNetns,
+            DelCase::InterfaceGone,
+        ] {
             let context = format!("{backend} {case:?}");
             let lab = Lab::new();
             let conf = masq_conf(&lab, backend);
@@ -232,11 +257,22 @@ fn gc_removes_stale_attachments_rules_and_leases() {
             json!([{"containerID": lab.container().name(), "ifname": "eth0"}]);
         lab.run("bridge", &Invocation::gc().config(gc))
             .assert_success();
-        assert!(masq_rules_of_id(&lab, backend, &stale_id, "eth0").is_empty(), "{backend}");
+        assert!(
+            masq_rules_of_id(&lab, backend, &stale_id, "eth0").is_empty(),
+            "{backend}"
+        );
         // Spoof checks carry no network name, so GC removes only those whose host veth is
         // gone (cni-firewall's rule: never another network's live attachment).
-        assert!(!spoofcheck_state(lab.host()).iter().any(|s| s.contains(&stale_id)));
-        assert!(spoofcheck_state(lab.host()).iter().any(|s| s.contains(lab.container().name())));
+        assert!(
+            !spoofcheck_state(lab.host())
+                .iter()
+                .any(|s| s.contains(&stale_id))
+        );
+        assert!(
+            spoofcheck_state(lab.host())
+                .iter()
+                .any(|s| s.contains(lab.container().name()))
+        );
         let ips = result_ips(&kept);
         let ips: Vec<&str> = ips.iter().map(String::as_str).collect();
         assert_masq_present(&lab, backend, lab.container(), "eth0", &ips);
@@ -244,7 +280,10 @@ fn gc_removes_stale_attachments_rules_and_leases() {
         leases_now.retain(|l| !l.starts_with(".attachments"));
         let mut want: Vec<String> = ips.iter().map(|s| s.to_string()).collect();
         want.sort();
-        assert_eq!(leases_now, want, "{backend}: only the valid attachment's leases");
+        assert_eq!(
+            leases_now, want,
+            "{backend}: only the valid attachment's leases"
+        );
 
         del(&lab, &conf).assert_success();
         lab.run(
@@ -277,7 +316,11 @@ fn macspoofchk_rules_present_effective_and_removed() {
     let prerouting = nft_rules(host, "bridge", "nat", "PREROUTING");
     assert_eq!(prerouting.len(), 1, "{prerouting:#?}");
     assert_eq!(prerouting[0]["comment"], comment.as_str());
-    assert!(prerouting[0].to_string().contains(result["interfaces"][1]["name"].as_str().unwrap()));
+    assert!(
+        prerouting[0]
+            .to_string()
+            .contains(result["interfaces"][1]["name"].as_str().unwrap())
+    );
     assert_eq!(nft_rules(host, "bridge", "nat", &iface_chain).len(), 1);
     let mac_rules = nft_rules(host, "bridge", "nat", &mac_chain);
     assert_eq!(mac_rules.len(), 2, "{mac_rules:#?}");
@@ -290,7 +333,10 @@ fn macspoofchk_rules_present_effective_and_removed() {
     lab.container()
         .ip(&["link", "set", "eth0", "address", "02:00:00:00:00:99"]);
     lab.container().ip(&["neigh", "flush", "dev", "eth0"]);
-    assert!(!ping(lab.container(), "10.1.2.1"), "spoofed MAC got through");
+    assert!(
+        !ping(lab.container(), "10.1.2.1"),
+        "spoofed MAC got through"
+    );
 
     del(&lab, &conf).assert_success();
     assert_nothing_left(&lab, &[lab.container()], "eth0", "after DEL");

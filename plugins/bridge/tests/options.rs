@@ -3,6 +3,9 @@
 //! enabledad, and VLANs (which this kernel cannot do: the positive VLAN tests are `vm_*`
 //! tests that the VM lane runs with `--ignored` on a Debian kernel).
 
+// A test says "this cannot happen" by panicking with the run in the message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use cni_conformance::{Invocation, Lab, Netns};
@@ -25,11 +28,24 @@ fn l2_mode_add_check_del_and_check_passes_unlike_reference_2_6_1() {
     for version in ["0.4.0", "1.0.0", "1.1.0"] {
         let conf = conf(version, json!({"ipam": {}}));
         let result = add(&lab, &conf).assert_success().result().clone();
-        assert_eq!(result["interfaces"].as_array().unwrap().len(), 3, "{result}");
-        assert!(result.get("ips").is_none_or(|ips| ips == &json!([])), "{result}");
+        assert_eq!(
+            result["interfaces"].as_array().unwrap().len(),
+            3,
+            "{result}"
+        );
+        assert!(
+            result.get("ips").is_none_or(|ips| ips == &json!([])),
+            "{result}"
+        );
         let eth0 = lab.container().link("eth0").unwrap();
-        assert_eq!(eth0["operstate"], "UP", "L2 mode brings the container end up");
-        assert_eq!(global_addresses(lab.container(), "eth0"), Vec::<String>::new());
+        assert_eq!(
+            eth0["operstate"], "UP",
+            "L2 mode brings the container end up"
+        );
+        assert_eq!(
+            global_addresses(lab.container(), "eth0"),
+            Vec::<String>::new()
+        );
         assert_eq!(host_veth(&lab)["master"], "cni0");
         lab.run(
             "bridge",
@@ -58,13 +74,20 @@ fn disable_container_interface_leaves_l2_down_and_is_invalid_with_ipam() {
     let run = add(&lab, &l3).assert_error(7);
     assert!(run.stdout.contains("DisableContainerInterface"), "{run}");
     assert_nothing_left(&lab, &[lab.container()], "eth0", "after DEL");
-    assert!(lab.host().link("cni0").is_some(), "the L2 ADD's bridge stays");
+    assert!(
+        lab.host().link("cni0").is_some(),
+        "the L2 ADD's bridge stays"
+    );
 }
 
 #[test]
 fn hairpin_promisc_and_port_isolation_reach_the_kernel() {
     let lab = Lab::new();
-    for (hairpin, promisc, isolated) in [(false, false, false), (true, false, true), (false, true, false)] {
+    for (hairpin, promisc, isolated) in [
+        (false, false, false),
+        (true, false, true),
+        (false, true, false),
+    ] {
         let context = format!("hairpin {hairpin} promisc {promisc} isolated {isolated}");
         let conf = conf(
             "1.0.0",
@@ -78,7 +101,10 @@ fn hairpin_promisc_and_port_isolation_reach_the_kernel() {
         assert_eq!(slave["isolated"], isolated, "{context}: {port}");
         let bridge = lab.host().link("cni0").unwrap();
         if promisc {
-            assert!(bridge["promiscuity"].as_u64().unwrap() > 0, "{context}: {bridge}");
+            assert!(
+                bridge["promiscuity"].as_u64().unwrap() > 0,
+                "{context}: {bridge}"
+            );
         }
         lab.run(
             "bridge",
@@ -96,7 +122,10 @@ fn hairpin_promisc_and_port_isolation_reach_the_kernel() {
 #[test]
 fn mtu_applies_to_a_new_bridge_and_both_veth_ends() {
     let lab = Lab::new();
-    let conf = conf("1.0.0", json!({"mtu": 1400, "ipam": ipam_v4(&lab, "10.1.2.0/24")}));
+    let conf = conf(
+        "1.0.0",
+        json!({"mtu": 1400, "ipam": ipam_v4(&lab, "10.1.2.0/24")}),
+    );
     add(&lab, &conf).assert_success();
     assert_eq!(lab.host().link("cni0").unwrap()["mtu"], 1400);
     assert_eq!(host_veth(&lab)["mtu"], 1400);
@@ -109,7 +138,11 @@ fn mtu_applies_to_a_new_bridge_and_both_veth_ends() {
 #[test]
 fn container_mac_precedence_runtime_config_then_args_then_cni_args() {
     let lab = Lab::new();
-    let (rc, args, env) = ("02:00:00:00:00:01", "02:00:00:00:00:02", "02:00:00:00:00:03");
+    let (rc, args, env) = (
+        "02:00:00:00:00:01",
+        "02:00:00:00:00:02",
+        "02:00:00:00:00:03",
+    );
     let cases = [
         (json!({}), env),
         (json!({"args": {"cni": {"mac": args}}}), args),
@@ -134,13 +167,17 @@ fn container_mac_precedence_runtime_config_then_args_then_cni_args() {
             )
             .assert_success();
         assert_eq!(run.result()["interfaces"][2]["mac"], want, "{extra}");
-        assert_eq!(lab.container().link("eth0").unwrap()["address"], want, "{extra}");
+        assert_eq!(
+            lab.container().link("eth0").unwrap()["address"],
+            want,
+            "{extra}"
+        );
         lab.run(
             "bridge",
             &Invocation::del(lab.container(), "eth0")
                 // host-local, like the reference, rejects CNI_ARGS keys it does not know
-                    // (MAC), so runtimes pass IgnoreUnknown with it.
-                    .args(&format!("IgnoreUnknown=1;MAC={env}"))
+                // (MAC), so runtimes pass IgnoreUnknown with it.
+                .args(&format!("IgnoreUnknown=1;MAC={env}"))
                 .config(conf),
         )
         .assert_success();
@@ -166,8 +203,20 @@ fn force_address_matrix_for_bridge_addresses() {
     let cases: [(&str, &str, bool, bool, &[&str]); 6] = [
         ("10.9.9.1/24", "10.1.2.0/24", false, false, &["10.9.9.1/24"]),
         ("10.9.9.1/24", "10.1.2.0/24", true, true, &["10.1.2.1/24"]),
-        ("2001:db8:1::99/64", "2001:db8:1::/64", false, false, &["2001:db8:1::99/64"]),
-        ("2001:db8:1::99/64", "2001:db8:1::/64", true, true, &["2001:db8:1::1/64"]),
+        (
+            "2001:db8:1::99/64",
+            "2001:db8:1::/64",
+            false,
+            false,
+            &["2001:db8:1::99/64"],
+        ),
+        (
+            "2001:db8:1::99/64",
+            "2001:db8:1::/64",
+            true,
+            true,
+            &["2001:db8:1::1/64"],
+        ),
         (
             "2001:db8:9::1/64",
             "2001:db8:1::/64",
@@ -193,7 +242,10 @@ fn force_address_matrix_for_bridge_addresses() {
         let run = add(&lab, &conf);
         assert_eq!(run.succeeded(), ok, "{context}: {run}");
         if !ok {
-            assert!(run.stdout.contains("already has an IP address"), "{context}: {run}");
+            assert!(
+                run.stdout.contains("already has an IP address"),
+                "{context}: {run}"
+            );
             assert_nothing_left(&lab, &[lab.container()], "eth0", &context);
         }
         let mut have = global_addresses(lab.host(), "cni0");
@@ -246,8 +298,14 @@ fn enabledad_versus_default_accept_dad() {
 fn vlan_confs(lab: &Lab) -> Vec<Value> {
     vec![
         conf("1.0.0", json!({"vlan": 100})),
-        conf("1.0.0", json!({"vlanTrunk": [{"id": 101}, {"minID": 200, "maxID": 210}]})),
-        conf("1.0.0", json!({"vlan": 100, "ipam": ipam_v4(lab, "10.1.2.0/24")})),
+        conf(
+            "1.0.0",
+            json!({"vlanTrunk": [{"id": 101}, {"minID": 200, "maxID": 210}]}),
+        ),
+        conf(
+            "1.0.0",
+            json!({"vlan": 100, "ipam": ipam_v4(lab, "10.1.2.0/24")}),
+        ),
     ]
 }
 
@@ -255,7 +313,16 @@ fn vlan_confs(lab: &Lab) -> Vec<Value> {
 fn kernel_has_vlan_filtering() -> bool {
     let probe = Netns::new();
     probe
-        .exec(&["ip", "link", "add", "br0", "type", "bridge", "vlan_filtering", "1"])
+        .exec(&[
+            "ip",
+            "link",
+            "add",
+            "br0",
+            "type",
+            "bridge",
+            "vlan_filtering",
+            "1",
+        ])
         .status
         .success()
 }
@@ -282,9 +349,11 @@ fn vlan_config_on_a_kernel_without_vlan_filtering_fails_cleanly() {
 
 /// The VLAN entries of the host veth port: `(vid, pvid, untagged)`, sorted.
 fn port_vlans(lab: &Lab) -> Vec<(u64, bool, bool)> {
-    let port = host_veth(&lab);
+    let port = host_veth(lab);
     let name = port["ifname"].as_str().unwrap();
-    let out = lab.host().exec(&["bridge", "-j", "vlan", "show", "dev", name]);
+    let out = lab
+        .host()
+        .exec(&["bridge", "-j", "vlan", "show", "dev", name]);
     assert!(out.status.success(), "{out:?}");
     let json: Value = serde_json::from_slice(&out.stdout).unwrap();
     let mut vlans = Vec::new();
@@ -311,7 +380,10 @@ fn vm_vlan_case(extra: Value, want: Vec<(u64, bool, bool)>) {
     let conf = conf("1.0.0", extra);
     add(&lab, &conf).assert_success();
     let bridge = lab.host().link("cni0").unwrap();
-    assert_eq!(bridge["linkinfo"]["info_data"]["vlan_filtering"], 1, "{bridge}");
+    assert_eq!(
+        bridge["linkinfo"]["info_data"]["vlan_filtering"], 1,
+        "{bridge}"
+    );
     assert_eq!(port_vlans(&lab), want);
     del(&lab, &conf).assert_success();
     assert_nothing_left(&lab, &[lab.container()], "eth0", "after DEL");
@@ -358,7 +430,9 @@ fn vlan_ids_out_of_range_are_invalid_config() {
     for vlan in [-100, 5000] {
         let run = add(&lab, &conf("1.0.0", json!({"vlan": vlan}))).assert_error(7);
         assert!(
-            run.stdout.contains(&format!("invalid VLAN ID {vlan} (must be between 0 and 4094)")),
+            run.stdout.contains(&format!(
+                "invalid VLAN ID {vlan} (must be between 0 and 4094)"
+            )),
             "{run}"
         );
     }

@@ -3,12 +3,15 @@
 //! state. Ignored on purpose: MACs, the random veth name, key order, and Debian's empty
 //! `"dns": {}` (cni-notes §5.4). Differences we make on purpose are asserted by name.
 
+// A test says "this cannot happen" by panicking with the run in the message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use cni_conformance::{IpFamily, Invocation, Lab, Netns, PluginRun};
+use cni_conformance::{Invocation, IpFamily, Lab, Netns, PluginRun};
 use common::*;
 use serde_json::{Map, Value, json};
 
@@ -36,10 +39,7 @@ enum Impl {
 fn run(lab: &Lab, which: Impl, invocation: Invocation) -> PluginRun {
     match which {
         Impl::Ours => lab.run("bridge", &invocation),
-        Impl::Reference => lab.run_binary(
-            &reference_bridge(),
-            &invocation.cni_path(REFERENCE_DIR),
-        ),
+        Impl::Reference => lab.run_binary(&reference_bridge(), &invocation.cni_path(REFERENCE_DIR)),
     }
 }
 
@@ -64,7 +64,10 @@ fn normalise_result(result: &Value, lab: &Lab) -> Value {
             iface.insert("name".into(), json!("veth*"));
         }
         if let Some(sandbox) = iface.get("sandbox") {
-            assert_eq!(sandbox, &json!(lab.container().path().display().to_string()));
+            assert_eq!(
+                sandbox,
+                &json!(lab.container().path().display().to_string())
+            );
             iface.insert("sandbox".into(), json!("<container>"));
         }
     }
@@ -128,21 +131,38 @@ fn compare(extra: Value, ipam: fn(&Lab) -> Value) -> [Lab; 2] {
     for (lab, which) in labs.iter().zip([Impl::Ours, Impl::Reference]) {
         let mut conf = conf("1.0.0", extra.clone());
         conf["ipam"] = ipam(lab);
-        let added = run(lab, which, Invocation::add(lab.container(), "eth0").config(conf));
+        let added = run(
+            lab,
+            which,
+            Invocation::add(lab.container(), "eth0").config(conf),
+        );
         let added = added.assert_success();
         seen.push((
             normalise_result(added.result(), lab),
             kernel_state(lab, lab.container()),
         ));
     }
-    assert_eq!(seen[0].0, seen[1].0, "result: ours (left) vs reference (right)");
-    assert_eq!(seen[0].1, seen[1].1, "kernel state: ours (left) vs reference (right)");
+    assert_eq!(
+        seen[0].0, seen[1].0,
+        "result: ours (left) vs reference (right)"
+    );
+    assert_eq!(
+        seen[0].1, seen[1].1,
+        "kernel state: ours (left) vs reference (right)"
+    );
     for (lab, which) in labs.iter().zip([Impl::Ours, Impl::Reference]) {
         let mut conf = conf("1.0.0", extra.clone());
         conf["ipam"] = ipam(lab);
-        run(lab, which, Invocation::del(lab.container(), "eth0").config(conf))
-            .assert_success();
-        assert!(veths(lab.host()).is_empty(), "{which:?}: DEL leaves no veth");
+        run(
+            lab,
+            which,
+            Invocation::del(lab.container(), "eth0").config(conf),
+        )
+        .assert_success();
+        assert!(
+            veths(lab.host()).is_empty(),
+            "{which:?}: DEL leaves no veth"
+        );
         assert!(lab.container().link("eth0").is_none());
         assert!(leases(lab).is_empty(), "{which:?}: DEL releases the lease");
     }
@@ -151,10 +171,9 @@ fn compare(extra: Value, ipam: fn(&Lab) -> Value) -> [Lab; 2] {
 
 #[test]
 fn same_as_reference_ipv4_default_gateway() {
-    compare(
-        json!({"isDefaultGateway": true}),
-        |lab| ipam_v4(lab, "10.1.2.0/24"),
-    );
+    compare(json!({"isDefaultGateway": true}), |lab| {
+        ipam_v4(lab, "10.1.2.0/24")
+    });
 }
 
 #[test]
@@ -183,8 +202,12 @@ fn same_as_reference_l2_except_check_reference_defect_2_6_1() {
     let labs = compare(json!({}), |_| json!({}));
     for (lab, which) in labs.iter().zip([Impl::Ours, Impl::Reference]) {
         let conf = conf("1.0.0", json!({"ipam": {}}));
-        let added = run(lab, which, Invocation::add(lab.container(), "eth0").config(conf.clone()))
-            .assert_success();
+        let added = run(
+            lab,
+            which,
+            Invocation::add(lab.container(), "eth0").config(conf.clone()),
+        )
+        .assert_success();
         let check = run(
             lab,
             which,
@@ -199,7 +222,12 @@ fn same_as_reference_l2_except_check_reference_defect_2_6_1() {
                 assert!(check.stdout.contains("no plugin name provided"), "{check}");
             }
         }
-        run(lab, which, Invocation::del(lab.container(), "eth0").config(conf)).assert_success();
+        run(
+            lab,
+            which,
+            Invocation::del(lab.container(), "eth0").config(conf),
+        )
+        .assert_success();
     }
 }
 
@@ -210,7 +238,11 @@ fn failed_add_leaves_a_veth_only_in_the_reference_defect_2_6_6() {
     for which in [Impl::Ours, Impl::Reference] {
         let lab = Lab::new();
         let conf = conf("0.2.0", json!({"ipam": {}}));
-        let run = run(&lab, which, Invocation::add(lab.container(), "eth0").config(conf));
+        let run = run(
+            &lab,
+            which,
+            Invocation::add(lab.container(), "eth0").config(conf),
+        );
         assert!(!run.succeeded(), "{run}");
         assert!(run.stdout.contains("cannot convert"), "{run}");
         let left = lab.container().link("eth0").is_some();
@@ -228,11 +260,21 @@ fn del_without_netns_leaks_masquerade_only_in_the_reference_defect_2_6_2() {
             "1.0.0",
             json!({"isGateway": true, "ipMasq": true, "ipam": ipam_v4(&lab, "10.1.2.0/24")}),
         );
-        run(&lab, which, Invocation::add(lab.container(), "eth0").config(conf.clone()))
-            .assert_success();
+        run(
+            &lab,
+            which,
+            Invocation::add(lab.container(), "eth0").config(conf.clone()),
+        )
+        .assert_success();
         assert!(!iptables_cni_lines(lab.host()).is_empty(), "{which:?}");
-        run(&lab, which, Invocation::del(lab.container(), "eth0").no_netns().config(conf))
-            .assert_success();
+        run(
+            &lab,
+            which,
+            Invocation::del(lab.container(), "eth0")
+                .no_netns()
+                .config(conf),
+        )
+        .assert_success();
         let leaked = !iptables_cni_lines(lab.host()).is_empty();
         assert_eq!(leaked, which == Impl::Reference, "{which:?}");
     }
@@ -252,12 +294,20 @@ fn add_del_wall_time_ours_vs_reference() {
         let (mut add_time, mut del_time) = (Duration::ZERO, Duration::ZERO);
         for _ in 0..ROUNDS {
             let t = Instant::now();
-            run(&lab, which, Invocation::add(lab.container(), "eth0").config(conf.clone()))
-                .assert_success();
+            run(
+                &lab,
+                which,
+                Invocation::add(lab.container(), "eth0").config(conf.clone()),
+            )
+            .assert_success();
             add_time += t.elapsed();
             let t = Instant::now();
-            run(&lab, which, Invocation::del(lab.container(), "eth0").config(conf.clone()))
-                .assert_success();
+            run(
+                &lab,
+                which,
+                Invocation::del(lab.container(), "eth0").config(conf.clone()),
+            )
+            .assert_success();
             del_time += t.elapsed();
         }
         eprintln!(

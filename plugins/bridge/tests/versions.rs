@@ -3,9 +3,12 @@
 //! attachment made (bridge, port, addresses, routes, sysctls), connectivity to the gateway
 //! and between two containers, and that DEL removes it all. Plus STATUS and GC (1.1.0).
 
+// A test says "this cannot happen" by panicking with the run in the message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
-use cni_conformance::{IpFamily, Invocation, Lab, Netns};
+use cni_conformance::{Invocation, IpFamily, Lab, Netns};
 use common::*;
 use serde_json::{Value, json};
 
@@ -294,7 +297,11 @@ fn status_and_gc_1_1_0() {
     gc["cni.dev/valid-attachments"] = json!([]);
     lab.run("bridge", &Invocation::gc().config(gc))
         .assert_success();
-    assert_eq!(leases(&lab), Vec::<String>::new(), "GC is forwarded to IPAM");
+    assert_eq!(
+        leases(&lab),
+        Vec::<String>::new(),
+        "GC is forwarded to IPAM"
+    );
     del(&lab, &l3).assert_success();
     assert_nothing_left(&lab, &[lab.container()], "eth0", "after DEL");
 }

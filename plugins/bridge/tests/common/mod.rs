@@ -16,7 +16,9 @@ use cni_conformance::{Invocation, Lab, Netns, PluginRun, plugin_path};
 use serde_json::{Value, json};
 
 /// Every result version the bridge speaks.
-pub const ALL_VERSIONS: [&str; 7] = ["0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"];
+pub const ALL_VERSIONS: [&str; 7] = [
+    "0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0",
+];
 
 /// The network name every test uses (each lab has its own host netns, so no clash).
 pub const NETWORK: &str = "bridgetest";
@@ -209,7 +211,11 @@ pub fn spoofcheck_state(ns: &Netns) -> Vec<String> {
 /// The bridge itself may stay (it is shared, and the reference keeps it too).
 pub fn assert_nothing_left(lab: &Lab, containers: &[&Netns], ifname: &str, context: &str) {
     let host = lab.host();
-    assert_eq!(veths(host), Vec::<Value>::new(), "{context}: veth left in host");
+    assert_eq!(
+        veths(host),
+        Vec::<Value>::new(),
+        "{context}: veth left in host"
+    );
     for container in containers {
         assert!(
             container.link(ifname).is_none(),
@@ -218,9 +224,21 @@ pub fn assert_nothing_left(lab: &Lab, containers: &[&Netns], ifname: &str, conte
         );
     }
     assert_eq!(leases(lab), Vec::<String>::new(), "{context}: lease left");
-    assert_eq!(nft_masq_rules(host), Vec::<Value>::new(), "{context}: nft masquerade rule left");
-    assert_eq!(iptables_cni_lines(host), Vec::<String>::new(), "{context}: iptables rule left");
-    assert_eq!(spoofcheck_state(host), Vec::<String>::new(), "{context}: spoof check left");
+    assert_eq!(
+        nft_masq_rules(host),
+        Vec::<Value>::new(),
+        "{context}: nft masquerade rule left"
+    );
+    assert_eq!(
+        iptables_cni_lines(host),
+        Vec::<String>::new(),
+        "{context}: iptables rule left"
+    );
+    assert_eq!(
+        spoofcheck_state(host),
+        Vec::<String>::new(),
+        "{context}: spoof check left"
+    );
 }
 
 /// `ping -c1 -W1 <target>` from `ns`; true on a reply. Retries a few times: the first
