@@ -63,11 +63,22 @@ KERNEL_META=linux-image-amd64
 APT_UPDATED=0
 WORK=""
 
-log() { printf 'vm-lane [%3ss]: %s\n' "$SECONDS" "$*" >&2; }
+# Messages go to the script's original stderr, also from code running under
+# a redirection (the INT/TERM trap fires inside boot's).
+exec {LOG_FD}>&2
+log() { printf 'vm-lane [%3ss]: %s\n' "$SECONDS" "$*" >&"$LOG_FD"; }
 die() { log "ERROR: $*"; exit 2; }
 
-cleanup() { [[ -n "$WORK" && -d "$WORK" ]] && rm -rf "$WORK"; return 0; }
+QEMU_PID=""
+TAIL_PID=""
+cleanup() {
+    if [[ -n "$QEMU_PID" ]]; then kill -TERM "$QEMU_PID" 2>/dev/null || true; fi
+    if [[ -n "$TAIL_PID" ]]; then kill "$TAIL_PID" 2>/dev/null || true; fi
+    if [[ -n "$WORK" && -d "$WORK" ]]; then rm -rf "$WORK"; fi
+    return 0
+}
 trap cleanup EXIT
+trap 'log "interrupted"; exit 130' INT TERM
 
 usage() { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"; }
 
@@ -443,7 +454,8 @@ build_initramfs() {
 
     # zstd -1: the kernel decompresses it quickly even under TCG, and the
     # guest's 1 GiB holds it easily.
-    INITRAMFS="$CACHE/initramfs.cpio.zst"
+    # In this run's temp dir: several people may run the lane at once.
+    INITRAMFS="$WORK/initramfs.cpio.zst"
     (cd "$ROOT" && find . -print0 | LC_ALL=C sort -z |
         cpio --null --create --format=newc --owner=0:0 --quiet) | zstd -q -1 -T0 -f -o "$INITRAMFS"
     log "initramfs: $(du -h "$INITRAMFS" | cut -f1) compressed, $(du -sh "$ROOT" | cut -f1) unpacked"
@@ -470,7 +482,17 @@ boot() {
     fi
     : >"$out"; : >"$out.qemu"
     local rc=0
-    timeout --kill-after=10 "$secs" "$QEMU" "${args[@]}" </dev/null >>"$out.qemu" 2>&1 || rc=$?
+    # In the background, then wait: a Ctrl-C or TERM to this script runs its
+    # trap at once, which stops qemu (timeout runs it in its own process
+    # group, out of reach of the terminal's Ctrl-C). The braces' redirection
+    # catches bash's "Aborted" notice when qemu dies of a signal (as it does
+    # when KVM is unusable).
+    {
+        timeout --kill-after=10 "$secs" "$QEMU" "${args[@]}" </dev/null >>"$out.qemu" 2>&1 &
+        QEMU_PID=$!
+        wait "$QEMU_PID" || rc=$?
+    } 2>>"$out.qemu"
+    QEMU_PID=""
     return "$rc"
 }
 
@@ -485,8 +507,8 @@ choose_accel() {
     stamp="$CACHE/accel-probe-$KVER-$(basename "$QEMU_ROOT")"
     if [[ ! -f "$stamp" ]]; then
         log "probing KVM with a short boot"
-        local out="$CACHE/kvm-probe.log"
-        if boot kvm 60 "$out" vmlane.probe=1 && grep -q '@@VM-LANE PROBE-OK' "$out"; then
+        local out="$WORK/kvm-probe.log"
+        if boot kvm 30 "$out" vmlane.probe=1 && grep -q '@@VM-LANE PROBE-OK' "$out"; then
             echo kvm >"$stamp"
         else
             echo tcg >"$stamp"
@@ -499,25 +521,28 @@ choose_accel() {
 
 run_guest() {
     log "booting the guest ($ACCEL, timeout ${TIMEOUT}s); console: $CONSOLE_LOG"
-    rm -f "$CONSOLE_LOG.qemu"
-    local tailpid=""
+    # The run writes its own log, copied to $CONSOLE_LOG when it ends, so
+    # concurrent runs do not mix their consoles.
+    local log="$WORK/console.log"
     if ((SHOW_CONSOLE)); then
-        : >"$CONSOLE_LOG"
-        tail -n +1 -F "$CONSOLE_LOG" 2>/dev/null & tailpid=$!
+        : >"$log"
+        tail -n +1 -F "$log" 2>/dev/null & TAIL_PID=$!
     fi
     local t0 t1
     t0=$(date +%s.%N)
     QEMU_RC=0
-    boot "$ACCEL" "$TIMEOUT" "$CONSOLE_LOG" || QEMU_RC=$?
+    boot "$ACCEL" "$TIMEOUT" "$log" || QEMU_RC=$?
     t1=$(date +%s.%N)
-    if [[ -n "$tailpid" ]]; then sleep 0.5; kill "$tailpid" 2>/dev/null || true; wait "$tailpid" 2>/dev/null || true; fi
+    if [[ -n "$TAIL_PID" ]]; then
+        sleep 0.5; kill "$TAIL_PID" 2>/dev/null || true; wait "$TAIL_PID" 2>/dev/null || true; TAIL_PID=""
+    fi
     GUEST_SECS=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f", b - a}')
     # qemu's own messages (not the guest's) go to a side file; keep them in
     # the log so a failure shows them.
-    if [[ -s "$CONSOLE_LOG.qemu" ]]; then
-        { echo "---- qemu (host side) ----"; cat "$CONSOLE_LOG.qemu"; } >>"$CONSOLE_LOG"
+    if [[ -s "$log.qemu" ]]; then
+        { echo "---- qemu (host side) ----"; cat "$log.qemu"; } >>"$log"
     fi
-    rm -f "$CONSOLE_LOG.qemu"
+    cp "$log" "$CONSOLE_LOG"
 }
 
 # ------------------------------------------------------------------- verdict
@@ -525,7 +550,8 @@ run_guest() {
 # Reads the markers; prints per-executable lines and "N passed, M failed".
 verdict() {
     local clean="$WORK/console.txt"
-    tr -d '\r' <"$CONSOLE_LOG" >"$clean"
+    # Without the serial line's CRs and SeaBIOS's terminal escapes.
+    tr -d '\r' <"$CONSOLE_LOG" | sed -E 's/\x1b(\[[0-9;?]*[A-Za-z]|c)//g' >"$clean"
     local passed=0 failed=0 bad_exes=0 ran_exes=0 finished=0 line name status summary p f
     grep -q '@@VM-LANE DONE' "$clean" && finished=1
     while IFS= read -r line; do
@@ -613,10 +639,15 @@ main() {
             return 1
         fi
     fi
+    # One install at a time per cache (apt and the unpacking are not safe to
+    # run twice at once); the lock goes with this shell.
+    exec {lock_fd}>"$CACHE/.install.lock"
+    flock "$lock_fd"
     apt_resolve
     install_busybox
     install_qemu
     install_kernel
+    flock -u "$lock_fd"
     build_initramfs
     choose_accel
     run_guest
