@@ -1,16 +1,22 @@
 //! What the interface plugins share, so each stays thin: the one mapping from kernel errors
 //! to CNI codes ([`kernel_error`]), the ADD undo stack ([`Rollback`]), the test-only fault
-//! points ([`fault_point`]), and configuring addresses and routes inside a container
-//! ([`configure_iface`], the reference's `ConfigureIface`).
+//! points ([`fault_point`]), configuring addresses and routes inside a container
+//! ([`configure_iface`], the reference's `ConfigureIface`), CHECK's comparisons
+//! ([`check`]) and the sub-interface plugins' shared steps ([`sublink`]).
 #![warn(missing_docs)]
 
+pub mod check;
 mod iface;
 mod rollback;
+pub mod sublink;
 
 pub use iface::{configure_iface, random_link_name};
 pub use rollback::Rollback;
 
 use cni::error::code;
+use cni::{CmdArgs, Command, Error, NetConf, Result};
+use cni_netlink::{Handle, Netns};
+use std::path::Path;
 
 /// The one place a kernel (netlink, netns, sysctl) error becomes a CNI error: a link kind
 /// or feature the kernel lacks is [`code::KERNEL_FEATURE`], anything else [`code::KERNEL`].
@@ -36,4 +42,54 @@ pub fn fault_point(name: &str) -> cni::Result<()> {
     }
     let _ = name;
     Ok(())
+}
+
+/// One error for many (DEL and GC do every step and report all failures): the first one's
+/// code, every message in the details.
+pub fn combine_errors(mut errors: Vec<Error>) -> Result<()> {
+    match errors.len() {
+        0 => Ok(()),
+        1 => Err(errors.remove(0)),
+        n => {
+            let details = errors
+                .iter()
+                .map(|e| format!("{} ({})", e.msg(), e.details().unwrap_or("")))
+                .collect::<Vec<_>>()
+                .join("; ");
+            let first = errors.remove(0);
+            Err(Error::plugin(
+                first.code(),
+                format!("{n} cleanup steps failed, first: {}", first.msg()),
+                Some(details),
+            ))
+        }
+    }
+}
+
+/// Deletes `ifname` in the container netns at `path` (a veth's peer goes with it). A
+/// missing netns or link is already the goal state: DEL must succeed on it.
+pub fn delete_container_link(path: &Path, ifname: &str) -> Result<()> {
+    let netns = match Netns::from_path(path) {
+        Ok(netns) => netns,
+        Err(e) if e.is_not_found() => return Ok(()),
+        Err(e) => return Err(kernel_error(e)),
+    };
+    let container = Handle::for_netns(&netns).map_err(kernel_error)?;
+    match container.link_by_name(ifname) {
+        Ok(link) => match container.delete_link(link.index) {
+            Err(e) if !e.is_not_found() => Err(kernel_error(e)),
+            _ => Ok(()),
+        },
+        Err(e) if e.is_not_found() => Ok(()),
+        Err(e) => Err(kernel_error(e)),
+    }
+}
+
+/// STATUS and GC are IPAM's business (the spec requires forwarding GC; the reference
+/// does not). Without IPAM there is nothing to report or collect.
+pub fn forward_to_ipam(net: &NetConf, args: &CmdArgs, command: Command) -> Result<()> {
+    match net.ipam_type() {
+        Some(ipam) => cni::invoke::delegate(ipam, command, args).map(drop),
+        None => Ok(()),
+    }
 }

@@ -2,7 +2,7 @@
 //! bridge, create the veth straight into the container, wire the host port, spoof check,
 //! IPAM, container addresses and routes, gateway on the bridge, masquerade, result.
 
-use crate::config::{BridgeConfig, Settings, parse_mac};
+use crate::config::{BridgeConfig, Settings};
 use cni::error::code;
 use cni::{CniResult, Command, Error, Interface, Request, Result, Route};
 use cni_netlink::{
@@ -183,7 +183,7 @@ fn create_veth(
     s: &Settings,
     rollback: &mut Rollback,
 ) -> Result<Link> {
-    let peer_mac = s.mac.as_deref().map(parse_mac).transpose()?;
+    let peer_mac = s.mac.map(|mac| mac.0);
     for _ in 0..10 {
         let name = random_link_name("veth")?;
         let spec = VethSpec {

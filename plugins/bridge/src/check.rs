@@ -4,9 +4,9 @@
 //! unconditionally, so its L2 CHECK always fails (defect §2.6.1).
 
 use crate::config::{BridgeConfig, Settings};
-use cni::error::code;
-use cni::{CniResult, Command, Error, Interface, Request, Result};
-use cni_netlink::{Handle, IpFamily, Link, Netns, format_mac};
+use cni::{CniResult, Command, Error, Request, Result};
+use cni_netlink::{Handle, Netns};
+use cni_plugin_support::check::{check_addresses_and_routes, check_failed, check_mac};
 use cni_plugin_support::kernel_error;
 
 pub(crate) fn check(req: &Request<BridgeConfig>, s: &Settings) -> Result<()> {
@@ -34,23 +34,23 @@ pub(crate) fn check(req: &Request<BridgeConfig>, s: &Settings) -> Result<()> {
         .iter()
         .find(|i| i.name == s.bridge)
         .ok_or_else(|| {
-            failed(format!(
+            check_failed(format!(
                 "CNI created bridge {} was not found in prevResult",
                 s.bridge
             ))
         })?;
     let bridge = host.link_by_name(&s.bridge).map_err(|e| {
-        failed(format!(
+        check_failed(format!(
             "CNI created bridge {} was not found: {e}",
             s.bridge
         ))
     })?;
     if bridge.kind.as_deref() != Some("bridge") {
-        return Err(failed(format!("{} is not a bridge", s.bridge)));
+        return Err(check_failed(format!("{} is not a bridge", s.bridge)));
     }
-    check_mac(bridge_entry, &bridge)?;
+    check_mac(bridge_entry.mac.as_deref(), &bridge, "prevResult")?;
     if bridge.promiscuous != s.promisc {
-        return Err(failed(format!(
+        return Err(check_failed(format!(
             "bridge {} promiscuous mode is {}, config says {}",
             s.bridge, bridge.promiscuous, s.promisc
         )));
@@ -62,21 +62,21 @@ pub(crate) fn check(req: &Request<BridgeConfig>, s: &Settings) -> Result<()> {
         .iter()
         .find(|i| i.name == ifname && i.sandbox.as_deref() == Some(sandbox.as_str()))
         .ok_or_else(|| {
-            failed(format!(
+            check_failed(format!(
                 "CNI created interface in container {ifname} not found in prevResult"
             ))
         })?;
     let veth = container.link_by_name(ifname).map_err(|e| {
-        failed(format!(
+        check_failed(format!(
             "CNI created interface in container {ifname} not found: {e}"
         ))
     })?;
     if veth.kind.as_deref() != Some("veth") {
-        return Err(failed(format!(
+        return Err(check_failed(format!(
             "container interface {ifname} is not a veth"
         )));
     }
-    check_mac(container_entry, &veth)?;
+    check_mac(container_entry.mac.as_deref(), &veth, "prevResult")?;
 
     // The host end: a prevResult interface whose link is the container end's peer and
     // which is enslaved to the bridge.
@@ -91,68 +91,18 @@ pub(crate) fn check(req: &Request<BridgeConfig>, s: &Settings) -> Result<()> {
                 .map(|l| (i, l))
         })
         .ok_or_else(|| {
-            failed(format!(
+            check_failed(format!(
                 "CNI veth created for bridge {} was not found",
                 s.bridge
             ))
         })?;
     if host_veth.1.master != Some(bridge.index) {
-        return Err(failed(format!(
+        return Err(check_failed(format!(
             "host veth {} is not attached to bridge {}",
             host_veth.1.name, s.bridge
         )));
     }
-    check_mac(host_veth.0, &host_veth.1)?;
+    check_mac(host_veth.0.mac.as_deref(), &host_veth.1, "prevResult")?;
 
     check_addresses_and_routes(&container, &veth, &prev)
-}
-
-/// Every prevResult IP is on the interface and every prevResult route is present
-/// (matched by destination, and gateway when given; later chained plugins may add more).
-fn check_addresses_and_routes(container: &Handle, link: &Link, prev: &CniResult) -> Result<()> {
-    let addrs = container
-        .addresses(Some(link.index))
-        .map_err(kernel_error)?;
-    for ip in prev.ips.iter().filter(|ip| ip.interface.is_some()) {
-        if !addrs.iter().any(|a| a.network == ip.address.0) {
-            return Err(failed(format!(
-                "address {} not found on {}",
-                ip.address, link.name
-            )));
-        }
-    }
-    let mut routes = container.routes(IpFamily::V4).map_err(kernel_error)?;
-    routes.extend(container.routes(IpFamily::V6).map_err(kernel_error)?);
-    for want in &prev.routes {
-        let dst = want.dst.network().0;
-        let found = routes.iter().any(|r| {
-            r.dst == dst
-                && want.gw.is_none_or(|gw| {
-                    r.gateway == Some(gw) || r.nexthops.iter().any(|n| n.gateway == Some(gw))
-                })
-        });
-        if !found {
-            let via = want.gw.map(|g| format!(" via {g}")).unwrap_or_default();
-            return Err(failed(format!(
-                "route {dst}{via} not found in the container's routing table"
-            )));
-        }
-    }
-    Ok(())
-}
-
-fn check_mac(entry: &Interface, link: &Link) -> Result<()> {
-    let actual = link.mac.as_ref().map(format_mac);
-    match &entry.mac {
-        Some(want) if Some(want.to_lowercase()) != actual => Err(failed(format!(
-            "interface {} has MAC {}, prevResult says {want}",
-            link.name,
-            actual.unwrap_or_default()
-        ))),
-        _ => Ok(()),
-    }
-}
-
-fn failed(msg: String) -> Error {
-    Error::plugin(code::CHECK_FAILED, msg, None)
 }

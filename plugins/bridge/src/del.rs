@@ -5,9 +5,8 @@
 //! attachment, so it is removed even without the netns (reference defect #810).
 
 use crate::config::{BridgeConfig, Settings};
-use cni::{Command, Error, Request, Result};
-use cni_netlink::{Handle, Netns};
-use cni_plugin_support::kernel_error;
+use cni::{Command, Request, Result};
+use cni_plugin_support::{combine_errors, delete_container_link};
 
 pub(crate) fn del(req: &Request<BridgeConfig>, s: &Settings) -> Result<()> {
     let mut errors = Vec::new();
@@ -36,27 +35,7 @@ pub(crate) fn del(req: &Request<BridgeConfig>, s: &Settings) -> Result<()> {
             errors.push(crate::firewall_error(e));
         }
     }
-    combine(errors)
-}
-
-/// Deletes the container end (the host end goes with it). A missing netns or link is
-/// already the goal state.
-fn delete_container_link(path: &std::path::Path, ifname: &str) -> Result<()> {
-    let netns = match Netns::from_path(path) {
-        Ok(netns) => netns,
-        Err(e) if e.is_not_found() => return Ok(()),
-        Err(e) => return Err(kernel_error(e)),
-    };
-    let container = Handle::for_netns(&netns).map_err(kernel_error)?;
-    let link = match container.link_by_name(ifname) {
-        Ok(link) => link,
-        Err(e) if e.is_not_found() => return Ok(()),
-        Err(e) => return Err(kernel_error(e)),
-    };
-    match container.delete_link(link.index) {
-        Err(e) if !e.is_not_found() => Err(kernel_error(e)),
-        _ => Ok(()),
-    }
+    combine_errors(errors)
 }
 
 /// GC (1.1.0): forwarded to IPAM (the spec requires it; the reference does not), then the
@@ -81,26 +60,5 @@ pub(crate) fn gc(req: &Request<BridgeConfig>, s: &Settings) -> Result<()> {
             errors.push(crate::firewall_error(e));
         }
     }
-    combine(errors)
-}
-
-/// One error for many: the first one's code, every message in the details.
-fn combine(mut errors: Vec<Error>) -> Result<()> {
-    match errors.len() {
-        0 => Ok(()),
-        1 => Err(errors.remove(0)),
-        n => {
-            let details = errors
-                .iter()
-                .map(|e| format!("{} ({})", e.msg(), e.details().unwrap_or("")))
-                .collect::<Vec<_>>()
-                .join("; ");
-            let first = errors.remove(0);
-            Err(Error::plugin(
-                first.code(),
-                format!("{n} cleanup steps failed, first: {}", first.msg()),
-                Some(details),
-            ))
-        }
-    }
+    combine_errors(errors)
 }

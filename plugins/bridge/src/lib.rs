@@ -37,10 +37,7 @@ impl Plugin for Bridge {
     }
 
     fn status(&self, req: Request<BridgeConfig>) -> Result<()> {
-        match req.net.ipam_type() {
-            Some(ipam) => cni::invoke::delegate(ipam, cni::Command::Status, &req.args).map(drop),
-            None => Ok(()),
-        }
+        cni_plugin_support::forward_to_ipam(&req.net, &req.args, cni::Command::Status)
     }
 
     fn gc(&self, req: Request<BridgeConfig>) -> Result<()> {

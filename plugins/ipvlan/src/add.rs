@@ -5,21 +5,21 @@
 //! The link is created before IPAM is asked: on a kernel without ipvlan (code 101,
 //! `kernel lacks ipvlan support`) nothing has been reserved yet.
 
-use crate::common::{self, Namespaces};
 use crate::config::{Addressing, IpvlanConfig, Settings};
 use cni::{CniResult, Request, Result};
 use cni_netlink::IpvlanSpec;
+use cni_plugin_support::sublink::{self, Namespaces};
 use cni_plugin_support::{Rollback, configure_iface, fault_point};
 
 pub(crate) fn add(req: &Request<IpvlanConfig>, s: &Settings) -> Result<CniResult> {
     let version = req.net.cni_version;
     let ns = Namespaces::open(&req.args, "ADD")?;
     let ifname = req.args.ifname.as_str();
-    common::ensure_ifname_free(&ns, ifname)?;
+    sublink::ensure_ifname_free(&ns, ifname)?;
     let (master, mtu) = s.resolve_master(&ns)?;
 
     let mut rollback = Rollback::new();
-    let link = common::create_in_container(&ns, ifname, "ipvlan", &mut rollback, |name| {
+    let link = sublink::create_in_container(&ns, ifname, "ipvlan", &mut rollback, |name| {
         let spec = IpvlanSpec {
             name,
             master_index: master.index,
@@ -33,19 +33,19 @@ pub(crate) fn add(req: &Request<IpvlanConfig>, s: &Settings) -> Result<CniResult
     })?;
 
     let mut result = match &s.addressing {
-        Addressing::Ipam(ipam) => common::ipam_add(req, ipam, "ipvlan", &mut rollback)?,
+        Addressing::Ipam(ipam) => sublink::ipam_add(req, ipam, "ipvlan", &mut rollback)?,
         Addressing::Chained(prev) => (**prev).clone(),
     };
     // The result describes this plugin's interface only; the addresses move onto it.
-    result.interfaces = vec![common::container_interface(&link, &ns.netns)];
+    result.interfaces = vec![sublink::container_interface(&link, &ns.netns)];
     for ip in &mut result.ips {
         ip.interface = Some(0);
     }
-    common::set_notify_sysctls(&ns.netns, ifname)?;
+    sublink::set_notify_sysctls(&ns.netns, ifname)?;
     configure_iface(&ns.netns, &ns.container, ifname, &result, false)?;
     fault_point("ipvlan-after-addresses")?;
     let from_ipam = std::mem::take(&mut result.dns);
-    result.dns = common::result_dns(&req.net, from_ipam);
+    result.dns = sublink::result_dns(&req.net, from_ipam);
     // Fail now, not after printing, if the result cannot be expressed in the request's
     // version: the rollback still removes everything.
     result.to_value(version)?;

@@ -5,15 +5,16 @@
 //! result and cannot name the master. When `master` is configured, it must exist and be
 //! the link's parent.
 
-use crate::common::{self, Namespaces, check_failed};
 use crate::config::{IpvlanConfig, mode_name, parse_mode};
 use cni::{Command, Request, Result};
+use cni_plugin_support::check::{check_addresses_and_routes, check_failed};
+use cni_plugin_support::sublink::{self, Namespaces};
 
 pub(crate) fn check(req: &Request<IpvlanConfig>) -> Result<()> {
     let mode = parse_mode(req.config.mode.as_deref().unwrap_or(""))?;
     let ns = Namespaces::open(&req.args, "CHECK")?;
     let master = match req.config.master.as_deref().filter(|m| !m.is_empty()) {
-        Some(name) => Some(common::resolve_master(
+        Some(name) => Some(sublink::resolve_master(
             ns.master_side(req.config.link_in_container),
             Some(name),
         )?),
@@ -22,7 +23,7 @@ pub(crate) fn check(req: &Request<IpvlanConfig>) -> Result<()> {
     if let Some(ipam) = req.net.ipam_type() {
         cni::invoke::delegate(ipam, Command::Check, &req.args)?;
     }
-    let (prev, link) = common::check_container_link(&req.net, &req.args, &ns, "ipvlan")?;
+    let (prev, link) = sublink::check_container_link(&req.net, &req.args, &ns, "ipvlan")?;
     if link.ipvlan_mode != Some(mode) {
         return Err(check_failed(format!(
             "{} has ipvlan mode {}, config says {}",
@@ -32,7 +33,7 @@ pub(crate) fn check(req: &Request<IpvlanConfig>) -> Result<()> {
         )));
     }
     if let Some(master) = &master {
-        common::check_parent(&link, master)?;
+        sublink::check_parent(&link, master)?;
     }
-    common::check_addresses_and_routes(&ns.container, &link, &prev)
+    check_addresses_and_routes(&ns.container, &link, &prev)
 }

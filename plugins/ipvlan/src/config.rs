@@ -2,9 +2,9 @@
 //! before anything touches the kernel. Unknown keys are ignored, as the reference does;
 //! `CNI_ARGS` are not read at all (ipvlan slaves share the master's MAC).
 
-use crate::common::{Namespaces, resolve_master, validate_mtu};
 use cni::{CniResult, Error, Request, Result};
 use cni_netlink::{IpvlanMode, Link};
+use cni_plugin_support::sublink::{Namespaces, resolve_master, validate_mtu};
 use serde::Deserialize;
 
 /// Raw keys as they arrive on stdin (Go field names and defaults).

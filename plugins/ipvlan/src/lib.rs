@@ -11,16 +11,14 @@
 //! * the result carries IPAM's DNS when the config has no `dns` (defect 9);
 //! * GC is forwarded to IPAM (defect 4).
 //!
-//! The code shared with the macvlan plugin is compiled from `plugins/macvlan/src/common.rs`
-//! (one copy; it should move to `crates/plugin-support`).
+//! The steps shared with the macvlan plugin are in `cni_plugin_support::sublink`.
 
 mod add;
 mod check;
-#[path = "../../macvlan/src/common.rs"]
-pub(crate) mod common;
 pub mod config;
 
 use cni::{CniResult, Command, Plugin, Request, Result};
+use cni_plugin_support::sublink;
 use config::{IpvlanConfig, Settings};
 
 /// The ipvlan plugin.
@@ -37,7 +35,7 @@ impl Plugin for Ipvlan {
     /// Deliberately validates nothing of the plugin's own keys and never resolves the
     /// master: the reference's DEL fails on a host without a default route (defect 7).
     fn del(&self, req: Request<IpvlanConfig>) -> Result<()> {
-        common::del(&req.net, &req.args)
+        sublink::del(&req.net, &req.args)
     }
 
     fn check(&self, req: Request<IpvlanConfig>) -> Result<()> {
@@ -45,10 +43,10 @@ impl Plugin for Ipvlan {
     }
 
     fn status(&self, req: Request<IpvlanConfig>) -> Result<()> {
-        common::forward_to_ipam(&req.net, &req.args, Command::Status)
+        cni_plugin_support::forward_to_ipam(&req.net, &req.args, Command::Status)
     }
 
     fn gc(&self, req: Request<IpvlanConfig>) -> Result<()> {
-        common::forward_to_ipam(&req.net, &req.args, Command::Gc)
+        cni_plugin_support::forward_to_ipam(&req.net, &req.args, Command::Gc)
     }
 }

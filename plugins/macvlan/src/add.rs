@@ -2,21 +2,21 @@
 //! the macvlan into the container under a temporary name and rename it, IPAM, addresses
 //! and routes (or just link up in L2 mode), result.
 
-use crate::common::{self, Namespaces};
 use crate::config::{MacvlanConfig, Settings};
 use cni::{CniResult, Request, Result};
 use cni_netlink::MacvlanSpec;
+use cni_plugin_support::sublink::{self, Namespaces};
 use cni_plugin_support::{Rollback, configure_iface, fault_point, kernel_error};
 
 pub(crate) fn add(req: &Request<MacvlanConfig>, s: &Settings) -> Result<CniResult> {
     let version = req.net.cni_version;
     let ns = Namespaces::open(&req.args, "ADD")?;
     let ifname = req.args.ifname.as_str();
-    common::ensure_ifname_free(&ns, ifname)?;
+    sublink::ensure_ifname_free(&ns, ifname)?;
     let (master, mtu) = s.resolve_master(&ns)?;
 
     let mut rollback = Rollback::new();
-    let link = common::create_in_container(&ns, ifname, "macvlan", &mut rollback, |name| {
+    let link = sublink::create_in_container(&ns, ifname, "macvlan", &mut rollback, |name| {
         let spec = MacvlanSpec {
             name,
             master_index: master.index,
@@ -32,11 +32,11 @@ pub(crate) fn add(req: &Request<MacvlanConfig>, s: &Settings) -> Result<CniResul
     })?;
 
     let mut result = CniResult::default();
-    result.interfaces = vec![common::container_interface(&link, &ns.netns)];
-    common::set_notify_sysctls(&ns.netns, ifname)?;
+    result.interfaces = vec![sublink::container_interface(&link, &ns.netns)];
+    sublink::set_notify_sysctls(&ns.netns, ifname)?;
     let mut ipam_dns = Default::default();
     if let Some(ipam) = &s.ipam_type {
-        let ipam_result = common::ipam_add(req, ipam, "macvlan", &mut rollback)?;
+        let ipam_result = sublink::ipam_add(req, ipam, "macvlan", &mut rollback)?;
         result.ips = ipam_result.ips;
         result.routes = ipam_result.routes;
         ipam_dns = ipam_result.dns;
@@ -48,7 +48,7 @@ pub(crate) fn add(req: &Request<MacvlanConfig>, s: &Settings) -> Result<CniResul
     } else {
         ns.container.set_link_up(link.index).map_err(kernel_error)?;
     }
-    result.dns = common::result_dns(&req.net, ipam_dns);
+    result.dns = sublink::result_dns(&req.net, ipam_dns);
     // Fail now, not after printing, if the result cannot be expressed in the request's
     // version (L2 with 0.1.0/0.2.0): the rollback still removes everything.
     result.to_value(version)?;

@@ -2,10 +2,11 @@
 //! IPAM agrees, and the container interface is still the macvlan ADD made — kind, mode,
 //! MAC, parent — with the prevResult's addresses and routes.
 
-use crate::common::{self, Namespaces, check_failed};
 use crate::config::{MacvlanConfig, Settings, mode_name};
 use cni::{Command, Request, Result};
 use cni_netlink::format_mac;
+use cni_plugin_support::check::{check_addresses_and_routes, check_failed, check_mac};
+use cni_plugin_support::sublink::{self, Namespaces};
 
 pub(crate) fn check(req: &Request<MacvlanConfig>, s: &Settings) -> Result<()> {
     let ns = Namespaces::open(&req.args, "CHECK")?;
@@ -13,7 +14,7 @@ pub(crate) fn check(req: &Request<MacvlanConfig>, s: &Settings) -> Result<()> {
     if let Some(ipam) = &s.ipam_type {
         cni::invoke::delegate(ipam, Command::Check, &req.args)?;
     }
-    let (prev, link) = common::check_container_link(&req.net, &req.args, &ns, "macvlan")?;
+    let (prev, link) = sublink::check_container_link(&req.net, &req.args, &ns, "macvlan")?;
     if link.macvlan_mode != Some(s.mode) {
         return Err(check_failed(format!(
             "{} has macvlan mode {}, config says {}",
@@ -22,11 +23,11 @@ pub(crate) fn check(req: &Request<MacvlanConfig>, s: &Settings) -> Result<()> {
             mode_name(s.mode)
         )));
     }
-    common::check_mac(
+    check_mac(
         s.mac.as_ref().map(format_mac).as_deref(),
         &link,
         "the config",
     )?;
-    common::check_parent(&link, &master)?;
-    common::check_addresses_and_routes(&ns.container, &link, &prev)
+    sublink::check_parent(&link, &master)?;
+    check_addresses_and_routes(&ns.container, &link, &prev)
 }

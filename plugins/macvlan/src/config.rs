@@ -3,9 +3,9 @@
 //! What needs the kernel (the default master, the MTU bound) is checked in
 //! [`Settings::resolve_master`], which DEL never calls.
 
-use crate::common::{Namespaces, resolve_master, validate_mtu};
-use cni::{Error, Request, Result};
+use cni::{Error, MacAddr, Request, Result};
 use cni_netlink::{Link, MacvlanMode};
+use cni_plugin_support::sublink::{Namespaces, resolve_master, validate_mtu};
 use serde::Deserialize;
 
 /// Raw keys as they arrive on stdin (Go field names and defaults).
@@ -119,21 +119,9 @@ fn container_mac(req: &Request<MacvlanConfig>) -> Result<Option<[u8; 6]>> {
     } else {
         return Ok(None);
     };
-    parse_mac(text).map(Some).ok_or_else(|| {
-        Error::invalid_config(format!("invalid {source} {text:?}: not a MAC address"))
-    })
-}
-
-/// Parses `aa:bb:cc:dd:ee:ff` (any case). The bridge plugin has the same parser; both
-/// should become a `MacAddr` newtype in the `cni` crate (STYLE §4.1).
-pub fn parse_mac(text: &str) -> Option<[u8; 6]> {
-    let mut mac = [0u8; 6];
-    let mut parts = text.split(':');
-    for byte in &mut mac {
-        let part = parts.next().filter(|p| p.len() == 2)?;
-        *byte = u8::from_str_radix(part, 16).ok()?;
-    }
-    parts.next().is_none().then_some(mac)
+    text.parse::<MacAddr>()
+        .map(|mac| Some(mac.0))
+        .map_err(|_| Error::invalid_config(format!("invalid {source} {text:?}: not a MAC address")))
 }
 
 #[cfg(test)]
@@ -159,23 +147,5 @@ mod tests {
             (err.code(), err.msg()),
             (7, r#"unknown macvlan mode: "source""#.to_owned())
         );
-    }
-
-    #[test]
-    fn mac_parsing_is_strict() {
-        assert_eq!(
-            parse_mac("C2:11:22:33:44:55"),
-            Some([0xc2, 0x11, 0x22, 0x33, 0x44, 0x55])
-        );
-        for bad in [
-            "",
-            "c2:11:22:33:44",
-            "c2:11:22:33:44:55:66",
-            "c2:11:22:33:44:5",
-            "zz:11:22:33:44:55",
-            "c2-11-22-33-44-55",
-        ] {
-            assert_eq!(parse_mac(bad), None, "{bad}");
-        }
     }
 }

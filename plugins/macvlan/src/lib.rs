@@ -13,10 +13,10 @@
 
 mod add;
 mod check;
-pub(crate) mod common;
 pub mod config;
 
 use cni::{CniResult, Command, Plugin, Request, Result};
+use cni_plugin_support::sublink;
 use config::{MacvlanConfig, Settings};
 
 /// The macvlan plugin.
@@ -31,9 +31,9 @@ impl Plugin for Macvlan {
     }
 
     /// Deliberately validates nothing of the plugin's own keys: DEL must clean up even
-    /// when the master or the default route is gone (see [`common::del`]).
+    /// when the master or the default route is gone (see [`sublink::del`]).
     fn del(&self, req: Request<MacvlanConfig>) -> Result<()> {
-        common::del(&req.net, &req.args)
+        sublink::del(&req.net, &req.args)
     }
 
     fn check(&self, req: Request<MacvlanConfig>) -> Result<()> {
@@ -42,10 +42,10 @@ impl Plugin for Macvlan {
     }
 
     fn status(&self, req: Request<MacvlanConfig>) -> Result<()> {
-        common::forward_to_ipam(&req.net, &req.args, Command::Status)
+        cni_plugin_support::forward_to_ipam(&req.net, &req.args, Command::Status)
     }
 
     fn gc(&self, req: Request<MacvlanConfig>) -> Result<()> {
-        common::forward_to_ipam(&req.net, &req.args, Command::Gc)
+        cni_plugin_support::forward_to_ipam(&req.net, &req.args, Command::Gc)
     }
 }

@@ -1,21 +1,19 @@
-//! What the macvlan and ipvlan plugins share: both make a sub-interface of a `master`
-//! link, hand it to the container under `CNI_IFNAME`, and address it from IPAM. The
-//! ipvlan crate compiles this same file (`#[path]` in its `lib.rs`), so it is written
-//! once. It belongs in `crates/plugin-support` (most of it is plugin-neutral: DEL,
-//! STATUS/GC forwarding, the CHECK address/route comparison the bridge plugin also has);
-//! it lives here only until that crate's owner moves it.
-//!
-//! Everything here is policy-free about the link kind: the caller passes a closure that
-//! creates its kind of link, and its kind name for CHECK.
+//! What the sub-interface plugins (macvlan, ipvlan) share: both make a sub-interface of
+//! a `master` link, hand it to the container under `CNI_IFNAME`, and address it from IPAM.
+//! Policy-free about the link kind: the caller passes a closure that creates its kind of
+//! link, and its kind name for CHECK.
 
+use crate::check::{check_failed, check_mac};
+use crate::{
+    Rollback, combine_errors, delete_container_link, fault_point, kernel_error, random_link_name,
+};
 use cni::error::code;
 use cni::{CmdArgs, CniResult, Command, Dns, Error, Interface, NetConf, Request, Result};
 use cni_netlink::{Handle, IpFamily, Link, Netns, format_mac, sysctl};
-use cni_plugin_support::{Rollback, fault_point, kernel_error, random_link_name};
 use std::path::Path;
 
 /// The opened namespaces one ADD or CHECK works with.
-pub(crate) struct Namespaces {
+pub struct Namespaces {
     /// The container netns (`CNI_NETNS`).
     pub netns: Netns,
     /// A netlink socket in the netns the plugin runs in (the host).
@@ -55,7 +53,7 @@ impl Namespaces {
 /// The master by name, or — when none is configured — the interface of the first IPv4
 /// default route of the netns the master is looked up in (the reference's
 /// `GetDefaultRouteInterfaceName`). Code 7: the config names no usable parent.
-pub(crate) fn resolve_master(side: &Handle, name: Option<&str>) -> Result<Link> {
+pub fn resolve_master(side: &Handle, name: Option<&str>) -> Result<Link> {
     match name {
         Some(name) => side.link_by_name(name).map_err(|e| {
             if e.is_not_found() {
@@ -72,7 +70,7 @@ pub(crate) fn resolve_master(side: &Handle, name: Option<&str>) -> Result<Link> 
 }
 
 /// Checks `mtu` against the master's, with the reference macvlan's message.
-pub(crate) fn validate_mtu(mtu: i64, master: &Link) -> Result<Option<u32>> {
+pub fn validate_mtu(mtu: i64, master: &Link) -> Result<Option<u32>> {
     match u32::try_from(mtu) {
         Ok(0) => Ok(None),
         Ok(m) if m <= master.mtu => Ok(Some(m)),
@@ -85,7 +83,7 @@ pub(crate) fn validate_mtu(mtu: i64, master: &Link) -> Result<Option<u32>> {
 
 /// Refuses an ADD whose `CNI_IFNAME` already exists in the container, before any change
 /// (the spec: a second ADD of one attachment must fail; failing first changes nothing).
-pub(crate) fn ensure_ifname_free(ns: &Namespaces, ifname: &str) -> Result<()> {
+pub fn ensure_ifname_free(ns: &Namespaces, ifname: &str) -> Result<()> {
     match ns.container.link_by_name(ifname) {
         Ok(_) => Err(Error::plugin(
             code::KERNEL,
@@ -107,7 +105,7 @@ pub(crate) fn ensure_ifname_free(ns: &Namespaces, ifname: &str) -> Result<()> {
 /// the temporary name and must put the link into the container netns.
 ///
 /// `plugin` prefixes the fault points `<plugin>-after-create` and `<plugin>-after-rename`.
-pub(crate) fn create_in_container(
+pub fn create_in_container(
     ns: &Namespaces,
     ifname: &str,
     plugin: &'static str,
@@ -145,7 +143,7 @@ fn delete_link_by_index(path: &Path, index: u32) -> Result<()> {
 }
 
 /// The result's entry for the container interface.
-pub(crate) fn container_interface(link: &Link, netns: &Netns) -> Interface {
+pub fn container_interface(link: &Link, netns: &Netns) -> Interface {
     Interface {
         name: link.name.clone(),
         mac: link.mac.as_ref().map(format_mac),
@@ -156,7 +154,7 @@ pub(crate) fn container_interface(link: &Link, netns: &Netns) -> Interface {
 
 /// IPAM ADD, with its DEL registered as the undo. `plugin` prefixes the fault point
 /// `<plugin>-after-ipam`.
-pub(crate) fn ipam_add<C>(
+pub fn ipam_add<C>(
     req: &Request<C>,
     ipam: &str,
     plugin: &'static str,
@@ -182,7 +180,7 @@ pub(crate) fn ipam_add<C>(
 /// (gratuitous ARP, unsolicited NA) — a macvlan/ipvlan gets a fresh MAC or shares the
 /// master's, and peers may hold a stale neighbour entry for a reused IP. Errors are only
 /// logged, as the reference ignores them: `ndisc_notify` is absent when IPv6 is off.
-pub(crate) fn set_notify_sysctls(netns: &Netns, ifname: &str) -> Result<()> {
+pub fn set_notify_sysctls(netns: &Netns, ifname: &str) -> Result<()> {
     let ifname = ifname.to_owned();
     netns
         .run(move || {
@@ -201,7 +199,7 @@ pub(crate) fn set_notify_sysctls(netns: &Netns, ifname: &str) -> Result<()> {
 /// The result's DNS: the top-level `dns` when set, else what IPAM (or the prevResult)
 /// gave. The reference keeps only the top-level one and drops e.g. host-local's
 /// `resolvConf` (cni-notes §2.6 defect 9).
-pub(crate) fn result_dns(net: &NetConf, from_ipam: Dns) -> Dns {
+pub fn result_dns(net: &NetConf, from_ipam: Dns) -> Dns {
     net.dns
         .clone()
         .filter(|d| !d.is_empty())
@@ -212,7 +210,7 @@ pub(crate) fn result_dns(net: &NetConf, from_ipam: Dns) -> Dns {
 /// the other did, every failure reported. Needs nothing but the attachment and the IPAM
 /// type — never the master, nor a default route — so it works after the master is gone
 /// or on a host without a default route. A missing netns or link is the goal state.
-pub(crate) fn del(net: &NetConf, args: &CmdArgs) -> Result<()> {
+pub fn del(net: &NetConf, args: &CmdArgs) -> Result<()> {
     let mut errors = Vec::new();
     if let Some(ipam) = net.ipam_type() {
         if let Err(e) = cni::invoke::delegate(ipam, Command::Del, args) {
@@ -220,64 +218,17 @@ pub(crate) fn del(net: &NetConf, args: &CmdArgs) -> Result<()> {
         }
     }
     if let Some(path) = &args.netns {
-        if let Err(e) = delete_link_by_name(path, &args.ifname) {
+        if let Err(e) = delete_container_link(path, &args.ifname) {
             errors.push(e);
         }
     }
-    combine(errors)
-}
-
-fn delete_link_by_name(path: &Path, ifname: &str) -> Result<()> {
-    let netns = match Netns::from_path(path) {
-        Ok(netns) => netns,
-        Err(e) if e.is_not_found() => return Ok(()),
-        Err(e) => return Err(kernel_error(e)),
-    };
-    let container = Handle::for_netns(&netns).map_err(kernel_error)?;
-    match container.link_by_name(ifname) {
-        Ok(link) => match container.delete_link(link.index) {
-            Err(e) if !e.is_not_found() => Err(kernel_error(e)),
-            _ => Ok(()),
-        },
-        Err(e) if e.is_not_found() => Ok(()),
-        Err(e) => Err(kernel_error(e)),
-    }
-}
-
-/// STATUS and GC are IPAM's business (the spec requires forwarding GC; the reference
-/// does not). Without IPAM there is nothing to report or collect.
-pub(crate) fn forward_to_ipam(net: &NetConf, args: &CmdArgs, command: Command) -> Result<()> {
-    match net.ipam_type() {
-        Some(ipam) => cni::invoke::delegate(ipam, command, args).map(drop),
-        None => Ok(()),
-    }
-}
-
-/// One error for many: the first one's code, every message in the details.
-fn combine(mut errors: Vec<Error>) -> Result<()> {
-    match errors.len() {
-        0 => Ok(()),
-        1 => Err(errors.remove(0)),
-        n => {
-            let details = errors
-                .iter()
-                .map(|e| format!("{} ({})", e.msg(), e.details().unwrap_or("")))
-                .collect::<Vec<_>>()
-                .join("; ");
-            let first = errors.remove(0);
-            Err(Error::plugin(
-                first.code(),
-                format!("{n} cleanup steps failed, first: {}", first.msg()),
-                Some(details),
-            ))
-        }
-    }
+    combine_errors(errors)
 }
 
 /// CHECK's common part: the prevResult (required), its entry for `CNI_IFNAME` in this
 /// sandbox, and the container link, which must be of `kind` and carry the entry's MAC.
 /// Returns the parsed prevResult and the link for the plugin's own checks.
-pub(crate) fn check_container_link(
+pub fn check_container_link(
     net: &NetConf,
     args: &CmdArgs,
     ns: &Namespaces,
@@ -313,22 +264,9 @@ pub(crate) fn check_container_link(
     Ok((prev, link))
 }
 
-/// The link's MAC equals `want` (any case), when `want` is given.
-pub(crate) fn check_mac(want: Option<&str>, link: &Link, source: &str) -> Result<()> {
-    let actual = link.mac.as_ref().map(format_mac);
-    match want {
-        Some(want) if Some(want.to_lowercase()) != actual => Err(check_failed(format!(
-            "interface {} has MAC {}, {source} says {want}",
-            link.name,
-            actual.unwrap_or_default()
-        ))),
-        _ => Ok(()),
-    }
-}
-
 /// The sub-interface still hangs off `master` (`IFLA_LINK` is the parent's index in the
 /// parent's netns, also across namespaces).
-pub(crate) fn check_parent(link: &Link, master: &Link) -> Result<()> {
+pub fn check_parent(link: &Link, master: &Link) -> Result<()> {
     if link.link == Some(master.index) {
         Ok(())
     } else {
@@ -337,53 +275,4 @@ pub(crate) fn check_parent(link: &Link, master: &Link) -> Result<()> {
             link.name, master.name
         )))
     }
-}
-
-/// Every prevResult IP of this interface is on it, and every prevResult route is in the
-/// container's tables (matched by destination, and gateway when given; later chained
-/// plugins may add more). The bridge plugin has the same check: see the module doc.
-pub(crate) fn check_addresses_and_routes(
-    container: &Handle,
-    link: &Link,
-    prev: &CniResult,
-) -> Result<()> {
-    let addrs = container
-        .addresses(Some(link.index))
-        .map_err(kernel_error)?;
-    let ours = |index: usize| {
-        prev.interfaces
-            .get(index)
-            .is_some_and(|i| i.name == link.name)
-    };
-    for ip in prev.ips.iter().filter(|ip| ip.interface.is_some_and(ours)) {
-        if !addrs.iter().any(|a| a.network == ip.address.0) {
-            return Err(check_failed(format!(
-                "address {} not found on {}",
-                ip.address, link.name
-            )));
-        }
-    }
-    let mut routes = container.routes(IpFamily::V4).map_err(kernel_error)?;
-    routes.extend(container.routes(IpFamily::V6).map_err(kernel_error)?);
-    for want in &prev.routes {
-        let dst = want.dst.network().0;
-        let found = routes.iter().any(|r| {
-            r.dst == dst
-                && want.gw.is_none_or(|gw| {
-                    r.gateway == Some(gw) || r.nexthops.iter().any(|n| n.gateway == Some(gw))
-                })
-        });
-        if !found {
-            let via = want.gw.map(|g| format!(" via {g}")).unwrap_or_default();
-            return Err(check_failed(format!(
-                "route {dst}{via} not found in the container's routing table"
-            )));
-        }
-    }
-    Ok(())
-}
-
-/// A CHECK that found a difference: code [`code::CHECK_FAILED`].
-pub(crate) fn check_failed(msg: String) -> Error {
-    Error::plugin(code::CHECK_FAILED, msg, None)
 }
