@@ -30,6 +30,7 @@ mod invocation;
 mod lab;
 mod netns;
 mod plugin_run;
+pub mod suite;
 
 pub use bins::{BIN_DIR_ENV, bin_dir, plugin_path};
 pub use invocation::{DEFAULT_TIMEOUT, Invocation};

@@ -1,0 +1,145 @@
+//! The Go reference's known failures: each is a case the reference is EXPECTED to fail,
+//! tied to a defect described in the team's CNI notes (`cni-notes.md` §2.6 and the
+//! version notes of §2.3 and §5). The suite fails if the reference fails a case that is
+//! not listed here, or passes one that is (the table is then out of date).
+
+/// One expected failure of the reference implementation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KnownDefect {
+    /// The plugin type.
+    pub plugin: &'static str,
+    /// The case id.
+    pub case: &'static str,
+    /// Where the defect is described, e.g. `§2.6.1`.
+    pub reference: &'static str,
+    /// The defect in a few words.
+    pub defect: &'static str,
+}
+
+const fn defect(
+    plugin: &'static str,
+    case: &'static str,
+    reference: &'static str,
+    defect: &'static str,
+) -> KnownDefect {
+    KnownDefect {
+        plugin,
+        case,
+        reference,
+        defect,
+    }
+}
+
+/// The reference's expected failures.
+pub const KNOWN_DEFECTS: &[KnownDefect] = &[
+    defect(
+        "bridge",
+        "del/empty-netns-releases-everything",
+        "§2.6.2",
+        "DEL with an empty CNI_NETNS skips masquerade clean-up: the iptables rules leak",
+    ),
+    defect(
+        "bridge",
+        "del/vanished-netns-releases-everything",
+        "§2.6.2",
+        "DEL with a vanished netns skips masquerade clean-up: the iptables rules leak",
+    ),
+    defect(
+        "bridge",
+        "check/detects-deleted-address",
+        "§2.6.2",
+        "CHECK notices, but the DEL that follows finds the iptables masquerade chain by the \
+         container's addresses; with the address gone the chain leaks",
+    ),
+    defect(
+        "bridge",
+        "bridge/l2-add-check-del",
+        "§2.6.1",
+        "CHECK in L2 mode delegates to an IPAM that does not exist (`no plugin name provided`)",
+    ),
+    defect(
+        "bridge",
+        "delegation/missing-ipam-fails-cleanly",
+        "§2.6.6",
+        "a failed ADD leaves the veth pair behind",
+    ),
+    defect(
+        "macvlan",
+        "delegation/missing-ipam-fails-cleanly",
+        "§2.6.6",
+        "a failed ADD in the L3 path leaves the macvlan in the container",
+    ),
+    defect(
+        "macvlan",
+        "del/master-gone",
+        "§2.3/§5.2",
+        "Debian 1.1.1 macvlan DEL loads the master and fails when it is gone (the lease leaks)",
+    ),
+    defect(
+        "loopback",
+        "result/0.1.0",
+        "§2.6.8",
+        "loopback prints a 1.x-shaped result labelled 0.1.0",
+    ),
+    defect(
+        "loopback",
+        "result/0.2.0",
+        "§2.6.8",
+        "loopback prints a 1.x-shaped result labelled 0.2.0",
+    ),
+    defect(
+        "loopback",
+        "result/0.3.0",
+        "§2.6.8",
+        "loopback prints a 1.x-shaped result labelled 0.3.0 (no per-IP version)",
+    ),
+    defect(
+        "loopback",
+        "result/0.3.1",
+        "§2.6.8",
+        "loopback prints a 1.x-shaped result labelled 0.3.1 (no per-IP version)",
+    ),
+    defect(
+        "loopback",
+        "result/0.4.0",
+        "§2.6.8",
+        "loopback prints a 1.x-shaped result labelled 0.4.0 (no per-IP version)",
+    ),
+];
+
+/// The known defect for `(plugin, case)`, if the reference is expected to fail it.
+pub fn lookup(plugin: &str, case: &str) -> Option<&'static KnownDefect> {
+    KNOWN_DEFECTS
+        .iter()
+        .find(|d| d.plugin == plugin && d.case == case)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::suite::cases::cases_for;
+    use crate::suite::world::PluginKind;
+
+    /// A typo in the table would make a defect silently unexpected and its case
+    /// unaccounted for: every entry must name a real case.
+    #[test]
+    fn every_known_defect_names_an_existing_case() {
+        for defect in KNOWN_DEFECTS {
+            let kind = PluginKind::from_type(defect.plugin)
+                .unwrap_or_else(|| panic!("unknown plugin in {defect:?}"));
+            assert!(
+                cases_for(kind).iter().any(|case| case.id == defect.case),
+                "no case {} for {}",
+                defect.case,
+                defect.plugin
+            );
+        }
+    }
+
+    #[test]
+    fn every_known_defect_cites_the_notes() {
+        for defect in KNOWN_DEFECTS {
+            assert!(defect.reference.starts_with('§'), "{defect:?}");
+        }
+    }
+}

@@ -1,0 +1,502 @@
+//! The per-case test world: a lab, the plugin's config, its master link if it needs one,
+//! and read-back of everything a plugin may leave behind.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use serde_json::{Value, json};
+
+use super::{Checked, Ctx, Stop};
+use crate::{Invocation, Lab, Netns, PluginRun};
+
+/// The network name in every config (also host-local's store directory name).
+pub const NETWORK: &str = "conformance";
+/// The IPAM subnet; host-local hands out `.2` first, `.1` is the gateway.
+pub const SUBNET: &str = "10.88.0.0/24";
+pub const GATEWAY: &str = "10.88.0.1";
+/// The bridge the bridge plugin makes in the lab host.
+pub const BRIDGE: &str = "cnibr0";
+/// The macvlan/ipvlan master in the lab host.
+pub const MASTER: &str = "cnimaster0";
+
+/// The plugin types the suite knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PluginKind {
+    Bridge,
+    Macvlan,
+    Ipvlan,
+    HostLocal,
+    Loopback,
+}
+
+impl PluginKind {
+    pub fn from_type(name: &str) -> Option<PluginKind> {
+        Some(match name {
+            "bridge" => PluginKind::Bridge,
+            "macvlan" => PluginKind::Macvlan,
+            "ipvlan" => PluginKind::Ipvlan,
+            "host-local" => PluginKind::HostLocal,
+            "loopback" => PluginKind::Loopback,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            PluginKind::Bridge => "bridge",
+            PluginKind::Macvlan => "macvlan",
+            PluginKind::Ipvlan => "ipvlan",
+            PluginKind::HostLocal => "host-local",
+            PluginKind::Loopback => "loopback",
+        }
+    }
+
+    /// The interface the plugin is asked to configure.
+    pub fn ifname(self) -> &'static str {
+        match self {
+            PluginKind::Loopback => "lo",
+            _ => "eth0",
+        }
+    }
+
+    /// Whether the plugin reserves addresses through host-local (itself or delegated).
+    pub fn uses_ipam(self) -> bool {
+        self != PluginKind::Loopback
+    }
+
+    /// Whether the plugin delegates to an IPAM plugin found in `CNI_PATH`.
+    pub fn delegates_ipam(self) -> bool {
+        matches!(
+            self,
+            PluginKind::Bridge | PluginKind::Macvlan | PluginKind::Ipvlan
+        )
+    }
+
+    /// Whether the plugin creates `CNI_IFNAME` (so a second ADD must fail).
+    pub fn creates_interface(self) -> bool {
+        self.delegates_ipam()
+    }
+
+    /// Whether the plugin writes firewall rules (bridge `ipMasq`).
+    pub fn touches_firewall(self) -> bool {
+        self == PluginKind::Bridge
+    }
+
+    /// Host links the plugin legitimately leaves after DEL (the spec lets bridge keep
+    /// its bridge).
+    pub fn persistent_host_links(self) -> &'static [&'static str] {
+        match self {
+            PluginKind::Bridge => &[BRIDGE],
+            _ => &[],
+        }
+    }
+}
+
+/// Why a kernel cannot run ipvlan cases, or `None` if it can. Probed once per process in
+/// a throwaway namespace.
+fn ipvlan_unsupported() -> Option<String> {
+    static PROBE: OnceLock<Option<String>> = OnceLock::new();
+    PROBE
+        .get_or_init(|| {
+            let ns = Netns::with_label("probe");
+            // A dummy master: ipvlan refuses veth masters even where the driver exists.
+            let dummy = ns.exec(&["ip", "link", "add", "probe0", "type", "dummy"]);
+            let ipvlan = ns.exec(&[
+                "ip", "link", "add", "probe1", "link", "lo", "type", "ipvlan", "mode", "l2",
+            ]);
+            let ipvlan_err = String::from_utf8_lossy(&ipvlan.stderr).to_string();
+            if ipvlan_err.contains("Unknown device type") {
+                return Some("kernel lacks ipvlan".to_owned());
+            }
+            if !dummy.status.success() {
+                return Some("kernel lacks dummy links (the ipvlan master)".to_owned());
+            }
+            let on_dummy = ns.exec(&[
+                "ip", "link", "add", "probe2", "link", "probe0", "type", "ipvlan", "mode", "l2",
+            ]);
+            if !on_dummy.status.success() {
+                return Some(format!(
+                    "kernel cannot make an ipvlan link: {}",
+                    String::from_utf8_lossy(&on_dummy.stderr).trim()
+                ));
+            }
+            None
+        })
+        .clone()
+}
+
+/// One case's world. Everything in it is removed on drop.
+pub struct World {
+    pub lab: Lab,
+    /// The far end of the master's segment (macvlan).
+    _peer: Option<Netns>,
+    pub kind: PluginKind,
+    bin_dir: PathBuf,
+}
+
+impl World {
+    /// A lab with the plugin's prerequisites: a master link for macvlan (a veth whose
+    /// peer sits in a netns of its own) and ipvlan (a dummy; n/a where the kernel lacks
+    /// ipvlan or dummy).
+    pub fn new(ctx: &Ctx) -> Result<World, Stop> {
+        if ctx.kind == PluginKind::Ipvlan {
+            if let Some(why) = ipvlan_unsupported() {
+                return Err(Stop::NotApplicable(why));
+            }
+        }
+        let lab = Lab::new();
+        let peer = match ctx.kind {
+            PluginKind::Macvlan => {
+                let peer = Netns::with_label("peer");
+                lab.host().ip(&[
+                    "link",
+                    "add",
+                    MASTER,
+                    "type",
+                    "veth",
+                    "peer",
+                    "name",
+                    "peer0",
+                    "netns",
+                    peer.name(),
+                ]);
+                lab.host().ip(&["link", "set", MASTER, "up"]);
+                peer.ip(&["addr", "add", &format!("{GATEWAY}/24"), "dev", "peer0"]);
+                peer.ip(&["link", "set", "peer0", "up"]);
+                Some(peer)
+            }
+            PluginKind::Ipvlan => {
+                lab.host().ip(&["link", "add", MASTER, "type", "dummy"]);
+                lab.host().ip(&["link", "set", MASTER, "up"]);
+                None
+            }
+            _ => None,
+        };
+        Ok(World {
+            lab,
+            _peer: peer,
+            kind: ctx.kind,
+            bin_dir: ctx.bin_dir.clone(),
+        })
+    }
+
+    /// A plain lab, for cases that never reach the kernel (protocol errors).
+    pub fn bare(ctx: &Ctx) -> World {
+        World {
+            lab: Lab::new(),
+            _peer: None,
+            kind: ctx.kind,
+            bin_dir: ctx.bin_dir.clone(),
+        }
+    }
+
+    /// Runs `plugin` from the directory under test in the lab host.
+    pub fn run(&self, plugin: &str, invocation: &Invocation) -> PluginRun {
+        self.lab.run_binary(&self.bin_dir.join(plugin), invocation)
+    }
+
+    /// Runs the plugin under test.
+    pub fn run_plugin(&self, invocation: &Invocation) -> PluginRun {
+        self.run(self.kind.name(), invocation)
+    }
+
+    pub fn bin_dir(&self) -> &std::path::Path {
+        &self.bin_dir
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.lab.dir().join("ipam")
+    }
+
+    /// The host-local section every IPAM-using config shares.
+    pub fn ipam(&self) -> Value {
+        json!({
+            "type": "host-local",
+            "subnet": SUBNET,
+            "gateway": GATEWAY,
+            "routes": [{"dst": "0.0.0.0/0"}],
+            "dataDir": self.data_dir(),
+        })
+    }
+
+    /// The bridge plugin's L2 config (no IPAM, no masquerade).
+    pub fn bridge_l2_conf(&self, version: &str) -> Value {
+        json!({"cniVersion": version, "name": NETWORK, "type": "bridge", "bridge": BRIDGE})
+    }
+
+    /// The plugin's config in `version`.
+    pub fn conf(&self, version: &str) -> Value {
+        let mut conf = json!({"cniVersion": version, "name": NETWORK, "type": self.kind.name()});
+        let extra = match self.kind {
+            PluginKind::Bridge => json!({
+                "bridge": BRIDGE, "isGateway": true, "ipMasq": true, "ipam": self.ipam(),
+            }),
+            PluginKind::Macvlan => json!({"master": MASTER, "mode": "bridge", "ipam": self.ipam()}),
+            PluginKind::Ipvlan => json!({"master": MASTER, "mode": "l2", "ipam": self.ipam()}),
+            PluginKind::HostLocal => json!({"ipam": self.ipam()}),
+            PluginKind::Loopback => json!({}),
+        };
+        merge(&mut conf, extra);
+        conf
+    }
+
+    /// ADD of the plugin's interface in `ctr`; the result, or a failure with the run.
+    pub fn add(&self, ctr: &Netns, conf: &Value) -> Result<Value, Stop> {
+        let run = self.run_plugin(&Invocation::add(ctr, self.kind.ifname()).config(conf.clone()));
+        succeeded(&run)?;
+        run.json
+            .clone()
+            .ok_or_else(|| Stop::Fail(format!("ADD printed no JSON result\n{run}")))
+    }
+
+    /// DEL as libcni sends it: with the ADD result as `prevResult` from 0.4.0 on.
+    pub fn del(&self, ctr: &Netns, conf: &Value, result: Option<&Value>) -> Checked {
+        let conf = match result {
+            Some(result) if supports_prev_result(conf) => with_prev(conf, result),
+            _ => conf.clone(),
+        };
+        succeeded(&self.run_plugin(&Invocation::del(ctr, self.kind.ifname()).config(conf)))
+    }
+
+    /// The reserved IPs in host-local's store (files named by an IP).
+    pub fn leases(&self) -> BTreeSet<String> {
+        let Ok(entries) = fs::read_dir(self.data_dir().join(NETWORK)) else {
+            return BTreeSet::new();
+        };
+        entries
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|name| name.parse::<std::net::IpAddr>().is_ok())
+            .collect()
+    }
+
+    /// What the plugin may leave behind, for a before/after comparison.
+    pub fn snapshot(&self, ctr: Option<&Netns>) -> Snapshot {
+        Snapshot {
+            host_links: link_names(self.lab.host()),
+            container_links: ctr.map(link_names),
+            leases: self.leases(),
+            firewall: if self.kind.touches_firewall() {
+                firewall_lines(self.lab.host())
+            } else {
+                BTreeSet::new()
+            },
+        }
+    }
+
+    /// Waits (up to 5 s) until the host has no links beyond `before`'s and the
+    /// persistent ones: a dropped container netns is destroyed by the kernel
+    /// asynchronously, and its veth peers in the host go with it a moment later. Returns
+    /// at the deadline either way; a real leak is then reported by [`World::leaks`].
+    pub fn settle_host_links(&self, before: &Snapshot) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let persistent = self.kind.persistent_host_links();
+        while std::time::Instant::now() < deadline {
+            let extra = link_names(self.lab.host())
+                .difference(&before.host_links)
+                .any(|link| !persistent.contains(&link.as_str()));
+            if !extra {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// Everything in `after` that was not in `before` and is not allowed to persist:
+    /// links in the host or container, leases, firewall lines mentioning a CNI chain or
+    /// one of `ips`. Empty when nothing leaked.
+    pub fn leaks(&self, before: &Snapshot, after: &Snapshot, ips: &[String]) -> Vec<String> {
+        let mut leaks = Vec::new();
+        let persistent = self.kind.persistent_host_links();
+        for link in after.host_links.difference(&before.host_links) {
+            if !persistent.contains(&link.as_str()) {
+                leaks.push(format!("host link {link}"));
+            }
+        }
+        if let (Some(before_links), Some(after_links)) =
+            (&before.container_links, &after.container_links)
+        {
+            for link in after_links.difference(before_links) {
+                leaks.push(format!("container link {link}"));
+            }
+        }
+        for lease in after.leases.difference(&before.leases) {
+            leaks.push(format!("host-local lease {lease}"));
+        }
+        for line in after.firewall.difference(&before.firewall) {
+            let bare_ips = ips.iter().map(|ip| ip.split('/').next().unwrap_or(ip));
+            if line.contains("CNI-") || bare_ips.clone().any(|ip| mentions_ip(line, ip)) {
+                leaks.push(format!("firewall: {line}"));
+            }
+        }
+        leaks
+    }
+
+    /// Fails with the list of leaks, if any.
+    pub fn expect_no_leaks(
+        &self,
+        when: &str,
+        before: &Snapshot,
+        after: &Snapshot,
+        ips: &[String],
+    ) -> Checked {
+        let leaks = self.leaks(before, after, ips);
+        if leaks.is_empty() {
+            Ok(())
+        } else {
+            Err(Stop::Fail(format!(
+                "left behind {when}: {}",
+                leaks.join("; ")
+            )))
+        }
+    }
+}
+
+/// Whether a firewall line names `ip` as a whole address (not `10.88.0.2` in `10.88.0.25`).
+fn mentions_ip(line: &str, ip: &str) -> bool {
+    line.match_indices(ip).any(|(at, _)| {
+        let next = line[at + ip.len()..].chars().next();
+        !matches!(next, Some(c) if c.is_ascii_digit())
+    })
+}
+
+/// The state [`World::leaks`] compares.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub host_links: BTreeSet<String>,
+    pub container_links: Option<BTreeSet<String>>,
+    pub leases: BTreeSet<String>,
+    pub firewall: BTreeSet<String>,
+}
+
+pub fn link_names(ns: &Netns) -> BTreeSet<String> {
+    match ns.ip_json(&["link", "show"]) {
+        Value::Array(links) => links
+            .iter()
+            .filter_map(|l| l["ifname"].as_str().map(str::to_owned))
+            .collect(),
+        _ => BTreeSet::new(),
+    }
+}
+
+/// Whether `ifname` in `ns` is administratively up.
+pub fn is_up(ns: &Netns, ifname: &str) -> bool {
+    ns.link(ifname)
+        .and_then(|link| {
+            link["flags"]
+                .as_array()
+                .map(|flags| flags.iter().any(|f| f == "UP"))
+        })
+        .unwrap_or(false)
+}
+
+/// The rules of `nft list ruleset` and `iptables-save`/`ip6tables-save` in `ns`, one
+/// trimmed line each (comments and counters dropped).
+fn firewall_lines(ns: &Netns) -> BTreeSet<String> {
+    let mut lines = BTreeSet::new();
+    for argv in [
+        &["nft", "list", "ruleset"][..],
+        &["iptables-save"][..],
+        &["ip6tables-save"][..],
+    ] {
+        let output = ns.exec(argv);
+        for line in String::from_utf8_lossy(&output.stdout).lines() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            // Chain declarations carry packet counters: `:CNI-x - [0:0]`.
+            let line = line.split(" [").next().unwrap_or(line);
+            lines.insert(line.to_owned());
+        }
+    }
+    lines
+}
+
+/// Fails with the whole run unless the plugin exited 0.
+pub fn succeeded(run: &PluginRun) -> Checked {
+    if run.succeeded() {
+        Ok(())
+    } else {
+        Err(Stop::Fail(format!("{} failed\n{run}", run.label)))
+    }
+}
+
+/// Fails unless the plugin failed as the spec says (non-zero exit, error JSON with
+/// `code`).
+pub fn failed_with(run: &PluginRun, code: u64) -> Checked {
+    if run.succeeded() {
+        return Err(Stop::Fail(format!(
+            "{} succeeded, expected error code {code}\n{run}",
+            run.label
+        )));
+    }
+    match run.error_code() {
+        Some(found) if found == code => Ok(()),
+        _ => Err(Stop::Fail(format!(
+            "{} failed, but not with error code {code}\n{run}",
+            run.label
+        ))),
+    }
+}
+
+/// Fails unless the plugin failed with a CNI error object (any code).
+pub fn failed_with_error_object(run: &PluginRun) -> Checked {
+    if run.succeeded() {
+        return Err(Stop::Fail(format!(
+            "{} succeeded, expected an error\n{run}",
+            run.label
+        )));
+    }
+    let is_error = run
+        .json
+        .as_ref()
+        .is_some_and(|json| json["code"].is_u64() && json["msg"].is_string());
+    if is_error {
+        Ok(())
+    } else {
+        Err(Stop::Fail(format!(
+            "{} failed without a CNI error object on stdout\n{run}",
+            run.label
+        )))
+    }
+}
+
+/// `conf` with `prevResult` set, as libcni passes the cached result to CHECK and DEL.
+pub fn with_prev(conf: &Value, result: &Value) -> Value {
+    let mut conf = conf.clone();
+    conf["prevResult"] = result.clone();
+    conf
+}
+
+fn supports_prev_result(conf: &Value) -> bool {
+    conf["cniVersion"]
+        .as_str()
+        .is_some_and(|v| super::version_key(v) >= (0, 4, 0))
+}
+
+/// Shallow-merges the keys of `extra` into `conf`.
+pub fn merge(conf: &mut Value, extra: Value) {
+    if let (Value::Object(conf), Value::Object(extra)) = (conf, extra) {
+        conf.extend(extra);
+    }
+}
+
+/// The container addresses (CIDR strings) in an ADD result of any version.
+pub fn result_ips(result: &Value) -> Vec<String> {
+    let mut ips: Vec<String> = result["ips"]
+        .as_array()
+        .map(|ips| {
+            ips.iter()
+                .filter_map(|ip| ip["address"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    for family in ["ip4", "ip6"] {
+        if let Some(ip) = result[family]["ip"].as_str() {
+            ips.push(ip.to_owned());
+        }
+    }
+    ips
+}
