@@ -10,7 +10,9 @@
 //! - [`Invocation`]: one call — verb, `CNI_*` environment, config on stdin, timeout;
 //! - [`PluginRun`]: what the call produced, with assertions that print it all on failure;
 //! - [`bin_dir`] and [`plugin_path`]: which binaries are tested (`CNI_BIN_DIR` or the
-//!   cargo target directory).
+//!   cargo target directory);
+//! - [`suite`]: the black-box conformance suite built on all of the above, for any
+//!   directory of CNI plugins, with its report (also the `cni-conformance` tool).
 //!
 //! Everything here needs root (CAP_SYS_ADMIN, CAP_NET_ADMIN) and says so by panicking
 //! when it is missing: a namespace test must never pass without having run.

@@ -130,6 +130,9 @@ fn main() -> ExitCode {
             default_hook(info);
         }
     }));
+    for stale in cni_conformance::cleanup_stale() {
+        eprintln!("cni-conformance: removed netns {stale} left by a killed earlier run");
+    }
     let report = suite::run(&args.implementations, &args.options);
     print!("{}", report.to_terminal());
     if let Some(path) = &args.report {

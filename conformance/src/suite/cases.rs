@@ -66,6 +66,13 @@ pub fn cases_for(kind: PluginKind) -> Vec<Case> {
             add_twice,
         ));
     }
+    if kind.uses_ipam() {
+        cases.push(case(
+            "add/ipam-exhausted-fails-cleanly",
+            "0.1.0",
+            ipam_exhausted,
+        ));
+    }
     cases.push(case("del/never-added", "0.1.0", del_never_added));
     for netns in [DelNetns::Empty, DelNetns::Vanished] {
         cases.push(case(netns.id(), "0.1.0", move |ctx| {
@@ -519,6 +526,33 @@ fn add_twice(ctx: &Ctx) -> Checked {
     );
     let done = world.snapshot(Some(ctr));
     world.expect_no_leaks("after DEL", &empty, &done, &result_ips(&result))
+}
+
+/// A one-address range: the first container gets it, the second ADD must fail with a
+/// CNI error and leave nothing (no link in its netns, no lease) and not disturb the first.
+fn ipam_exhausted(ctx: &Ctx) -> Checked {
+    let world = World::new(ctx)?;
+    let (first, second) = (world.lab.container(), world.lab.new_container());
+    let mut conf = world.conf(ctx.claims.max());
+    merge(
+        &mut conf["ipam"],
+        json!({"rangeStart": "10.88.0.2", "rangeEnd": "10.88.0.2"}),
+    );
+    let result = world.add(first, &conf)?;
+    let before = world.snapshot(Some(&second));
+    let refused =
+        world.run_plugin(&Invocation::add(&second, ctx.kind.ifname()).config(conf.clone()));
+    let after = world.snapshot(Some(&second));
+    world.del(first, &conf, Some(&result))?;
+    failed_with_error_object(&refused)?;
+    world.expect_no_leaks("by the failed ADD", &before, &after, &[])?;
+    ensure!(
+        before.leases == after.leases,
+        "the failed ADD changed the leases: {:?} → {:?}",
+        before.leases,
+        after.leases
+    );
+    Ok(())
 }
 
 fn del_never_added(ctx: &Ctx) -> Checked {

@@ -34,6 +34,12 @@ const fn defect(
 pub const KNOWN_DEFECTS: &[KnownDefect] = &[
     defect(
         "bridge",
+        "add/ipam-exhausted-fails-cleanly",
+        "§2.6.6",
+        "an ADD failing in IPAM (range exhausted) leaves the veth pair behind",
+    ),
+    defect(
+        "bridge",
         "del/empty-netns-releases-everything",
         "§2.6.2",
         "DEL with an empty CNI_NETNS skips masquerade clean-up: the iptables rules leak",
@@ -62,6 +68,12 @@ pub const KNOWN_DEFECTS: &[KnownDefect] = &[
         "delegation/missing-ipam-fails-cleanly",
         "§2.6.6",
         "a failed ADD leaves the veth pair behind",
+    ),
+    defect(
+        "macvlan",
+        "add/ipam-exhausted-fails-cleanly",
+        "§2.6.6",
+        "an ADD failing in IPAM (range exhausted) leaves the macvlan in the container",
     ),
     defect(
         "macvlan",

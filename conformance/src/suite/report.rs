@@ -11,6 +11,25 @@ pub struct Report {
     pub results: Vec<ImplementationResults>,
 }
 
+/// The start of a failure message, for the Markdown report (the terminal shows it all).
+fn excerpt(message: &str) -> String {
+    const MAX_LINES: usize = 12;
+    const MAX_LINE: usize = 400;
+    let mut lines: Vec<String> = message
+        .trim_end()
+        .lines()
+        .take(MAX_LINES)
+        .map(|line| match line.char_indices().nth(MAX_LINE) {
+            Some((cut, _)) => format!("{} …", &line[..cut]),
+            None => line.to_owned(),
+        })
+        .collect();
+    if message.trim_end().lines().count() > MAX_LINES {
+        lines.push("…".to_owned());
+    }
+    lines.join("\n")
+}
+
 /// One line of the table.
 struct Row<'a> {
     plugin: &'a str,
@@ -202,7 +221,7 @@ impl Report {
         if !details.is_empty() {
             out.push_str("\n## Failure details\n");
             for (what, message) in details {
-                let _ = writeln!(out, "\n### {what}\n\n```\n{}\n```", message.trim_end());
+                let _ = writeln!(out, "\n### {what}\n\n```\n{}\n```", excerpt(&message));
             }
         }
         out
