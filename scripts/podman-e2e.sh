@@ -1,0 +1,377 @@
+#!/usr/bin/env bash
+# podman end to end: Debian's podman 4.3 (network_backend = "cni", i.e. the Go libcni
+# v1.1.2 runtime) runs OUR plugins, and only ours, for real containers:
+#
+#   - a bridge network (our bridge + host-local) and a macvlan network (our macvlan +
+#     host-local, its master a veth pair made for the test);
+#   - containers from a local busybox rootfs (`podman run --rootfs`; nothing is pulled);
+#   - they get addresses, ping each other and the bridge gateway, `podman network
+#     connect/disconnect` adds and removes a second interface, `podman rm` removes them;
+#   - the cache files libcni wrote are re-encoded by our cnitool crate, byte for byte;
+#   - afterwards no veth, lease, cache file, netns, link, firewall rule or sysctl change is
+#     left behind, and the machine's firewall rulesets are unchanged (checked, not assumed).
+#
+# podman runs CNI plugins in the machine's own network namespace; so does this test, which
+# is why every name and subnet is its own (cnipe2e*, 10.231.77.0/24, 10.231.78.0/24) and
+# why it checks that they are unused first. It never touches eth0 or the default route:
+# ipMasq is off, the macvlan master is a veth pair of its own. The bridge's isGateway
+# turns on net.ipv4.ip_forward in the root netns (as the Go bridge does); the test puts
+# the old value back. podman's own state (storage, run dir, configs, leases) lives in a
+# temporary directory; the only fixed paths it writes are libcni's /var/lib/cni/results
+# (podman 4.3 has no setting for it) and runc's /run/runc, both restored.
+#
+# Usage (root, Debian bookworm): bash scripts/podman-e2e.sh
+# Environment: CNI_BIN_DIR: the plugin binaries to test (default target/debug, built if
+# missing).
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+REPO_ROOT=$PWD
+
+if [[ $(id -u) -ne 0 ]]; then
+    echo "scripts/podman-e2e.sh: must run as root (podman with CNI networks)" >&2
+    exit 1
+fi
+
+section() { printf '\n=== podman-e2e: %s\n' "$*"; }
+fail() {
+    echo "podman-e2e: FAIL: $*" >&2
+    exit 1
+}
+
+# --- Packages --------------------------------------------------------------------------
+PACKAGES=(podman runc conmon busybox-static iproute2 iputils-ping nftables iptables jq)
+missing=()
+for package in "${PACKAGES[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed'; then
+        missing+=("$package")
+    fi
+done
+if ((${#missing[@]})); then
+    section "installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update
+    apt-get install -y --no-install-recommends "${missing[@]}"
+fi
+
+# --- Timing ----------------------------------------------------------------------------
+T0=$(date +%s.%N)
+TIMINGS=()
+step_start=$T0
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%6.2f s", a - b }'; }
+step() {
+    local now
+    now=$(date +%s.%N)
+    TIMINGS+=("$(printf '%-44s %s' "$1" "$(elapsed "$now" "$step_start")")")
+    step_start=$now
+}
+
+# --- Names, subnets and their absence ------------------------------------------------
+BR_NET=cnipe2e-br
+MV_NET=cnipe2e-mv
+BRIDGE=cnipe2e0
+MASTER=cnipe2e-m0
+MASTER_PEER=cnipe2e-m1
+BR_SUBNET=10.231.77
+MV_SUBNET=10.231.78
+CTR_PREFIX=cnipe2e-$$
+for link in "$BRIDGE" "$MASTER" "$MASTER_PEER"; do
+    if ip link show "$link" >/dev/null 2>&1; then
+        fail "link $link already exists (another run, or a leftover): refusing to touch it"
+    fi
+done
+if ip -o addr | grep -qE " ($BR_SUBNET|$MV_SUBNET)\."; then
+    fail "subnet $BR_SUBNET.0/24 or $MV_SUBNET.0/24 is in use on this machine"
+fi
+
+# --- Binaries --------------------------------------------------------------------------
+PLUGIN_SRC=${CNI_BIN_DIR:-$REPO_ROOT/target/debug}
+if [[ -z ${CNI_BIN_DIR:-} ]]; then
+    for plugin in bridge host-local macvlan; do
+        if [[ ! -x $PLUGIN_SRC/$plugin ]]; then
+            section "cargo build --workspace --bins"
+            cargo build --workspace --bins
+            break
+        fi
+    done
+fi
+
+# --- Baseline of everything the test may touch ----------------------------------------
+ruleset() {
+    # Counters change on their own; comment lines carry a date.
+    nft list ruleset 2>/dev/null | sed -E 's/counter packets [0-9]+ bytes [0-9]+/counter/'
+    echo "--- iptables"
+    iptables-save 2>/dev/null | grep -v '^#' | sed -E 's/\[[0-9]+:[0-9]+\]/[0:0]/' || true
+    echo "--- ip6tables"
+    ip6tables-save 2>/dev/null | grep -v '^#' | sed -E 's/\[[0-9]+:[0-9]+\]/[0:0]/' || true
+}
+# Named netns except the test lab's and the demo's, which come and go with other runs.
+netns_list() { ip netns list 2>/dev/null | awk '{print $1}' | grep -vE '^(cnitest|cnidemo)-' | sort || true; }
+root_links() { ip -o link show | awk -F': ' '{print $2}' | sed 's/@.*//' | sort; }
+routes() { ip route show; ip -6 route show; }
+
+WORK=$(mktemp -d /tmp/cnipe2e-XXXXXX)
+BASE=$WORK/baseline
+mkdir -p "$BASE"
+ruleset >"$BASE/ruleset"
+netns_list >"$BASE/netns"
+root_links >"$BASE/links"
+routes >"$BASE/routes"
+IP_FORWARD=$(cat /proc/sys/net/ipv4/ip_forward)
+CNI_CACHE=/var/lib/cni/results
+had_var_lib_cni=0; [[ -d /var/lib/cni ]] && had_var_lib_cni=1
+had_cache_dir=0; [[ -d $CNI_CACHE ]] && had_cache_dir=1
+had_run_runc=0; [[ -d /run/runc ]] && had_run_runc=1
+
+export CONTAINERS_CONF=$WORK/containers.conf
+export CONTAINERS_STORAGE_CONF=$WORK/storage.conf
+PODMAN=(timeout 120 podman --root "$WORK/root" --runroot "$WORK/runroot")
+
+# --- Clean-up and the leak check (also on failure or interrupt) -----------------------
+cleanup() {
+    local status=$? leaks=0
+    set +e
+    section "clean-up"
+    "${PODMAN[@]}" rm --all --force --time 0 >/dev/null 2>&1
+    # Anything podman left mounted under the work dir (container shm, storage).
+    findmnt -rn -o TARGET | grep "^$WORK" | sort -r | xargs -r -n1 umount -l
+    ip link delete "$BRIDGE" 2>/dev/null
+    ip link delete "$MASTER" 2>/dev/null
+    for ns in $(comm -13 "$BASE/netns" <(netns_list)); do
+        echo "removing netns $ns left by podman"
+        ip netns delete "$ns"
+        leaks=1
+    done
+    if [[ $(cat /proc/sys/net/ipv4/ip_forward) != "$IP_FORWARD" ]]; then
+        echo "$IP_FORWARD" >/proc/sys/net/ipv4/ip_forward
+    fi
+    local stale
+    stale=$(find "$CNI_CACHE" -maxdepth 1 -name "cnipe2e-*" 2>/dev/null)
+    if [[ -n $stale ]]; then
+        echo "LEAK: cache files left behind:"; echo "$stale"
+        find "$CNI_CACHE" -maxdepth 1 -name "cnipe2e-*" -delete
+        leaks=1
+    fi
+    ((had_cache_dir)) || rmdir "$CNI_CACHE" 2>/dev/null
+    ((had_var_lib_cni)) || rmdir /var/lib/cni 2>/dev/null
+    ((had_run_runc)) || rmdir /run/runc 2>/dev/null
+
+    if ! diff -u "$BASE/ruleset" <(ruleset); then
+        echo "LEAK: the machine's firewall rulesets changed (diff above)"; leaks=1
+    fi
+    if ! diff -u "$BASE/links" <(root_links); then
+        echo "LEAK: the machine's links changed (diff above)"; leaks=1
+    fi
+    if ! diff -u "$BASE/routes" <(routes); then
+        echo "LEAK: the machine's routes changed (diff above)"; leaks=1
+    fi
+    if ! diff -u "$BASE/netns" <(netns_list); then
+        echo "LEAK: named network namespaces changed (diff above)"; leaks=1
+    fi
+    rm -rf "$WORK"
+    if [[ -e $WORK ]]; then
+        echo "LEAK: $WORK could not be removed"; leaks=1
+    fi
+
+    if ((${#TIMINGS[@]})); then
+        section "timings"
+        printf '%s\n' "${TIMINGS[@]}"
+        printf '%-44s %s\n' "total" "$(elapsed "$(date +%s.%N)" "$T0")"
+    fi
+    if ((status == 0 && leaks == 0)); then
+        echo "podman-e2e: PASS"
+    elif ((status == 0)); then
+        echo "podman-e2e: FAIL: state left behind (see above)" >&2
+        status=1
+    else
+        echo "podman-e2e: FAIL (exit $status)" >&2
+    fi
+    exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# --- Configuration ---------------------------------------------------------------------
+section "configuration in $WORK"
+mkdir -p "$WORK"/{bin,net.d,root,runroot,tmp,ipam,rootfs/bin,rootfs/etc,rootfs/tmp}
+for plugin in bridge host-local macvlan; do
+    install -m 0755 "$PLUGIN_SRC/$plugin" "$WORK/bin/$plugin"
+done
+# podman lowers its own RLIMIT_NPROC to 32768 at start (seen with strace), and this
+# sandbox's hard nofile is low; runc then fails with EPERM raising either for the
+# container ("error setting rlimit type 6"). So the containers get what podman has.
+NOFILE=$(ulimit -Hn)
+NPROC=$(ulimit -Hu)
+[[ $NPROC == unlimited || $NPROC -gt 32768 ]] && NPROC=32768
+[[ $NOFILE == unlimited ]] && NOFILE=1048576
+cat >"$CONTAINERS_CONF" <<EOF
+[containers]
+default_ulimits = ["nofile=$NOFILE:$NOFILE", "nproc=$NPROC:$NPROC"]
+
+[engine]
+# crun refuses this machine's cgroup layout; runc works.
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+events_logfile_path = "$WORK/events.log"
+tmp_dir = "$WORK/tmp"
+
+[network]
+network_backend = "cni"
+# Only our plugins: a plugin missing here must fail the test, not fall back to Go's.
+cni_plugin_dirs = ["$WORK/bin"]
+network_config_dir = "$WORK/net.d"
+EOF
+cat >"$CONTAINERS_STORAGE_CONF" <<EOF
+[storage]
+driver = "vfs"
+graphroot = "$WORK/root"
+runroot = "$WORK/runroot"
+EOF
+# podman 4.3's libcni (v1.1.2) knows spec versions up to 1.0.0.
+cat >"$WORK/net.d/10-$BR_NET.conflist" <<EOF
+{
+  "cniVersion": "1.0.0",
+  "name": "$BR_NET",
+  "plugins": [
+    {
+      "type": "bridge",
+      "bridge": "$BRIDGE",
+      "isGateway": true,
+      "ipMasq": false,
+      "hairpinMode": true,
+      "ipam": {
+        "type": "host-local",
+        "ranges": [[{ "subnet": "$BR_SUBNET.0/24", "gateway": "$BR_SUBNET.1" }]],
+        "routes": [{ "dst": "0.0.0.0/0" }],
+        "dataDir": "$WORK/ipam"
+      }
+    }
+  ]
+}
+EOF
+cat >"$WORK/net.d/20-$MV_NET.conflist" <<EOF
+{
+  "cniVersion": "1.0.0",
+  "name": "$MV_NET",
+  "plugins": [
+    {
+      "type": "macvlan",
+      "master": "$MASTER",
+      "mode": "bridge",
+      "ipam": {
+        "type": "host-local",
+        "ranges": [[{ "subnet": "$MV_SUBNET.0/24" }]],
+        "dataDir": "$WORK/ipam"
+      }
+    }
+  ]
+}
+EOF
+# The macvlan master: a veth pair of the test's own, up, with no address.
+ip link add "$MASTER" type veth peer name "$MASTER_PEER"
+ip link set "$MASTER" up
+ip link set "$MASTER_PEER" up
+
+# A busybox rootfs: the static binary and one symlink per applet.
+cp /bin/busybox "$WORK/rootfs/bin/busybox"
+for applet in $("$WORK/rootfs/bin/busybox" --list); do
+    [[ $applet == busybox ]] || ln -s busybox "$WORK/rootfs/bin/$applet"
+done
+"${PODMAN[@]}" network ls
+step "set-up (configs, rootfs, master veth)"
+
+# --- Helpers ---------------------------------------------------------------------------
+run_ctr() { # NAME NETWORK
+    "${PODMAN[@]}" run -d --name "$1" --network "$2" --rootfs "$WORK/rootfs" \
+        /bin/sleep 600 >/dev/null
+}
+ipv4_of() { # NAME IFNAME
+    "${PODMAN[@]}" exec "$1" ip -4 -o addr show "$2" | awk '{print $4}' | cut -d/ -f1
+}
+ping_from() { # NAME ADDRESS
+    "${PODMAN[@]}" exec "$1" ping -c 1 -W 2 "$2" >/dev/null ||
+        fail "$1 cannot ping $2"
+    echo "  $1 -> $2: ok"
+}
+id_of() { "${PODMAN[@]}" inspect --format '{{.Id}}' "$1"; }
+leases() { # NETWORK: the leased addresses
+    find "$WORK/ipam/$1" -maxdepth 1 -type f -name '10.*' -printf '%f\n' 2>/dev/null | sort
+}
+bridge_ports() { ip -o link show master "$BRIDGE" 2>/dev/null | awk -F': ' '{print $2}'; }
+
+C1=$CTR_PREFIX-c1
+C2=$CTR_PREFIX-c2
+C3=$CTR_PREFIX-c3
+
+# --- Bridge network --------------------------------------------------------------------
+section "two containers on $BR_NET (our bridge + host-local)"
+run_ctr "$C1" "$BR_NET"
+run_ctr "$C2" "$BR_NET"
+step "podman run x2 (bridge)"
+IP1=$(ipv4_of "$C1" eth0)
+IP2=$(ipv4_of "$C2" eth0)
+echo "  $C1 eth0 $IP1, $C2 eth0 $IP2"
+[[ $IP1 == "$BR_SUBNET".* && $IP2 == "$BR_SUBNET".* && $IP1 != "$IP2" ]] ||
+    fail "unexpected addresses: '$IP1' '$IP2'"
+[[ $(leases "$BR_NET" | tr '\n' ' ') == "$(printf '%s\n' "$IP1" "$IP2" | sort | tr '\n' ' ')" ]] ||
+    fail "host-local leases $(leases "$BR_NET") do not match the addresses"
+[[ $(bridge_ports | wc -l) == 2 ]] || fail "expected 2 ports on $BRIDGE: $(bridge_ports)"
+ip -br addr show "$BRIDGE"
+ping_from "$C1" "$IP2"
+ping_from "$C2" "$IP1"
+ping_from "$C1" "$BR_SUBNET.1"
+step "addresses, leases, pings"
+
+# --- The cache libcni wrote, through our cnitool crate ---------------------------------
+section "libcni's cache files re-encoded by crates/cnitool"
+for ctr in "$C1" "$C2"; do
+    [[ -f $CNI_CACHE/$BR_NET-$(id_of "$ctr")-eth0 ]] || fail "no libcni cache file for $ctr"
+done
+cargo run -q -p cnitool --example cache_roundtrip -- "$CNI_CACHE/$BR_NET"-*
+step "cache round trip (incl. cargo build)"
+
+# --- macvlan network: connect, a container on it, disconnect ---------------------------
+section "$MV_NET (our macvlan + host-local on $MASTER): connect, run, disconnect"
+"${PODMAN[@]}" network connect "$MV_NET" "$C1"
+"${PODMAN[@]}" network connect "$MV_NET" "$C2"
+run_ctr "$C3" "$MV_NET"
+step "podman network connect x2 + run (macvlan)"
+M1=$(ipv4_of "$C1" eth1)
+M2=$(ipv4_of "$C2" eth1)
+M3=$(ipv4_of "$C3" eth0)
+echo "  $C1 eth1 $M1, $C2 eth1 $M2, $C3 eth0 $M3"
+for m in "$M1" "$M2" "$M3"; do
+    [[ $m == "$MV_SUBNET".* ]] || fail "unexpected macvlan address '$m'"
+done
+ping_from "$C1" "$M2"
+ping_from "$C3" "$M1"
+ping_from "$C2" "$M3"
+[[ $(leases "$MV_NET" | wc -l) == 3 ]] || fail "expected 3 macvlan leases: $(leases "$MV_NET")"
+step "macvlan pings"
+
+"${PODMAN[@]}" network disconnect "$MV_NET" "$C1"
+step "podman network disconnect"
+if "${PODMAN[@]}" exec "$C1" ip link show eth1 >/dev/null 2>&1; then
+    fail "eth1 still in $C1 after disconnect"
+fi
+leases "$MV_NET" | grep -qx "$M1" && fail "lease $M1 kept after disconnect"
+[[ -f $CNI_CACHE/$MV_NET-$(id_of "$C1")-eth1 ]] && fail "cache file kept after disconnect"
+ping_from "$C1" "$IP2"
+echo "  $C1 eth1 removed, lease and cache file released; eth0 still works"
+
+# --- podman rm -------------------------------------------------------------------------
+section "podman rm"
+"${PODMAN[@]}" rm --force --time 0 "$C1" "$C2" "$C3" >/dev/null
+step "podman rm x3"
+[[ -z $(bridge_ports) ]] || fail "veths left on $BRIDGE: $(bridge_ports)"
+new_links=$(comm -13 "$BASE/links" <(root_links) | grep -vxF -e "$BRIDGE" -e "$MASTER" -e "$MASTER_PEER" || true)
+[[ -z $new_links ]] || fail "links left in the root netns: $new_links"
+[[ -z $(leases "$BR_NET")$(leases "$MV_NET") ]] ||
+    fail "leases left: $(leases "$BR_NET") $(leases "$MV_NET")"
+[[ -z $(find "$CNI_CACHE" -maxdepth 1 -name 'cnipe2e-*' 2>/dev/null) ]] ||
+    fail "cache files left in $CNI_CACHE"
+[[ -z $(comm -13 "$BASE/netns" <(netns_list)) ]] ||
+    fail "netns left by podman: $(comm -13 "$BASE/netns" <(netns_list))"
+echo "  no veth, lease, cache file or netns left"
+# The bridge itself stays after the last DEL, as with the Go plugin; the clean-up removes it.
