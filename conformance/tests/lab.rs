@@ -90,7 +90,10 @@ fn read_back_helpers_see_the_namespace_state() {
             .any(|route| route["dst"] == "10.9.8.0/24" && route["dev"] == "vtest0"),
         "{routes:?}"
     );
-    assert_eq!(ns.sysctl("net.ipv4.ip_forward"), "0");
+    // A new netns inherits ip_forward from the machine's (devconf_inherit_init_net=0),
+    // so its value here depends on the machine: only check that it reads.
+    let ip_forward = ns.sysctl("net.ipv4.ip_forward");
+    assert!(ip_forward == "0" || ip_forward == "1", "{ip_forward}");
     // Proves the sysctl is read in the namespace: set it there, then read it back.
     ns.exec(&["sysctl", "-qw", "net.ipv4.conf.vtest0.forwarding=1"]);
     assert_eq!(ns.sysctl("net/ipv4/conf/vtest0/forwarding"), "1");

@@ -104,7 +104,9 @@ fn preamble() -> String {
          Cells: `pass`; `FAIL`; `FAIL (expected: §x)` = a known defect of the reference \
          (table below, from cni-notes §2.6); `n/a (why)` = the case does not apply, e.g. the \
          plugin claims a lower spec version than the behaviour needs, or the kernel lacks a \
-         driver. `since` is the spec version that introduced the behaviour.\n",
+         driver. `since` is the spec version that introduced the behaviour. Where the kernel \
+         lacks ipvlan, the ipvlan link cases run in the VM lane instead: \
+         `bash scripts/vm-lane.sh vm_conformance_ipvlan`.\n",
         command.join(" "),
         kernel.trim()
     )
