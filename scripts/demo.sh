@@ -1,29 +1,42 @@
 #!/usr/bin/env bash
-# The main job: build the plugins (release) and run them as a container runtime would,
-# against a throwaway network namespace that is removed again at the end.
+# The main job: build the plugins (release) and run them the way a container runtime does,
+# through cnitool (crates/cnitool, the Rust port of the CNI project's tool) and
+# examples/bridge.conflist (bridge + host-local, then loopback):
 #
-# For now it wires the loopback and host-local plugins (bridge comes next):
-#   1. loopback ADD in the namespace: the JSON result and `ip addr` of lo;
-#   2. host-local ADD with examples/host-local.conf, its dataDir in a temporary directory:
-#      the JSON result and the lease files on disk;
-#   3. DEL of both, showing that the leases are released and lo is down again.
+#   1. build, and install the plugins and cnitool into a temporary bin dir;
+#   2. create a throwaway "host" netns and two "container" netns;
+#   3. `cnitool add` both containers: their results, addresses, the bridge, the cache files;
+#   4. the containers ping each other over the bridge;
+#   5. `cnitool check` both, then `cnitool del` both: interfaces, leases and cache gone;
+#   6. remove everything again (also on failure or Ctrl-C).
+#
+# The machine's own network namespace is never touched: cnitool and the plugins run inside
+# the throwaway host netns (`ip netns exec`), so the bridge and the veth host ends live and
+# die there. The conflist, the result cache and the host-local leases live in a temporary
+# directory.
 #
 # Usage (root, Debian bookworm): bash scripts/demo.sh
-# Environment: CNI_BIN_DIR=/usr/lib/cni runs the same demo with the Go reference plugins.
+# Environment: CNI_BIN_DIR=/usr/lib/cni runs the same demo with the Go reference plugins
+# (cnitool stays ours).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 REPO_ROOT=$PWD
 
 if [[ $(id -u) -ne 0 ]]; then
-    echo "scripts/demo.sh: must run as root (it creates a network namespace)" >&2
+    echo "scripts/demo.sh: must run as root (it creates network namespaces)" >&2
     exit 1
 fi
 
 section() { printf '\n=== %s\n' "$*"; }
+# Shows a command, then runs it.
+run() {
+    echo "\$ $*"
+    "$@"
+}
 
 # --- Packages and build ----------------------------------------------------------------
-PACKAGES=(gcc libc6-dev iproute2 jq)
+PACKAGES=(gcc libc6-dev iproute2 iputils-ping jq)
 missing=()
 for package in "${PACKAGES[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed'; then
@@ -37,80 +50,106 @@ if ((${#missing[@]})); then
     apt-get install -y --no-install-recommends "${missing[@]}"
 fi
 
-section "cargo build --release --workspace"
-cargo build --release --workspace
-BIN_DIR=${CNI_BIN_DIR:-$REPO_ROOT/target/release}
+section "cargo build --release --workspace --bins"
+cargo build --release --workspace --bins
 
-# --- A throwaway namespace and directory -----------------------------------------------
-NETNS=cnidemo-$$
-CONTAINER_ID=cnidemo-$$
+# --- Throwaway namespaces and directory ------------------------------------------------
+HOST_NS=cnidemo-$$-host
+NS_A=cnidemo-$$-a
+NS_B=cnidemo-$$-b
 WORK=$(mktemp -d /tmp/cnidemo-XXXXXX)
 cleanup() {
-    ip netns delete "$NETNS" 2>/dev/null || true
+    local status=$?
+    # Deleting the host netns also removes the bridge and every veth host end in it.
+    for ns in "$NS_A" "$NS_B" "$HOST_NS"; do
+        ip netns delete "$ns" 2>/dev/null || true
+    done
     rm -rf "$WORK"
+    if ((status != 0)); then
+        echo "demo FAILED (exit $status); namespaces and $WORK removed" >&2
+    fi
 }
 trap cleanup EXIT
-ip netns add "$NETNS"
-echo "network namespace: /run/netns/$NETNS"
-echo "container id:      $CONTAINER_ID"
-echo "plugins from:      $BIN_DIR"
+trap 'exit 130' INT TERM
 
-# run_plugin VERB PLUGIN IFNAME CONFIG_FILE: calls a plugin the way a runtime does (a clean
-# environment with the CNI_* variables, the config on stdin), prints what it printed, and
-# fails the demo if the plugin failed.
-run_plugin() {
-    local verb=$1 plugin=$2 ifname=$3 config=$4 output status=0
-    echo "\$ CNI_COMMAND=$verb CNI_IFNAME=$ifname $plugin < $(basename "$config")"
-    output=$(env -i PATH="$PATH" \
-        CNI_COMMAND="$verb" CNI_CONTAINERID="$CONTAINER_ID" CNI_NETNS="/run/netns/$NETNS" \
-        CNI_IFNAME="$ifname" CNI_PATH="$BIN_DIR" \
-        "$BIN_DIR/$plugin" <"$config") || status=$?
-    if [[ -n $output ]]; then
-        jq . <<<"$output" 2>/dev/null || echo "$output"
-    fi
-    if ((status != 0)); then
-        echo "$plugin $verb failed (exit $status)" >&2
-        return "$status"
-    fi
+section "Installing the plugins into $WORK/bin"
+BIN=$WORK/bin
+mkdir -p "$BIN" "$WORK/net.d"
+PLUGIN_SRC=${CNI_BIN_DIR:-$REPO_ROOT/target/release}
+for plugin in bridge host-local loopback macvlan ipvlan; do
+    install -m 0755 "$PLUGIN_SRC/$plugin" "$BIN/$plugin"
+done
+install -m 0755 "$REPO_ROOT/target/release/cnitool" "$BIN/cnitool"
+ls -l "$BIN"
+
+# The example keeps its leases in the system default dataDir; the demo uses $WORK.
+CONFLIST=$WORK/net.d/10-demo-bridge.conflist
+jq --arg dir "$WORK/ipam" '.plugins[0].ipam.dataDir = $dir' \
+    "$REPO_ROOT/examples/bridge.conflist" >"$CONFLIST"
+NETWORK=$(jq -r .name "$CONFLIST")
+BRIDGE=$(jq -r .plugins[0].bridge "$CONFLIST")
+section "Network configuration $CONFLIST"
+cat "$CONFLIST"
+
+for ns in "$HOST_NS" "$NS_A" "$NS_B"; do
+    ip netns add "$ns"
+done
+echo
+echo "throwaway host netns: $HOST_NS (cnitool and the plugins run here)"
+echo "container netns:      /run/netns/$NS_A, /run/netns/$NS_B"
+
+# cnitool VERB NETNS: cnitool inside the throwaway host netns, everything on disk in $WORK.
+cnitool() {
+    echo "\$ cnitool $1 $NETWORK /run/netns/$2" >&2
+    ip netns exec "$HOST_NS" env NETCONFPATH="$WORK/net.d" CNI_PATH="$BIN" \
+        CNI_CACHE_DIR="$WORK/cache" "$BIN/cnitool" "$1" "$NETWORK" "/run/netns/$2"
 }
 
-# Shows the host-local store: one file per leased IP, named by the IP and holding
-# "<container id>\r\n<ifname>" (%q makes the \r\n visible), plus last_reserved_ip.N
-# and the lock file.
-show_leases() {
-    local dir=$1 file
-    ls -l "$dir"
-    for file in "$dir"/*; do
-        [[ -s $file ]] || continue
-        printf '%s: %q\n' "$(basename "$file")" "$(<"$file")"
-    done
-}
+# --- ADD -------------------------------------------------------------------------------
+declare -A ADDRESS
+for ns in "$NS_A" "$NS_B"; do
+    section "cnitool add ($ns)"
+    result=$(cnitool add "$ns")
+    echo "$result"
+    ADDRESS[$ns]=$(jq -r '.ips[0].address | split("/")[0]' <<<"$result")
+done
 
-# --- loopback --------------------------------------------------------------------------
-LOOPBACK_CONF=$REPO_ROOT/examples/loopback.conf
-section "loopback ADD"
-run_plugin ADD loopback lo "$LOOPBACK_CONF"
-ip -n "$NETNS" addr show lo
+section "Container addresses"
+for ns in "$NS_A" "$NS_B"; do
+    run ip -n "$ns" -brief address show
+done
+section "The bridge in the throwaway host netns"
+run ip -n "$HOST_NS" -brief address show "$BRIDGE"
+run ip -n "$HOST_NS" -brief link show master "$BRIDGE"
 
-# --- host-local ------------------------------------------------------------------------
-# The example's dataDir is the system default; the demo keeps its leases in $WORK instead.
-HOST_LOCAL_CONF=$WORK/host-local.conf
-jq --arg dir "$WORK/ipam" '.ipam.dataDir = $dir' \
-    "$REPO_ROOT/examples/host-local.conf" >"$HOST_LOCAL_CONF"
-NETWORK=$(jq -r .name "$HOST_LOCAL_CONF")
-section "host-local ADD (dataDir $WORK/ipam)"
-run_plugin ADD host-local eth0 "$HOST_LOCAL_CONF"
-section "host-local leases on disk ($WORK/ipam/$NETWORK)"
-show_leases "$WORK/ipam/$NETWORK"
+section "Result cache ($WORK/cache/results, libcni's cniCacheV1 format)"
+ls -l "$WORK/cache/results"
+first=$(find "$WORK/cache/results" -type f | sort | head -n1)
+# The config field is the conflist's bytes in base64; shortened here for reading.
+jq '.config |= (.[0:24] + "...")' "$first"
 
-# --- DEL -------------------------------------------------------------------------------
-section "host-local DEL"
-run_plugin DEL host-local eth0 "$HOST_LOCAL_CONF"
-echo "leases after DEL (only lock and last_reserved_ip.* remain):"
-show_leases "$WORK/ipam/$NETWORK"
+section "Leases ($WORK/ipam/$NETWORK)"
+ls "$WORK/ipam/$NETWORK"
 
-section "loopback DEL"
-run_plugin DEL loopback lo "$LOOPBACK_CONF"
-ip -n "$NETNS" addr show lo
+# --- Traffic ---------------------------------------------------------------------------
+section "The containers ping each other over $BRIDGE"
+run ip netns exec "$NS_A" ping -c 3 -W 2 "${ADDRESS[$NS_B]}"
+run ip netns exec "$NS_B" ping -c 3 -W 2 "${ADDRESS[$NS_A]}"
 
-section "Done; removing namespace $NETNS and $WORK"
+# --- CHECK and DEL ---------------------------------------------------------------------
+section "cnitool check"
+for ns in "$NS_A" "$NS_B"; do
+    cnitool check "$ns" && echo "ok"
+done
+
+section "cnitool del"
+for ns in "$NS_A" "$NS_B"; do
+    cnitool del "$ns" && echo "ok"
+done
+for ns in "$NS_A" "$NS_B"; do
+    run ip -n "$ns" -brief address show
+done
+echo "cache files left: $(find "$WORK/cache/results" -type f | wc -l)"
+echo "leases left:      $(find "$WORK/ipam/$NETWORK" -type f -name '10.*' | wc -l)"
+
+section "Done; removing the namespaces ($HOST_NS, $NS_A, $NS_B) and $WORK"
