@@ -491,4 +491,224 @@ mod tests {
             r#"plugin type="tuning" name="t1" failed (delete): bad; why"#
         );
     }
+
+    /// Fake plugins (shell scripts) that log `<type> <CNI_COMMAND> <container id> <stdin>`
+    /// one line per call, and answer ADD with an address of their own.
+    mod chain {
+        use super::*;
+        use std::fs;
+        use std::os::unix::fs::PermissionsExt;
+        use std::path::Path;
+        use tempfile::TempDir;
+
+        fn fake_plugin(dir: &Path, name: &str, octet: u8) {
+            let path = dir.join(name);
+            let script = format!(
+                "#!/bin/sh\nstdin=$(cat)\necho \"{name} $CNI_COMMAND $CNI_CONTAINERID $stdin\" >> \"$(dirname \"$0\")/log\"\n\
+                 [ \"$CNI_COMMAND\" = ADD ] && echo '{{\"cniVersion\":\"1.0.0\",\"ips\":[{{\"address\":\"10.0.0.{octet}/24\"}}],\"extra\":1}}'\nexit 0\n"
+            );
+            fs::write(&path, script).unwrap();
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+        }
+
+        struct Fixture {
+            dir: TempDir,
+            runtime: CniConfig,
+        }
+
+        impl Fixture {
+            fn new() -> Fixture {
+                let dir = TempDir::new().unwrap();
+                fake_plugin(dir.path(), "p1", 1);
+                fake_plugin(dir.path(), "p2", 2);
+                let runtime = CniConfig {
+                    path: vec![dir.path().to_owned()],
+                    cache: Cache::new(dir.path().join("cache")),
+                };
+                Fixture { dir, runtime }
+            }
+
+            /// The logged calls since the last call of this, as (type, verb, id, stdin).
+            fn calls(&self) -> Vec<(String, String, String, Value)> {
+                let log = self.dir.path().join("log");
+                let text = fs::read_to_string(&log).unwrap_or_default();
+                let _ = fs::remove_file(&log);
+                text.lines()
+                    .map(|line| {
+                        let mut parts = line.splitn(4, ' ');
+                        let mut next = || parts.next().unwrap().to_owned();
+                        let (t, verb, id) = (next(), next(), next());
+                        (t, verb, id, serde_json::from_str(&next()).unwrap())
+                    })
+                    .collect()
+            }
+        }
+
+        fn two_plugins(version: &str) -> NetworkConfigList {
+            list(&format!(
+                r#"{{"cniVersion": "{version}", "name": "net", "plugins": [{{"type": "p1"}}, {{"type": "p2"}}]}}"#
+            ))
+        }
+
+        fn rt() -> RuntimeConf {
+            RuntimeConf {
+                container_id: "ctr1".into(),
+                netns: "/run/netns/x".into(),
+                ifname: "eth0".into(),
+                ..RuntimeConf::default()
+            }
+        }
+
+        #[test]
+        fn add_threads_results_del_reverses_check_and_del_use_the_cache() {
+            let f = Fixture::new();
+            let list = two_plugins("1.0.0");
+            let added = f.runtime.add_network_list(&list, &rt()).unwrap();
+            assert_eq!(added.result.ips[0].address.to_string(), "10.0.0.2/24");
+            assert!(
+                added.result.extra.is_empty(),
+                "unknown keys dropped, as libcni's types do"
+            );
+            let calls = f.calls();
+            assert_eq!(calls.len(), 2);
+            assert_eq!((calls[0].0.as_str(), calls[0].1.as_str()), ("p1", "ADD"));
+            assert!(
+                calls[0].3.get("prevResult").is_none(),
+                "the first plugin gets none"
+            );
+            assert_eq!(calls[1].3["prevResult"]["ips"][0]["address"], "10.0.0.1/24");
+            assert!(calls[1].3["prevResult"].get("extra").is_none());
+            let cache_file = f.dir.path().join("cache/results/net-ctr1-eth0");
+            let cached = CachedInfo::from_bytes(&fs::read(&cache_file).unwrap()).unwrap();
+            assert_eq!(cached.result.unwrap()["ips"][0]["address"], "10.0.0.2/24");
+
+            f.runtime.check_network_list(&list, &rt()).unwrap();
+            let calls = f.calls();
+            let order: Vec<&str> = calls.iter().map(|c| c.0.as_str()).collect();
+            assert_eq!(order, ["p1", "p2"]);
+            for call in &calls {
+                assert_eq!(call.1, "CHECK");
+                assert_eq!(call.3["prevResult"]["ips"][0]["address"], "10.0.0.2/24");
+            }
+
+            f.runtime.del_network_list(&list, &rt()).unwrap();
+            let calls = f.calls();
+            let order: Vec<&str> = calls.iter().map(|c| c.0.as_str()).collect();
+            assert_eq!(order, ["p2", "p1"], "DEL runs in reverse");
+            assert!(
+                calls
+                    .iter()
+                    .all(|c| c.3["prevResult"]["ips"][0]["address"] == "10.0.0.2/24")
+            );
+            assert!(!cache_file.exists());
+        }
+
+        #[test]
+        fn version_gates_and_disable_flags_run_nothing() {
+            let f = Fixture::new();
+            let old = two_plugins("0.3.1");
+            f.runtime.add_network_list(&old, &rt()).unwrap();
+            f.calls();
+            let err = f.runtime.check_network_list(&old, &rt()).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                "configuration version \"0.3.1\" does not support the CHECK command"
+            );
+            f.runtime.status_network_list(&old).unwrap();
+            assert!(
+                f.calls().is_empty(),
+                "no CHECK below 0.4.0, no STATUS below 1.1.0"
+            );
+            // Before 0.4.0, DEL gets no prevResult even with a cache file.
+            f.runtime.del_network_list(&old, &rt()).unwrap();
+            assert!(f.calls().iter().all(|c| c.3.get("prevResult").is_none()));
+
+            let disabled = list(
+                r#"{"cniVersion": "1.1.0", "name": "net", "disableCheck": "true", "disableGC": true,
+                    "plugins": [{"type": "p1"}]}"#,
+            );
+            f.runtime.check_network_list(&disabled, &rt()).unwrap();
+            f.runtime.gc_network_list(&disabled, None).unwrap();
+            assert!(f.calls().is_empty());
+        }
+
+        #[test]
+        fn status_and_gc_name_no_attachment_and_gc_deletes_stale_ones() {
+            let f = Fixture::new();
+            let list = two_plugins("1.1.0");
+            f.runtime.add_network_list(&list, &rt()).unwrap();
+            let other = RuntimeConf {
+                container_id: "ctr2".into(),
+                ..rt()
+            };
+            f.runtime.add_network_list(&list, &other).unwrap();
+            f.calls();
+
+            f.runtime.status_network_list(&list).unwrap();
+            let calls = f.calls();
+            assert_eq!(calls.len(), 2);
+            for call in &calls {
+                assert_eq!((call.1.as_str(), call.2.as_str()), ("STATUS", ""));
+                assert_eq!(
+                    call.3,
+                    json!({"cniVersion": "1.1.0", "name": "net", "type": call.0})
+                );
+            }
+
+            let valid = [GcAttachment {
+                container_id: "ctr2".into(),
+                ifname: "eth0".into(),
+            }];
+            f.runtime.gc_network_list(&list, Some(&valid)).unwrap();
+            let calls = f.calls();
+            let summary: Vec<(&str, &str, &str)> = calls
+                .iter()
+                .map(|c| (c.0.as_str(), c.1.as_str(), c.2.as_str()))
+                .collect();
+            assert_eq!(
+                summary,
+                [
+                    ("p2", "DEL", "ctr1"),
+                    ("p1", "DEL", "ctr1"),
+                    ("p1", "GC", ""),
+                    ("p2", "GC", "")
+                ]
+            );
+            let want = json!([{"containerID": "ctr2", "ifname": "eth0"}]);
+            assert_eq!(calls[2].3["cni.dev/valid-attachments"], want);
+            assert_eq!(calls[2].3["cni.dev/attachments"], want);
+            assert!(!f.dir.path().join("cache/results/net-ctr1-eth0").exists());
+            assert!(f.dir.path().join("cache/results/net-ctr2-eth0").exists());
+        }
+
+        #[test]
+        fn add_validates_names_and_stops_at_the_first_failure() {
+            let f = Fixture::new();
+            let list = list(
+                r#"{"cniVersion": "1.0.0", "name": "net", "plugins": [{"type": "p1"}, {"type": "nosuch"}, {"type": "p2"}]}"#,
+            );
+            let err = f.runtime.add_network_list(&list, &rt()).unwrap_err();
+            assert!(
+                err.to_string().starts_with(
+                    r#"plugin type="nosuch" failed (add): failed to find plugin "nosuch" in path"#
+                ),
+                "{err}"
+            );
+            assert_eq!(f.calls().len(), 1, "p2 never ran");
+            assert!(
+                !f.dir.path().join("cache/results/net-ctr1-eth0").exists(),
+                "nothing cached"
+            );
+            let bad = RuntimeConf {
+                ifname: "a/b".into(),
+                ..rt()
+            };
+            let err = f
+                .runtime
+                .add_network_list(&two_plugins("1.0.0"), &bad)
+                .unwrap_err();
+            assert_eq!(err.code(), Some(4));
+            assert!(f.calls().is_empty());
+        }
+    }
 }
