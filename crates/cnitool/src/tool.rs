@@ -181,13 +181,12 @@ pub fn run(
         Verb::Check => runtime.check_network_list(&list, &rt).map(|()| None),
         Verb::Del => runtime.del_network_list(&list, &rt).map(|()| None),
         Verb::Status => runtime.status_network_list(&list).map(|()| None),
-        // Every cached attachment of the network is stale for cnitool, as upstream. Upstream
-        // says so by passing no valid set at all, which the Go plugins never see (none
-        // implements GC). Ours refuse a GC without `cni.dev/valid-attachments`, because a
-        // missing list cannot be told from a caller bug, and freeing every lease on a bug
-        // is not an option; so we state the meaning explicitly: an empty valid set. The
-        // synthesized DELs are the same either way.
-        Verb::Gc => runtime.gc_network_list(&list, Some(&[])).map(|()| None),
+        // As upstream: no valid set, so every attachment cnitool cached for this network gets
+        // a DEL, and plugins get GC without `cni.dev/valid-attachments`, which they read as
+        // "nothing can be judged stale". An empty set instead would tell them to free the
+        // leases and rules of every container on the network, including those a runtime
+        // such as containerd manages on the same node.
+        Verb::Gc => runtime.gc_network_list(&list, None).map(|()| None),
     }
 }
 

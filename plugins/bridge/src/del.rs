@@ -41,23 +41,26 @@ pub(crate) fn del(req: &Request<BridgeConfig>, s: &Settings) -> Result<()> {
 /// GC (1.1.0): forwarded to IPAM (the spec requires it; the reference does not), then the
 /// masquerade and spoof-check state of attachments not in `cni.dev/valid-attachments`.
 pub(crate) fn gc(req: &Request<BridgeConfig>, s: &Settings) -> Result<()> {
-    let valid = req.net.valid_attachments.clone().unwrap_or_default();
-    let valid: Vec<(&str, &str)> = valid
-        .iter()
-        .map(|a| (a.container_id.as_str(), a.ifname.as_str()))
-        .collect();
     let mut errors = Vec::new();
     if let Some(ipam) = &s.ipam_type {
         if let Err(e) = cni::invoke::delegate(ipam, Command::Gc, &req.args) {
             errors.push(e);
         }
     }
-    if let Err(e) = cni_firewall::gc_masquerade(&req.net.name, &valid) {
-        errors.push(crate::firewall_error(e));
-    }
-    if s.macspoofchk {
-        if let Err(e) = cni_firewall::gc_spoofcheck(&valid) {
+    // No list (libcni omits it when its caller gave none, e.g. upstream `cnitool gc`):
+    // nothing can be judged stale, and "keep nothing" would strip live containers' rules.
+    if let Some(valid) = &req.net.valid_attachments {
+        let valid: Vec<(&str, &str)> = valid
+            .iter()
+            .map(|a| (a.container_id.as_str(), a.ifname.as_str()))
+            .collect();
+        if let Err(e) = cni_firewall::gc_masquerade(&req.net.name, &valid) {
             errors.push(crate::firewall_error(e));
+        }
+        if s.macspoofchk {
+            if let Err(e) = cni_firewall::gc_spoofcheck(&valid) {
+                errors.push(crate::firewall_error(e));
+            }
         }
     }
     combine_errors(errors)

@@ -77,11 +77,14 @@ impl Plugin for HostLocal {
 
     /// Releases every lease whose attachment is not in `cni.dev/valid-attachments`.
     fn gc(&self, req: Request<HostLocalConfig>) -> cni::Result<()> {
+        // libcni sends no list when its caller gave none (upstream `cnitool gc`): then
+        // nothing can be judged stale, and "keep nothing" would wipe every lease of the
+        // network. Collect nothing, successfully, so such callers keep working.
+        let Some(valid) = req.net.valid_attachments.as_deref() else {
+            log::warn!("GC without cni.dev/valid-attachments: nothing collected");
+            return Ok(());
+        };
         let (_, store) = open(&req)?;
-        // Without the list, "keep nothing" would wipe every lease of the network: refuse.
-        let valid = req.net.valid_attachments.as_deref().ok_or_else(|| {
-            cni::Error::invalid_config("GC needs cni.dev/valid-attachments in the configuration")
-        })?;
         let released = cni_ipam::gc(&store.lock()?, valid)?;
         log::info!(
             "GC released {} lease(s) in {}",
