@@ -1,0 +1,240 @@
+//! `cni-bench`: our CNI plugins against the Go reference, side by side in one run.
+//!
+//! ```text
+//! cargo run -p cni-bench --release -- [--ours DIR] [--reference DIR] [--iterations N]
+//!                                     [--quick] [--out BENCHMARKS.md]
+//! ```
+//!
+//! Measures per-plugin ADD/DEL latency with the kernel floor, concurrency, host-local
+//! scaling, peak RSS and binary size, and writes a Markdown report plus an SVG plot (same
+//! path, `.svg` extension). Needs root: everything runs in throwaway network namespaces
+//! (`cni_conformance::Netns` guards), never in the machine's own.
+
+mod floor;
+mod report;
+mod scenarios;
+mod spawn;
+mod stats;
+mod svg;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+
+use crate::report::{Results, SizeRow};
+use crate::scenarios::Dirs;
+
+/// The hand-written findings appended to the report, kept here so regenerating the file
+/// keeps them.
+const ANALYSIS: &str = include_str!("../analysis.md");
+const PLUGINS: [&str; 5] = ["bridge", "macvlan", "ipvlan", "host-local", "loopback"];
+/// The load average under which the machine counts as quiet enough for absolute figures.
+const QUIET_LOAD: f64 = 0.7;
+
+struct Options {
+    ours: PathBuf,
+    reference: PathBuf,
+    iterations: Option<usize>,
+    quick: bool,
+    out: PathBuf,
+}
+
+fn parse_args() -> Result<Options> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    let mut options = Options {
+        ours: root.join("target/release"),
+        reference: PathBuf::from("/usr/lib/cni"),
+        iterations: None,
+        quick: false,
+        out: root.join("BENCHMARKS.md"),
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().with_context(|| format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--ours" => options.ours = value()?.into(),
+            "--reference" => options.reference = value()?.into(),
+            "--iterations" => options.iterations = Some(value()?.parse()?),
+            "--quick" => options.quick = true,
+            "--out" => options.out = value()?.into(),
+            "-h" | "--help" => {
+                println!(
+                    "usage: cni-bench [--ours DIR] [--reference DIR] [--iterations N] [--quick] [--out BENCHMARKS.md]"
+                );
+                std::process::exit(0);
+            }
+            other => bail!("unknown argument {other:?} (see --help)"),
+        }
+    }
+    Ok(options)
+}
+
+fn main() -> Result<()> {
+    let options = parse_args()?;
+    if nix::unistd::geteuid().as_raw() != 0 {
+        bail!("cni-bench must run as root: it creates network namespaces");
+    }
+    for dir in [&options.ours, &options.reference] {
+        for plugin in ["bridge", "macvlan", "host-local", "loopback"] {
+            if !dir.join(plugin).is_file() {
+                bail!(
+                    "{} not found (build ours with `cargo build --release --workspace --bins`)",
+                    dir.join(plugin).display()
+                );
+            }
+        }
+    }
+    spawn::install_signal_handlers()?;
+    spawn::raise_fd_limit();
+    // Leftovers of an earlier run that was SIGKILLed (ours are cnitest-<dead pid>-*).
+    for name in cni_conformance::cleanup_stale() {
+        eprintln!("removed stale namespace {name}");
+    }
+
+    let started = Instant::now();
+    let load_start = load_average();
+    let quiet = load_start
+        .split_whitespace()
+        .next()
+        .and_then(|l| l.parse::<f64>().ok())
+        .is_some_and(|l| l < QUIET_LOAD);
+    let iterations = options
+        .iterations
+        .unwrap_or(if options.quick { 8 } else { 200 });
+    let warmup = if options.quick { 1 } else { 3 };
+    let (conc_ns, rounds, levels): (&[usize], usize, &[usize]) = if options.quick {
+        (&[10], 1, &[1_000])
+    } else {
+        (&[10, 50, 200], 3, &[0, 1_000, 50_000])
+    };
+    let scale_iterations = if options.quick {
+        iterations
+    } else {
+        iterations.min(60)
+    };
+    let dirs = Dirs {
+        ours: options.ours.clone(),
+        reference: options.reference.clone(),
+    };
+
+    let latency = scenarios::latency(&dirs, iterations, warmup)?;
+    let concurrency = scenarios::concurrency(&dirs, conc_ns, rounds)?;
+    let scaling = scenarios::scaling(&dirs, levels, scale_iterations, warmup)?;
+    let sizes = sizes(&dirs)?;
+
+    let results = Results {
+        latency,
+        concurrency,
+        scaling,
+        sizes,
+        context: report::Context {
+            date: command_output("date", &["-u", "+%Y-%m-%d %H:%M"]),
+            machine: machine(),
+            command_line: std::env::args().collect::<Vec<_>>().join(" "),
+            load_start,
+            load_end: load_average(),
+            quiet,
+            quick: options.quick,
+            iterations,
+            rounds,
+            ours_dir: options.ours.display().to_string(),
+            reference_dir: options.reference.display().to_string(),
+            duration: format!("{:.0} s", started.elapsed().as_secs_f64()),
+        },
+    };
+    let svg_path = options.out.with_extension("svg");
+    let svg_name = svg_path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    std::fs::write(&svg_path, svg::render(&results))
+        .with_context(|| format!("writing {}", svg_path.display()))?;
+    let md = report::markdown(&results, &svg_name, ANALYSIS);
+    std::fs::write(&options.out, &md)
+        .with_context(|| format!("writing {}", options.out.display()))?;
+    // The tables on stdout too, for CI logs.
+    let tables_end = md.find("## Analysis").unwrap_or(md.len());
+    println!("{}", &md[..tables_end]);
+    eprintln!(
+        "wrote {} and {} in {:.0} s",
+        options.out.display(),
+        svg_path.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+fn command_output(program: &str, args: &[&str]) -> String {
+    Command::new(program)
+        .args(args)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
+fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|l| l.trim_start_matches([' ', '\t', ':']).to_owned())
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let mem_kib: u64 = std::fs::read_to_string("/proc/meminfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|l| l.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0);
+    format!(
+        "{model}, {cores} cores, {:.1} GiB RAM, Linux {}",
+        mem_kib as f64 / 1048576.0,
+        command_output("uname", &["-r"])
+    )
+}
+
+/// Installed and stripped sizes. Both sides are stripped the same way (`strip` on a copy)
+/// so the comparison does not depend on how each was packaged.
+fn sizes(dirs: &Dirs) -> Result<Vec<SizeRow>> {
+    let tmp = tempfile::Builder::new()
+        .prefix("cni-bench-size-")
+        .tempdir()?;
+    let mut rows = Vec::new();
+    for plugin in PLUGINS {
+        let (ours, reference) = (dirs.ours.join(plugin), dirs.reference.join(plugin));
+        if !ours.is_file() || !reference.is_file() {
+            continue;
+        }
+        let stripped = |path: &Path, tag: &str| -> Result<u64> {
+            let copy = tmp.path().join(format!("{plugin}-{tag}"));
+            let status = Command::new("strip")
+                .arg("-o")
+                .arg(&copy)
+                .arg(path)
+                .status()?;
+            if !status.success() {
+                bail!("strip {} failed", path.display());
+            }
+            Ok(std::fs::metadata(&copy)?.len())
+        };
+        rows.push(SizeRow {
+            plugin: plugin.to_owned(),
+            ours: std::fs::metadata(&ours)?.len(),
+            reference: std::fs::metadata(&reference)?.len(),
+            ours_stripped: stripped(&ours, "ours")?,
+            reference_stripped: stripped(&reference, "ref")?,
+        });
+    }
+    Ok(rows)
+}

@@ -1,0 +1,502 @@
+//! The measurements: per-plugin latency (with the kernel floor for bridge), concurrency,
+//! and host-local scaling. Every one runs ours and the reference interleaved, alternating
+//! which goes first, so machine load drifting during the run hits both sides alike.
+//!
+//! World layout: one throwaway host netns per side (plugins run there), one tempdir
+//! data dir per side, and container netns created before the timed calls and dropped
+//! after them (their creation and teardown are never timed).
+
+use std::fs;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use cni_conformance::Netns;
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+use crate::floor;
+use crate::spawn::{self, Call, Outcome, check_stop};
+
+/// The two implementations under test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Ours,
+    Reference,
+}
+
+impl Side {
+    pub const BOTH: [Side; 2] = [Side::Ours, Side::Reference];
+
+    fn label(self) -> &'static str {
+        match self {
+            Side::Ours => "ours",
+            Side::Reference => "ref",
+        }
+    }
+}
+
+/// Where each side's binaries are.
+pub struct Dirs {
+    pub ours: PathBuf,
+    pub reference: PathBuf,
+}
+
+impl Dirs {
+    pub fn binary(&self, side: Side, plugin: &str) -> PathBuf {
+        match side {
+            Side::Ours => self.ours.join(plugin),
+            Side::Reference => self.reference.join(plugin),
+        }
+    }
+}
+
+/// Timed calls of one side (or one floor) in one scenario.
+#[derive(Debug, Default, Clone)]
+pub struct Samples {
+    pub add: Vec<Duration>,
+    pub del: Vec<Duration>,
+    pub rss_add: Vec<u64>,
+    pub rss_del: Vec<u64>,
+    pub failures: usize,
+    pub first_failure: Option<String>,
+}
+
+impl Samples {
+    fn record(&mut self, verb: &str, outcome: &Outcome) {
+        if !outcome.success {
+            self.failures += 1;
+            self.first_failure
+                .get_or_insert_with(|| format!("{verb}: {}", outcome.output.trim()));
+            return;
+        }
+        match verb {
+            "ADD" => {
+                self.add.push(outcome.elapsed);
+                self.rss_add.push(outcome.max_rss_kib);
+            }
+            _ => {
+                self.del.push(outcome.elapsed);
+                self.rss_del.push(outcome.max_rss_kib);
+            }
+        }
+    }
+
+    fn side(pair: &mut [Samples; 2], side: Side) -> &mut Samples {
+        &mut pair[side as usize]
+    }
+}
+
+/// Item 1 result: one plugin scenario.
+pub struct Latency {
+    pub name: &'static str,
+    /// Index 0 ours, 1 reference.
+    pub sides: [Samples; 2],
+    /// Only for bridge: the in-process netlink floor and the `ip -batch` floor.
+    pub floor_netlink: Option<Samples>,
+    pub floor_ip: Option<Samples>,
+    /// Netlink round trips of the floor's ADD.
+    pub floor_round_trips: u64,
+}
+
+/// A plugin scenario of item 1.
+struct Scenario {
+    name: &'static str,
+    plugin: &'static str,
+    ifname: &'static str,
+    with_floor: bool,
+    /// Extra setup of each side's host netns (macvlan's master).
+    host_setup: fn(&Netns) -> Result<()>,
+    config: fn(&Path) -> Value,
+}
+
+fn no_setup(_: &Netns) -> Result<()> {
+    Ok(())
+}
+
+/// macvlan needs a master link in the host netns. `dummy` is not built into this kernel
+/// (STYLE §3.2), so the master is one end of a veth pair, both ends up.
+fn macvlan_master(host: &Netns) -> Result<()> {
+    let out = host.exec(&[
+        "ip", "link", "add", "bm0", "up", "type", "veth", "peer", "name", "bm0p",
+    ]);
+    if !out.status.success() {
+        bail!(
+            "creating the macvlan master: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    host.ip(&["link", "set", "bm0p", "up"]);
+    Ok(())
+}
+
+fn host_local_ipam(subnet: &str, data_dir: &Path) -> Value {
+    json!({"type": "host-local", "subnet": subnet, "dataDir": data_dir})
+}
+
+fn scenarios() -> Vec<Scenario> {
+    vec![
+        Scenario {
+            name: "bridge+host-local",
+            plugin: "bridge",
+            ifname: "eth0",
+            with_floor: true,
+            host_setup: no_setup,
+            // isDefaultGateway: the container gets a default route, the same kernel work
+            // as the floor's sequence. No ipMasq: iptables would dominate and is not
+            // what this compares.
+            config: |dir| {
+                json!({"cniVersion": "1.0.0", "name": "benchbr", "type": "bridge",
+                       "bridge": floor::BRIDGE, "isDefaultGateway": true,
+                       "ipam": host_local_ipam("10.22.0.0/16", dir)})
+            },
+        },
+        Scenario {
+            name: "macvlan+host-local",
+            plugin: "macvlan",
+            ifname: "eth0",
+            with_floor: false,
+            host_setup: macvlan_master,
+            config: |dir| {
+                json!({"cniVersion": "1.0.0", "name": "benchmv", "type": "macvlan",
+                       "master": "bm0", "mode": "bridge",
+                       "ipam": host_local_ipam("10.23.0.0/16", dir)})
+            },
+        },
+        Scenario {
+            name: "loopback",
+            plugin: "loopback",
+            ifname: "lo",
+            with_floor: false,
+            host_setup: no_setup,
+            config: |_| json!({"cniVersion": "1.0.0", "name": "benchlo", "type": "loopback"}),
+        },
+        Scenario {
+            name: "host-local",
+            plugin: "host-local",
+            ifname: "eth0",
+            with_floor: false,
+            host_setup: no_setup,
+            config: |dir| {
+                json!({"cniVersion": "1.0.0", "name": "benchhl", "type": "host-local",
+                       "ipam": host_local_ipam("10.24.0.0/16", dir)})
+            },
+        },
+    ]
+}
+
+/// One side's world: its host netns, data dir and serialized config.
+struct World {
+    host: Netns,
+    _dir: TempDir,
+    config: Vec<u8>,
+}
+
+fn world(
+    side: Side,
+    label: &str,
+    setup: fn(&Netns) -> Result<()>,
+    config: fn(&Path) -> Value,
+) -> Result<World> {
+    let host = Netns::with_label(&format!("{label}-{}", side.label()));
+    setup(&host)?;
+    let dir = tempfile::Builder::new().prefix("cni-bench-").tempdir()?;
+    let config = serde_json::to_vec(&config(dir.path()))?;
+    Ok(World {
+        host,
+        _dir: dir,
+        config,
+    })
+}
+
+fn call<'a>(
+    binary: &'a Path,
+    command: &'a str,
+    ctr: &'a Netns,
+    ifname: &'a str,
+    config: &'a [u8],
+) -> Call<'a> {
+    Call {
+        binary,
+        command,
+        container_id: ctr.name(),
+        netns: ctr.path(),
+        ifname,
+        config,
+    }
+}
+
+/// Lets the kernel finish tearing down the namespaces just dropped (cleanup_net runs on a
+/// workqueue) before the next timed call, so that work is not billed to whoever is next.
+fn settle(namespaces: usize) {
+    std::thread::sleep(Duration::from_millis(5 + 2 * namespaces as u64));
+}
+
+/// Item 1 (and the floor of item 2): `warmup` untimed rounds, then `iterations` rounds of
+/// ADD+DEL per side and floor, in rotating order.
+pub fn latency(dirs: &Dirs, iterations: usize, warmup: usize) -> Result<Vec<Latency>> {
+    let mut results = Vec::new();
+    for scenario in scenarios() {
+        eprintln!("latency: {} ({iterations} iterations)", scenario.name);
+        let worlds = [
+            world(Side::Ours, "lat", scenario.host_setup, scenario.config)?,
+            world(Side::Reference, "lat", scenario.host_setup, scenario.config)?,
+        ];
+        let binaries = Side::BOTH.map(|side| dirs.binary(side, scenario.plugin));
+        let floor_host = if scenario.with_floor {
+            let host = Netns::with_label("lat-floor");
+            floor::prepare_host(&host)?;
+            let handle =
+                cni_netlink::Handle::for_netns(&cni_netlink::Netns::from_path(host.path())?)?;
+            Some((host, handle))
+        } else {
+            None
+        };
+        let mut sides: [Samples; 2] = Default::default();
+        let mut floor_netlink = Samples::default();
+        let mut floor_ip = Samples::default();
+        let mut floor_round_trips = 0;
+        // Contenders: 0 ours, 1 reference, 2 netlink floor, 3 ip floor.
+        let contenders = if floor_host.is_some() { 4 } else { 2 };
+        for i in 0..warmup + iterations {
+            check_stop()?;
+            let timed = i >= warmup;
+            let containers: Vec<Netns> = (0..contenders).map(|_| Netns::with_label("c")).collect();
+            for k in 0..contenders {
+                // Rotate the order so no contender always follows the same one.
+                let who = (i + k) % contenders;
+                let ctr = &containers[who];
+                match who {
+                    0 | 1 => {
+                        let side = Side::BOTH[who];
+                        let w = &worlds[who];
+                        let bin = &binaries[who];
+                        let add = spawn::run(
+                            &call(bin, "ADD", ctr, scenario.ifname, &w.config),
+                            &w.host,
+                        )?;
+                        let del = spawn::run(
+                            &call(bin, "DEL", ctr, scenario.ifname, &w.config),
+                            &w.host,
+                        )?;
+                        if timed {
+                            let samples = Samples::side(&mut sides, side);
+                            samples.record("ADD", &add);
+                            samples.record("DEL", &del);
+                        }
+                    }
+                    2 => {
+                        let Some((_, handle)) = &floor_host else {
+                            continue;
+                        };
+                        let (add, trips) = floor::netlink_add(handle, ctr, &format!("fn{i:08x}"))?;
+                        let del = floor::netlink_del(ctr)?;
+                        if timed {
+                            floor_netlink.add.push(add);
+                            floor_netlink.del.push(del);
+                            floor_round_trips = trips;
+                        }
+                    }
+                    _ => {
+                        let Some((host, _)) = &floor_host else {
+                            continue;
+                        };
+                        let add = floor::ip_add(host, ctr, &format!("fi{i:08x}"))?;
+                        let del = floor::ip_del(ctr)?;
+                        if timed {
+                            floor_ip.add.push(add);
+                            floor_ip.del.push(del);
+                        }
+                    }
+                }
+            }
+            drop(containers);
+            settle(contenders);
+        }
+        results.push(Latency {
+            name: scenario.name,
+            sides,
+            floor_netlink: floor_host.as_ref().map(|_| floor_netlink),
+            floor_ip: floor_host.as_ref().map(|_| floor_ip),
+            floor_round_trips,
+        });
+    }
+    Ok(results)
+}
+
+/// Item 3: one batch of `n` simultaneous calls.
+#[derive(Debug, Default, Clone)]
+pub struct Batch {
+    pub wall: Duration,
+    pub latencies: Vec<Duration>,
+    pub failures: usize,
+    pub first_failure: Option<String>,
+}
+
+impl Batch {
+    fn of(wall: Duration, outcomes: &[Outcome]) -> Batch {
+        let mut batch = Batch {
+            wall,
+            ..Default::default()
+        };
+        for outcome in outcomes {
+            batch.latencies.push(outcome.elapsed);
+            if !outcome.success {
+                batch.failures += 1;
+                batch
+                    .first_failure
+                    .get_or_insert_with(|| outcome.output.trim().to_owned());
+            }
+        }
+        batch
+    }
+}
+
+/// Item 3 result for one N: per side, one (ADD batch, DEL batch) per round.
+pub struct Concurrency {
+    pub n: usize,
+    pub rounds: [Vec<(Batch, Batch)>; 2],
+}
+
+/// Item 3: `n` simultaneous bridge ADDs onto one network, then `n` simultaneous DELs.
+/// Both sides use container netns created before the round and dropped after it, so no
+/// namespace teardown overlaps a timed batch.
+pub fn concurrency(dirs: &Dirs, ns: &[usize], rounds: usize) -> Result<Vec<Concurrency>> {
+    let bridge = &scenarios()[0];
+    let worlds = [
+        world(Side::Ours, "conc", no_setup, bridge.config)?,
+        world(Side::Reference, "conc", no_setup, bridge.config)?,
+    ];
+    let binaries = Side::BOTH.map(|side| dirs.binary(side, "bridge"));
+    // Warm-up: the first ADD creates the bridge; a real node has it already.
+    for (w, bin) in worlds.iter().zip(&binaries) {
+        let ctr = Netns::with_label("c");
+        let add = spawn::run(&call(bin, "ADD", &ctr, "eth0", &w.config), &w.host)?;
+        if !add.success {
+            bail!("warm-up ADD of {} failed: {}", bin.display(), add.output);
+        }
+        spawn::run(&call(bin, "DEL", &ctr, "eth0", &w.config), &w.host)?;
+    }
+    let mut results = Vec::new();
+    for &n in ns {
+        let mut per_side: [Vec<(Batch, Batch)>; 2] = Default::default();
+        for round in 0..rounds {
+            eprintln!("concurrency: N={n}, round {}/{rounds}", round + 1);
+            let containers: Vec<Vec<Netns>> = (0..2)
+                .map(|_| (0..n).map(|_| Netns::with_label("c")).collect())
+                .collect();
+            for k in 0..2 {
+                check_stop()?;
+                let who = (round + k) % 2;
+                let (w, bin) = (&worlds[who], &binaries[who]);
+                let add = batch(bin, "ADD", &containers[who], &w.config, &w.host)?;
+                let del = batch(bin, "DEL", &containers[who], &w.config, &w.host)?;
+                per_side[who].push((add, del));
+            }
+            drop(containers);
+            settle(2 * n);
+        }
+        results.push(Concurrency {
+            n,
+            rounds: per_side,
+        });
+    }
+    Ok(results)
+}
+
+fn batch(
+    bin: &Path,
+    verb: &str,
+    containers: &[Netns],
+    config: &[u8],
+    host: &Netns,
+) -> Result<Batch> {
+    let start = Instant::now();
+    let mut running = Vec::with_capacity(containers.len());
+    for ctr in containers {
+        running.push(spawn::spawn(&call(bin, verb, ctr, "eth0", config), host)?);
+    }
+    let outcomes = spawn::wait_all(running)?;
+    Ok(Batch::of(start.elapsed(), &outcomes))
+}
+
+/// Item 4 result for one lease count.
+pub struct Scaling {
+    pub leases: usize,
+    pub sides: [Samples; 2],
+}
+
+/// Item 4: host-local ADD and DEL with `leases` leases already held in a /16, written in
+/// the Go format beforehand (one file per IP: `<id>\r\n<ifname>`), and the round-robin
+/// cursor just past them, as a long-running node would have it.
+pub fn scaling(
+    dirs: &Dirs,
+    levels: &[usize],
+    iterations: usize,
+    warmup: usize,
+) -> Result<Vec<Scaling>> {
+    let host = Netns::with_label("scale");
+    // host-local never enters the container netns; one shared one satisfies CNI_NETNS.
+    let ctr = Netns::with_label("c");
+    let binaries = Side::BOTH.map(|side| dirs.binary(side, "host-local"));
+    let mut results = Vec::new();
+    for &leases in levels {
+        eprintln!("host-local scaling: {leases} leases ({iterations} iterations)");
+        let mut data = Vec::new();
+        let mut configs = Vec::new();
+        for _ in Side::BOTH {
+            let dir = tempfile::Builder::new()
+                .prefix("cni-bench-scale-")
+                .tempdir()?;
+            populate(dir.path(), "benchscale", leases)?;
+            let config = json!({"cniVersion": "1.0.0", "name": "benchscale", "type": "host-local",
+                                "ipam": host_local_ipam("10.30.0.0/16", dir.path())});
+            configs.push(serde_json::to_vec(&config)?);
+            data.push(dir);
+        }
+        let mut sides: [Samples; 2] = Default::default();
+        for i in 0..warmup + iterations {
+            check_stop()?;
+            let id = format!("bench-scale-{i}");
+            for k in 0..2 {
+                let who = (i + k) % 2;
+                let c = |verb| Call {
+                    binary: &binaries[who],
+                    command: verb,
+                    container_id: &id,
+                    netns: ctr.path(),
+                    ifname: "eth0",
+                    config: &configs[who],
+                };
+                let add = spawn::run(&c("ADD"), &host)?;
+                let del = spawn::run(&c("DEL"), &host)?;
+                if i >= warmup {
+                    sides[who].record("ADD", &add);
+                    sides[who].record("DEL", &del);
+                }
+            }
+        }
+        results.push(Scaling { leases, sides });
+    }
+    Ok(results)
+}
+
+/// Writes `count` Go-format lease files into `<data_dir>/<network>/`, from 10.30.0.2 up
+/// (10.30.0.1 is the gateway), and `last_reserved_ip.0` pointing at the last one.
+fn populate(data_dir: &Path, network: &str, count: usize) -> Result<()> {
+    let dir = data_dir.join(network);
+    fs::create_dir_all(&dir)?;
+    let base = u32::from(Ipv4Addr::new(10, 30, 0, 2));
+    let mut last = None;
+    for n in 0..count {
+        let ip = Ipv4Addr::from(base + n as u32);
+        fs::write(dir.join(ip.to_string()), format!("filler-{n}\r\neth0"))
+            .with_context(|| format!("writing lease {ip}"))?;
+        last = Some(ip);
+    }
+    if let Some(ip) = last {
+        fs::write(dir.join("last_reserved_ip.0"), ip.to_string())?;
+    }
+    Ok(())
+}
