@@ -273,7 +273,14 @@ mod tests {
                 (k.to_owned(), v.to_owned())
             })
             .collect();
-        IpamConfig::load(config.get("ipam"), &net, &CniArgs { pairs })
+        IpamConfig::load(
+            config.get("ipam"),
+            &net,
+            &CniArgs {
+                pairs,
+                ..CniArgs::default()
+            },
+        )
     }
 
     fn load(config: Value) -> Result<IpamConfig> {
