@@ -122,6 +122,7 @@ fn main() -> Result<()> {
         reference: options.reference.clone(),
     };
 
+    let startup = scenarios::startup(&dirs, iterations)?;
     let latency = scenarios::latency(&dirs, iterations, warmup)?;
     let concurrency = scenarios::concurrency(&dirs, conc_ns, rounds)?;
     let scaling = scenarios::scaling(&dirs, levels, scale_iterations, warmup)?;
@@ -132,6 +133,7 @@ fn main() -> Result<()> {
         concurrency,
         scaling,
         sizes,
+        startup,
         context: report::Context {
             date: command_output("date", &["-u", "+%Y-%m-%d %H:%M"]),
             machine: machine(),

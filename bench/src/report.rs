@@ -20,6 +20,8 @@ pub struct Results {
     pub concurrency: Vec<Concurrency>,
     pub scaling: Vec<Scaling>,
     pub sizes: Vec<SizeRow>,
+    /// VERSION call times per plugin, ours then reference.
+    pub startup: Vec<crate::scenarios::Startup>,
     pub context: Context,
 }
 
@@ -161,6 +163,7 @@ pub fn markdown(r: &Results, svg_name: &str, analysis: &str) -> String {
 
     targets(&mut md, r);
     latency_table(&mut md, r);
+    startup_table(&mut md, r);
     floor_table(&mut md, r);
     concurrency_table(&mut md, r);
     scaling_table(&mut md, r);
@@ -351,6 +354,33 @@ fn latency_table(md: &mut String, r: &Results) {
                 failures_note(&l.sides[1])
             );
         }
+    }
+    md.push('\n');
+}
+
+fn startup_table(md: &mut String, r: &Results) {
+    if r.startup.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        md,
+        "### Process start-up (VERSION call: exec to exit, no kernel work)\n"
+    );
+    let _ = writeln!(
+        md,
+        "| plugin | ours median | p95 | reference median | p95 | ours / reference |\n|---|---|---|---|---|---|"
+    );
+    for (plugin, times) in &r.startup {
+        let (o, f) = (Summary::of(&times[0]), Summary::of(&times[1]));
+        let _ = writeln!(
+            md,
+            "| {plugin} | {} | {} | {} | {} | **{}** |",
+            ms(o.median),
+            ms(o.p95),
+            ms(f.median),
+            ms(f.p95),
+            ratio(o.median, f.median)
+        );
     }
     md.push('\n');
 }

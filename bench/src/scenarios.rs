@@ -500,3 +500,48 @@ fn populate(data_dir: &Path, network: &str, count: usize) -> Result<()> {
     }
     Ok(())
 }
+
+/// VERSION call times of one plugin: ours, then the reference.
+pub type Startup = (&'static str, [Vec<Duration>; 2]);
+
+/// Start-up cost: a VERSION call does no work beyond exec, dynamic linking, runtime
+/// init, reading stdin and printing. It is the part of every ADD/DEL (twice for a
+/// delegating plugin) that no kernel work explains.
+pub fn startup(dirs: &Dirs, iterations: usize) -> Result<Vec<Startup>> {
+    let host = Netns::with_label("startup");
+    let mut results = Vec::new();
+    for plugin in ["bridge", "macvlan", "host-local", "loopback"] {
+        let binaries = Side::BOTH.map(|side| dirs.binary(side, plugin));
+        let mut times: [Vec<Duration>; 2] = Default::default();
+        for i in 0..iterations + 1 {
+            check_stop()?;
+            for k in 0..2 {
+                let who = (i + k) % 2;
+                let outcome = spawn::run(
+                    &Call {
+                        binary: &binaries[who],
+                        command: "VERSION",
+                        container_id: "",
+                        netns: Path::new(""),
+                        ifname: "",
+                        config: br#"{"cniVersion":"1.0.0"}"#,
+                    },
+                    &host,
+                )?;
+                if !outcome.success {
+                    bail!(
+                        "VERSION of {} failed: {}",
+                        binaries[who].display(),
+                        outcome.output
+                    );
+                }
+                // The first round only warms the page cache.
+                if i > 0 {
+                    times[who].push(outcome.elapsed);
+                }
+            }
+        }
+        results.push((plugin, times));
+    }
+    Ok(results)
+}

@@ -106,7 +106,12 @@ pub fn spawn(call: &Call<'_>, host: &impl AsFd) -> Result<Running> {
         .with_context(|| format!("cannot start {}", call.binary.display()))?;
     // The config is far below the pipe buffer size, so this never waits for the child.
     let mut stdin = child.stdin.take().context("no stdin pipe")?;
-    stdin.write_all(call.config).context("writing the config")?;
+    match stdin.write_all(call.config) {
+        // A plugin may exit without reading stdin (a VERSION answer, an early error);
+        // its exit status tells what happened.
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => {}
+        other => other.context("writing the config")?,
+    }
     drop(stdin);
     let pid = child.id() as libc::pid_t;
     let stdout = child.stdout.take().context("no stdout pipe")?;

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Regenerates BENCHMARKS.md and BENCHMARKS.svg: release build of our plugins, then the full
+# side-by-side run against the Go reference in /usr/lib/cni (cni-bench, bench/).
+#
+# Usage: bash scripts/bench.sh [extra cni-bench options, e.g. --iterations 100]
+# Needs root (throwaway network namespaces). Run it on a quiet machine: the report states the
+# load average it started under.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+cargo build --release --workspace --bins
+cargo run --release -p cni-bench -- --out BENCHMARKS.md "$@"
