@@ -175,10 +175,12 @@ impl Store {
                 }
             }
         };
-        Ok(LockedStore {
+        let locked = LockedStore {
             store: self,
             _lock: lock,
-        })
+        };
+        locked.remove_stale_temps()?;
+        Ok(locked)
     }
 }
 
@@ -447,6 +449,21 @@ impl LockedStore<'_> {
             ips.push(ip);
         }
         Ok(Some(ips))
+    }
+
+    /// Every write happens under the lock, so a temp file present when the lock is taken
+    /// was left by a process that died mid-write (an ADD killed with SIGKILL): remove it,
+    /// so the DEL that follows leaves nothing behind.
+    fn remove_stale_temps(&self) -> Result<()> {
+        for temp in [RESERVATION_TEMP, LAST_RESERVED_TEMP] {
+            remove_if_present(&self.store.dir, temp, || self.path_of(temp))?;
+        }
+        if let Some(index) = self.existing_index_dir()? {
+            remove_if_present(&index, INDEX_TEMP, || {
+                self.path_of(INDEX_DIR).join(INDEX_TEMP)
+            })?;
+        }
+        Ok(())
     }
 
     fn index_dir(&self) -> Result<OwnedFd> {
@@ -720,6 +737,27 @@ mod tests {
             "ctr2\r\neth0"
         );
         assert!(!dir.path().join("net").join(RESERVATION_TEMP).exists());
+    }
+
+    /// An operation killed mid-write (SIGKILL during ADD) leaves a temp file; the next
+    /// operation to take the lock removes every such file, so DEL leaves nothing behind.
+    #[test]
+    fn taking_the_lock_removes_temp_files_of_a_killed_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), "net").unwrap();
+        let net = dir.path().join("net");
+        std::fs::create_dir(net.join(INDEX_DIR)).unwrap();
+        for temp in [
+            net.join(RESERVATION_TEMP),
+            net.join(LAST_RESERVED_TEMP),
+            net.join(INDEX_DIR).join(INDEX_TEMP),
+        ] {
+            std::fs::write(&temp, "partial").unwrap();
+        }
+        drop(store.lock().unwrap());
+        assert!(!net.join(RESERVATION_TEMP).exists());
+        assert!(!net.join(LAST_RESERVED_TEMP).exists());
+        assert!(!net.join(INDEX_DIR).join(INDEX_TEMP).exists());
     }
 
     #[test]
