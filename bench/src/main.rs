@@ -26,9 +26,10 @@ use anyhow::{Context, Result, bail};
 use crate::report::{Results, SizeRow};
 use crate::scenarios::Dirs;
 
-/// The hand-written findings appended to the report, kept here so regenerating the file
-/// keeps them.
-const ANALYSIS: &str = include_str!("../analysis.md");
+/// The hand-written findings appended to the report, kept in the crate so regenerating the
+/// file keeps them. Read when the report is written (not compiled in), so it can be
+/// edited while a long run is going.
+const ANALYSIS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/analysis.md");
 const PLUGINS: [&str; 5] = ["bridge", "macvlan", "ipvlan", "host-local", "loopback"];
 /// The load average under which the machine counts as quiet enough for absolute figures.
 const QUIET_LOAD: f64 = 0.7;
@@ -156,7 +157,8 @@ fn main() -> Result<()> {
         .unwrap_or_default();
     std::fs::write(&svg_path, svg::render(&results))
         .with_context(|| format!("writing {}", svg_path.display()))?;
-    let md = report::markdown(&results, &svg_name, ANALYSIS);
+    let analysis = std::fs::read_to_string(ANALYSIS).unwrap_or_default();
+    let md = report::markdown(&results, &svg_name, &analysis);
     std::fs::write(&options.out, &md)
         .with_context(|| format!("writing {}", options.out.display()))?;
     // The tables on stdout too, for CI logs.
@@ -168,6 +170,12 @@ fn main() -> Result<()> {
         svg_path.display(),
         started.elapsed().as_secs_f64()
     );
+    // CI runs --quick so the tool cannot rot: a plugin call that failed must fail the job,
+    // not just show up as a number in a table nobody reads.
+    let failures = report::total_failures(&results);
+    if failures > 0 {
+        bail!("{failures} plugin call(s) failed; see the failure columns in the report");
+    }
     Ok(())
 }
 

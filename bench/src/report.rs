@@ -49,6 +49,29 @@ pub fn median_wall(rounds: &[(Batch, Batch)], add: bool) -> f64 {
     Summary::of_ms(&mut walls).median
 }
 
+/// Failed plugin calls anywhere in the run, both sides.
+pub fn total_failures(r: &Results) -> usize {
+    let latency: usize = r
+        .latency
+        .iter()
+        .flat_map(|l| l.sides.iter())
+        .map(|s| s.failures)
+        .sum();
+    let concurrency: usize = r
+        .concurrency
+        .iter()
+        .flat_map(|c| c.rounds.iter())
+        .map(|rounds| batch_failures(rounds).0)
+        .sum();
+    let scaling: usize = r
+        .scaling
+        .iter()
+        .flat_map(|s| s.sides.iter())
+        .map(|s| s.failures)
+        .sum();
+    latency + concurrency + scaling
+}
+
 fn batch_latencies(rounds: &[(Batch, Batch)], add: bool) -> Summary {
     let all: Vec<_> = rounds
         .iter()
