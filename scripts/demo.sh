@@ -21,12 +21,11 @@
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 REPO_ROOT=$PWD
 
-if [[ $(id -u) -ne 0 ]]; then
-    echo "scripts/demo.sh: must run as root (it creates network namespaces)" >&2
-    exit 1
-fi
+require_root "$0" "it creates network namespaces"
 
 section() { printf '\n=== %s\n' "$*"; }
 # Shows a command, then runs it.
@@ -37,18 +36,7 @@ run() {
 
 # --- Packages and build ----------------------------------------------------------------
 PACKAGES=(gcc libc6-dev iproute2 iputils-ping jq)
-missing=()
-for package in "${PACKAGES[@]}"; do
-    if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed'; then
-        missing+=("$package")
-    fi
-done
-if ((${#missing[@]})); then
-    section "Installing ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update
-    apt-get install -y --no-install-recommends "${missing[@]}"
-fi
+install_missing_packages "${PACKAGES[@]}"
 
 section "cargo build --release --workspace --bins"
 cargo build --release --workspace --bins

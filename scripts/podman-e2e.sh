@@ -26,12 +26,11 @@
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 REPO_ROOT=$PWD
 
-if [[ $(id -u) -ne 0 ]]; then
-    echo "scripts/podman-e2e.sh: must run as root (podman with CNI networks)" >&2
-    exit 1
-fi
+require_root "$0" "podman with CNI networks"
 
 section() { printf '\n=== podman-e2e: %s\n' "$*"; }
 fail() {
@@ -41,18 +40,7 @@ fail() {
 
 # --- Packages --------------------------------------------------------------------------
 PACKAGES=(podman runc conmon busybox-static iproute2 iputils-ping nftables iptables jq)
-missing=()
-for package in "${PACKAGES[@]}"; do
-    if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed'; then
-        missing+=("$package")
-    fi
-done
-if ((${#missing[@]})); then
-    section "installing ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update
-    apt-get install -y --no-install-recommends "${missing[@]}"
-fi
+install_missing_packages "${PACKAGES[@]}"
 
 # --- Timing ----------------------------------------------------------------------------
 T0=$(date +%s.%N)

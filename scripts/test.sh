@@ -14,11 +14,10 @@
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 
-if [[ $(id -u) -ne 0 ]]; then
-    echo "scripts/test.sh: must run as root (the tests create network namespaces)" >&2
-    exit 1
-fi
+require_root "$0" "the tests create network namespaces"
 
 section() { printf '\n=== %s\n' "$*"; }
 
@@ -27,18 +26,7 @@ section() { printf '\n=== %s\n' "$*"; }
 # (ip, ping, nft, iptables, the Go reference plugins in /usr/lib/cni, jq, sysctl).
 PACKAGES=(gcc libc6-dev iproute2 iputils-ping nftables iptables
     containernetworking-plugins jq procps)
-missing=()
-for package in "${PACKAGES[@]}"; do
-    if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed'; then
-        missing+=("$package")
-    fi
-done
-if ((${#missing[@]})); then
-    section "Installing ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update
-    apt-get install -y --no-install-recommends "${missing[@]}"
-fi
+install_missing_packages "${PACKAGES[@]}"
 if command -v rustup >/dev/null; then
     # A minimal rustup profile has neither; the default profile has both (then a no-op).
     rustup component add clippy rustfmt
