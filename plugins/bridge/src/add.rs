@@ -1,6 +1,7 @@
 //! Bridge ADD, top to bottom (cni-notes §2.1 "ADD, step by step"): validate, ensure the
 //! bridge, create the veth straight into the container, wire the host port, spoof check,
-//! IPAM, container addresses and routes, gateway on the bridge, masquerade, result.
+//! IPAM, container addresses and routes, gateway on the bridge (or, with an access VLAN, on
+//! the shared `<bridge>.<vlan>` gateway interface), masquerade, result.
 
 use crate::config::{BridgeConfig, Settings};
 use cni::error::code;
@@ -13,8 +14,47 @@ use cni_plugin_support::{Rollback, configure_iface, fault_point, kernel_error, r
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
-/// Index of the container interface in the result (bridge, host veth, container).
+/// Index of the container interface in the result (bridge, host veth, container, then the
+/// VLAN gateway interface when there is one).
 const CONTAINER_IF: usize = 2;
+
+/// How one bridge port is wired: its flags and its VLAN entries.
+struct PortSpec<'a> {
+    hairpin: bool,
+    isolated: bool,
+    /// Access VLAN: PVID and egress-untagged.
+    vlan: Option<u16>,
+    /// Tagged VLANs.
+    trunk: &'a [u16],
+    /// Keep the port's other VLAN entries (the bridge's default VID 1).
+    preserve_default_vlan: bool,
+}
+
+impl<'a> PortSpec<'a> {
+    /// A container's host veth, as configured.
+    fn container(s: &'a Settings) -> Self {
+        PortSpec {
+            hairpin: s.hairpin,
+            isolated: s.port_isolation,
+            vlan: s.vlan,
+            trunk: &s.vlan_trunk,
+            preserve_default_vlan: s.preserve_default_vlan,
+        }
+    }
+
+    /// The bridge end of the VLAN gateway veth (the reference's `setupVeth` call for it:
+    /// no hairpin, no trunk). Never isolated: isolated ports cannot talk to each other, so
+    /// with `portIsolation` an isolated gateway port would cut every container off.
+    fn vlan_gateway(vlan: u16, s: &Settings) -> Self {
+        PortSpec {
+            hairpin: false,
+            isolated: false,
+            vlan: Some(vlan),
+            trunk: &[],
+            preserve_default_vlan: s.preserve_default_vlan,
+        }
+    }
+}
 
 pub(crate) fn add(req: &Request<BridgeConfig>, s: &Settings) -> Result<CniResult> {
     let version = req.net.cni_version;
@@ -48,7 +88,7 @@ pub(crate) fn add(req: &Request<BridgeConfig>, s: &Settings) -> Result<CniResult
 
     let host_veth = create_veth(&host, &netns, ifname, s, &mut rollback)?;
     fault_point("bridge-after-veth")?;
-    wire_host_port(&host, &host_veth, &bridge, s)?;
+    wire_port(&host, &host_veth, &bridge, &PortSpec::container(s))?;
     fault_point("bridge-after-port")?;
     let container_link = container.link_by_name(ifname).map_err(kernel_error)?;
     let container_mac = container_link.mac.as_ref().map(format_mac);
@@ -226,39 +266,159 @@ fn create_veth(
     ))
 }
 
-/// Enslaves the host end, sets hairpin/isolation and VLANs, and sets it up.
-fn wire_host_port(host: &Handle, veth: &Link, bridge: &Link, s: &Settings) -> Result<()> {
-    host.set_master(veth.index, bridge.index)
+/// Enslaves a host veth end to the bridge, sets hairpin/isolation and VLANs, and sets it
+/// up. Idempotent, so that two ADDs may wire the shared VLAN gateway port at once: an
+/// unwanted VLAN entry that is already gone is fine, and entries we want are not deleted
+/// first (re-adding an existing VID only updates its flags, as `bridge vlan add` does), so
+/// re-wiring never interrupts traffic on them.
+fn wire_port(host: &Handle, port: &Link, bridge: &Link, spec: &PortSpec<'_>) -> Result<()> {
+    host.set_master(port.index, bridge.index)
         .map_err(kernel_error)?;
     host.set_bridge_port(
-        veth.index,
+        port.index,
         BridgePortFlags {
-            hairpin: Some(s.hairpin),
-            isolated: Some(s.port_isolation),
+            hairpin: Some(spec.hairpin),
+            isolated: Some(spec.isolated),
         },
     )
     .map_err(kernel_error)?;
-    if s.vlan_filtering() {
-        if !s.preserve_default_vlan {
-            for vlan in host.bridge_vlans(veth.index).map_err(kernel_error)? {
-                host.del_bridge_vlan(veth.index, vlan.vid)
-                    .map_err(kernel_error)?;
+    if spec.vlan.is_some() || !spec.trunk.is_empty() {
+        // A trunk without an access VLAN still needs a native (PVID) VLAN: VID 1.
+        let native = spec.vlan.unwrap_or(1);
+        if !spec.preserve_default_vlan {
+            for vlan in host.bridge_vlans(port.index).map_err(kernel_error)? {
+                if vlan.vid == native || spec.trunk.contains(&vlan.vid) {
+                    continue;
+                }
+                match host.del_bridge_vlan(port.index, vlan.vid) {
+                    Err(e) if !e.is_not_found() => return Err(kernel_error(e)),
+                    _ => {}
+                }
             }
         }
-        // A trunk without an access VLAN still needs a native (PVID) VLAN: VID 1.
-        let native = s.vlan.unwrap_or(1);
-        host.add_bridge_vlan(veth.index, native, true, true)
+        host.add_bridge_vlan(port.index, native, true, true)
             .map_err(kernel_error)?;
-        for vid in s.vlan_trunk.iter().filter(|v| **v != native) {
-            host.add_bridge_vlan(veth.index, *vid, false, false)
+        for vid in spec.trunk.iter().filter(|v| **v != native) {
+            host.add_bridge_vlan(port.index, *vid, false, false)
                 .map_err(kernel_error)?;
         }
     }
-    let _ = sysctl::ensure(&format!("net/ipv6/conf/{}/accept_ra", veth.name), "0");
-    host.set_link_up(veth.index).map_err(kernel_error)
+    let _ = sysctl::ensure(&format!("net/ipv6/conf/{}/accept_ra", port.name), "0");
+    host.set_link_up(port.index).map_err(kernel_error)
 }
 
-/// L3 mode: IPAM result into the container, gateway on the bridge, forwarding, masquerade.
+/// The VLAN gateway interface `name` (`<bridge>.<vlan>`, cni-notes §2.1 step 8e): one end
+/// of a veth pair inside the host netns, unenslaved, that carries the gateway addresses;
+/// the other end (`veth<8 hex>`, like a container port) is a bridge port with `vlan` as
+/// PVID/untagged, so the gateway sits in the VLAN rather than on the bridge itself (whose
+/// own port is in the default VLAN). Created once and shared by every container of the
+/// VLAN, so neither DEL nor a failed ADD removes it, as the bridge.
+///
+/// Race-free, unlike the reference (whose loser of two concurrent first-time creations
+/// fails with the veth-exists error): EEXIST on either name means another ADD got there
+/// first (or a random port name clashed), so we re-read and reuse, and whoever finds the
+/// pair not yet fully wired (its creator still at work, or killed half-way) wires it
+/// itself — [`wire_port`] is idempotent.
+fn ensure_vlan_gateway(
+    host: &Handle,
+    bridge: &Link,
+    name: &str,
+    vlan: u16,
+    s: &Settings,
+) -> Result<Link> {
+    for _ in 0..10 {
+        match host.link_by_name(name) {
+            Ok(link) => return wire_vlan_gateway(host, bridge, link, vlan, s),
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(kernel_error(e)),
+        }
+        let port_name = random_link_name("veth")?;
+        let spec = VethSpec {
+            name,
+            peer_name: &port_name,
+            peer_netns: None,
+            // The bridge's MTU, as the reference (`br.MTU`): the gateway must not be the
+            // narrowest hop of its VLAN.
+            mtu: Some(bridge.mtu).filter(|mtu| *mtu != 0),
+            mac: None,
+            peer_mac: None,
+        };
+        match host.create_veth(&spec) {
+            Ok(()) => {
+                let link = host.link_by_name(name).map_err(kernel_error)?;
+                return wire_vlan_gateway(host, bridge, link, vlan, s);
+            }
+            // Which name clashed? The next turn's lookup tells: `name` → reuse it.
+            Err(e) if e.is_exists() => continue,
+            Err(e) => return Err(kernel_error(e)),
+        }
+    }
+    Err(Error::plugin(
+        code::KERNEL,
+        format!(
+            "cannot create VLAN gateway interface {name:?}: names kept clashing after 10 tries"
+        ),
+        None,
+    ))
+}
+
+/// Checks that `gateway` is our kind of VLAN gateway (a veth whose peer is in this netns and
+/// on no other bridge) and finishes its wiring unless it is complete already — the common
+/// case of every ADD after the first, which then changes nothing. Returns it re-read.
+fn wire_vlan_gateway(
+    host: &Handle,
+    bridge: &Link,
+    gateway: Link,
+    vlan: u16,
+    s: &Settings,
+) -> Result<Link> {
+    let name = &gateway.name;
+    if gateway.kind.as_deref() != Some("veth") {
+        return Err(Error::invalid_config(format!(
+            "{name:?} already exists but is not a veth: cannot use it as the VLAN {vlan} gateway of bridge {:?}",
+            bridge.name
+        )));
+    }
+    // A same-netns veth reports its peer's index in IFLA_LINK and no IFLA_LINK_NETNSID.
+    let port_index = gateway
+        .link
+        .filter(|_| gateway.link_netnsid.is_none())
+        .ok_or_else(|| {
+            Error::invalid_config(format!(
+                "{name:?} already exists but its veth peer is not in this netns: cannot use it as the VLAN {vlan} gateway of bridge {:?}",
+                bridge.name
+            ))
+        })?;
+    let port = host.link_by_index(port_index).map_err(kernel_error)?;
+    if port.master.is_some_and(|m| m != bridge.index) {
+        return Err(Error::invalid_config(format!(
+            "VLAN gateway {name:?}: its peer {:?} is attached to another master than bridge {:?}",
+            port.name, bridge.name
+        )));
+    }
+    let wired = port.master == Some(bridge.index)
+        && port.admin_up
+        && gateway.admin_up
+        && host
+            .bridge_vlans(port.index)
+            .map_err(kernel_error)?
+            .iter()
+            .any(|v| v.vid == vlan && v.pvid && v.untagged);
+    if wired {
+        return Ok(gateway);
+    }
+    wire_port(host, &port, bridge, &PortSpec::vlan_gateway(vlan, s))?;
+    // The gateway routes for the VLAN, as the bridge does without one: router
+    // advertisements must not configure it (errors ignored: IPv6 may be off).
+    let _ = sysctl::ensure(&format!("net/ipv6/conf/{name}/accept_ra"), "0");
+    if !gateway.admin_up {
+        host.set_link_up(gateway.index).map_err(kernel_error)?;
+    }
+    host.link_by_index(gateway.index).map_err(kernel_error)
+}
+
+/// L3 mode: IPAM result into the container, gateway on the bridge (or on the VLAN gateway
+/// interface), forwarding, masquerade.
 #[allow(clippy::too_many_arguments)]
 fn configure_l3(
     req: &Request<BridgeConfig>,
@@ -328,11 +488,27 @@ fn configure_l3(
     fault_point("bridge-after-addresses")?;
 
     if s.is_gateway {
+        // With an access VLAN the gateway addresses go on `<bridge>.<vlan>` (the bridge's
+        // own port is not in that VLAN), which the result reports as a 4th interface.
+        let gateway_link = match (&s.vlan_gateway, s.vlan) {
+            (Some(name), Some(vlan)) if !gateways.is_empty() => {
+                let link = ensure_vlan_gateway(host, bridge, name, vlan, s)?;
+                result.interfaces.push(Interface {
+                    name: link.name.clone(),
+                    mac: link.mac.as_ref().map(format_mac),
+                    ..Default::default()
+                });
+                link
+            }
+            _ => bridge.clone(),
+        };
         for gw in &gateways {
-            ensure_bridge_address(host, bridge, *gw, s.force_address)?;
+            ensure_link_address(host, &gateway_link, *gw, s.force_address)?;
         }
         // Pin the bridge MAC: otherwise it follows the lowest port MAC and changes as
         // containers come and go, and neighbours keep a stale ARP entry for the gateway.
+        // (A VLAN gateway's MAC is its own veth's and never changes; the bridge MAC is
+        // pinned anyway, so the result's bridge MAC stays true across ADDs.)
         // Pin the MAC it has now, not the one read before our port joined: a bridge whose
         // last port left has 00:00:00:00:00:00 until a port joins, and the kernel refuses
         // to set that (EADDRNOTAVAIL; found by the fault-injection test).
@@ -370,11 +546,11 @@ fn configure_l3(
     Ok(())
 }
 
-/// Puts `gw` on the bridge: identical → nothing; a different IPv4 address or an overlapping
-/// IPv6 prefix → error unless `forceAddress` (then it replaces it); EEXIST from a concurrent
-/// ADD is fine.
-fn ensure_bridge_address(host: &Handle, bridge: &Link, gw: IpNetwork, force: bool) -> Result<()> {
-    let existing = host.addresses(Some(bridge.index)).map_err(kernel_error)?;
+/// Puts the gateway address `gw` on `link` (the bridge, or the VLAN gateway interface):
+/// identical → nothing; a different IPv4 address or an overlapping IPv6 prefix → error unless
+/// `forceAddress` (then it replaces it); EEXIST from a concurrent ADD is fine.
+fn ensure_link_address(host: &Handle, link: &Link, gw: IpNetwork, force: bool) -> Result<()> {
+    let existing = host.addresses(Some(link.index)).map_err(kernel_error)?;
     for addr in existing
         .iter()
         .filter(|a| a.network.is_ipv4() == gw.is_ipv4())
@@ -396,15 +572,15 @@ fn ensure_bridge_address(host: &Handle, bridge: &Link, gw: IpNetwork, force: boo
                 code::KERNEL,
                 format!(
                     "{:?} already has an IP address different from {gw}",
-                    bridge.name
+                    link.name
                 ),
                 Some(format!("existing address {}", addr.network)),
             ));
         }
-        host.del_address(bridge.index, addr.network)
+        host.del_address(link.index, addr.network)
             .map_err(kernel_error)?;
     }
-    match host.add_address(bridge.index, gw, AddressOptions { nodad: true }) {
+    match host.add_address(link.index, gw, AddressOptions { nodad: true }) {
         Err(e) if !e.is_exists() => Err(kernel_error(e)),
         _ => Ok(()),
     }

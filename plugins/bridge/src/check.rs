@@ -1,7 +1,8 @@
 //! Bridge CHECK (cni-notes §2.1 "CHECK"): the interfaces of `prevResult` still exist as ADD
-//! made them (bridge, veth pair and its membership, MACs), and the container still has the
-//! addresses and routes. IPAM is checked only when there is one: the reference delegates
-//! unconditionally, so its L2 CHECK always fails (defect §2.6.1).
+//! made them (bridge, veth pair and its membership, the VLAN gateway interface, MACs), and
+//! the container still has the addresses and routes. IPAM is checked only when there is
+//! one: the reference delegates unconditionally, so its L2 CHECK always fails (defect
+//! §2.6.1).
 
 use crate::config::{BridgeConfig, Settings};
 use cni::{CniResult, Command, Error, Request, Result};
@@ -103,6 +104,23 @@ pub(crate) fn check(req: &Request<BridgeConfig>, s: &Settings) -> Result<()> {
         )));
     }
     check_mac(host_veth.0.mac.as_deref(), &host_veth.1, "prevResult")?;
+
+    // The VLAN gateway interface, when ADD reported one (the reference does not check it).
+    if let Some(gateway_name) = &s.vlan_gateway {
+        if let Some(entry) = prev.interfaces.iter().find(|i| &i.name == gateway_name) {
+            let gateway = host.link_by_name(gateway_name).map_err(|e| {
+                check_failed(format!(
+                    "VLAN gateway interface {gateway_name} was not found: {e}"
+                ))
+            })?;
+            if gateway.kind.as_deref() != Some("veth") {
+                return Err(check_failed(format!(
+                    "VLAN gateway interface {gateway_name} is not a veth"
+                )));
+            }
+            check_mac(entry.mac.as_deref(), &gateway, "prevResult")?;
+        }
+    }
 
     check_addresses_and_routes(&container, &veth, &prev)
 }

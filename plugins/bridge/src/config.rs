@@ -108,6 +108,10 @@ pub struct Settings {
     pub ipam_type: Option<String>,
     /// Container MAC: `runtimeConfig.mac` > `args.cni.mac` > `CNI_ARGS MAC=`.
     pub mac: Option<MacAddr>,
+    /// The gateway interface `<bridge>.<vlan>` that carries the gateway addresses instead
+    /// of the bridge: set in L3 mode with `isGateway` and an access VLAN (cni-notes §2.1
+    /// step 8e), its name already checked to fit the kernel's 15 bytes.
+    pub vlan_gateway: Option<String>,
 }
 
 impl Settings {
@@ -145,9 +149,18 @@ impl Settings {
             ));
         }
         req.args.args.check_known(&["MAC"])?;
+        // UNWRAP-free: 1..=4094 fits u16 (checked above).
+        let vlan = u16::try_from(c.vlan).ok().filter(|v| *v != 0);
+        let is_gateway = c.is_gateway || c.is_default_gateway;
+        let vlan_gateway = match vlan {
+            Some(vlan) if is_gateway && ipam_type.is_some() => {
+                Some(vlan_gateway_name(&bridge, vlan)?)
+            }
+            _ => None,
+        };
         Ok(Settings {
             bridge,
-            is_gateway: c.is_gateway || c.is_default_gateway,
+            is_gateway,
             is_default_gateway: c.is_default_gateway,
             force_address: c.force_address,
             ip_masq: req.net.ip_masq,
@@ -155,8 +168,7 @@ impl Settings {
             mtu: (c.mtu != 0).then_some(c.mtu),
             hairpin: c.hairpin_mode,
             promisc: c.promisc_mode,
-            // UNWRAP-free: 1..=4094 fits u16 (checked above).
-            vlan: u16::try_from(c.vlan).ok().filter(|v| *v != 0),
+            vlan,
             vlan_trunk: collect_vlan_trunk(c.vlan_trunk.as_deref().unwrap_or_default())?,
             preserve_default_vlan: c.preserve_default_vlan,
             macspoofchk: c.macspoofchk,
@@ -165,9 +177,29 @@ impl Settings {
             port_isolation: c.port_isolation,
             ipam_type,
             mac: container_mac(req)?,
+            vlan_gateway,
         })
     }
 }
+
+/// `<bridge>.<vlan>`, the VLAN gateway interface's name. The bridge name is already a valid
+/// interface name and the suffix is a dot and digits, so only the length can be wrong: a
+/// 12-byte bridge name plus `.4094` does not fit the kernel's 15 bytes (IFNAMSIZ - 1). The
+/// reference only finds out when the kernel refuses the veth; we refuse before any change.
+fn vlan_gateway_name(bridge: &str, vlan: u16) -> Result<String> {
+    let name = format!("{bridge}.{vlan}");
+    if name.len() > MAX_IFNAME {
+        return Err(Error::invalid_config(format!(
+            "VLAN gateway interface name {name:?} (<bridge>.<vlan>) is {} bytes, longer than \
+             the kernel's {MAX_IFNAME}: use a shorter bridge name",
+            name.len()
+        )));
+    }
+    Ok(name)
+}
+
+/// The kernel's longest interface name in bytes (IFNAMSIZ 16, minus the NUL).
+const MAX_IFNAME: usize = 15;
 
 /// Merges `vlanTrunk` entries into sorted unique VIDs, with the reference's messages.
 fn collect_vlan_trunk(entries: &[VlanTrunkEntry]) -> Result<Vec<u16>> {
@@ -234,6 +266,19 @@ mod tests {
     fn trunk(json: &str) -> Result<Vec<u16>> {
         let entries: Vec<VlanTrunkEntry> = serde_json::from_str(json).unwrap();
         collect_vlan_trunk(&entries)
+    }
+
+    #[test]
+    fn vlan_gateway_name_fits_the_kernel_or_is_invalid_config() {
+        assert_eq!(vlan_gateway_name("cni0", 100).unwrap(), "cni0.100");
+        assert_eq!(
+            vlan_gateway_name("abcdefghij", 4094).unwrap(),
+            "abcdefghij.4094"
+        );
+        let err = vlan_gateway_name("abcdefghijk", 4094).unwrap_err();
+        assert_eq!(err.code(), 7);
+        assert!(err.msg().contains("\"abcdefghijk.4094\""), "{}", err.msg());
+        assert!(err.msg().contains("16 bytes"), "{}", err.msg());
     }
 
     #[test]

@@ -3,8 +3,8 @@
 //! (cni-notes §2.1; reference defects fixed: §2.6 items 1–4 and 6).
 //!
 //! Every ADD step registers its undo; if a later step fails, the undo list runs in reverse,
-//! so a failed ADD leaves no veth, reservation or rule behind (a bridge it created stays: it
-//! is shared). DEL needs nothing but the attachment's identity, so it also cleans up after
+//! so a failed ADD leaves no veth, reservation or rule behind (a bridge it created stays, as
+//! does a `<bridge>.<vlan>` VLAN gateway interface: they are shared). DEL needs nothing but the attachment's identity, so it also cleans up after
 //! an ADD that was killed half-way.
 
 mod add;
