@@ -114,11 +114,18 @@ if bash scripts/podman-e2e.sh; then podman_passed=1; else podman_failed=1; test_
 
 # --- Summary ---------------------------------------------------------------------------
 # One line for the whole run: cargo test's per-binary results, the VM lane and podman.
-count() { grep -Eo "[0-9]+ $1" "$@" 2>/dev/null | awk '{n += $1} END {print n + 0}'; }
-cargo_passed=$(grep -E '^test result:' "$logs/cargo-test.log" | count passed -)
-cargo_failed=$(grep -E '^test result:' "$logs/cargo-test.log" | count failed -)
-vm_passed=$(tail -n 1 "$logs/vm-lane.log" 2>/dev/null | grep -E '^[0-9]+ passed' | count passed -)
-vm_failed=$(tail -n 1 "$logs/vm-lane.log" 2>/dev/null | grep -E '^[0-9]+ passed' | count failed -)
+# sum_of WORD FILE REGEX: the sum of the "<N> WORD" figures on FILE's lines matching REGEX
+# (0 when FILE is missing, e.g. the VM lane was skipped).
+sum_of() {
+    awk -v word="$1" -v re="$3" '$0 ~ re {
+        for (i = 1; i < NF; i++) if ($(i + 1) ~ "^" word) n += $i
+    } END { print n + 0 }' "$2" 2>/dev/null || echo 0
+}
+cargo_passed=$(sum_of passed "$logs/cargo-test.log" '^test result:')
+cargo_failed=$(sum_of failed "$logs/cargo-test.log" '^test result:')
+# The lane's own closing line, "N passed, M failed".
+vm_passed=$(sum_of passed "$logs/vm-lane.log" '^[0-9]+ passed, [0-9]+ failed$')
+vm_failed=$(sum_of failed "$logs/vm-lane.log" '^[0-9]+ passed, [0-9]+ failed$')
 total_passed=$((cargo_passed + vm_passed + podman_passed))
 total_failed=$((cargo_failed + vm_failed + podman_failed))
 
