@@ -233,6 +233,32 @@ fn settle(namespaces: usize) {
     std::thread::sleep(Duration::from_millis(5 + 2 * namespaces as u64));
 }
 
+/// Sleeps a random 0–8 ms (two ticks of this kernel's HZ=250) before a timed call.
+///
+/// Why: DEL is dominated by RCU grace periods inside the kernel's unregister path, and
+/// those end on timer ticks, so a DEL's duration depends on where in the 4 ms tick it
+/// starts. The loop below is regular, so without jitter each contender would start at its
+/// own, fixed phase and carry a systematic bias of up to a tick (seen: two DEL medians 4 ms
+/// apart that swapped order between runs). Random phase turns that bias into noise that
+/// the median averages away.
+fn jitter() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static STATE: AtomicU64 = AtomicU64::new(0);
+    let mut x = STATE.load(Ordering::Relaxed);
+    if x == 0 {
+        x = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0x9e37_79b9_7f4a_7c15, |d| d.as_nanos() as u64)
+            | 1;
+    }
+    // xorshift64: plenty for spreading start times.
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    STATE.store(x, Ordering::Relaxed);
+    std::thread::sleep(Duration::from_micros(x % 8_000));
+}
+
 /// Item 1 (and the floor of item 2): `warmup` untimed rounds, then `iterations` rounds of
 /// ADD+DEL per side and floor, in rotating order.
 pub fn latency(dirs: &Dirs, iterations: usize, warmup: usize) -> Result<Vec<Latency>> {
@@ -272,10 +298,12 @@ pub fn latency(dirs: &Dirs, iterations: usize, warmup: usize) -> Result<Vec<Late
                         let side = Side::BOTH[who];
                         let w = &worlds[who];
                         let bin = &binaries[who];
+                        jitter();
                         let add = spawn::run(
                             &call(bin, "ADD", ctr, scenario.ifname, &w.config),
                             &w.host,
                         )?;
+                        jitter();
                         let del = spawn::run(
                             &call(bin, "DEL", ctr, scenario.ifname, &w.config),
                             &w.host,
@@ -290,7 +318,9 @@ pub fn latency(dirs: &Dirs, iterations: usize, warmup: usize) -> Result<Vec<Late
                         let Some((_, handle)) = &floor_host else {
                             continue;
                         };
+                        jitter();
                         let (add, trips) = floor::netlink_add(handle, ctr, &format!("fn{i:08x}"))?;
+                        jitter();
                         let del = floor::netlink_del(ctr)?;
                         if timed {
                             floor_netlink.add.push(add);
@@ -302,7 +332,9 @@ pub fn latency(dirs: &Dirs, iterations: usize, warmup: usize) -> Result<Vec<Late
                         let Some((host, _)) = &floor_host else {
                             continue;
                         };
+                        jitter();
                         let add = floor::ip_add(host, ctr, &format!("fi{i:08x}"))?;
+                        jitter();
                         let del = floor::ip_del(ctr)?;
                         if timed {
                             floor_ip.add.push(add);
