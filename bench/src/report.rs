@@ -565,7 +565,39 @@ fn scaling_table(md: &mut String, r: &Results) {
 }
 
 fn resources_table(md: &mut String, r: &Results) {
-    let _ = writeln!(md, "## 5. Peak RSS and binary size\n");
+    let _ = writeln!(md, "## 5. CPU time, peak RSS and binary size\n");
+    let _ = writeln!(
+        md,
+        "CPU = user + system time of the plugin and its reaped IPAM child (`wait4` \
+         rusage), median over the latency run. On 2 cores this, not latency, is what bounds \
+         the concurrency results.\n"
+    );
+    let _ = writeln!(
+        md,
+        "| scenario | ADD CPU ours | reference | ours / reference | DEL CPU ours | reference | ours / reference |\n|---|---|---|---|---|---|---|"
+    );
+    for l in &r.latency {
+        let q = |i: usize, add: bool| {
+            Summary::of(if add {
+                &l.sides[i].cpu_add
+            } else {
+                &l.sides[i].cpu_del
+            })
+            .median
+        };
+        let _ = writeln!(
+            md,
+            "| {} | {} ms | {} ms | **{}** | {} ms | {} ms | **{}** |",
+            l.name,
+            ms(q(0, true)),
+            ms(q(1, true)),
+            ratio(q(0, true), q(1, true)),
+            ms(q(0, false)),
+            ms(q(1, false)),
+            ratio(q(0, false), q(1, false))
+        );
+    }
+    md.push('\n');
     let _ = writeln!(
         md,
         "Peak RSS = `ru_maxrss` of the reaped plugin (for bridge and macvlan this is the \

@@ -59,6 +59,8 @@ pub struct Samples {
     pub del: Vec<Duration>,
     pub rss_add: Vec<u64>,
     pub rss_del: Vec<u64>,
+    pub cpu_add: Vec<Duration>,
+    pub cpu_del: Vec<Duration>,
     pub failures: usize,
     pub first_failure: Option<String>,
 }
@@ -75,10 +77,12 @@ impl Samples {
             "ADD" => {
                 self.add.push(outcome.elapsed);
                 self.rss_add.push(outcome.max_rss_kib);
+                self.cpu_add.push(outcome.cpu);
             }
             _ => {
                 self.del.push(outcome.elapsed);
                 self.rss_del.push(outcome.max_rss_kib);
+                self.cpu_del.push(outcome.cpu);
             }
         }
     }

@@ -67,6 +67,8 @@ pub struct Outcome {
     /// The child's `ru_maxrss` in KiB; for a delegating plugin this is the larger of the
     /// plugin and its reaped IPAM child (the kernel reports RUSAGE_BOTH for a zombie).
     pub max_rss_kib: u64,
+    /// User + system CPU time of the child and its reaped children (the IPAM plugin).
+    pub cpu: Duration,
     pub success: bool,
     /// stdout then stderr, kept for failure messages.
     pub output: String,
@@ -153,6 +155,7 @@ struct Reaped {
     at: Instant,
     status: libc::c_int,
     max_rss_kib: u64,
+    cpu: Duration,
 }
 
 fn wait4(pid: libc::pid_t) -> Result<Reaped> {
@@ -169,6 +172,7 @@ fn wait4(pid: libc::pid_t) -> Result<Reaped> {
                 at,
                 status,
                 max_rss_kib: usage.ru_maxrss as u64,
+                cpu: timeval(usage.ru_utime) + timeval(usage.ru_stime),
             });
         }
         let err = std::io::Error::last_os_error();
@@ -180,6 +184,10 @@ fn wait4(pid: libc::pid_t) -> Result<Reaped> {
     }
 }
 
+fn timeval(tv: libc::timeval) -> Duration {
+    Duration::from_secs(tv.tv_sec as u64) + Duration::from_micros(tv.tv_usec as u64)
+}
+
 fn finish(mut running: Running, reaped: Reaped) -> Outcome {
     let mut output = String::new();
     // The child has exited, so these reads end at once; they only collect diagnostics.
@@ -188,6 +196,7 @@ fn finish(mut running: Running, reaped: Reaped) -> Outcome {
     Outcome {
         elapsed: reaped.at.duration_since(running.start),
         max_rss_kib: reaped.max_rss_kib,
+        cpu: reaped.cpu,
         success: libc::WIFEXITED(reaped.status) && libc::WEXITSTATUS(reaped.status) == 0,
         output,
     }
