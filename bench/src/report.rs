@@ -124,6 +124,13 @@ fn verdict(holds: Option<bool>) -> &'static str {
     }
 }
 
+/// The 1-minute load at the end, if it rose past 2: the run was not quiet throughout even
+/// if it started quiet.
+fn load_rose(c: &Context) -> Option<f64> {
+    let end: f64 = c.load_end.split_whitespace().next()?.parse().ok()?;
+    (end >= 2.0).then_some(end)
+}
+
 /// The whole file. `analysis` is the hand-written part kept in `bench/analysis.md`.
 pub fn markdown(r: &Results, svg_name: &str, analysis: &str) -> String {
     let c = &r.context;
@@ -142,6 +149,16 @@ pub fn markdown(r: &Results, svg_name: &str, analysis: &str) -> String {
              0.7): other work shared the 2 cores, so absolute figures are inflated. Ours and \
              the reference were interleaved call by call, so the *ratios* remain \
              meaningful; the absolute milliseconds are not.\n",
+            c.load_start
+        );
+    }
+    if let Some(end) = load_rose(c) {
+        let _ = writeln!(
+            md,
+            "> **LOAD ROSE DURING THE RUN** to a 1-minute average of {end:.2} at the end \
+             (start: {}): other work started on the shared machine. The phases measured last \
+             (concurrency) were the most exposed; compare ratios, and prefer the earlier \
+             phases' absolute figures.\n",
             c.load_start
         );
     }
