@@ -10,7 +10,7 @@ use serde_json::Value;
 use std::io::{self, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Output, Stdio};
+use std::process::{Child, Output, Stdio};
 use std::time::Duration;
 
 /// How often a spawn failing with ETXTBSY is retried, and the pause between tries (Go
@@ -32,15 +32,126 @@ const TEXT_FILE_BUSY_PAUSE: Duration = Duration::from_secs(1);
 /// On a non-zero exit its stdout is read as an error object and returned with its code
 /// (code `DELEGATE` if there is none); a successful stdout that is not JSON is code 6.
 pub fn delegate(plugin_type: &str, command: Command, args: &CmdArgs) -> Result<Option<Value>> {
+    spawn_delegate(plugin_type, command, args)?.finish()
+}
+
+/// ADD through a delegate, its result converted to canonical form (IPAM results arrive in
+/// the config's version).
+///
+/// A delegate that succeeds without printing a result is code
+/// [`crate::error::code::DELEGATE`]; a result without `cniVersion` is read in `version`.
+pub fn delegate_add(plugin_type: &str, args: &CmdArgs, version: Version) -> Result<CniResult> {
+    spawn_delegate(plugin_type, Command::Add, args)?.finish_add(version)
+}
+
+/// Starts [`delegate`]'s process without waiting for it, so it runs while the caller does
+/// other work: a process start costs about a millisecond and IPAM is independent of most
+/// of an interface plugin's kernel work. The request goes to its stdin on
+/// [`Pending::send`] (or [`Pending::finish`]): until then it waits, fully loaded, for its
+/// input — so a DEL can start IPAM early yet release the address only after the interface
+/// is gone.
+pub fn spawn_delegate(plugin_type: &str, command: Command, args: &CmdArgs) -> Result<Pending> {
     let binary = find_plugin(plugin_type, &args.path)?;
     log::debug!("delegating {command} to {}", binary.display());
-    let output = run_plugin(&binary, command, args).map_err(|e| {
+    let child = spawn_plugin(&binary, command, args).map_err(|e| {
         Error::plugin(
             code::DELEGATE,
             format!("failed to run plugin {plugin_type:?}"),
             Some(format!("{}: {e}", binary.display())),
         )
     })?;
+    Ok(Pending {
+        plugin_type: plugin_type.to_owned(),
+        child: Some(child),
+        request: Some(args.stdin.clone()),
+        writer: None,
+    })
+}
+
+/// A delegate that was started by [`spawn_delegate`] and not yet waited for.
+///
+/// Dropping it unfinished sends the request if it was not sent and waits for the process
+/// (never kills it): an IPAM plugin killed mid-way could hold a reservation nobody knows
+/// about, while one that completes leaves a state the caller's rollback DEL undoes.
+pub struct Pending {
+    plugin_type: String,
+    child: Option<Child>,
+    request: Option<Vec<u8>>,
+    writer: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Pending {
+    /// Sends the request to the delegate's stdin (from a thread, so a delegate that writes
+    /// before reading cannot deadlock us). Later calls do nothing.
+    pub fn send(&mut self) {
+        let (Some(child), Some(request)) = (self.child.as_mut(), self.request.take()) else {
+            return;
+        };
+        if let Some(mut stdin) = child.stdin.take() {
+            self.writer = Some(std::thread::spawn(move || {
+                // A plugin may exit without reading its stdin (EPIPE): its exit status and
+                // stdout tell what happened, so the write error itself is not an error.
+                if let Err(e) = stdin.write_all(&request) {
+                    log::debug!("writing the delegate's stdin: {e}");
+                }
+            }));
+        }
+    }
+
+    /// Sends the request if not sent yet, waits, and parses the answer as [`delegate`] does.
+    pub fn finish(mut self) -> Result<Option<Value>> {
+        self.send();
+        let plugin_type = std::mem::take(&mut self.plugin_type);
+        let output = self.wait().map_err(|e| {
+            Error::plugin(
+                code::DELEGATE,
+                format!("failed to run plugin {plugin_type:?}"),
+                Some(e.to_string()),
+            )
+        })?;
+        parse_output(&plugin_type, &output)
+    }
+
+    /// [`Pending::finish`] for ADD: the result in canonical form, read in `version` when it
+    /// has no `cniVersion`; no result at all is code [`crate::error::code::DELEGATE`].
+    pub fn finish_add(self, version: Version) -> Result<CniResult> {
+        let plugin_type = self.plugin_type.clone();
+        let value = self.finish()?.ok_or_else(|| {
+            Error::plugin(
+                code::DELEGATE,
+                format!("plugin {plugin_type:?} returned no result for ADD"),
+                None,
+            )
+        })?;
+        CniResult::from_prev_result(&value, version)
+    }
+
+    fn wait(&mut self) -> io::Result<Output> {
+        let child = self
+            .child
+            .take()
+            .ok_or_else(|| io::Error::other("already waited for"))?;
+        let output = child.wait_with_output();
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+        output
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            self.send();
+            if let Err(e) = self.wait() {
+                log::warn!("waiting for delegate {:?}: {e}", self.plugin_type);
+            }
+        }
+    }
+}
+
+/// A finished delegate's output: its result (`None` if it printed nothing), or its error.
+fn parse_output(plugin_type: &str, output: &Output) -> Result<Option<Value>> {
     let stdout = String::from_utf8_lossy(&output.stdout);
     if !output.status.success() {
         return Err(match serde_json::from_str::<ErrorResult>(&stdout) {
@@ -61,22 +172,6 @@ pub fn delegate(plugin_type: &str, command: Command, args: &CmdArgs) -> Result<O
             msg: format!("failed to decode the output of plugin {plugin_type:?}: {e}"),
             details: Some(stdout.into_owned()),
         })
-}
-
-/// ADD through a delegate, its result converted to canonical form (IPAM results arrive in
-/// the config's version).
-///
-/// A delegate that succeeds without printing a result is code
-/// [`crate::error::code::DELEGATE`]; a result without `cniVersion` is read in `version`.
-pub fn delegate_add(plugin_type: &str, args: &CmdArgs, version: Version) -> Result<CniResult> {
-    let value = delegate(plugin_type, Command::Add, args)?.ok_or_else(|| {
-        Error::plugin(
-            code::DELEGATE,
-            format!("plugin {plugin_type:?} returned no result for ADD"),
-            None,
-        )
-    })?;
-    CniResult::from_prev_result(&value, version)
 }
 
 /// The first regular, executable file named `plugin_type` in `path` (Go `FindInPath`, which
@@ -113,11 +208,10 @@ fn is_executable_file(path: &Path) -> bool {
         .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
 }
 
-/// Spawns the plugin (retrying ETXTBSY), feeds its stdin from a scoped thread so a plugin
-/// that writes before reading cannot deadlock us, and collects stdout.
-fn run_plugin(binary: &Path, command: Command, args: &CmdArgs) -> io::Result<Output> {
+/// Spawns the plugin with piped stdin and stdout, retrying ETXTBSY.
+fn spawn_plugin(binary: &Path, command: Command, args: &CmdArgs) -> io::Result<Child> {
     let mut retries = 0;
-    let mut child = loop {
+    loop {
         let spawned = std::process::Command::new(binary)
             .envs(args.to_env(command))
             .stdin(Stdio::piped())
@@ -133,22 +227,9 @@ fn run_plugin(binary: &Path, command: Command, args: &CmdArgs) -> io::Result<Out
                 log::debug!("{}: {e}; retry {retries}", binary.display());
                 std::thread::sleep(TEXT_FILE_BUSY_PAUSE);
             }
-            other => break other?,
+            other => return other,
         }
-    };
-    let stdin = child.stdin.take();
-    std::thread::scope(|scope| {
-        if let Some(mut stdin) = stdin {
-            scope.spawn(move || {
-                // A plugin may exit without reading its stdin (EPIPE): its exit status and
-                // stdout tell what happened, so the write error itself is not an error.
-                if let Err(e) = stdin.write_all(&args.stdin) {
-                    log::debug!("writing the delegate's stdin: {e}");
-                }
-            });
-        }
-        child.wait_with_output()
-    })
+    }
 }
 
 #[cfg(test)]
@@ -214,6 +295,39 @@ mod tests {
         let args = args_with_path(vec![a.path().into(), b.path().into(), c.path().into()]);
         let out = delegate("ipam", Command::Add, &args).unwrap();
         assert_eq!(out, Some(serde_json::json!({"from": "c"})));
+    }
+
+    #[test]
+    fn a_spawned_delegate_gets_its_request_only_when_sent() {
+        let dir = TempDir::new().unwrap();
+        // The file appears only once stdin reached EOF, i.e. after the request was sent.
+        script(
+            dir.path(),
+            "ipam",
+            r#"cat > "$0.tmp"; mv "$0.tmp" "$0.stdin"; echo '{"ok": true}'"#,
+        );
+        let args = args_with_path(vec![dir.path().into()]);
+        let pending = spawn_delegate("ipam", Command::Del, &args).unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(
+            !dir.path().join("ipam.stdin").exists(),
+            "the delegate must wait for its request"
+        );
+        assert_eq!(pending.finish().unwrap().unwrap()["ok"], true);
+        assert_eq!(fs::read(dir.path().join("ipam.stdin")).unwrap(), args.stdin);
+    }
+
+    #[test]
+    fn dropping_an_unfinished_delegate_sends_the_request_and_waits_for_it() {
+        let dir = TempDir::new().unwrap();
+        script(
+            dir.path(),
+            "ipam",
+            r#"cat > "$0.tmp"; sleep 0.2; mv "$0.tmp" "$0.done""#,
+        );
+        let args = args_with_path(vec![dir.path().into()]);
+        drop(spawn_delegate("ipam", Command::Add, &args).unwrap());
+        assert_eq!(fs::read(dir.path().join("ipam.done")).unwrap(), args.stdin);
     }
 
     #[test]

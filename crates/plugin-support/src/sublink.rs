@@ -8,7 +8,8 @@ use crate::{
     Rollback, combine_errors, delete_container_link, fault_point, kernel_error, random_link_name,
 };
 use cni::error::code;
-use cni::{CmdArgs, CniResult, Command, Dns, Error, Interface, NetConf, Request, Result};
+use cni::invoke::Pending;
+use cni::{CmdArgs, CniResult, Command, Dns, Error, Interface, NetConf, Request, Result, Version};
 use cni_netlink::{Handle, IpFamily, Link, Netns, format_mac, sysctl};
 use std::path::Path;
 
@@ -152,19 +153,24 @@ pub fn container_interface(link: &Link, netns: &Netns) -> Interface {
     }
 }
 
-/// IPAM ADD, with its DEL registered as the undo. `plugin` prefixes the fault point
-/// `<plugin>-after-ipam`.
-pub fn ipam_add<C>(
-    req: &Request<C>,
-    ipam: &str,
-    plugin: &'static str,
-    rollback: &mut Rollback,
-) -> Result<CniResult> {
-    let result = cni::invoke::delegate_add(ipam, &req.args, req.net.cni_version)?;
+/// Starts IPAM ADD (it runs while the caller creates the link: the two are independent,
+/// and in series IPAM's process start was a third of ADD) and registers its DEL as the
+/// undo. Declare the returned [`Pending`] after the [`Rollback`]: on an early return it is
+/// dropped first, which waits for the process, before the undo releases what it took.
+pub fn start_ipam<C>(req: &Request<C>, ipam: &str, rollback: &mut Rollback) -> Result<Pending> {
+    let mut pending = cni::invoke::spawn_delegate(ipam, Command::Add, &req.args)?;
+    pending.send();
     let (name, args) = (ipam.to_owned(), req.args.clone());
     rollback.push("IPAM reservation", move || {
         cni::invoke::delegate(&name, Command::Del, &args).map(drop)
     });
+    Ok(pending)
+}
+
+/// The result of [`start_ipam`]; no IP is an error. `plugin` prefixes the fault point
+/// `<plugin>-after-ipam`.
+pub fn finish_ipam(pending: Pending, version: Version, plugin: &'static str) -> Result<CniResult> {
+    let result = pending.finish_add(version)?;
     fault_point(&format!("{plugin}-after-ipam"))?;
     if result.ips.is_empty() {
         return Err(Error::plugin(
@@ -212,15 +218,18 @@ pub fn result_dns(net: &NetConf, from_ipam: Dns) -> Dns {
 /// or on a host without a default route. A missing netns or link is the goal state.
 pub fn del(net: &NetConf, args: &CmdArgs) -> Result<()> {
     let mut errors = Vec::new();
-    if let Some(ipam) = net.ipam_type() {
-        if let Err(e) = cni::invoke::delegate(ipam, Command::Del, args) {
-            errors.push(e);
-        }
-    }
+    // IPAM starts now and loads while the kernel deletes the link, but gets its request
+    // only once the link is gone: the address is released after the device (plugins #666).
+    let ipam = net
+        .ipam_type()
+        .map(|ipam| cni::invoke::spawn_delegate(ipam, Command::Del, args));
     if let Some(path) = &args.netns {
         if let Err(e) = delete_container_link(path, &args.ifname) {
             errors.push(e);
         }
+    }
+    if let Some(Err(e)) = ipam.map(|pending| pending.and_then(Pending::finish)) {
+        errors.push(e);
     }
     combine_errors(errors)
 }

@@ -19,6 +19,10 @@ pub(crate) fn add(req: &Request<IpvlanConfig>, s: &Settings) -> Result<CniResult
     let (master, mtu) = s.resolve_master(&ns)?;
 
     let mut rollback = Rollback::new();
+    let addresses = match &s.addressing {
+        Addressing::Ipam(ipam) => Addresses::Ipam(sublink::start_ipam(req, ipam, &mut rollback)?),
+        Addressing::Chained(prev) => Addresses::Chained(prev),
+    };
     let link = sublink::create_in_container(&ns, ifname, "ipvlan", &mut rollback, |name| {
         let spec = IpvlanSpec {
             name,
@@ -32,9 +36,9 @@ pub(crate) fn add(req: &Request<IpvlanConfig>, s: &Settings) -> Result<CniResult
         ns.master_side(s.link_in_container).create_ipvlan(&spec)
     })?;
 
-    let mut result = match &s.addressing {
-        Addressing::Ipam(ipam) => sublink::ipam_add(req, ipam, "ipvlan", &mut rollback)?,
-        Addressing::Chained(prev) => (**prev).clone(),
+    let mut result = match addresses {
+        Addresses::Ipam(pending) => sublink::finish_ipam(pending, version, "ipvlan")?,
+        Addresses::Chained(prev) => prev.clone(),
     };
     // The result describes this plugin's interface only; the addresses move onto it.
     result.interfaces = vec![sublink::container_interface(&link, &ns.netns)];
@@ -52,4 +56,12 @@ pub(crate) fn add(req: &Request<IpvlanConfig>, s: &Settings) -> Result<CniResult
     fault_point("ipvlan-before-result")?;
     rollback.commit();
     Ok(result)
+}
+
+/// Where this ADD's addresses come from, once IPAM (if any) has been started.
+enum Addresses<'a> {
+    /// IPAM ADD, running since before the link was created.
+    Ipam(cni::invoke::Pending),
+    /// The prevResult of a chained call.
+    Chained(&'a CniResult),
 }

@@ -16,6 +16,11 @@ pub(crate) fn add(req: &Request<MacvlanConfig>, s: &Settings) -> Result<CniResul
     let (master, mtu) = s.resolve_master(&ns)?;
 
     let mut rollback = Rollback::new();
+    let mut ipam = s
+        .ipam_type
+        .as_ref()
+        .map(|ipam| sublink::start_ipam(req, ipam, &mut rollback))
+        .transpose()?;
     let link = sublink::create_in_container(&ns, ifname, "macvlan", &mut rollback, |name| {
         let spec = MacvlanSpec {
             name,
@@ -35,8 +40,8 @@ pub(crate) fn add(req: &Request<MacvlanConfig>, s: &Settings) -> Result<CniResul
     result.interfaces = vec![sublink::container_interface(&link, &ns.netns)];
     sublink::set_notify_sysctls(&ns.netns, ifname)?;
     let mut ipam_dns = Default::default();
-    if let Some(ipam) = &s.ipam_type {
-        let ipam_result = sublink::ipam_add(req, ipam, "macvlan", &mut rollback)?;
+    if let Some(pending) = ipam.take() {
+        let ipam_result = sublink::finish_ipam(pending, version, "macvlan")?;
         result.ips = ipam_result.ips;
         result.routes = ipam_result.routes;
         ipam_dns = ipam_result.dns;
