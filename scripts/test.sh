@@ -112,6 +112,14 @@ section "podman end to end"
 podman_passed=0 podman_failed=0
 if bash scripts/podman-e2e.sh; then podman_passed=1; else podman_failed=1; test_status=1; fi
 
+# --- Benchmark smoke ---------------------------------------------------------------------
+# A few interleaved iterations of every benchmark scenario against the Go reference, so
+# the tool never rots (the full run is `bash scripts/bench.sh`, see BENCHMARKS.md). It
+# fails if any plugin call fails; the figures of a smoke run are not kept.
+section "benchmark smoke"
+cargo build --release --workspace --bins
+cargo run --release -p cni-bench -- --quick --out "$logs/BENCHMARKS.md" || test_status=$?
+
 # --- Summary ---------------------------------------------------------------------------
 # One line for the whole run: cargo test's per-binary results, the VM lane and podman.
 # sum_of WORD FILE REGEX: the sum of the "<N> WORD" figures on FILE's lines matching REGEX
