@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use cni_conformance::{Invocation, Lab};
 use common::*;
-use serde_json::{Value, json};
+use serde_json::json;
 
 /// Every fault point of add.rs, in step order.
 const FAULT_POINTS: [&str; 10] = [
@@ -27,20 +27,6 @@ const FAULT_POINTS: [&str; 10] = [
     "bridge-after-container",
     "bridge-before-result",
 ];
-
-/// A config that makes every kind of state: gateway, masquerade, spoof check, a lease.
-fn full_conf(lab: &Lab, backend: &str) -> Value {
-    conf(
-        "1.0.0",
-        json!({
-            "isGateway": true,
-            "ipMasq": true,
-            "ipMasqBackend": backend,
-            "macspoofchk": true,
-            "ipam": ipam_dual(lab),
-        }),
-    )
-}
 
 #[test]
 fn a_fault_at_any_step_leaves_nothing_behind() {

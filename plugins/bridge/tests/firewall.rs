@@ -16,19 +16,6 @@ use serde_json::{Value, json};
 
 const BACKENDS: [&str; 2] = ["nftables", "iptables"];
 
-fn masq_conf(lab: &Lab, backend: &str) -> Value {
-    conf(
-        "1.0.0",
-        json!({
-            "isGateway": true,
-            "ipMasq": true,
-            "ipMasqBackend": backend,
-            "macspoofchk": true,
-            "ipam": ipam_dual(lab),
-        }),
-    )
-}
-
 /// The masquerade rules of one attachment in `backend`, found by the comment that names
 /// its interface and container.
 fn masq_rules_of(lab: &Lab, backend: &str, container: &Netns, ifname: &str) -> Vec<String> {
@@ -98,7 +85,7 @@ fn result_ips(result: &Value) -> Vec<String> {
 fn masquerade_rules_follow_add_and_del_in_both_backends() {
     for backend in BACKENDS {
         let lab = Lab::new();
-        let conf = masq_conf(&lab, backend);
+        let conf = full_conf(&lab, backend);
         let result = add(&lab, &conf).assert_success().result().clone();
         let ips = result_ips(&result);
         let ips: Vec<&str> = ips.iter().map(String::as_str).collect();
@@ -138,7 +125,7 @@ fn masquerade_rules_follow_add_and_del_in_both_backends() {
 fn two_interfaces_of_one_container_have_separate_rules_unlike_reference_2_6_3() {
     for backend in BACKENDS {
         let lab = Lab::new();
-        let conf = masq_conf(&lab, backend);
+        let conf = full_conf(&lab, backend);
         let first = add_in(&lab, lab.container(), "eth0", &conf).assert_success();
         let second = add_in(&lab, lab.container(), "eth1", &conf).assert_success();
         let (ips0, ips1) = (result_ips(first.result()), result_ips(second.result()));
@@ -193,7 +180,7 @@ fn del_removes_rules_without_netns_or_interface_unlike_reference_2_6_2_issue_810
         ] {
             let context = format!("{backend} {case:?}");
             let lab = Lab::new();
-            let conf = masq_conf(&lab, backend);
+            let conf = full_conf(&lab, backend);
             let container = lab.new_container();
             let path = container.path().to_owned();
             add_in(&lab, &container, "eth0", &conf).assert_success();
@@ -239,7 +226,7 @@ fn del_removes_rules_without_netns_or_interface_unlike_reference_2_6_2_issue_810
 fn gc_removes_stale_attachments_rules_and_leases() {
     for backend in BACKENDS {
         let lab = Lab::new();
-        let mut conf = masq_conf(&lab, backend);
+        let mut conf = full_conf(&lab, backend);
         conf["cniVersion"] = json!("1.1.0");
         let stale = lab.new_container();
         let kept = add(&lab, &conf).assert_success().result().clone();

@@ -347,34 +347,6 @@ fn vlan_config_on_a_kernel_without_vlan_filtering_fails_cleanly() {
     }
 }
 
-/// The VLAN entries of the host veth port: `(vid, pvid, untagged)`, sorted.
-fn port_vlans(lab: &Lab) -> Vec<(u64, bool, bool)> {
-    let port = host_veth(lab);
-    let name = port["ifname"].as_str().unwrap();
-    let out = lab
-        .host()
-        .exec(&["bridge", "-j", "vlan", "show", "dev", name]);
-    assert!(out.status.success(), "{out:?}");
-    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let mut vlans = Vec::new();
-    for entry in json.as_array().unwrap() {
-        for vlan in entry["vlans"].as_array().unwrap() {
-            let flags = vlan["flags"].as_array().cloned().unwrap_or_default();
-            let first = vlan["vlan"].as_u64().unwrap();
-            let last = vlan["vlanEnd"].as_u64().unwrap_or(first);
-            for vid in first..=last {
-                vlans.push((
-                    vid,
-                    flags.contains(&json!("PVID")),
-                    flags.contains(&json!("Egress Untagged")),
-                ));
-            }
-        }
-    }
-    vlans.sort_unstable();
-    vlans
-}
-
 fn vm_vlan_case(extra: Value, want: Vec<(u64, bool, bool)>) {
     let lab = Lab::new();
     let conf = conf("1.0.0", extra);
@@ -384,7 +356,8 @@ fn vm_vlan_case(extra: Value, want: Vec<(u64, bool, bool)>) {
         bridge["linkinfo"]["info_data"]["vlan_filtering"], 1,
         "{bridge}"
     );
-    assert_eq!(port_vlans(&lab), want);
+    let port = host_veth(&lab);
+    assert_eq!(port_vlans(&lab, port["ifname"].as_str().unwrap()), want);
     del(&lab, &conf).assert_success();
     assert_nothing_left(&lab, &[lab.container()], "eth0", "after DEL");
 }

@@ -29,32 +29,6 @@ fn vlan_conf(ipam: Value, preserve_default_vlan: bool) -> Value {
     )
 }
 
-/// The VLAN entries of bridge port `port` in the lab's host: `(vid, pvid, untagged)`, sorted.
-fn port_vlans(lab: &Lab, port: &str) -> Vec<(u64, bool, bool)> {
-    let out = lab
-        .host()
-        .exec(&["bridge", "-j", "vlan", "show", "dev", port]);
-    assert!(out.status.success(), "{out:?}");
-    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let mut vlans = Vec::new();
-    for entry in json.as_array().unwrap() {
-        for vlan in entry["vlans"].as_array().unwrap() {
-            let flags = vlan["flags"].as_array().cloned().unwrap_or_default();
-            let first = vlan["vlan"].as_u64().unwrap();
-            let last = vlan["vlanEnd"].as_u64().unwrap_or(first);
-            for vid in first..=last {
-                vlans.push((
-                    vid,
-                    flags.contains(&json!("PVID")),
-                    flags.contains(&json!("Egress Untagged")),
-                ));
-            }
-        }
-    }
-    vlans.sort_unstable();
-    vlans
-}
-
 /// The VLAN entries a port on VLAN 100 must have.
 fn want_vlans(preserve_default_vlan: bool) -> Vec<(u64, bool, bool)> {
     if preserve_default_vlan {

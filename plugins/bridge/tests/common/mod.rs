@@ -311,3 +311,43 @@ pub fn kill_group(mut child: Child) {
 pub fn path_str(path: &Path) -> String {
     path.display().to_string()
 }
+
+/// The VLAN entries of bridge port `port` in the lab's host: `(vid, pvid, untagged)`, sorted.
+pub fn port_vlans(lab: &Lab, port: &str) -> Vec<(u64, bool, bool)> {
+    let out = lab
+        .host()
+        .exec(&["bridge", "-j", "vlan", "show", "dev", port]);
+    assert!(out.status.success(), "{out:?}");
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut vlans = Vec::new();
+    for entry in json.as_array().unwrap() {
+        for vlan in entry["vlans"].as_array().unwrap() {
+            let flags = vlan["flags"].as_array().cloned().unwrap_or_default();
+            let first = vlan["vlan"].as_u64().unwrap();
+            let last = vlan["vlanEnd"].as_u64().unwrap_or(first);
+            for vid in first..=last {
+                vlans.push((
+                    vid,
+                    flags.contains(&json!("PVID")),
+                    flags.contains(&json!("Egress Untagged")),
+                ));
+            }
+        }
+    }
+    vlans.sort_unstable();
+    vlans
+}
+
+/// A config that makes every kind of state: gateway, masquerade, spoof check, a lease.
+pub fn full_conf(lab: &Lab, backend: &str) -> Value {
+    conf(
+        "1.0.0",
+        json!({
+            "isGateway": true,
+            "ipMasq": true,
+            "ipMasqBackend": backend,
+            "macspoofchk": true,
+            "ipam": ipam_dual(lab),
+        }),
+    )
+}
