@@ -250,6 +250,27 @@ impl Netns {
             .to_owned()
     }
 
+    /// A wire to another "host" on the same L2 segment: veth `name` here (up), its peer
+    /// `peer_name` in `peer` (up) with `peer_cidr` (e.g. a macvlan master and the node
+    /// its containers must reach).
+    pub fn add_veth_to(&self, name: &str, peer: &Netns, peer_name: &str, peer_cidr: &str) {
+        self.ip(&[
+            "link",
+            "add",
+            name,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            peer_name,
+            "netns",
+            peer.name(),
+        ]);
+        self.ip(&["link", "set", name, "up"]);
+        peer.ip(&["addr", "add", peer_cidr, "dev", peer_name]);
+        peer.ip(&["link", "set", peer_name, "up"]);
+    }
+
     /// Sets `lo` up, as container runtimes do before calling plugins.
     pub fn bring_up_loopback(&self) {
         self.ip(&["link", "set", "lo", "up"]);

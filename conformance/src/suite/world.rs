@@ -150,21 +150,8 @@ impl World {
         let peer = match ctx.kind {
             PluginKind::Macvlan => {
                 let peer = Netns::with_label("peer");
-                lab.host().ip(&[
-                    "link",
-                    "add",
-                    MASTER,
-                    "type",
-                    "veth",
-                    "peer",
-                    "name",
-                    "peer0",
-                    "netns",
-                    peer.name(),
-                ]);
-                lab.host().ip(&["link", "set", MASTER, "up"]);
-                peer.ip(&["addr", "add", &format!("{GATEWAY}/24"), "dev", "peer0"]);
-                peer.ip(&["link", "set", "peer0", "up"]);
+                lab.host()
+                    .add_veth_to(MASTER, &peer, "peer0", &format!("{GATEWAY}/24"));
                 Some(peer)
             }
             PluginKind::Ipvlan => {

@@ -30,7 +30,8 @@ impl World {
     pub fn new() -> World {
         let lab = Lab::new();
         let peer = Netns::with_label("peer");
-        veth_to_peer(lab.host(), MASTER, &peer);
+        lab.host()
+            .add_veth_to(MASTER, &peer, "peer0", &format!("{PEER_IP}/24"));
         World { lab, peer }
     }
 
@@ -39,7 +40,8 @@ impl World {
     pub fn with_master_in_container() -> World {
         let lab = Lab::new();
         let peer = Netns::with_label("peer");
-        veth_to_peer(lab.container(), MASTER, &peer);
+        lab.container()
+            .add_veth_to(MASTER, &peer, "peer0", &format!("{PEER_IP}/24"));
         World { lab, peer }
     }
 
@@ -73,25 +75,6 @@ impl World {
     pub fn run(&self, plugin: &str, inv: &Invocation) -> PluginRun {
         self.lab.run(plugin, inv)
     }
-}
-
-/// Creates veth `name` in `ns` (up) with its peer `peer0` in `peer`, `10.77.0.1/24`, up.
-pub fn veth_to_peer(ns: &Netns, name: &str, peer: &Netns) {
-    ns.ip(&[
-        "link",
-        "add",
-        name,
-        "type",
-        "veth",
-        "peer",
-        "name",
-        "peer0",
-        "netns",
-        peer.name(),
-    ]);
-    ns.ip(&["link", "set", name, "up"]);
-    peer.ip(&["addr", "add", &format!("{PEER_IP}/24"), "dev", "peer0"]);
-    peer.ip(&["link", "set", "peer0", "up"]);
 }
 
 /// The reserved IPs in a host-local network directory (files named by IP).
