@@ -5,14 +5,13 @@ use std::net::IpAddr;
 use ipnetwork::IpNetwork;
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
 use netlink_packet_route::RouteNetlinkMessage;
-use netlink_packet_route::address::{
-    AddressAttribute, AddressFlags as NlAddressFlags, AddressHeaderFlags, AddressMessage,
-};
+use netlink_packet_route::address::{AddressHeaderFlags, AddressMessage};
 use rtnetlink::AddressMessageBuilder;
 
 use crate::error::Result;
 use crate::handle::Handle;
 use crate::route::Scope;
+use crate::wire;
 
 /// Options for [`Handle::add_address`].
 #[derive(Clone, Copy, Debug, Default)]
@@ -71,35 +70,54 @@ fn address_object(index: u32, network: &IpNetwork) -> String {
     format!("address {network} on link index {index}")
 }
 
+/// `RTM_NEWADDR`, the kernel's reply to an address dump.
+const RTM_NEWADDR: u16 = 20;
+/// Size of `struct ifaddrmsg`.
+const IFADDRMSG_LEN: usize = 8;
+// Address attributes and flags we read (`linux/if_addr.h`).
+const IFA_ADDRESS: u16 = 1;
+const IFA_LOCAL: u16 = 2;
+const IFA_FLAGS: u16 = 8;
+const IFA_F_SECONDARY: u32 = 0x01;
+const IFA_F_NODAD: u32 = 0x02;
+const IFA_F_DADFAILED: u32 = 0x08;
+const IFA_F_DEPRECATED: u32 = 0x20;
+const IFA_F_TENTATIVE: u32 = 0x40;
+const IFA_F_PERMANENT: u32 = 0x80;
+
 impl Address {
-    fn from_message(msg: AddressMessage) -> Option<Address> {
+    /// Decodes an `RTM_NEWADDR` body; `None` when it is malformed or has no address.
+    fn decode(body: &[u8]) -> Option<Address> {
+        let (header, attributes) = wire::split_header::<IFADDRMSG_LEN>(body)?;
+        let [_family, prefix_len, header_flags, scope, ..] = *header;
         let mut local = None;
         let mut address = None;
         // IFA_FLAGS (32 bits) supersedes the 8-bit header field when present.
-        let mut flags = NlAddressFlags::from_bits_truncate(u32::from(msg.header.flags.bits()));
-        for attr in msg.attributes {
-            match attr {
-                AddressAttribute::Local(ip) => local = Some(ip),
-                AddressAttribute::Address(ip) => address = Some(ip),
-                AddressAttribute::Flags(f) => flags = f,
+        let mut flags = u32::from(header_flags);
+        for (kind, value) in wire::attrs(attributes) {
+            match kind {
+                IFA_LOCAL => local = wire::ip_value(value),
+                IFA_ADDRESS => address = wire::ip_value(value),
+                IFA_FLAGS => flags = wire::u32_value(value).unwrap_or(flags),
                 _ => {}
             }
         }
         // For IPv4, IFA_LOCAL is the interface's own address and IFA_ADDRESS the peer on
         // point-to-point links; IPv6 sends only IFA_ADDRESS (iproute2 prefers LOCAL too).
         let ip: IpAddr = local.or(address)?;
-        let network = IpNetwork::new(ip, msg.header.prefix_len).ok()?;
+        let network = IpNetwork::new(ip, prefix_len).ok()?;
+        let has = |flag: u32| flags & flag != 0;
         Some(Address {
-            index: msg.header.index,
+            index: u32::from_ne_bytes([header[4], header[5], header[6], header[7]]),
             network,
-            scope: msg.header.scope.into(),
+            scope: scope.into(),
             flags: AddressFlags {
-                tentative: flags.contains(NlAddressFlags::Tentative),
-                dadfailed: flags.contains(NlAddressFlags::Dadfailed),
-                permanent: flags.contains(NlAddressFlags::Permanent),
-                nodad: flags.contains(NlAddressFlags::Nodad),
-                secondary: flags.contains(NlAddressFlags::Secondary),
-                deprecated: flags.contains(NlAddressFlags::Deprecated),
+                tentative: has(IFA_F_TENTATIVE),
+                dadfailed: has(IFA_F_DADFAILED),
+                permanent: has(IFA_F_PERMANENT),
+                nodad: has(IFA_F_NODAD),
+                secondary: has(IFA_F_SECONDARY),
+                deprecated: has(IFA_F_DEPRECATED),
             },
         })
     }
@@ -160,12 +178,59 @@ impl Handle {
             RouteNetlinkMessage::GetAddress(request),
         )?;
         Ok(replies
-            .into_iter()
-            .filter_map(|reply| match reply {
-                RouteNetlinkMessage::NewAddress(msg) => Address::from_message(msg),
-                _ => None,
-            })
+            .iter()
+            .filter(|reply| reply.kind == RTM_NEWADDR)
+            .filter_map(|reply| Address::decode(&reply.body))
             .filter(|addr| index.is_none_or(|i| addr.index == i))
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::link::tests::emitted;
+    use netlink_packet_route::address::{AddressAttribute, AddressFlags as NlFlags, AddressScope};
+
+    #[test]
+    fn decodes_ipv4_local_before_peer_address() {
+        let mut msg = address_message(3, "10.1.2.3/24".parse().unwrap());
+        msg.attributes
+            .retain(|attr| !matches!(attr, AddressAttribute::Address(_)));
+        msg.attributes
+            .push(AddressAttribute::Address("10.9.9.9".parse().unwrap()));
+        msg.header.flags = AddressHeaderFlags::Permanent;
+        let addr = Address::decode(&emitted(&msg)).expect("an address");
+        assert_eq!(addr.index, 3);
+        assert_eq!(addr.network, "10.1.2.3/24".parse::<IpNetwork>().unwrap());
+        assert_eq!(addr.scope, Scope::Universe);
+        assert!(addr.flags.permanent && !addr.flags.tentative);
+    }
+
+    #[test]
+    fn ifa_flags_supersede_the_header_byte() {
+        let mut msg = address_message(9, "fe80::1/64".parse().unwrap());
+        msg.header.scope = AddressScope::Link;
+        msg.header.flags = AddressHeaderFlags::Permanent;
+        msg.attributes
+            .push(AddressAttribute::Flags(NlFlags::Tentative | NlFlags::Nodad));
+        let addr = Address::decode(&emitted(&msg)).expect("an address");
+        assert_eq!(addr.network, "fe80::1/64".parse::<IpNetwork>().unwrap());
+        assert_eq!(addr.scope, Scope::Link);
+        assert_eq!(
+            addr.flags,
+            AddressFlags {
+                tentative: true,
+                nodad: true,
+                ..Default::default()
+            }
+        );
+    }
+
+    #[test]
+    fn an_address_message_without_an_address_is_none() {
+        let msg = AddressMessage::default();
+        assert_eq!(Address::decode(&emitted(&msg)), None);
+        assert_eq!(Address::decode(&[1, 2, 3]), None);
     }
 }

@@ -4,16 +4,17 @@
 //! (`rtnl_bridge_setlink` → `br_setlink`, `rtnl_bridge_dellink` → `br_dellink`,
 //! `rtnl_bridge_getlink` → `br_getlink`) rather than to the generic link code.
 
-use netlink_packet_core::{DefaultNla, Nla};
+use netlink_packet_core::DefaultNla;
 use netlink_packet_route::link::{
-    AfSpecBridge, BridgeVlanInfoFlags, LinkAttribute, LinkExtentMask, LinkMessage,
-    LinkProtoInfoBridge,
+    BridgeVlanInfoFlags, LinkAttribute, LinkExtentMask, LinkMessage, LinkProtoInfoBridge,
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use rtnetlink::{LinkBridgeVlan, LinkMessageBuilder, LinkUnspec};
 
 use crate::error::Result;
 use crate::handle::Handle;
+use crate::link::{IFINFOMSG_LEN, RTM_NEWLINK, ifinfo_index};
+use crate::wire;
 
 /// `IFLA_BRPORT_MODE` (`linux/if_link.h`): hairpin mode, a u8.
 const IFLA_BRPORT_MODE: u16 = 4;
@@ -77,10 +78,50 @@ pub(crate) fn vlan_message(index: u32, vid: u16, pvid: bool, untagged: bool) -> 
     LinkBridgeVlan::new(index).vlan(vid, flags).build()
 }
 
-fn nla_u8(nla: &DefaultNla) -> Option<u8> {
-    let mut value = vec![0; nla.value_len()];
-    nla.emit_value(&mut value);
-    value.first().copied()
+// What an `AF_BRIDGE` link dump carries (`linux/if_link.h`, `linux/if_bridge.h`).
+const IFLA_PROTINFO: u16 = 12;
+const IFLA_AF_SPEC: u16 = 26;
+const IFLA_BRIDGE_VLAN_INFO: u16 = 2;
+/// `struct bridge_vlan_info { __u16 flags; __u16 vid; }`.
+const BRIDGE_VLAN_INFO_PVID: u16 = 0x2;
+const BRIDGE_VLAN_INFO_UNTAGGED: u16 = 0x4;
+
+/// The attribute of type `kind` among `attributes`.
+fn find_attr(attributes: &[u8], kind: u16) -> Option<&[u8]> {
+    wire::attrs(attributes).find_map(|(k, value)| (k == kind).then_some(value))
+}
+
+/// A port's flags from its `AF_BRIDGE` attributes; `None` when it is not a port (only
+/// ports carry `IFLA_PROTINFO` in that view).
+fn decode_port_flags(attributes: &[u8]) -> Option<BridgePortFlags> {
+    let port = find_attr(attributes, IFLA_PROTINFO)?;
+    let flag = |kind| {
+        find_attr(port, kind)
+            .and_then(wire::u8_value)
+            .map(|v| v != 0)
+    };
+    Some(BridgePortFlags {
+        hairpin: flag(IFLA_BRPORT_MODE),
+        isolated: flag(IFLA_BRPORT_ISOLATED),
+    })
+}
+
+/// A port's VLAN entries from its `AF_BRIDGE` attributes (`IFLA_AF_SPEC`).
+fn decode_vlans(attributes: &[u8]) -> Vec<BridgeVlan> {
+    let Some(spec) = find_attr(attributes, IFLA_AF_SPEC) else {
+        return Vec::new();
+    };
+    wire::attrs(spec)
+        .filter(|&(kind, _)| kind == IFLA_BRIDGE_VLAN_INFO)
+        .filter_map(|(_, info)| {
+            let flags = wire::u16_value(info)?;
+            Some(BridgeVlan {
+                vid: wire::u16_value(info.get(2..)?)?,
+                pvid: flags & BRIDGE_VLAN_INFO_PVID != 0,
+                untagged: flags & BRIDGE_VLAN_INFO_UNTAGGED != 0,
+            })
+        })
+        .collect()
 }
 
 impl Handle {
@@ -99,27 +140,10 @@ impl Handle {
 
     /// Reads a bridge port's flags back; `None` when `index` is not a bridge port.
     pub fn bridge_port(&self, index: u32) -> Result<Option<BridgePortFlags>> {
-        let Some(msg) = self.bridge_dump("dump bridge port", index, false)? else {
+        let Some(attributes) = self.bridge_dump("dump bridge port", index, false)? else {
             return Ok(None);
         };
-        let mut flags = BridgePortFlags::default();
-        let mut is_port = false;
-        for attr in &msg.attributes {
-            if let LinkAttribute::ProtoInfoBridge(items) = attr {
-                is_port = true;
-                for item in items {
-                    if let LinkProtoInfoBridge::Other(nla) = item {
-                        let on = nla_u8(nla).map(|v| v != 0);
-                        match nla.kind() {
-                            IFLA_BRPORT_MODE => flags.hairpin = on,
-                            IFLA_BRPORT_ISOLATED => flags.isolated = on,
-                            _ => {}
-                        }
-                    }
-                }
-            }
-        }
-        Ok(is_port.then_some(flags))
+        Ok(decode_port_flags(&attributes))
     }
 
     /// Adds VLAN `vid` to a bridge port. Needs a bridge with VLAN filtering, which needs a
@@ -151,34 +175,17 @@ impl Handle {
 
     /// The VLAN entries of a bridge port (empty when it has none or is not a port).
     pub fn bridge_vlans(&self, index: u32) -> Result<Vec<BridgeVlan>> {
-        let Some(msg) = self.bridge_dump("dump bridge vlans", index, true)? else {
+        let Some(attributes) = self.bridge_dump("dump bridge vlans", index, true)? else {
             return Ok(Vec::new());
         };
-        let mut vlans = Vec::new();
-        for attr in msg.attributes {
-            if let LinkAttribute::AfSpecBridge(specs) = attr {
-                vlans.extend(specs.into_iter().filter_map(|spec| match spec {
-                    AfSpecBridge::VlanInfo(info) => Some(BridgeVlan {
-                        vid: info.vid,
-                        pvid: info.flags.contains(BridgeVlanInfoFlags::Pvid),
-                        untagged: info.flags.contains(BridgeVlanInfoFlags::Untagged),
-                    }),
-                    _ => None,
-                }));
-            }
-        }
-        Ok(vlans)
+        Ok(decode_vlans(&attributes))
     }
 
-    /// The `AF_BRIDGE` view of one port, as `bridge link` / `bridge vlan show` get it: a
-    /// dump (a plain `RTM_GETLINK` for one index ignores `AF_BRIDGE` and answers with the
-    /// generic view), with `RTEXT_FILTER_BRVLAN` when the VLAN table is wanted.
-    fn bridge_dump(
-        &self,
-        op: &'static str,
-        index: u32,
-        vlans: bool,
-    ) -> Result<Option<LinkMessage>> {
+    /// The attributes of one port's `AF_BRIDGE` view, as `bridge link` / `bridge vlan
+    /// show` get it: a dump (a plain `RTM_GETLINK` for one index ignores `AF_BRIDGE` and
+    /// answers with the generic view), with `RTEXT_FILTER_BRVLAN` when the VLAN table is
+    /// wanted.
+    fn bridge_dump(&self, op: &'static str, index: u32, vlans: bool) -> Result<Option<Vec<u8>>> {
         let mut builder =
             LinkMessageBuilder::<LinkUnspec>::default().interface_family(AddressFamily::Bridge);
         if vlans {
@@ -190,10 +197,13 @@ impl Handle {
             &port_object(index),
             RouteNetlinkMessage::GetLink(builder.build()),
         )?;
-        Ok(replies.into_iter().find_map(|reply| match reply {
-            RouteNetlinkMessage::NewLink(msg) if msg.header.index == index => Some(msg),
-            _ => None,
-        }))
+        Ok(replies
+            .into_iter()
+            .filter(|reply| reply.kind == RTM_NEWLINK)
+            .find_map(|reply| {
+                let (header, attributes) = wire::split_header::<IFINFOMSG_LEN>(&reply.body)?;
+                (ifinfo_index(header) == index).then(|| attributes.to_vec())
+            }))
     }
 }
 
@@ -205,9 +215,6 @@ mod tests {
     const RTM_DELLINK: u16 = 17;
     const RTM_SETLINK: u16 = 19;
     const AF_BRIDGE: u8 = 7;
-    const IFLA_PROTINFO: u16 = 12;
-    const IFLA_AF_SPEC: u16 = 26;
-    const IFLA_BRIDGE_VLAN_INFO: u16 = 2;
     const NLA_TYPE_MASK: u16 = 0x3fff;
 
     fn u16_at(bytes: &[u8], at: usize) -> u16 {
@@ -284,5 +291,32 @@ mod tests {
         );
         let (kind, value) = only_attr(nested);
         assert_eq!((kind, value), (IFLA_BRPORT_MODE, &[1u8][..]));
+    }
+
+    /// The attributes part of an emitted message (after the 16-byte ifinfomsg).
+    fn attributes_of(msg: &LinkMessage) -> Vec<u8> {
+        crate::link::tests::emitted(msg)[IFINFOMSG_LEN..].to_vec()
+    }
+
+    #[test]
+    fn decodes_port_flags_and_vlans() {
+        let flags = BridgePortFlags {
+            hairpin: Some(true),
+            isolated: Some(false),
+        };
+        let attributes = attributes_of(&port_flags_message(5, &flags));
+        assert_eq!(decode_port_flags(&attributes), Some(flags));
+        assert_eq!(decode_vlans(&attributes), vec![]);
+
+        let attributes = attributes_of(&vlan_message(5, 100, true, false));
+        assert_eq!(decode_port_flags(&attributes), None, "not a port view");
+        assert_eq!(
+            decode_vlans(&attributes),
+            vec![BridgeVlan {
+                vid: 100,
+                pvid: true,
+                untagged: false
+            }]
+        );
     }
 }

@@ -52,6 +52,7 @@ mod netns;
 mod route;
 mod socket;
 pub mod sysctl;
+mod wire;
 
 pub use addr::{Address, AddressFlags, AddressOptions};
 pub use bridge::{BridgePortFlags, BridgeVlan};

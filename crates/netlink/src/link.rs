@@ -8,14 +8,14 @@ use std::os::fd::{AsFd, AsRawFd};
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_packet_route::link::{
-    InfoData, InfoIpVlan, InfoKind, InfoMacVlan, InfoVeth, IpVlanMode, LinkAttribute, LinkFlags,
-    LinkInfo, LinkMessage, MacVlanMode, State,
+    InfoData, InfoKind, InfoMacVlan, InfoVeth, IpVlanMode, LinkMessage, MacVlanMode,
 };
 use rtnetlink::{LinkBridge, LinkIpVlan, LinkMacVlan, LinkMessageBuilder, LinkUnspec, LinkVeth};
 
 use crate::error::{Error, Result};
 use crate::handle::Handle;
 use crate::netns::Netns;
+use crate::wire;
 
 /// A network interface as the kernel reports it (`RTM_NEWLINK`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -206,81 +206,126 @@ impl From<IpvlanMode> for IpVlanMode {
     }
 }
 
-impl From<State> for OperState {
-    fn from(state: State) -> Self {
-        match state {
-            State::Unknown => OperState::Unknown,
-            State::NotPresent => OperState::NotPresent,
-            State::Down => OperState::Down,
-            State::LowerLayerDown => OperState::LowerLayerDown,
-            State::Testing => OperState::Testing,
-            State::Dormant => OperState::Dormant,
-            State::Up => OperState::Up,
-            other => OperState::Other(u8::from(other)),
+impl From<u8> for OperState {
+    fn from(value: u8) -> Self {
+        match value {
+            0 => OperState::Unknown,
+            1 => OperState::NotPresent,
+            2 => OperState::Down,
+            3 => OperState::LowerLayerDown,
+            4 => OperState::Testing,
+            5 => OperState::Dormant,
+            6 => OperState::Up,
+            other => OperState::Other(other),
         }
     }
 }
 
+/// `RTM_NEWLINK`, the kernel's reply to a link get or dump.
+pub(crate) const RTM_NEWLINK: u16 = 16;
+/// Size of `struct ifinfomsg`.
+pub(crate) const IFINFOMSG_LEN: usize = 16;
+
+// Link attributes and flags we read (`linux/if_link.h`, `linux/if.h`).
+const IFLA_ADDRESS: u16 = 1;
+const IFLA_IFNAME: u16 = 3;
+const IFLA_MTU: u16 = 4;
+const IFLA_LINK: u16 = 5;
+const IFLA_MASTER: u16 = 10;
+const IFLA_TXQLEN: u16 = 13;
+const IFLA_OPERSTATE: u16 = 16;
+const IFLA_LINKINFO: u16 = 18;
+const IFLA_LINK_NETNSID: u16 = 37;
+const IFLA_INFO_KIND: u16 = 1;
+const IFLA_INFO_DATA: u16 = 2;
+/// `IFLA_MACVLAN_MODE` (u32) and `IFLA_IPVLAN_MODE` (u16) are both attribute 1 of their
+/// kind's info data.
+const IFLA_MODE: u16 = 1;
+const IFF_UP: u32 = 0x1;
+const IFF_PROMISC: u32 = 0x100;
+
+/// The interface index of an `ifinfomsg` (bytes 4..8).
+pub(crate) fn ifinfo_index(header: &[u8; IFINFOMSG_LEN]) -> u32 {
+    u32::from_ne_bytes([header[4], header[5], header[6], header[7]])
+}
+
 impl Link {
-    /// Builds a [`Link`] from a kernel message; `None` when it has no name.
-    fn from_message(msg: LinkMessage) -> Option<Link> {
-        let flags = msg.header.flags;
+    /// Decodes an `RTM_NEWLINK` body; `None` when it is malformed or has no name.
+    fn decode(body: &[u8]) -> Option<Link> {
+        let (header, attributes) = wire::split_header::<IFINFOMSG_LEN>(body)?;
+        let flags = u32::from_ne_bytes([header[8], header[9], header[10], header[11]]);
         let mut link = Link {
-            index: msg.header.index,
+            index: ifinfo_index(header),
             name: String::new(),
             kind: None,
             mac: None,
             mtu: 0,
             master: None,
-            admin_up: flags.contains(LinkFlags::Up),
+            admin_up: flags & IFF_UP != 0,
             oper_state: OperState::Unknown,
             link: None,
             link_netnsid: None,
-            promiscuous: flags.contains(LinkFlags::Promisc),
+            promiscuous: flags & IFF_PROMISC != 0,
             macvlan_mode: None,
             ipvlan_mode: None,
             txqueuelen: 0,
         };
-        for attr in msg.attributes {
-            match attr {
-                LinkAttribute::IfName(name) => link.name = name,
-                LinkAttribute::Address(mac) => link.mac = mac.try_into().ok(),
-                LinkAttribute::Mtu(mtu) => link.mtu = mtu,
-                LinkAttribute::Controller(master) if master != 0 => link.master = Some(master),
-                LinkAttribute::OperState(state) => link.oper_state = state.into(),
-                LinkAttribute::Link(index) if index != 0 => link.link = Some(index),
-                LinkAttribute::LinkNetNsId(id) => link.link_netnsid = Some(id),
-                LinkAttribute::TxQueueLen(len) => link.txqueuelen = len,
-                LinkAttribute::LinkInfo(infos) => link.read_link_info(infos),
+        let nonzero = |value: &[u8]| wire::u32_value(value).filter(|&v| v != 0);
+        for (kind, value) in wire::attrs(attributes) {
+            match kind {
+                IFLA_IFNAME => link.name = wire::string_value(value).unwrap_or_default(),
+                IFLA_ADDRESS => link.mac = value.try_into().ok(),
+                IFLA_MTU => link.mtu = wire::u32_value(value).unwrap_or_default(),
+                IFLA_MASTER => link.master = nonzero(value),
+                IFLA_OPERSTATE => {
+                    link.oper_state =
+                        wire::u8_value(value).map_or(OperState::Unknown, OperState::from)
+                }
+                IFLA_LINK => link.link = nonzero(value),
+                IFLA_LINK_NETNSID => link.link_netnsid = wire::i32_value(value),
+                IFLA_TXQLEN => link.txqueuelen = wire::u32_value(value).unwrap_or_default(),
+                IFLA_LINKINFO => link.read_link_info(value),
                 _ => {}
             }
         }
         (!link.name.is_empty()).then_some(link)
     }
 
-    fn read_link_info(&mut self, infos: Vec<LinkInfo>) {
-        for info in infos {
-            match info {
-                LinkInfo::Kind(kind) => self.kind = Some(kind.to_string()),
-                LinkInfo::Data(InfoData::MacVlan(data)) => {
-                    self.macvlan_mode = data.iter().find_map(|item| match item {
-                        InfoMacVlan::Mode(MacVlanMode::Bridge) => Some(MacvlanMode::Bridge),
-                        InfoMacVlan::Mode(MacVlanMode::Private) => Some(MacvlanMode::Private),
-                        InfoMacVlan::Mode(MacVlanMode::Vepa) => Some(MacvlanMode::Vepa),
-                        InfoMacVlan::Mode(MacVlanMode::Passthrough) => Some(MacvlanMode::Passthru),
-                        _ => None,
-                    });
-                }
-                LinkInfo::Data(InfoData::IpVlan(data)) => {
-                    self.ipvlan_mode = data.iter().find_map(|item| match item {
-                        InfoIpVlan::Mode(IpVlanMode::L2) => Some(IpvlanMode::L2),
-                        InfoIpVlan::Mode(IpVlanMode::L3) => Some(IpvlanMode::L3),
-                        InfoIpVlan::Mode(IpVlanMode::L3S) => Some(IpvlanMode::L3s),
-                        _ => None,
-                    });
-                }
+    /// Reads `IFLA_LINKINFO`: the kind, and the macvlan or ipvlan mode from its data.
+    fn read_link_info(&mut self, info: &[u8]) {
+        let mut data = None;
+        for (kind, value) in wire::attrs(info) {
+            match kind {
+                IFLA_INFO_KIND => self.kind = wire::string_value(value),
+                IFLA_INFO_DATA => data = Some(value),
                 _ => {}
             }
+        }
+        let Some(mode) = data.and_then(|data| {
+            wire::attrs(data).find_map(|(kind, value)| (kind == IFLA_MODE).then_some(value))
+        }) else {
+            return;
+        };
+        match self.kind.as_deref() {
+            // MACVLAN_MODE_* are bits (`linux/if_link.h`); SOURCE has no config word.
+            Some("macvlan") => {
+                self.macvlan_mode = match wire::u32_value(mode) {
+                    Some(1) => Some(MacvlanMode::Private),
+                    Some(2) => Some(MacvlanMode::Vepa),
+                    Some(4) => Some(MacvlanMode::Bridge),
+                    Some(8) => Some(MacvlanMode::Passthru),
+                    _ => None,
+                }
+            }
+            Some("ipvlan") => {
+                self.ipvlan_mode = match wire::u16_value(mode) {
+                    Some(0) => Some(IpvlanMode::L2),
+                    Some(1) => Some(IpvlanMode::L3),
+                    Some(2) => Some(IpvlanMode::L3s),
+                    _ => None,
+                }
+            }
+            _ => {}
         }
     }
 }
@@ -340,23 +385,20 @@ impl Handle {
     }
 
     fn get_link(&self, op: &'static str, object: &str, msg: LinkMessage) -> Result<Link> {
-        match self
+        let reply = self
             .sock
-            .get(op, object, RouteNetlinkMessage::GetLink(msg))?
-        {
-            RouteNetlinkMessage::NewLink(reply) => {
-                Link::from_message(reply).ok_or_else(|| Error::Protocol {
-                    op,
-                    object: object.to_owned(),
-                    detail: "link without a name".into(),
-                })
-            }
-            other => Err(Error::Protocol {
-                op,
-                object: object.to_owned(),
-                detail: format!("expected RTM_NEWLINK, got {other:?}"),
-            }),
-        }
+            .get(op, object, RouteNetlinkMessage::GetLink(msg))?;
+        let link = (reply.kind == RTM_NEWLINK)
+            .then(|| Link::decode(&reply.body))
+            .flatten();
+        link.ok_or_else(|| Error::Protocol {
+            op,
+            object: object.to_owned(),
+            detail: format!(
+                "expected a named RTM_NEWLINK, got message type {}",
+                reply.kind
+            ),
+        })
     }
 
     /// Every link in the handle's netns.
@@ -367,11 +409,9 @@ impl Handle {
             RouteNetlinkMessage::GetLink(LinkMessage::default()),
         )?;
         Ok(replies
-            .into_iter()
-            .filter_map(|reply| match reply {
-                RouteNetlinkMessage::NewLink(msg) => Link::from_message(msg),
-                _ => None,
-            })
+            .iter()
+            .filter(|reply| reply.kind == RTM_NEWLINK)
+            .filter_map(|reply| Link::decode(&reply.body))
             .collect())
     }
 
@@ -585,8 +625,87 @@ impl Handle {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use netlink_packet_core::Emitable;
+    use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkInfo, State};
+
+    /// The bytes the kernel would send for `msg`, produced by netlink-packet-route as an
+    /// independent encoder.
+    pub(crate) fn emitted(msg: &impl Emitable) -> Vec<u8> {
+        let mut bytes = vec![0; msg.buffer_len()];
+        msg.emit(&mut bytes);
+        bytes
+    }
+
+    #[test]
+    fn decodes_a_macvlan_link() {
+        let mut msg = LinkMacVlan::new("mv0", 3, MacVlanMode::Vepa)
+            .mtu(1400)
+            .address(vec![2, 0, 0, 0, 0, 9])
+            .build();
+        msg.header.index = 42;
+        msg.header.flags = LinkFlags::Up | LinkFlags::Promisc;
+        msg.attributes.extend([
+            LinkAttribute::OperState(State::LowerLayerDown),
+            LinkAttribute::Controller(7),
+            LinkAttribute::LinkNetNsId(2),
+            LinkAttribute::TxQueueLen(1000),
+        ]);
+        let link = Link::decode(&emitted(&msg)).expect("a link");
+        assert_eq!(
+            link,
+            Link {
+                index: 42,
+                name: "mv0".into(),
+                kind: Some("macvlan".into()),
+                mac: Some([2, 0, 0, 0, 0, 9]),
+                mtu: 1400,
+                master: Some(7),
+                admin_up: true,
+                oper_state: OperState::LowerLayerDown,
+                link: Some(3),
+                link_netnsid: Some(2),
+                promiscuous: true,
+                macvlan_mode: Some(MacvlanMode::Vepa),
+                ipvlan_mode: None,
+                txqueuelen: 1000,
+            }
+        );
+    }
+
+    #[test]
+    fn decodes_ipvlan_modes_and_zero_indexes() {
+        for (mode, want) in [
+            (IpVlanMode::L2, IpvlanMode::L2),
+            (IpVlanMode::L3, IpvlanMode::L3),
+            (IpVlanMode::L3S, IpvlanMode::L3s),
+        ] {
+            let mut msg = LinkIpVlan::new("ipv0", 5, mode).build();
+            msg.attributes.push(LinkAttribute::Controller(0));
+            let link = Link::decode(&emitted(&msg)).expect("a link");
+            assert_eq!(link.ipvlan_mode, Some(want));
+            assert_eq!(link.macvlan_mode, None);
+            assert_eq!(link.master, None, "IFLA_MASTER 0 means no master");
+            assert!(!link.admin_up);
+        }
+    }
+
+    #[test]
+    fn a_nameless_or_short_link_message_is_none() {
+        let msg = LinkUnspec::new_with_index(4).build();
+        assert_eq!(Link::decode(&emitted(&msg)), None);
+        let named = emitted(&LinkUnspec::new_with_name("lo").build());
+        for cut in 0..named.len() {
+            // Never panics on a truncated reply; a name cut short is still a name.
+            let _ = Link::decode(&named[..cut]);
+        }
+        assert_eq!(Link::decode(&named).map(|l| l.name), Some("lo".into()));
+        let bridge = LinkMessageBuilder::<LinkBridge>::new("br0").build();
+        let link = Link::decode(&emitted(&bridge)).expect("a link");
+        assert_eq!(link.kind.as_deref(), Some("bridge"));
+        assert_eq!(link.oper_state, OperState::Unknown);
+    }
 
     #[test]
     fn mac_text() {

@@ -5,10 +5,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnetwork::IpNetwork;
 use netlink_packet_core::{NLM_F_APPEND, NLM_F_CREATE};
-use netlink_packet_route::address::AddressScope;
 use netlink_packet_route::route::{
-    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteMetric, RouteProtocol,
-    RouteScope, RouteType,
+    RouteAttribute, RouteHeader, RouteMessage, RouteMetric, RouteProtocol, RouteScope, RouteType,
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use rtnetlink::RouteMessageBuilder;
@@ -16,6 +14,7 @@ use rtnetlink::RouteMessageBuilder;
 use crate::error::{Error, Result};
 use crate::handle::Handle;
 use crate::link::Link;
+use crate::wire;
 
 /// The main routing table (`RT_TABLE_MAIN`).
 pub const TABLE_MAIN: u32 = RouteHeader::RT_TABLE_MAIN as u32;
@@ -146,18 +145,6 @@ impl From<u8> for Scope {
     }
 }
 
-impl From<RouteScope> for Scope {
-    fn from(scope: RouteScope) -> Self {
-        u8::from(scope).into()
-    }
-}
-
-impl From<AddressScope> for Scope {
-    fn from(scope: AddressScope) -> Self {
-        u8::from(scope).into()
-    }
-}
-
 impl From<IpFamily> for AddressFamily {
     fn from(family: IpFamily) -> Self {
         match family {
@@ -235,19 +222,54 @@ pub(crate) fn route_message(
     Ok(msg)
 }
 
-fn route_ip(addr: &RouteAddress) -> Option<IpAddr> {
-    match addr {
-        RouteAddress::Inet(ip) => Some(IpAddr::V4(*ip)),
-        RouteAddress::Inet6(ip) => Some(IpAddr::V6(*ip)),
-        _ => None,
+/// `RTM_NEWROUTE`, the kernel's reply to a route dump.
+const RTM_NEWROUTE: u16 = 24;
+/// Size of `struct rtmsg`.
+const RTMSG_LEN: usize = 12;
+/// Size of `struct rtnexthop`, which precedes each next hop's attributes in
+/// `RTA_MULTIPATH`.
+const RTNEXTHOP_LEN: usize = 8;
+// Route attributes we read (`linux/rtnetlink.h`).
+const RTA_DST: u16 = 1;
+const RTA_OIF: u16 = 4;
+const RTA_GATEWAY: u16 = 5;
+const RTA_PRIORITY: u16 = 6;
+const RTA_METRICS: u16 = 8;
+const RTA_MULTIPATH: u16 = 9;
+const RTA_TABLE: u16 = 15;
+const RTAX_MTU: u16 = 2;
+const AF_INET: u8 = libc::AF_INET as u8;
+const AF_INET6: u8 = libc::AF_INET6 as u8;
+
+/// The next hops of an `RTA_MULTIPATH` value: `rtnexthop` headers, each followed by its
+/// own attributes, `rtnh_len` covering both.
+fn decode_nexthops(mut bytes: &[u8]) -> Vec<NextHop> {
+    let mut hops = Vec::new();
+    while let Some((header, _)) = wire::split_header::<RTNEXTHOP_LEN>(bytes) {
+        let len = usize::from(u16::from_ne_bytes([header[0], header[1]]));
+        let Some(attributes) = bytes.get(RTNEXTHOP_LEN..len) else {
+            break;
+        };
+        hops.push(NextHop {
+            oif: u32::from_ne_bytes([header[4], header[5], header[6], header[7]]),
+            gateway: wire::attrs(attributes)
+                .find(|&(kind, _)| kind == RTA_GATEWAY)
+                .and_then(|(_, value)| wire::ip_value(value)),
+        });
+        bytes = bytes.get(wire::align4(len)..).unwrap_or_default();
     }
+    hops
 }
 
 impl Route {
-    fn from_message(msg: RouteMessage) -> Option<Route> {
-        let unspecified = match msg.header.address_family {
-            AddressFamily::Inet => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-            AddressFamily::Inet6 => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+    /// Decodes an `RTM_NEWROUTE` body; `None` for other families, malformed messages and
+    /// destinations that are not IP addresses.
+    fn decode(body: &[u8]) -> Option<Route> {
+        let (header, attributes) = wire::split_header::<RTMSG_LEN>(body)?;
+        let [family, dst_len, _src_len, _tos, table, protocol, scope, ..] = *header;
+        let unspecified = match family {
+            AF_INET => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            AF_INET6 => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
             _ => return None,
         };
         let mut dst = unspecified;
@@ -256,42 +278,30 @@ impl Route {
             gateway: None,
             oif: None,
             priority: None,
-            table: u32::from(msg.header.table),
-            scope: msg.header.scope.into(),
-            protocol: msg.header.protocol.into(),
+            table: u32::from(table),
+            scope: scope.into(),
+            protocol,
             mtu: None,
             nexthops: Vec::new(),
         };
-        for attr in msg.attributes {
-            match attr {
-                RouteAttribute::Destination(addr) => dst = route_ip(&addr)?,
-                RouteAttribute::Gateway(addr) => route.gateway = route_ip(&addr),
-                RouteAttribute::Oif(oif) => route.oif = Some(oif),
-                RouteAttribute::Priority(priority) => route.priority = Some(priority),
+        for (kind, value) in wire::attrs(attributes) {
+            match kind {
+                RTA_DST => dst = wire::ip_value(value)?,
+                RTA_GATEWAY => route.gateway = wire::ip_value(value),
+                RTA_OIF => route.oif = wire::u32_value(value),
+                RTA_PRIORITY => route.priority = wire::u32_value(value),
                 // RTA_TABLE carries ids above 255 that the header's u8 cannot.
-                RouteAttribute::Table(table) => route.table = table,
-                RouteAttribute::Metrics(metrics) => {
-                    route.mtu = metrics.iter().find_map(|m| match m {
-                        RouteMetric::Mtu(mtu) => Some(*mtu),
-                        _ => None,
-                    });
+                RTA_TABLE => route.table = wire::u32_value(value).unwrap_or(route.table),
+                RTA_METRICS => {
+                    route.mtu = wire::attrs(value)
+                        .find(|&(kind, _)| kind == RTAX_MTU)
+                        .and_then(|(_, value)| wire::u32_value(value));
                 }
-                RouteAttribute::MultiPath(hops) => {
-                    route.nexthops = hops
-                        .iter()
-                        .map(|hop| NextHop {
-                            oif: hop.interface_index,
-                            gateway: hop.attributes.iter().find_map(|attr| match attr {
-                                RouteAttribute::Gateway(addr) => route_ip(addr),
-                                _ => None,
-                            }),
-                        })
-                        .collect();
-                }
+                RTA_MULTIPATH => route.nexthops = decode_nexthops(value),
                 _ => {}
             }
         }
-        route.dst = IpNetwork::new(dst, msg.header.destination_prefix_length).ok()?;
+        route.dst = IpNetwork::new(dst, dst_len).ok()?;
         Some(route)
     }
 
@@ -343,11 +353,9 @@ impl Handle {
             .sock
             .dump("dump routes", "", RouteNetlinkMessage::GetRoute(request))?;
         Ok(replies
-            .into_iter()
-            .filter_map(|reply| match reply {
-                RouteNetlinkMessage::NewRoute(msg) => Route::from_message(msg),
-                _ => None,
-            })
+            .iter()
+            .filter(|reply| reply.kind == RTM_NEWROUTE)
+            .filter_map(|reply| Route::decode(&reply.body))
             .collect())
     }
 
@@ -365,5 +373,85 @@ impl Handle {
                     .or_else(|| route.nexthops.first().map(|hop| hop.oif))
             });
         oif.map(|index| self.link_by_index(index)).transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::link::tests::emitted;
+    use netlink_packet_route::route::{RouteAddress, RouteNextHop};
+
+    fn spec(dst: &str) -> RouteSpec {
+        RouteSpec::new(dst.parse().unwrap())
+    }
+
+    #[test]
+    fn decodes_a_route_with_table_and_mtu() {
+        let route_spec = RouteSpec {
+            gateway: Some("10.0.0.1".parse().unwrap()),
+            oif: Some(4),
+            priority: Some(100),
+            table: Some(1000),
+            mtu: Some(1400),
+            ..spec("10.2.0.0/16")
+        };
+        let msg = route_message("test", &route_spec, false).unwrap();
+        let route = Route::decode(&emitted(&msg)).expect("a route");
+        assert_eq!(route.dst, "10.2.0.0/16".parse::<IpNetwork>().unwrap());
+        assert_eq!(route.gateway, route_spec.gateway);
+        assert_eq!(route.oif, Some(4));
+        assert_eq!(route.priority, Some(100));
+        assert_eq!(route.table, 1000, "RTA_TABLE beats the header's u8");
+        assert_eq!(route.mtu, Some(1400));
+        assert_eq!(route.protocol, 3, "RTPROT_BOOT");
+        assert_eq!(route.scope, Scope::Universe);
+        assert!(!route.is_default());
+    }
+
+    #[test]
+    fn decodes_an_ipv6_multipath_default_route() {
+        let mut msg = route_message("test", &spec("::/0"), false).unwrap();
+        msg.attributes.push(RouteAttribute::MultiPath(
+            [(7, "fe80::1"), (8, "fe80::2")]
+                .into_iter()
+                .map(|(oif, gw)| {
+                    let mut hop = RouteNextHop::default();
+                    hop.interface_index = oif;
+                    hop.attributes = vec![RouteAttribute::Gateway(RouteAddress::Inet6(
+                        gw.parse().unwrap(),
+                    ))];
+                    hop
+                })
+                .collect(),
+        ));
+        let route = Route::decode(&emitted(&msg)).expect("a route");
+        assert!(route.is_default());
+        assert_eq!(route.table, TABLE_MAIN);
+        assert_eq!(
+            route.nexthops,
+            vec![
+                NextHop {
+                    oif: 7,
+                    gateway: Some("fe80::1".parse().unwrap())
+                },
+                NextHop {
+                    oif: 8,
+                    gateway: Some("fe80::2".parse().unwrap())
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn other_families_and_garbage_are_none() {
+        let mut msg = route_message("test", &spec("10.0.0.0/8"), false).unwrap();
+        msg.header.address_family = AddressFamily::Mpls;
+        assert_eq!(Route::decode(&emitted(&msg)), None);
+        let good = emitted(&route_message("test", &spec("10.0.0.0/8"), false).unwrap());
+        for cut in 0..good.len() {
+            let _ = Route::decode(&good[..cut]);
+        }
+        assert_eq!(decode_nexthops(&[8, 0, 0, 0]), vec![]);
     }
 }

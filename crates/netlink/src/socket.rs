@@ -20,6 +20,7 @@ use nix::sys::socket::{setsockopt, sockopt::ReceiveTimeout};
 use nix::sys::time::TimeVal;
 
 use crate::error::{Error, Result};
+use crate::wire;
 
 /// Start size of the receive buffer. The kernel sizes dump datagrams to
 /// `max(32 KiB, the reader's buffer)`-ish (`netlink_dump` uses `min_dump_alloc` and
@@ -41,6 +42,18 @@ const NLM_F_ACK_TLVS: u16 = 0x200;
 const NLMSGERR_ATTR_MSG: u16 = 1;
 /// Size of `struct nlmsghdr`.
 const NLMSG_HDRLEN: usize = 16;
+/// Control message types (`linux/netlink.h`); everything else is a reply payload.
+const NLMSG_NOOP: u16 = 1;
+const NLMSG_ERROR: u16 = 2;
+const NLMSG_DONE: u16 = 3;
+const NLMSG_OVERRUN: u16 = 4;
+
+/// One reply message: its type (`RTM_NEWLINK`…) and the bytes after its netlink header,
+/// decoded by the caller (see `wire.rs` for why by hand).
+pub(crate) struct Reply {
+    pub(crate) kind: u16,
+    pub(crate) body: Vec<u8>,
+}
 
 /// What a request waits for after sending.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -120,7 +133,7 @@ impl Socket {
         op: &'static str,
         object: &str,
         msg: RouteNetlinkMessage,
-    ) -> Result<RouteNetlinkMessage> {
+    ) -> Result<Reply> {
         let (mut replies, _) = self.exchange(op, object, msg, 0, Expect::One)?;
         replies.pop().ok_or_else(|| Error::Protocol {
             op,
@@ -136,7 +149,7 @@ impl Socket {
         op: &'static str,
         object: &str,
         msg: RouteNetlinkMessage,
-    ) -> Result<Vec<RouteNetlinkMessage>> {
+    ) -> Result<Vec<Reply>> {
         for attempt in 1..=DUMP_ATTEMPTS {
             let (replies, interrupted) =
                 self.exchange(op, object, msg.clone(), NLM_F_DUMP, Expect::Dump)?;
@@ -162,15 +175,24 @@ impl Socket {
         msg: RouteNetlinkMessage,
         flags: u16,
         expect: Expect,
-    ) -> Result<(Vec<RouteNetlinkMessage>, bool)> {
+    ) -> Result<(Vec<Reply>, bool)> {
         let mut guard = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         let Inner { sock, seq, buf } = &mut *guard;
         *seq = seq.wrapping_add(1);
         let seq = *seq;
         let io_err = |source: io::Error| Error::io(op, object, source);
+        let protocol_err = |detail: String| Error::Protocol {
+            op,
+            object: object.to_owned(),
+            detail,
+        };
 
-        log::trace!("netlink > seq {seq} flags {flags:#x} {msg:?}");
         let request = encode(msg, flags, seq);
+        log::trace!(
+            "netlink > seq {seq} type {} flags {flags:#x} len {}",
+            wire::u16_value(&request[4..]).unwrap_or_default(),
+            request.len()
+        );
         sock.send(&request, 0).map_err(io_err)?;
         self.round_trips.fetch_add(1, Ordering::Relaxed);
 
@@ -181,70 +203,66 @@ impl Socket {
             let mut offset = 0;
             while offset < len {
                 let bytes = &buf[offset..len];
-                let reply =
-                    NetlinkMessage::<RouteNetlinkMessage>::deserialize(bytes).map_err(|err| {
-                        Error::Protocol {
-                            op,
-                            object: object.to_owned(),
-                            detail: err.to_string(),
-                        }
-                    })?;
-                let reply_len = reply.header.length as usize;
-                if reply_len < NLMSG_HDRLEN {
-                    return Err(Error::Protocol {
-                        op,
-                        object: object.to_owned(),
-                        detail: format!("message length {reply_len} is shorter than a header"),
-                    });
-                }
-                offset += align4(reply_len);
-                if reply.header.sequence_number != seq {
+                let (header, _) = wire::split_header::<NLMSG_HDRLEN>(bytes)
+                    .ok_or_else(|| protocol_err("truncated message header".into()))?;
+                let msg_len = u32::from_ne_bytes([header[0], header[1], header[2], header[3]]);
+                let msg_len = msg_len as usize;
+                let kind = u16::from_ne_bytes([header[4], header[5]]);
+                let reply_flags = u16::from_ne_bytes([header[6], header[7]]);
+                let reply_seq = u32::from_ne_bytes([header[8], header[9], header[10], header[11]]);
+                let body = bytes.get(NLMSG_HDRLEN..msg_len).ok_or_else(|| {
+                    protocol_err(format!(
+                        "message length {msg_len} does not fit the {} bytes received",
+                        bytes.len()
+                    ))
+                })?;
+                offset += wire::align4(msg_len);
+                if reply_seq != seq {
                     // A late answer to an earlier request that timed out: not ours.
-                    log::trace!("netlink < stale seq {}", reply.header.sequence_number);
+                    log::trace!("netlink < stale seq {reply_seq}");
                     continue;
                 }
-                let reply_flags = reply.header.flags;
-                match reply.payload {
-                    NetlinkPayload::Error(err) => {
-                        log::trace!("netlink < seq {seq} error {:?}", err.code);
-                        return match err.code {
-                            None => Ok((replies, interrupted)),
-                            Some(code) => Err(Error::Kernel {
-                                op,
-                                object: object.to_owned(),
-                                errno: code.get().saturating_abs(),
-                                ext_ack: parse_ext_ack(&err.header, reply_flags),
-                            }),
-                        };
+                match kind {
+                    NLMSG_NOOP => {}
+                    NLMSG_ERROR => {
+                        let code = wire::i32_value(body)
+                            .ok_or_else(|| protocol_err("truncated NLMSG_ERROR".into()))?;
+                        log::trace!("netlink < seq {seq} error {code}");
+                        if code == 0 {
+                            return Ok((replies, interrupted));
+                        }
+                        return Err(Error::Kernel {
+                            op,
+                            object: object.to_owned(),
+                            errno: code.saturating_abs(),
+                            ext_ack: parse_ext_ack(&body[4..], reply_flags),
+                        });
                     }
-                    NetlinkPayload::Done(done) => {
-                        log::trace!("netlink < seq {seq} done {}", done.code);
-                        if done.code < 0 {
+                    NLMSG_DONE => {
+                        // The error code is absent in dumps from kernels before 2.6.
+                        let code = wire::i32_value(body).unwrap_or(0);
+                        log::trace!("netlink < seq {seq} done {code}");
+                        if code < 0 {
                             return Err(Error::Kernel {
                                 op,
                                 object: object.to_owned(),
-                                errno: done.code.saturating_abs(),
+                                errno: code.saturating_abs(),
                                 ext_ack: None,
                             });
                         }
                         return Ok((replies, interrupted));
                     }
-                    NetlinkPayload::InnerMessage(inner) => {
-                        log::trace!("netlink < seq {seq} {inner:?}");
+                    NLMSG_OVERRUN => return Err(protocol_err("receive overrun".into())),
+                    _ => {
+                        log::trace!("netlink < seq {seq} type {kind} len {msg_len}");
                         interrupted |= reply_flags & NLM_F_DUMP_INTR != 0;
-                        replies.push(inner);
+                        replies.push(Reply {
+                            kind,
+                            body: body.to_vec(),
+                        });
                         if expect == Expect::One {
                             return Ok((replies, interrupted));
                         }
-                    }
-                    NetlinkPayload::Noop => {}
-                    // Overrun, or a payload kind added to netlink-packet-core later.
-                    _ => {
-                        return Err(Error::Protocol {
-                            op,
-                            object: object.to_owned(),
-                            detail: "overrun or unknown payload".into(),
-                        });
                     }
                 }
             }
@@ -293,10 +311,6 @@ fn recv_datagram(sock: &netlink_sys::Socket, buf: &mut Vec<u8>) -> io::Result<us
     }
 }
 
-fn align4(len: usize) -> usize {
-    (len + 3) & !3
-}
-
 /// Extracts `NLMSGERR_ATTR_MSG` from an `NLMSG_ERROR` payload (the bytes after the error
 /// code): the echoed request (header only when `NLM_F_CAPPED`), then TLVs when
 /// `NLM_F_ACK_TLVS` (`linux/netlink.h`, `netlink_ack`).
@@ -307,36 +321,18 @@ fn parse_ext_ack(payload: &[u8], flags: u16) -> Option<String> {
     let echoed = if flags & NLM_F_CAPPED != 0 {
         NLMSG_HDRLEN
     } else {
-        u32::from_ne_bytes(payload.get(..4)?.try_into().ok()?) as usize
+        wire::u32_value(payload)? as usize
     };
-    let mut tlvs = payload.get(align4(echoed)..)?;
-    while tlvs.len() >= 4 {
-        let len = usize::from(u16::from_ne_bytes([tlvs[0], tlvs[1]]));
-        let kind = u16::from_ne_bytes([tlvs[2], tlvs[3]]) & 0x3fff;
-        if len < 4 || len > tlvs.len() {
-            break;
-        }
-        if kind == NLMSGERR_ATTR_MSG {
-            let text = String::from_utf8_lossy(&tlvs[4..len]);
-            return Some(text.trim_end_matches('\0').to_owned());
-        }
-        tlvs = tlvs.get(align4(len)..).unwrap_or_default();
-    }
-    None
+    let tlvs = payload.get(wire::align4(echoed)..)?;
+    wire::attrs(tlvs)
+        .find(|&(kind, _)| kind == NLMSGERR_ATTR_MSG)
+        .and_then(|(_, text)| wire::string_value(text))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn tlv(kind: u16, value: &[u8]) -> Vec<u8> {
-        let mut out = Vec::new();
-        out.extend_from_slice(&((4 + value.len()) as u16).to_ne_bytes());
-        out.extend_from_slice(&kind.to_ne_bytes());
-        out.extend_from_slice(value);
-        out.resize(align4(out.len()), 0);
-        out
-    }
+    use crate::wire::tests::tlv;
 
     #[test]
     fn ext_ack_capped() {
