@@ -6,12 +6,14 @@
 //! ```
 //!
 //! Measures per-plugin ADD/DEL latency with the kernel floor, concurrency, host-local
-//! scaling, peak RSS and binary size, and writes a Markdown report plus an SVG plot (same
-//! path, `.svg` extension). Needs root: everything runs in throwaway network namespaces
-//! (`cni_conformance::Netns` guards), never in the machine's own.
+//! scaling, peak RSS (in an untimed pass under ptrace) and binary size, and writes a
+//! Markdown report plus an SVG plot (same path, `.svg` extension). Needs root: everything
+//! runs in throwaway network namespaces (`cni_conformance::Netns` guards), never in the
+//! machine's own.
 
 mod floor;
 mod report;
+mod rss;
 mod scenarios;
 mod spawn;
 mod stats;
@@ -131,6 +133,9 @@ fn main() -> Result<()> {
     // phase (suspected cause: that teardown; not proven).
     let scaling = scenarios::scaling(&dirs, levels, scale_iterations, warmup)?;
     let concurrency = scenarios::concurrency(&dirs, conc_ns, rounds)?;
+    // Untimed, so last: ptrace stops would distort any timing, and nothing here is timed.
+    let rss_runs = if options.quick { 3 } else { 20 };
+    let (rss, rss_floor) = scenarios::peak_rss(&dirs, rss_runs)?;
     let sizes = sizes(&dirs)?;
 
     let results = Results {
@@ -139,6 +144,8 @@ fn main() -> Result<()> {
         scaling,
         sizes,
         startup,
+        rss,
+        rss_floor,
         context: report::Context {
             date: command_output("date", &["-u", "+%Y-%m-%d %H:%M"]),
             machine: machine(),
@@ -149,6 +156,7 @@ fn main() -> Result<()> {
             quick: options.quick,
             iterations,
             rounds,
+            rss_runs,
             ours_dir: options.ours.display().to_string(),
             reference_dir: options.reference.display().to_string(),
             duration: format!("{:.0} s", started.elapsed().as_secs_f64()),

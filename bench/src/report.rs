@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use crate::scenarios::{Batch, Concurrency, Latency, Samples, Scaling};
+use crate::scenarios::{Batch, Concurrency, Latency, Rss, RssFloor, RssSamples, Samples, Scaling};
 use crate::stats::{Summary, median_u64};
 
 /// One plugin's binary sizes in bytes.
@@ -22,6 +22,9 @@ pub struct Results {
     pub sizes: Vec<SizeRow>,
     /// VERSION call times per plugin, ours then reference.
     pub startup: Vec<crate::scenarios::Startup>,
+    /// Peak RSS per latency scenario, from the untimed traced pass.
+    pub rss: Vec<Rss>,
+    pub rss_floor: RssFloor,
     pub context: Context,
 }
 
@@ -35,6 +38,8 @@ pub struct Context {
     pub quick: bool,
     pub iterations: usize,
     pub rounds: usize,
+    /// Traced ADD+DEL rounds per side in the peak-RSS pass.
+    pub rss_runs: usize,
     pub ours_dir: String,
     pub reference_dir: String,
     pub duration: String,
@@ -69,7 +74,13 @@ pub fn total_failures(r: &Results) -> usize {
         .flat_map(|s| s.sides.iter())
         .map(|s| s.failures)
         .sum();
-    latency + concurrency + scaling
+    let rss: usize = r
+        .rss
+        .iter()
+        .flat_map(|s| s.sides.iter())
+        .map(|s| s.failures)
+        .sum();
+    latency + concurrency + scaling + rss
 }
 
 fn batch_latencies(rounds: &[(Batch, Batch)], add: bool) -> Summary {
@@ -196,8 +207,9 @@ pub fn markdown(r: &Results, svg_name: &str, analysis: &str) -> String {
         "Method: every call is a real exec of the plugin, joined to a throwaway \"host\" \
          netns, against a fresh throwaway container netns, cniVersion 1.0.0, host-local \
          `dataDir` in a tempdir. Time = fork to reap (`wait4`), which also gives the \
-         child's peak RSS. Ours and the reference alternate call by call (A B B A …), so \
-         load drift hits both. Namespace creation and teardown are never timed.\n"
+         child's CPU time. Ours and the reference alternate call by call (A B B A …), so \
+         load drift hits both. Namespace creation and teardown are never timed. Peak RSS \
+         comes from a separate, untimed pass under ptrace (section 5).\n"
     );
     let _ = writeln!(md, "![latency distributions and concurrency]({svg_name})\n");
 
@@ -321,7 +333,7 @@ fn targets(md: &mut String, r: &Results) {
             );
         }
     }
-    let rss: Vec<(f64, &str)> = r.latency.iter().map(|l| (rss_ratio(l), l.name)).collect();
+    let rss: Vec<(f64, &str)> = r.rss.iter().map(|l| (rss_ratio(l), l.name)).collect();
     let worst = rss
         .iter()
         .cloned()
@@ -353,11 +365,9 @@ fn targets(md: &mut String, r: &Results) {
 }
 
 /// Worst of ADD and DEL peak-RSS ratios of one scenario.
-fn rss_ratio(l: &Latency) -> f64 {
-    let add =
-        median_u64(&l.sides[0].rss_add) as f64 / median_u64(&l.sides[1].rss_add).max(1) as f64;
-    let del =
-        median_u64(&l.sides[0].rss_del) as f64 / median_u64(&l.sides[1].rss_del).max(1) as f64;
+fn rss_ratio(l: &Rss) -> f64 {
+    let add = median_u64(&l.sides[0].add) as f64 / median_u64(&l.sides[1].add).max(1) as f64;
+    let del = median_u64(&l.sides[0].del) as f64 / median_u64(&l.sides[1].del).max(1) as f64;
     add.max(del)
 }
 
@@ -615,35 +625,7 @@ fn resources_table(md: &mut String, r: &Results) {
         );
     }
     md.push('\n');
-    let _ = writeln!(
-        md,
-        "Peak RSS = `ru_maxrss` of the reaped plugin (for bridge and macvlan this is the \
-         larger of the plugin and its host-local child), median over the latency run.\n"
-    );
-    let _ = writeln!(
-        md,
-        "| scenario | ADD RSS ours | reference | ours / reference | DEL RSS ours | reference | ours / reference |\n|---|---|---|---|---|---|---|"
-    );
-    for l in &r.latency {
-        let q = |i: usize, add: bool| {
-            median_u64(if add {
-                &l.sides[i].rss_add
-            } else {
-                &l.sides[i].rss_del
-            }) as f64
-        };
-        let _ = writeln!(
-            md,
-            "| {} | {:.0} KiB | {:.0} KiB | **{}** | {:.0} KiB | {:.0} KiB | **{}** |",
-            l.name,
-            q(0, true),
-            q(1, true),
-            ratio(q(0, true), q(1, true)),
-            q(0, false),
-            q(1, false),
-            ratio(q(0, false), q(1, false))
-        );
-    }
+    rss_table(md, r);
     let _ = writeln!(
         md,
         "\n| plugin | ours (as installed) | reference (as installed) | ours stripped | reference stripped | ours / reference (stripped) |\n|---|---|---|---|---|---|"
@@ -661,4 +643,65 @@ fn resources_table(md: &mut String, r: &Results) {
         );
     }
     md.push('\n');
+}
+
+fn rss_table(md: &mut String, r: &Results) {
+    let f = &r.rss_floor;
+    let _ = writeln!(
+        md,
+        "Peak RSS = the kernel's high-water mark (`VmHWM` in `/proc/<pid>/status`) of \
+         every process of the call, read while each is stopped at its exit under ptrace, \
+         which follows fork, vfork and clone (so the host-local child of bridge and macvlan \
+         counts); a call's figure is its largest, median over {} traced ADD+DEL rounds per \
+         side in a separate pass that is never timed. `ru_maxrss` of the timed calls is not \
+         used: at exec the kernel folds the pre-exec mm's mark into it, so a forked or \
+         vfork'ed child carries its parent's memory, and on this kernel it read 30–200 KiB \
+         below the RSS the same process still had at exit (`bench/src/rss.rs`). \
+         `/bin/true`, which does nothing, in this run: {} KiB this way; {} KiB as \
+         `ru_maxrss` of a fork of cni-bench (the floor a fork of the bench would impose).\n",
+        r.context.rss_runs, f.traced_kib, f.forked_kib
+    );
+    let _ = writeln!(
+        md,
+        "| scenario | ADD RSS ours | reference | ours / reference | DEL RSS ours | reference | ours / reference |\n|---|---|---|---|---|---|---|"
+    );
+    for l in &r.rss {
+        let q = |i: usize, add: bool| {
+            median_u64(if add {
+                &l.sides[i].add
+            } else {
+                &l.sides[i].del
+            }) as f64
+        };
+        let _ = writeln!(
+            md,
+            "| {} | {:.0} KiB | {:.0} KiB | **{}** | {:.0} KiB | {:.0} KiB | **{}** |",
+            l.name,
+            q(0, true),
+            q(1, true),
+            ratio(q(0, true), q(1, true)),
+            q(0, false),
+            q(1, false),
+            ratio(q(0, false), q(1, false))
+        );
+    }
+    for l in &r.rss {
+        for (i, side) in ["ours", "reference"].iter().enumerate() {
+            if l.sides[i].failures > 0 {
+                let _ = writeln!(
+                    md,
+                    "\nFailures in the RSS pass ({} {side}): {}",
+                    l.name,
+                    rss_failures_note(&l.sides[i])
+                );
+            }
+        }
+    }
+}
+
+fn rss_failures_note(s: &RssSamples) -> String {
+    match &s.first_failure {
+        Some(f) => format!("{} (first: `{}`)", s.failures, one_line(f)),
+        None => "0".into(),
+    }
 }

@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 
 use crate::floor;
+use crate::rss;
 use crate::spawn::{self, Call, Outcome, check_stop};
 
 /// The two implementations under test.
@@ -57,8 +58,6 @@ impl Dirs {
 pub struct Samples {
     pub add: Vec<Duration>,
     pub del: Vec<Duration>,
-    pub rss_add: Vec<u64>,
-    pub rss_del: Vec<u64>,
     pub cpu_add: Vec<Duration>,
     pub cpu_del: Vec<Duration>,
     pub failures: usize,
@@ -76,12 +75,10 @@ impl Samples {
         match verb {
             "ADD" => {
                 self.add.push(outcome.elapsed);
-                self.rss_add.push(outcome.max_rss_kib);
                 self.cpu_add.push(outcome.cpu);
             }
             _ => {
                 self.del.push(outcome.elapsed);
-                self.rss_del.push(outcome.max_rss_kib);
                 self.cpu_del.push(outcome.cpu);
             }
         }
@@ -582,4 +579,98 @@ pub fn startup(dirs: &Dirs, iterations: usize) -> Result<Vec<Startup>> {
         results.push((plugin, times));
     }
     Ok(results)
+}
+
+/// Peak RSS of one side (or of `/bin/true`) in one scenario, KiB per call.
+#[derive(Debug, Default, Clone)]
+pub struct RssSamples {
+    pub add: Vec<u64>,
+    pub del: Vec<u64>,
+    pub failures: usize,
+    pub first_failure: Option<String>,
+}
+
+impl RssSamples {
+    fn record(&mut self, verb: &str, traced: &rss::Traced) {
+        if !traced.success {
+            self.failures += 1;
+            self.first_failure
+                .get_or_insert_with(|| format!("{verb}: {}", traced.output.trim()));
+            return;
+        }
+        match verb {
+            "ADD" => self.add.push(traced.peak_kib),
+            _ => self.del.push(traced.peak_kib),
+        }
+    }
+}
+
+/// Item 5 (RSS) result: one plugin scenario of item 1.
+pub struct Rss {
+    pub name: &'static str,
+    /// Index 0 ours, 1 reference.
+    pub sides: [RssSamples; 2],
+}
+
+/// `/bin/true`, a dynamically linked program that does nothing: the process floor, measured
+/// both ways.
+pub struct RssFloor {
+    /// Median traced peak (`rss.rs`), KiB.
+    pub traced_kib: u64,
+    /// Median `ru_maxrss` when started like a timed call (a fork of cni-bench), KiB.
+    pub forked_kib: u64,
+}
+
+/// Peak RSS pass, untimed and after every timed phase: `runs` ADD+DEL rounds per side of
+/// each latency scenario, under ptrace (`rss::run_traced`), plus the `/bin/true` floor.
+pub fn peak_rss(dirs: &Dirs, runs: usize) -> Result<(Vec<Rss>, RssFloor)> {
+    let mut results = Vec::new();
+    for scenario in scenarios() {
+        eprintln!("peak RSS: {} ({runs} traced runs)", scenario.name);
+        let worlds = [
+            world(Side::Ours, "rss", scenario.host_setup, scenario.config)?,
+            world(Side::Reference, "rss", scenario.host_setup, scenario.config)?,
+        ];
+        let binaries = Side::BOTH.map(|side| dirs.binary(side, scenario.plugin));
+        let mut sides: [RssSamples; 2] = Default::default();
+        for i in 0..runs {
+            check_stop()?;
+            for k in 0..2 {
+                let who = (i + k) % 2;
+                let (w, bin) = (&worlds[who], &binaries[who]);
+                let ctr = Netns::with_label("c");
+                let add =
+                    rss::run_traced(&call(bin, "ADD", &ctr, scenario.ifname, &w.config), &w.host)?;
+                let del =
+                    rss::run_traced(&call(bin, "DEL", &ctr, scenario.ifname, &w.config), &w.host)?;
+                sides[who].record("ADD", &add);
+                sides[who].record("DEL", &del);
+            }
+        }
+        results.push(Rss {
+            name: scenario.name,
+            sides,
+        });
+    }
+    let host = Netns::with_label("rss-floor");
+    let true_bin = Path::new("/bin/true");
+    let version = Call {
+        binary: true_bin,
+        command: "VERSION",
+        container_id: "",
+        netns: Path::new(""),
+        ifname: "",
+        config: br#"{"cniVersion":"1.0.0"}"#,
+    };
+    let (mut traced, mut forked) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        check_stop()?;
+        traced.push(rss::run_traced(&version, &host)?.peak_kib);
+        forked.push(spawn::run(&version, &host)?.max_rss_kib);
+    }
+    let floor = RssFloor {
+        traced_kib: crate::stats::median_u64(&traced),
+        forked_kib: crate::stats::median_u64(&forked),
+    };
+    Ok((results, floor))
 }

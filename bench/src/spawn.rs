@@ -3,7 +3,9 @@
 //! Owns the exec-to-reap timing and the child's rusage. The child joins the fake host
 //! netns between fork and exec (as `cni_conformance::Lab` does), so nothing a plugin
 //! does can reach the machine's own namespace. We reap with `wait4` ourselves instead of
-//! `Child::wait` because only `wait4` hands back `ru_maxrss`.
+//! `Child::wait` because only `wait4` hands back the rusage (CPU time).
+//!
+//! Peak RSS is *not* taken from this rusage: see `rss.rs` for why and for what is used.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -64,8 +66,8 @@ pub struct Call<'a> {
 pub struct Outcome {
     /// From just before fork to just after the child was reaped.
     pub elapsed: Duration,
-    /// The child's `ru_maxrss` in KiB; for a delegating plugin this is the larger of the
-    /// plugin and its reaped IPAM child (the kernel reports RUSAGE_BOTH for a zombie).
+    /// The child's `ru_maxrss` in KiB. Not used as the plugin's peak (see `rss.rs`); kept
+    /// for the report's `/bin/true` line, which shows the floor a fork of cni-bench sets.
     pub max_rss_kib: u64,
     /// User + system CPU time of the child and its reaped children (the IPAM plugin).
     pub cpu: Duration,
@@ -86,6 +88,23 @@ pub struct Running {
 /// runtime does; `CNI_PATH` is the binary's own directory so each side delegates to its
 /// own host-local.
 pub fn spawn(call: &Call<'_>, host: &impl AsFd) -> Result<Running> {
+    let mut command = command(call, host);
+    let start = Instant::now();
+    let mut child = command
+        .spawn()
+        .with_context(|| format!("cannot start {}", call.binary.display()))?;
+    let (pid, stdout, stderr) = feed(&mut child, call.config)?;
+    Ok(Running {
+        pid,
+        start,
+        stdout,
+        stderr,
+    })
+}
+
+/// The command a runtime would run for `call`, with piped stdio, set to join `host`
+/// between fork and exec.
+pub fn command(call: &Call<'_>, host: &impl AsFd) -> Command {
     let mut command = Command::new(call.binary);
     command
         .env_clear()
@@ -102,13 +121,18 @@ pub fn spawn(call: &Call<'_>, host: &impl AsFd) -> Result<Running> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     enter_netns_before_exec(&mut command, host);
-    let start = Instant::now();
-    let mut child = command
-        .spawn()
-        .with_context(|| format!("cannot start {}", call.binary.display()))?;
+    command
+}
+
+/// Writes the config to a just-started child's stdin and closes it; returns the pid and the
+/// output pipes. `child` may then be dropped without waiting: the caller reaps the pid.
+pub fn feed(
+    child: &mut std::process::Child,
+    config: &[u8],
+) -> Result<(libc::pid_t, ChildStdout, ChildStderr)> {
     // The config is far below the pipe buffer size, so this never waits for the child.
     let mut stdin = child.stdin.take().context("no stdin pipe")?;
-    match stdin.write_all(call.config) {
+    match stdin.write_all(config) {
         // A plugin may exit without reading stdin (a VERSION answer, an early error);
         // its exit status tells what happened.
         Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => {}
@@ -118,13 +142,7 @@ pub fn spawn(call: &Call<'_>, host: &impl AsFd) -> Result<Running> {
     let pid = child.id() as libc::pid_t;
     let stdout = child.stdout.take().context("no stdout pipe")?;
     let stderr = child.stderr.take().context("no stderr pipe")?;
-    // `child` is dropped without waiting: we reap the pid with wait4 below.
-    Ok(Running {
-        pid,
-        start,
-        stdout,
-        stderr,
-    })
+    Ok((pid, stdout, stderr))
 }
 
 /// Runs one call to completion.
@@ -189,17 +207,27 @@ fn timeval(tv: libc::timeval) -> Duration {
 }
 
 fn finish(mut running: Running, reaped: Reaped) -> Outcome {
-    let mut output = String::new();
-    // The child has exited, so these reads end at once; they only collect diagnostics.
-    let _ = running.stdout.read_to_string(&mut output);
-    let _ = running.stderr.read_to_string(&mut output);
     Outcome {
         elapsed: reaped.at.duration_since(running.start),
         max_rss_kib: reaped.max_rss_kib,
         cpu: reaped.cpu,
-        success: libc::WIFEXITED(reaped.status) && libc::WEXITSTATUS(reaped.status) == 0,
-        output,
+        success: exited_zero(reaped.status),
+        output: collect_output(&mut running.stdout, &mut running.stderr),
     }
+}
+
+/// Whether a wait status is a normal exit with status 0.
+pub fn exited_zero(status: libc::c_int) -> bool {
+    libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0
+}
+
+/// stdout then stderr of an exited child.
+pub fn collect_output(stdout: &mut ChildStdout, stderr: &mut ChildStderr) -> String {
+    let mut output = String::new();
+    // The child has exited, so these reads end at once; they only collect diagnostics.
+    let _ = stdout.read_to_string(&mut output);
+    let _ = stderr.read_to_string(&mut output);
+    output
 }
 
 /// Makes `command` join `netns` in the child, between fork and exec.
