@@ -1,9 +1,5 @@
-fn main() {
-    cni::skel::run(
-        cni_plugin_bridge::Bridge,
-        cni::About {
-            name: "bridge",
-            version: env!("CARGO_PKG_VERSION"),
-        },
-    )
-}
+//! The `bridge` binary: the CNI dispatcher around [`cni_plugin_bridge::Bridge`].
+
+#![cfg_attr(not(test), no_main)]
+
+cni::plugin_main!(cni_plugin_bridge::Bridge, "bridge");

@@ -1,9 +1,5 @@
-fn main() {
-    cni::skel::run(
-        cni_plugin_ipvlan::Ipvlan,
-        cni::About {
-            name: "ipvlan",
-            version: env!("CARGO_PKG_VERSION"),
-        },
-    )
-}
+//! The `ipvlan` binary: the CNI dispatcher around [`cni_plugin_ipvlan::Ipvlan`].
+
+#![cfg_attr(not(test), no_main)]
+
+cni::plugin_main!(cni_plugin_ipvlan::Ipvlan, "ipvlan");

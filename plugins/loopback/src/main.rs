@@ -1,9 +1,5 @@
-fn main() {
-    cni::skel::run(
-        cni_plugin_loopback::Loopback,
-        cni::About {
-            name: "loopback",
-            version: env!("CARGO_PKG_VERSION"),
-        },
-    )
-}
+//! The `loopback` binary: the CNI dispatcher around [`cni_plugin_loopback::Loopback`].
+
+#![cfg_attr(not(test), no_main)]
+
+cni::plugin_main!(cni_plugin_loopback::Loopback, "loopback");

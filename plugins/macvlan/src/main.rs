@@ -1,9 +1,5 @@
-fn main() {
-    cni::skel::run(
-        cni_plugin_macvlan::Macvlan,
-        cni::About {
-            name: "macvlan",
-            version: env!("CARGO_PKG_VERSION"),
-        },
-    )
-}
+//! The `macvlan` binary: the CNI dispatcher around [`cni_plugin_macvlan::Macvlan`].
+
+#![cfg_attr(not(test), no_main)]
+
+cni::plugin_main!(cni_plugin_macvlan::Macvlan, "macvlan");
