@@ -25,4 +25,4 @@ pub use allocator::{Candidates, allocate, check, gc, release, status};
 pub use config::{DEFAULT_DATA_DIR, IpamConfig};
 pub use error::{Error, Result};
 pub use range::{Range, RangeSet, RangeSpec};
-pub use store::{LockedStore, Owner, Store};
+pub use store::{LockedStore, Owner, Prepared, Store};

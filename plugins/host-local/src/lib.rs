@@ -46,7 +46,10 @@ impl Plugin for HostLocal {
         let (config, store) = open(&req)?;
         // resolv.conf is read before anything is reserved, so a bad path leaks nothing.
         let dns = config.dns()?;
-        let ips = cni_ipam::allocate(&store.lock()?, &config, &attachment(&req.args))?;
+        let attachment = attachment(&req.args);
+        // The new files are made before the lock, so concurrent ADDs make them in parallel.
+        let prepared = store.prepare_add(&attachment, config.range_sets.len());
+        let ips = cni_ipam::allocate(&store.lock_prepared(prepared)?, &config, &attachment)?;
         let mut result = CniResult::default();
         result.ips = ips;
         result.routes = config.routes;
