@@ -25,12 +25,26 @@ pub fn configure_iface(
     nodad: bool,
 ) -> Result<()> {
     let link = container.link_by_name(ifname).map_err(kernel_error)?;
+    configure_iface_at(netns, container, ifname, link.index, result, nodad)
+}
+
+/// [`configure_iface`] for a caller that knows the interface's index already (it created
+/// the link in this same call): one `RTM_GETLINK` less, i.e. one round less through the
+/// kernel's RTNL mutex, which `RTM_GETLINK` takes and concurrent ADDs queue on.
+pub fn configure_iface_at(
+    netns: &Netns,
+    container: &Handle,
+    ifname: &str,
+    index: u32,
+    result: &CniResult,
+    nodad: bool,
+) -> Result<()> {
     for ip in &result.ips {
-        if let Some(index) = ip.interface {
-            let name = result.interfaces.get(index).map(|i| i.name.as_str());
+        if let Some(position) = ip.interface {
+            let name = result.interfaces.get(position).map(|i| i.name.as_str());
             if name != Some(ifname) {
                 return Err(Error::invalid_config(format!(
-                    "invalid interface index {index} for {} (interface {ifname:?})",
+                    "invalid interface index {position} for {} (interface {ifname:?})",
                     ip.address
                 )));
             }
@@ -47,10 +61,10 @@ pub fn configure_iface(
     }
     for ip in &ips {
         container
-            .add_address(link.index, ip.address.0, AddressOptions { nodad })
+            .add_address(index, ip.address.0, AddressOptions { nodad })
             .map_err(kernel_error)?;
     }
-    container.set_link_up(link.index).map_err(kernel_error)?;
+    container.set_link_up(index).map_err(kernel_error)?;
 
     let gateway_of = |v6: bool| {
         ips.iter()
@@ -59,14 +73,14 @@ pub fn configure_iface(
     };
     let (gw4, gw6) = (gateway_of(false), gateway_of(true));
     if gw6.is_some() && !nodad {
-        wait_for_dad(container, link.index)?;
+        wait_for_dad(container, index)?;
     }
     for route in &result.routes {
         let dst = route.dst.network().0;
         let gateway = route.gw.or(if dst.is_ipv6() { gw6 } else { gw4 });
         let spec = RouteSpec {
             gateway,
-            oif: Some(link.index),
+            oif: Some(index),
             priority: route.priority,
             table: route.table,
             scope: route.scope.map(Into::into),

@@ -10,7 +10,7 @@ mod iface;
 mod rollback;
 pub mod sublink;
 
-pub use iface::{configure_iface, random_link_name};
+pub use iface::{configure_iface, configure_iface_at, random_link_name};
 pub use rollback::Rollback;
 
 use cni::error::code;
