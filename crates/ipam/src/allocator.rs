@@ -116,7 +116,7 @@ fn reserve_all(
     attachment: &Attachment,
     reserved: &mut Vec<IpAddr>,
 ) -> Result<Vec<IpConfig>> {
-    let held = store.find(attachment)?;
+    let held = store.held_for_add(attachment)?;
     let mut requested = config.requested_ips.clone();
     let mut ips = Vec::new();
     for (index, set) in config.range_sets.iter().enumerate() {
@@ -671,6 +671,95 @@ mod tests {
         let index = f.net_dir().join(".attachments");
         assert!(index.join("keep+eth0").exists());
         assert!(!index.join("keep+eth1").exists() && !index.join("drop+eth0").exists());
+    }
+
+    /// Rewrites a lease in place (same inode, directory untouched), which neither plugin
+    /// ever does: the one change the index stamp cannot see, used here to tell whether an
+    /// ADD scanned the leases or trusted the stamp.
+    fn rewrite_in_place(path: &std::path::Path, content: &str) {
+        use std::io::Write;
+        let mut file = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+        file.set_len(0).unwrap();
+        file.write_all(content.as_bytes()).unwrap();
+    }
+
+    fn dir_mtime(path: &std::path::Path) -> std::time::SystemTime {
+        std::fs::metadata(path).unwrap().modified().unwrap()
+    }
+
+    fn set_dir_mtime(path: &std::path::Path, time: std::time::SystemTime) {
+        std::fs::File::open(path)
+            .unwrap()
+            .set_modified(time)
+            .unwrap();
+    }
+
+    /// While only we write, ADD's duplicate check trusts the stamp and reads no lease.
+    #[test]
+    fn the_duplicate_check_trusts_the_stamp_while_only_we_write() {
+        let f = Fixture::new(vec![set(&[("10.1.2.0/24", None, None)])]);
+        assert_eq!(f.allocate_ip("c1"), "10.1.2.2");
+        assert_eq!(f.allocate_ip("c2"), "10.1.2.3");
+        let stamp = std::fs::read_to_string(f.net_dir().join(".index-stamp")).unwrap();
+        assert!(
+            stamp.starts_with("# host-local index stamp v1\n"),
+            "{stamp}"
+        );
+        // c1's lease now claims to be c3's: only a scan would notice.
+        rewrite_in_place(&f.net_dir().join("10.1.2.2"), "c3\r\neth0");
+        assert_eq!(f.allocate_ip("c3"), "10.1.2.4", "the stamp was trusted");
+        // DEL keeps the stamp current.
+        release(&f.store.lock().unwrap(), &attachment("c2")).unwrap();
+        rewrite_in_place(&f.net_dir().join("10.1.2.4"), "c5\r\neth0");
+        assert_eq!(f.allocate_ip("c5"), "10.1.2.5", "still trusted after DEL");
+    }
+
+    /// Any lease the Go plugin writes or removes sends ADD back to the scan, even when the
+    /// directory's mtime is put back (a coarse clock): the listing differs.
+    #[test]
+    fn a_foreign_lease_sends_the_duplicate_check_back_to_the_scan() {
+        let f = Fixture::new(vec![set(&[("10.1.2.0/24", None, None)])]);
+        assert_eq!(f.allocate_ip("c1"), "10.1.2.2");
+        let net = f.net_dir();
+        std::fs::write(net.join("10.1.2.50"), "go1\r\neth0").unwrap();
+        let err = f.allocate("go1").unwrap_err();
+        assert!(matches!(err, Error::DuplicateAllocation { .. }), "{err}");
+
+        // Now the same with the mtime restored: the listing gives it away.
+        assert_eq!(f.allocate_ip("c2"), "10.1.2.3");
+        let mtime = dir_mtime(&net);
+        std::fs::write(net.join("10.1.2.60"), "go2\r\neth0").unwrap();
+        set_dir_mtime(&net, mtime);
+        let err = f.allocate("go2").unwrap_err();
+        assert!(matches!(err, Error::DuplicateAllocation { .. }), "{err}");
+
+        // A Go-format lease without an index entry keeps every ADD scanning (no stamp is
+        // vouched for), as before the stamp existed.
+        rewrite_in_place(&net.join("10.1.2.2"), "c7\r\neth0");
+        let err = f.allocate("c7").unwrap_err();
+        assert!(matches!(err, Error::DuplicateAllocation { .. }), "{err}");
+
+        // Once the foreign leases are gone, the scan finds every lease indexed again and
+        // the stamp is trusted from the next ADD on.
+        for name in ["10.1.2.2", "10.1.2.50", "10.1.2.60"] {
+            std::fs::remove_file(net.join(name)).unwrap();
+        }
+        assert_eq!(f.allocate_ip("c8"), "10.1.2.4");
+        rewrite_in_place(&net.join("10.1.2.4"), "c9\r\neth0");
+        assert_eq!(f.allocate_ip("c9"), "10.1.2.5", "the stamp was trusted");
+    }
+
+    /// GC leaves the stamp stale: the next ADD scans.
+    #[test]
+    fn gc_sends_the_next_duplicate_check_to_the_scan() {
+        let f = Fixture::new(vec![set(&[("10.1.2.0/24", None, None)])]);
+        for id in ["keep", "drop"] {
+            f.allocate(id).unwrap();
+        }
+        gc(&f.store.lock().unwrap(), &[attachment("keep")]).unwrap();
+        rewrite_in_place(&f.net_dir().join("10.1.2.2"), "c3\r\neth0");
+        let err = f.allocate("c3").unwrap_err();
+        assert!(matches!(err, Error::DuplicateAllocation { .. }), "{err}");
     }
 
     #[test]
