@@ -29,8 +29,7 @@ pub fn configure_iface(
 }
 
 /// [`configure_iface`] for a caller that knows the interface's index already (it created
-/// the link in this same call): one `RTM_GETLINK` less, i.e. one round less through the
-/// kernel's RTNL mutex, which `RTM_GETLINK` takes and concurrent ADDs queue on.
+/// the link in this same call): one `RTM_GETLINK` round trip less.
 pub fn configure_iface_at(
     netns: &Netns,
     container: &Handle,
