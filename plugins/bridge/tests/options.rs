@@ -37,7 +37,7 @@ fn l2_mode_add_check_del_and_check_passes_unlike_reference_2_6_1() {
             result.get("ips").is_none_or(|ips| ips == &json!([])),
             "{result}"
         );
-        let eth0 = lab.container().link("eth0").unwrap();
+        let eth0 = link_once_up(lab.container(), "eth0");
         assert_eq!(
             eth0["operstate"], "UP",
             "L2 mode brings the container end up"
@@ -62,7 +62,7 @@ fn disable_container_interface_leaves_l2_down_and_is_invalid_with_ipam() {
     let lab = Lab::new();
     let l2 = conf("1.0.0", json!({"disableContainerInterface": true}));
     add(&lab, &l2).assert_success();
-    let eth0 = lab.container().link("eth0").unwrap();
+    let eth0 = link_once_up(lab.container(), "eth0");
     assert_eq!(eth0["operstate"], "DOWN", "{eth0}");
     assert!(!eth0["flags"].as_array().unwrap().contains(&json!("UP")));
     del(&lab, &l2).assert_success();

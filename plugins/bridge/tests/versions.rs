@@ -137,7 +137,7 @@ fn assert_kernel_state(lab: &Lab, container: &Netns, result: &Value, version: &s
         assert_eq!(host.sysctl("net.ipv6.conf.all.forwarding"), "1");
     }
     let host_veths = veths(host);
-    let eth0 = container.link("eth0").expect("eth0 in container");
+    let eth0 = link_once_up(container, "eth0");
     assert_eq!(eth0["linkinfo"]["info_kind"], "veth");
     assert_eq!(eth0["operstate"], "UP", "{eth0}");
     // The host end is the container end's peer, enslaved to cni0, up, accept_ra off.

@@ -11,6 +11,7 @@ use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use cni_conformance::{Invocation, Lab, Netns, PluginRun, plugin_path};
 use serde_json::{Value, json};
@@ -350,4 +351,20 @@ pub fn full_conf(lab: &Lab, backend: &str) -> Value {
             "ipam": ipam_dual(lab),
         }),
     )
+}
+
+/// `name` in `ns`, read again until its operstate is UP (3 s at most). The kernel derives
+/// operstate from carrier in its linkwatch work, which runs after the change that caused it
+/// (non-urgent events are batched up to a second), so the container end, up and LOWER_UP
+/// when ADD returns, may still read DOWN for a moment; about 1 run in 8 did so here. The
+/// plugin waits for the host port, which is what forwarding needs (plugins #463).
+pub fn link_once_up(ns: &Netns, name: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let link = ns.link(name).unwrap_or_else(|| panic!("{name} is missing"));
+        if link["operstate"] == "UP" || Instant::now() >= deadline {
+            return link;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
