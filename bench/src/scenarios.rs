@@ -211,6 +211,19 @@ fn world(
     })
 }
 
+/// Each side's world (host netns, data dir, config) and binary for `scenario`, in
+/// `Side::BOTH` order.
+fn both_sides(dirs: &Dirs, scenario: &Scenario, label: &str) -> Result<([World; 2], [PathBuf; 2])> {
+    let worlds = [
+        world(Side::Ours, label, scenario.host_setup, scenario.config)?,
+        world(Side::Reference, label, scenario.host_setup, scenario.config)?,
+    ];
+    Ok((
+        worlds,
+        Side::BOTH.map(|side| dirs.binary(side, scenario.plugin)),
+    ))
+}
+
 fn call<'a>(
     binary: &'a Path,
     command: &'a str,
@@ -266,11 +279,7 @@ pub fn latency(dirs: &Dirs, iterations: usize, warmup: usize) -> Result<Vec<Late
     let mut results = Vec::new();
     for scenario in scenarios() {
         eprintln!("latency: {} ({iterations} iterations)", scenario.name);
-        let worlds = [
-            world(Side::Ours, "lat", scenario.host_setup, scenario.config)?,
-            world(Side::Reference, "lat", scenario.host_setup, scenario.config)?,
-        ];
-        let binaries = Side::BOTH.map(|side| dirs.binary(side, scenario.plugin));
+        let (worlds, binaries) = both_sides(dirs, &scenario, "lat")?;
         let floor_host = if scenario.with_floor {
             let host = Netns::with_label("lat-floor");
             floor::prepare_host(&host)?;
@@ -627,11 +636,7 @@ pub fn peak_rss(dirs: &Dirs, runs: usize) -> Result<(Vec<Rss>, RssFloor)> {
     let mut results = Vec::new();
     for scenario in scenarios() {
         eprintln!("peak RSS: {} ({runs} traced runs)", scenario.name);
-        let worlds = [
-            world(Side::Ours, "rss", scenario.host_setup, scenario.config)?,
-            world(Side::Reference, "rss", scenario.host_setup, scenario.config)?,
-        ];
-        let binaries = Side::BOTH.map(|side| dirs.binary(side, scenario.plugin));
+        let (worlds, binaries) = both_sides(dirs, &scenario, "rss")?;
         let mut sides: [RssSamples; 2] = Default::default();
         for i in 0..runs {
             check_stop()?;

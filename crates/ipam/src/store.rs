@@ -487,16 +487,21 @@ impl LockedStore<'_> {
         })
     }
 
-    /// Every lease in the directory (the reference's full scan). Names that are not
-    /// addresses, and entries that are not regular files, are skipped.
-    pub fn leases(&self) -> Result<Vec<Lease>> {
-        let mut dir = Dir::openat(
+    /// The store directory opened for reading its entries.
+    fn open_listing(&self) -> Result<Dir> {
+        Dir::openat(
             &self.store.dir,
             ".",
             OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
             Mode::empty(),
         )
-        .map_err(|e| Error::store("open", &self.store.path, e))?;
+        .map_err(|e| Error::store("open", &self.store.path, e))
+    }
+
+    /// Every lease in the directory (the reference's full scan). Names that are not
+    /// addresses, and entries that are not regular files, are skipped.
+    pub fn leases(&self) -> Result<Vec<Lease>> {
+        let mut dir = self.open_listing()?;
         let mut leases = Vec::new();
         for entry in dir.iter() {
             let entry = entry.map_err(|e| Error::store("read", &self.store.path, e))?;
@@ -585,13 +590,7 @@ impl LockedStore<'_> {
 
     /// Names (and inodes) of the directory's entries that parse as addresses.
     fn address_entries(&self) -> Result<Vec<(String, u64)>> {
-        let mut dir = Dir::openat(
-            &self.store.dir,
-            ".",
-            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| Error::store("open", &self.store.path, e))?;
+        let mut dir = self.open_listing()?;
         let mut entries = Vec::new();
         for entry in dir.iter() {
             let entry = entry.map_err(|e| Error::store("read", &self.store.path, e))?;
