@@ -18,8 +18,9 @@
 //!
 //! # Backend
 //!
-//! A blocking `netlink-sys` socket with `netlink-packet-route` 0.34 messages, built with
-//! rtnetlink 0.24's message builders (its async `Handle` and tokio are not linked). One
+//! A blocking `netlink-sys` socket. Requests are `netlink-packet-route` 0.34 messages built
+//! with rtnetlink 0.24's message builders (its async `Handle` and tokio are not linked);
+//! replies are decoded by hand for the attributes we read (`wire.rs` says why). One
 //! operation is one request and its replies; see `socket.rs` for the socket care (ACKs,
 //! sequence numbers, extended ACK text, growing buffer, `NLM_F_DUMP_INTR` retries,
 //! 10 s receive timeout).
