@@ -139,15 +139,17 @@ fn two_interfaces_of_one_container_have_separate_rules_unlike_reference_2_6_3() 
         assert_masq_present(&lab, backend, lab.container(), "eth1", &ips1);
         assert!(lab.container().link("eth1").is_some());
         assert_eq!(veths(lab.host()).len(), 1);
+        // Chains and comments end in "-<ifname>"; a bare "eth0" would also match the other
+        // attachment's `iifname "veth0…"` whenever its random host veth name starts with 0.
         assert!(
             spoofcheck_state(lab.host())
                 .iter()
-                .any(|s| s.contains("eth1"))
+                .any(|s| s.contains("-eth1"))
         );
         assert!(
             !spoofcheck_state(lab.host())
                 .iter()
-                .any(|s| s.contains("eth0"))
+                .any(|s| s.contains("-eth0"))
         );
 
         del_in(&lab, lab.container(), "eth1", &conf).assert_success();
