@@ -28,20 +28,14 @@ fn fifty_concurrent_adds_onto_a_new_bridge_then_fifty_concurrent_dels() {
     let containers: Vec<Netns> = (0..CONTAINERS).map(|_| lab.new_container()).collect();
 
     let started = Instant::now();
-    let addresses: Vec<String> = std::thread::scope(|scope| {
-        let workers: Vec<_> = containers
-            .iter()
-            .map(|ns| scope.spawn(|| add_in(&lab, ns, "eth0", &conf)))
-            .collect();
-        workers
-            .into_iter()
-            .map(|w| {
-                let run = w.join().unwrap().assert_success();
-                let address = run.result()["ips"][0]["address"].as_str().unwrap();
-                ip_of(address).to_owned()
-            })
-            .collect()
-    });
+    let addresses: Vec<String> = add_concurrently(&lab, &containers, "eth0", &conf)
+        .into_iter()
+        .map(|run| {
+            let run = run.assert_success();
+            let address = run.result()["ips"][0]["address"].as_str().unwrap();
+            ip_of(address).to_owned()
+        })
+        .collect();
     eprintln!("{CONTAINERS} concurrent ADDs: {:?}", started.elapsed());
 
     let distinct: BTreeSet<&String> = addresses.iter().collect();

@@ -209,16 +209,10 @@ fn vm_ten_concurrent_first_time_adds_share_one_vlan_gateway() {
     let lab = Lab::new();
     let conf = vlan_conf(ipam_dual(&lab), false);
     let containers: Vec<Netns> = (0..CONTAINERS).map(|_| lab.new_container()).collect();
-    let results: Vec<Value> = std::thread::scope(|scope| {
-        let workers: Vec<_> = containers
-            .iter()
-            .map(|ns| scope.spawn(|| add_in(&lab, ns, "eth0", &conf)))
-            .collect();
-        workers
-            .into_iter()
-            .map(|w| w.join().unwrap().assert_success().result().clone())
-            .collect()
-    });
+    let results: Vec<Value> = add_concurrently(&lab, &containers, "eth0", &conf)
+        .into_iter()
+        .map(|run| run.assert_success().result().clone())
+        .collect();
     let (gateway, _) = gateway_pair(&lab, false);
     for result in &results {
         assert_eq!(

@@ -13,28 +13,15 @@
 
 #[path = "../../macvlan/tests/common/mod.rs"]
 mod common;
+mod shared;
 
 use cni_conformance::{Invocation, IpFamily, Lab, Netns};
 use common::*;
 use serde_json::{Value, json};
+use shared::*;
 
 fn conf(lab: &Lab) -> Value {
-    json!({
-        "cniVersion": "1.0.0",
-        "name": "mvnet",
-        "type": "ipvlan",
-        "master": MASTER,
-        "ipam": {
-            "type": "host-local",
-            "ranges": [[{"subnet": SUBNET, "rangeStart": "10.77.0.10", "gateway": PEER_IP}]],
-            "routes": [{"dst": "0.0.0.0/0"}],
-            "dataDir": lab.dir().join("ipam"),
-        },
-    })
-}
-
-fn leases(lab: &Lab) -> Vec<String> {
-    leases_in(lab.dir().join("ipam").join("mvnet"))
+    conf_with_routes(lab, json!([{"dst": "0.0.0.0/0"}]))
 }
 
 fn without_master(mut conf: Value) -> Value {

@@ -23,10 +23,12 @@
 
 #[path = "../../macvlan/tests/common/mod.rs"]
 mod common;
+mod shared;
 
 use cni_conformance::{Invocation, IpFamily, Lab, PluginRun};
 use common::*;
 use serde_json::{Value, json};
+use shared::*;
 
 /// Which implementation runs.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -39,6 +41,12 @@ enum Side {
 }
 
 impl Side {
+    /// ADD of `eth0` in the lab's container with `conf`, which must succeed; its result.
+    fn add(self, lab: &Lab, conf: &Value) -> Value {
+        let inv = Invocation::add(lab.container(), "eth0").config(conf.clone());
+        self.run(lab, &inv).assert_success().result().clone()
+    }
+
     fn run(self, lab: &Lab, inv: &Invocation) -> PluginRun {
         match self {
             Side::Ours => lab.run("ipvlan", inv),
@@ -57,26 +65,12 @@ fn dummy_lab() -> Lab {
 
 /// The config both sides get (only `dataDir`, inside each lab's tempdir, differs).
 fn conf(lab: &Lab, mode: Option<&str>) -> Value {
-    let mut conf = json!({
-        "cniVersion": "1.0.0",
-        "name": "mvnet",
-        "type": "ipvlan",
-        "master": MASTER,
-        "ipam": {
-            "type": "host-local",
-            "ranges": [[{"subnet": SUBNET, "rangeStart": "10.77.0.10", "gateway": PEER_IP}]],
-            "routes": [{"dst": "0.0.0.0/0"}, {"dst": "10.99.0.0/16", "gw": "10.77.0.254"}],
-            "dataDir": lab.dir().join("ipam"),
-        },
-    });
+    let routes = json!([{"dst": "0.0.0.0/0"}, {"dst": "10.99.0.0/16", "gw": "10.77.0.254"}]);
+    let mut conf = conf_with_routes(lab, routes);
     if let Some(mode) = mode {
         conf["mode"] = json!(mode);
     }
     conf
-}
-
-fn leases(lab: &Lab) -> Vec<String> {
-    leases_in(lab.dir().join("ipam").join("mvnet"))
 }
 
 /// What one side's ADD produced.
@@ -99,11 +93,7 @@ fn attach(side: Side, mode: Option<&str>) -> Attached {
     let lab = dummy_lab();
     let conf = conf(&lab, mode);
     let ctr = lab.container();
-    let raw = side
-        .run(&lab, &Invocation::add(ctr, "eth0").config(conf.clone()))
-        .assert_success()
-        .result()
-        .clone();
+    let raw = side.add(&lab, &conf);
 
     let master = lab.host().link(MASTER).unwrap();
     let link = ctr.link("eth0").unwrap();
@@ -261,11 +251,7 @@ fn vm_reference_check_fails_without_master_ours_passes() {
         let mut conf = conf(&lab, None);
         conf.as_object_mut().unwrap().remove("master");
         let ctr = lab.container();
-        let raw = side
-            .run(&lab, &Invocation::add(ctr, "eth0").config(conf.clone()))
-            .assert_success()
-            .result()
-            .clone();
+        let raw = side.add(&lab, &conf);
         assert_eq!(
             ctr.link("eth0").unwrap()["link_index"],
             host.link(MASTER).unwrap()["ifindex"],

@@ -368,3 +368,20 @@ pub fn link_once_up(ns: &Netns, name: &str) -> Value {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// ADD of `ifname` in every one of `containers` at once (one thread each), with `conf`;
+/// the runs in `containers`' order.
+pub fn add_concurrently(
+    lab: &Lab,
+    containers: &[Netns],
+    ifname: &str,
+    conf: &Value,
+) -> Vec<PluginRun> {
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = containers
+            .iter()
+            .map(|ns| scope.spawn(|| add_in(lab, ns, ifname, conf)))
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).collect()
+    })
+}
