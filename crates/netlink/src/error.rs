@@ -11,8 +11,7 @@ use std::path::PathBuf;
 /// Result alias for this crate.
 pub type Result<T> = std::result::Result<T, Error>;
 
-/// An error from a kernel operation. `Send + Sync + 'static`, so it can leave a
-/// [`crate::Netns::run`] thread.
+/// An error from a kernel operation. `Send + Sync + 'static`, so it can cross threads.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {

@@ -4,8 +4,8 @@
 //! This crate has **no CNI policy**: it never picks names, MTUs or modes, and it does not
 //! know the `cni` crate. It only does what it is told, in the caller's vocabulary:
 //!
-//! * [`Netns`] — an open netns, and [`Netns::run`] to execute code inside one on a
-//!   throwaway thread (the caller's thread never changes netns).
+//! * [`Netns`] — an open netns, and [`Netns::run`] to execute code inside one (the
+//!   calling thread goes back to its own netns however the code ends).
 //! * [`Handle`] — one `NETLINK_ROUTE` socket bound to one netns ([`Handle::current`],
 //!   [`Handle::for_netns`]); all link, address, route and bridge operations hang off it,
 //!   named verb first: [`Handle::create_veth`], [`Handle::set_link_up`],

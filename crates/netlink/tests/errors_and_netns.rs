@@ -84,7 +84,7 @@ fn netns_path_rules_follow_go() {
 }
 
 #[test]
-fn run_enters_the_netns_and_leaves_the_caller_alone() {
+fn run_enters_the_netns_and_the_caller_always_comes_back() {
     let before = Netns::current().unwrap();
     let ctr = anon_netns();
 
@@ -101,7 +101,7 @@ fn run_enters_the_netns_and_leaves_the_caller_alone() {
     assert_eq!(panic.downcast_ref::<&str>(), Some(&"boom inside netns"));
     assert!(
         Netns::current().unwrap().is_same(&before).unwrap(),
-        "the caller's thread never changed netns"
+        "the caller's thread is back in its netns after a panic"
     );
 }
 
