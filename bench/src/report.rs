@@ -3,7 +3,7 @@
 use std::fmt::Write;
 
 use crate::scenarios::{Batch, Concurrency, Latency, Rss, RssFloor, RssSamples, Samples, Scaling};
-use crate::stats::{Summary, median_u64};
+use crate::stats::{Summary, median_ratio_interval, median_u64};
 
 /// One plugin's binary sizes in bytes.
 pub struct SizeRow {
@@ -135,6 +135,16 @@ fn verdict(holds: Option<bool>) -> &'static str {
     }
 }
 
+/// "No slower": the median ratio is at most 1, or its bootstrap interval still reaches 1,
+/// in which case this run cannot tell the two apart and the verdict says so.
+fn no_slower_verdict(ratio: f64, interval: Option<(f64, f64)>) -> &'static str {
+    match interval {
+        _ if ratio <= 1.0 => verdict(Some(true)),
+        Some((lo, _)) if lo <= 1.0 => "**holds within noise** (the interval includes 1)",
+        _ => verdict(Some(false)),
+    }
+}
+
 /// The 1-minute load at the end, if it rose past 2: the run was not quiet throughout even
 /// if it started quiet.
 fn load_rose(c: &Context) -> Option<f64> {
@@ -263,13 +273,17 @@ fn targets(md: &mut String, r: &Results) {
                 ms(n_add),
                 verdict(Some(ours_add <= 1.2 * f_add))
             );
+            let interval = median_ratio_interval(&b.sides[0].del, &b.sides[1].del);
             let _ = writeln!(
                 md,
-                "| bridge DEL no slower than the reference | ours / reference = {} ({} / {} ms) | {} |",
+                "| bridge DEL no slower than the reference | ours / reference = {} ({} / {} ms){} | {} |",
                 ratio(ours_del, ref_del),
                 ms(ours_del),
                 ms(ref_del),
-                verdict(Some(ours_del <= ref_del))
+                interval.map_or(String::new(), |(lo, hi)| format!(
+                    "; 95 % interval {lo:.2}–{hi:.2}"
+                )),
+                no_slower_verdict(ours_del / ref_del, interval)
             );
             let _ = writeln!(
                 md,
