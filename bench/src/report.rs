@@ -218,8 +218,11 @@ pub fn markdown(r: &Results, svg_name: &str, analysis: &str) -> String {
          netns, against a fresh throwaway container netns, cniVersion 1.0.0, host-local \
          `dataDir` in a tempdir. Time = fork to reap (`wait4`), which also gives the \
          child's CPU time. Ours and the reference alternate call by call (A B B A …), so \
-         load drift hits both. Namespace creation and teardown are never timed. Peak RSS \
-         comes from a separate, untimed pass under ptrace (section 5).\n"
+         load drift hits both. Each DEL comes 50 ms (plus a random 0–8 ms) after its ADD, \
+         untimed: a link deleted in its first tens of milliseconds costs the kernel ≈ 8 ms \
+         more on both sides (`bench/src/scenarios.rs`). Namespace creation and teardown are \
+         never timed. Peak RSS comes from a separate, untimed pass under ptrace \
+         (section 5).\n"
     );
     let _ = writeln!(md, "![latency distributions and concurrency]({svg_name})\n");
 
