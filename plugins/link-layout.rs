@@ -26,7 +26,10 @@ fn main() {
         let package = env::var("CARGO_PKG_NAME").unwrap_or_default();
         let map = map_dir.join(format!("{package}.map"));
         // Mangled names, which the generated patterns are made from.
-        println!("cargo::rustc-link-arg-bins=-Wl,-Map={},--no-demangle", map.display());
+        println!(
+            "cargo::rustc-link-arg-bins=-Wl,-Map={},--no-demangle",
+            map.display()
+        );
         return;
     }
     let script = manifest_dir.join("hot-text.ld");

@@ -119,6 +119,23 @@ if bash scripts/podman-e2e.sh; then podman_passed=1; else podman_failed=1; test_
 section "benchmark smoke"
 cargo build --release --workspace --bins
 cargo run --release -p cni-bench -- --quick --out "$logs/BENCHMARKS.md" || test_status=$?
+# The generated code layout (plugins/<name>/hot-text.ld, see README "Size and start-up")
+# must still match the code: after a toolchain or dependency upgrade renamed the hot
+# functions, .text.hot shrinks and every call maps more of the binary again.
+section_size() { # BINARY SECTION -> size in bytes (0 if absent)
+    local hex
+    hex=$(readelf -SW "$1" | sed 's/^ *\[ *[0-9]*\]//' | awk -v s="$2" '$1 == s {print $5}')
+    echo $((16#${hex:-0}))
+}
+for plugin in bridge macvlan ipvlan host-local loopback; do
+    hot=$(section_size "target/release/$plugin" .text.hot)
+    cold=$(section_size "target/release/$plugin" .text)
+    if ((3 * hot < hot + cold)); then
+        echo "FAILED: $plugin: .text.hot holds $hot of $((hot + cold)) code bytes;" \
+            "regenerate the layout with python3 scripts/hot-functions.py" >&2
+        test_status=1
+    fi
+done
 
 # --- Summary ---------------------------------------------------------------------------
 # One line for the whole run: cargo test's per-binary results, the VM lane and podman.

@@ -8,9 +8,9 @@ use crate::result::CniResult;
 use crate::version::Version;
 use serde_json::Value;
 use std::io::{self, Write};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::os::fd::AsRawFd;
 use std::process::{Child, ChildStdin, Output, Stdio};
 use std::time::Duration;
 
@@ -99,7 +99,9 @@ impl Pending {
         if pipe_holds(&stdin, request.len()) {
             write_request(&mut stdin, &request);
         } else {
-            self.writer = Some(std::thread::spawn(move || write_request(&mut stdin, &request)));
+            self.writer = Some(std::thread::spawn(move || {
+                write_request(&mut stdin, &request)
+            }));
         }
     }
 
@@ -470,7 +472,10 @@ printf '{"env": "%s|%s|%s|%s|%s|%s"}' "$CNI_COMMAND" "$CNI_CONTAINERID" "$CNI_NE
         // grow it to (written from a thread).
         for len in [512 << 10, 4 << 20] {
             args.stdin = vec![b' '; len];
-            assert!(delegate("deaf", Command::Add, &args).unwrap().is_some(), "{len}");
+            assert!(
+                delegate("deaf", Command::Add, &args).unwrap().is_some(),
+                "{len}"
+            );
         }
     }
 

@@ -112,8 +112,13 @@ impl Netns {
 
 /// Puts the calling thread into `netns`.
 fn enter(netns: &Netns) -> Result<()> {
-    nix::sched::setns(netns.fd.as_fd(), CloneFlags::CLONE_NEWNET)
-        .map_err(|errno| Error::io("enter netns", netns.path.display().to_string(), errno.into()))
+    nix::sched::setns(netns.fd.as_fd(), CloneFlags::CLONE_NEWNET).map_err(|errno| {
+        Error::io(
+            "enter netns",
+            netns.path.display().to_string(),
+            errno.into(),
+        )
+    })
 }
 
 /// Moves the thread back into the netns it holds when dropped ([`Netns::run`]).
