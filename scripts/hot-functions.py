@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Regenerates plugins/<name>/hot-text.ld: the functions our plugins run in typical calls,
-which plugins/link-layout.rs has the linker place first and side by side.
+"""Regenerates plugins/<name>/hot-text.ld: the functions each plugin runs in typical calls,
+which plugins/link-layout.rs has the linker place side by side in front of .text.
 
 Why it pays: the kernel maps the page-cache pages around every page a process touches
 (fault-around, 64 KiB windows), so hot code scattered through the text segment put the
@@ -9,12 +9,15 @@ whole binary in every call's resident set. Packed together, a call maps a few wi
 How: the release plugins are built with linker maps, a set of typical calls (ADD, CHECK,
 DEL, STATUS, GC, VERSION of each plugin, bridge and macvlan with host-local as IPAM) runs
 under valgrind's lackey, which prints the address of every block of code executed, and the
-map turns those addresses back into function names. One list serves all plugins: a name a
-binary lacks is skipped by its linker. ipvlan cannot run on a kernel without ipvlan, so
-its ADD is traced up to the failure; what it shares with macvlan is covered by macvlan.
+map turns those addresses back into function sections, written out as hash-free patterns.
+Each plugin's script lists its own hot code first, then what only the other plugins ran:
+ipvlan cannot run on a kernel without ipvlan, so its ADD is traced up to the failure and
+the code it shares with macvlan comes from macvlan's trace.
 
-Rerun after a toolchain or dependency upgrade (symbol hashes change) or a large change
-to the call paths, then compare peak RSS in the benchmark. Needs root and valgrind.
+Rerun after a toolchain or dependency upgrade that renames functions (scripts/test.sh fails
+when .text.hot falls below a third of a plugin's code) or a large change to the call
+paths, then compare peak RSS in the benchmark. Needs root and valgrind. The traced build
+links without the old scripts, so build again afterwards.
 
 Usage: python3 scripts/hot-functions.py
 """
@@ -130,9 +133,10 @@ class Lab:
         env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "CNI_COMMAND": command,
                "CNI_CONTAINERID": "hotfn", "CNI_NETNS": f"/run/netns/{self.container}",
                "CNI_IFNAME": "eth0" if plugin != "loopback" else "lo", "CNI_PATH": RELEASE}
+        log = f"{trace_dir}/{plugin}-{conf['cniVersion']}-{command}.%p"
         cmd = ["ip", "netns", "exec", self.host, "valgrind", "--tool=lackey",
-               "--trace-superblocks=yes", "--trace-children=yes",
-               f"--log-file={trace_dir}/{plugin}-{conf['cniVersion']}-{command}.%p", os.path.join(RELEASE, plugin)]
+               "--trace-superblocks=yes", "--trace-children=yes", f"--log-file={log}",
+               os.path.join(RELEASE, plugin)]
         out = subprocess.run(cmd, env=env, input=json.dumps(conf).encode(),
                              stdout=subprocess.PIPE).stdout
         try:
@@ -158,7 +162,7 @@ def trace_calls(lab, trace_dir):
         for version in VERSIONS:
             versioned = {"cniVersion": version, **conf}
             result = lab.call(plugin, "ADD", versioned, trace_dir)
-            if result and "cniVersion" in result and version != "0.3.1":
+            if result and "cniVersion" in result:
                 lab.call(plugin, "CHECK", {**versioned, "prevResult": result}, trace_dir)
             lab.call(plugin, "DEL", versioned, trace_dir)
         lab.call(plugin, "STATUS", {"cniVersion": "1.1.0", **conf}, trace_dir)
@@ -180,7 +184,7 @@ def main():
         lab.close()
     sections = {name: text_sections(os.path.join(map_dir, f"{pkg}.map"))
                 for name, pkg in PLUGINS.items()}
-    # symbol -> the calls that ran it, per plugin binary
+    # section pattern -> the calls that ran it, per plugin binary
     callers = {name: {} for name in PLUGINS}
     for log in glob.glob(os.path.join(trace_dir, "*")):
         binary, addresses = traced_addresses(log)
