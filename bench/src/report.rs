@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use crate::scenarios::{Batch, Concurrency, Latency, Rss, RssFloor, RssSamples, Samples, Scaling};
+use crate::scenarios::{Batch, Concurrency, Failures, Latency, Rss, RssFloor, Scaling};
 use crate::stats::{Summary, median_ratio_interval, median_u64};
 
 /// One plugin's binary sizes in bytes.
@@ -56,31 +56,17 @@ pub fn median_wall(rounds: &[(Batch, Batch)], add: bool) -> f64 {
 
 /// Failed plugin calls anywhere in the run, both sides.
 pub fn total_failures(r: &Results) -> usize {
-    let latency: usize = r
-        .latency
-        .iter()
-        .flat_map(|l| l.sides.iter())
-        .map(|s| s.failures)
-        .sum();
-    let concurrency: usize = r
-        .concurrency
-        .iter()
-        .flat_map(|c| c.rounds.iter())
-        .map(|rounds| batch_failures(rounds).0)
-        .sum();
-    let scaling: usize = r
-        .scaling
-        .iter()
-        .flat_map(|s| s.sides.iter())
-        .map(|s| s.failures)
-        .sum();
-    let rss: usize = r
-        .rss
-        .iter()
-        .flat_map(|s| s.sides.iter())
-        .map(|s| s.failures)
-        .sum();
-    latency + concurrency + scaling + rss
+    let latency = r.latency.iter().flat_map(|l| &l.sides).map(|s| &s.failures);
+    let concurrency = r.concurrency.iter().flat_map(|c| &c.rounds);
+    let concurrency = concurrency.flat_map(|rounds| rounds.iter().flat_map(|(a, d)| [a, d]));
+    let scaling = r.scaling.iter().flat_map(|s| &s.sides).map(|s| &s.failures);
+    let rss = r.rss.iter().flat_map(|s| &s.sides).map(|s| &s.failures);
+    latency
+        .chain(concurrency.map(|batch| &batch.failures))
+        .chain(scaling)
+        .chain(rss)
+        .map(|f| f.count)
+        .sum()
 }
 
 fn batch_latencies(rounds: &[(Batch, Batch)], add: bool) -> Summary {
@@ -91,16 +77,13 @@ fn batch_latencies(rounds: &[(Batch, Batch)], add: bool) -> Summary {
     Summary::of(&all)
 }
 
-fn batch_failures(rounds: &[(Batch, Batch)]) -> (usize, Option<String>) {
-    let mut first = None;
-    let mut count = 0;
+fn batch_failures(rounds: &[(Batch, Batch)]) -> Failures {
+    let mut all = Failures::default();
     for (a, d) in rounds {
-        count += a.failures + d.failures;
-        first = first
-            .or_else(|| a.first_failure.clone())
-            .or_else(|| d.first_failure.clone());
+        all.absorb(&a.failures);
+        all.absorb(&d.failures);
     }
-    (count, first)
+    all
 }
 
 fn ratio(a: f64, b: f64) -> String {
@@ -115,9 +98,9 @@ fn ms(v: f64) -> String {
     format!("{v:.2}")
 }
 
-fn failures_note(s: &Samples) -> String {
-    match &s.first_failure {
-        Some(f) => format!("{} (first: `{}`)", s.failures, one_line(f)),
+fn failures_note(f: &Failures) -> String {
+    match &f.first {
+        Some(first) => format!("{} (first: `{}`)", f.count, one_line(first)),
         None => "0".into(),
     }
 }
@@ -302,8 +285,10 @@ fn targets(md: &mut String, r: &Results) {
     }
     match r.concurrency.iter().find(|c| c.n == 200) {
         Some(c) => {
-            let (fo, _) = batch_failures(&c.rounds[0]);
-            let (fr, _) = batch_failures(&c.rounds[1]);
+            let (fo, fr) = (
+                batch_failures(&c.rounds[0]).count,
+                batch_failures(&c.rounds[1]).count,
+            );
             let (wo, wr) = (
                 median_wall(&c.rounds[0], true),
                 median_wall(&c.rounds[1], true),
@@ -417,8 +402,8 @@ fn latency_table(md: &mut String, r: &Results) {
                 ms(f.p95),
                 ms(f.p99),
                 ratio(o.median, f.median),
-                failures_note(&l.sides[0]),
-                failures_note(&l.sides[1])
+                failures_note(&l.sides[0].failures),
+                failures_note(&l.sides[1].failures)
             );
         }
     }
@@ -511,8 +496,8 @@ fn concurrency_table(md: &mut String, r: &Results) {
         "| N | verb | ours wall | reference wall | reference / ours | ours per-call median / p95 / max | reference per-call median / p95 / max | failures ours / reference |\n|---|---|---|---|---|---|---|---|"
     );
     for c in &r.concurrency {
-        let (fo, first_o) = batch_failures(&c.rounds[0]);
-        let (fr, first_r) = batch_failures(&c.rounds[1]);
+        let (ours, reference) = (batch_failures(&c.rounds[0]), batch_failures(&c.rounds[1]));
+        let (fo, fr) = (ours.count, reference.count);
         for (verb, add) in [("ADD", true), ("DEL", false)] {
             let (wo, wr) = (
                 median_wall(&c.rounds[0], add),
@@ -525,9 +510,9 @@ fn concurrency_table(md: &mut String, r: &Results) {
             let failures = if add {
                 format!(
                     "{fo} / {fr}{}",
-                    first_o
+                    ours.first
                         .iter()
-                        .chain(first_r.iter())
+                        .chain(reference.first.iter())
                         .next()
                         .map(|f| format!(" (first: `{}`)", one_line(f)))
                         .unwrap_or_default()
@@ -600,8 +585,12 @@ fn scaling_table(md: &mut String, r: &Results) {
             ratio(m(1, false), base(1))
         );
         for (i, side) in ["ours", "reference"].iter().enumerate() {
-            if s.sides[i].failures > 0 {
-                let _ = writeln!(md, "\nFailures ({side}): {}\n", failures_note(&s.sides[i]));
+            if s.sides[i].failures.count > 0 {
+                let _ = writeln!(
+                    md,
+                    "\nFailures ({side}): {}\n",
+                    failures_note(&s.sides[i].failures)
+                );
             }
         }
     }
@@ -704,21 +693,14 @@ fn rss_table(md: &mut String, r: &Results) {
     }
     for l in &r.rss {
         for (i, side) in ["ours", "reference"].iter().enumerate() {
-            if l.sides[i].failures > 0 {
+            if l.sides[i].failures.count > 0 {
                 let _ = writeln!(
                     md,
                     "\nFailures in the RSS pass ({} {side}): {}",
                     l.name,
-                    rss_failures_note(&l.sides[i])
+                    failures_note(&l.sides[i].failures)
                 );
             }
         }
-    }
-}
-
-fn rss_failures_note(s: &RssSamples) -> String {
-    match &s.first_failure {
-        Some(f) => format!("{} (first: `{}`)", s.failures, one_line(f)),
-        None => "0".into(),
     }
 }

@@ -53,6 +53,28 @@ impl Dirs {
     }
 }
 
+/// Failed calls of one sample set: how many, and what the first one printed.
+#[derive(Debug, Default, Clone)]
+pub struct Failures {
+    pub count: usize,
+    pub first: Option<String>,
+}
+
+impl Failures {
+    fn note(&mut self, output: impl FnOnce() -> String) {
+        self.count += 1;
+        self.first.get_or_insert_with(output);
+    }
+
+    /// Adds `other`'s failures; the first failure stays the earliest seen.
+    pub fn absorb(&mut self, other: &Failures) {
+        self.count += other.count;
+        if self.first.is_none() {
+            self.first.clone_from(&other.first);
+        }
+    }
+}
+
 /// Timed calls of one side (or one floor) in one scenario.
 #[derive(Debug, Default, Clone)]
 pub struct Samples {
@@ -60,16 +82,14 @@ pub struct Samples {
     pub del: Vec<Duration>,
     pub cpu_add: Vec<Duration>,
     pub cpu_del: Vec<Duration>,
-    pub failures: usize,
-    pub first_failure: Option<String>,
+    pub failures: Failures,
 }
 
 impl Samples {
     fn record(&mut self, verb: &str, outcome: &Outcome) {
         if !outcome.success {
-            self.failures += 1;
-            self.first_failure
-                .get_or_insert_with(|| format!("{verb}: {}", outcome.output.trim()));
+            self.failures
+                .note(|| format!("{verb}: {}", outcome.output.trim()));
             return;
         }
         match verb {
@@ -384,8 +404,7 @@ pub fn latency(dirs: &Dirs, iterations: usize, warmup: usize) -> Result<Vec<Late
 pub struct Batch {
     pub wall: Duration,
     pub latencies: Vec<Duration>,
-    pub failures: usize,
-    pub first_failure: Option<String>,
+    pub failures: Failures,
 }
 
 impl Batch {
@@ -397,10 +416,7 @@ impl Batch {
         for outcome in outcomes {
             batch.latencies.push(outcome.elapsed);
             if !outcome.success {
-                batch.failures += 1;
-                batch
-                    .first_failure
-                    .get_or_insert_with(|| outcome.output.trim().to_owned());
+                batch.failures.note(|| outcome.output.trim().to_owned());
             }
         }
         batch
@@ -607,16 +623,14 @@ pub fn startup(dirs: &Dirs, iterations: usize) -> Result<Vec<Startup>> {
 pub struct RssSamples {
     pub add: Vec<u64>,
     pub del: Vec<u64>,
-    pub failures: usize,
-    pub first_failure: Option<String>,
+    pub failures: Failures,
 }
 
 impl RssSamples {
     fn record(&mut self, verb: &str, traced: &rss::Traced) {
         if !traced.success {
-            self.failures += 1;
-            self.first_failure
-                .get_or_insert_with(|| format!("{verb}: {}", traced.output.trim()));
+            self.failures
+                .note(|| format!("{verb}: {}", traced.output.trim()));
             return;
         }
         match verb {
