@@ -984,6 +984,23 @@ fn replace_file(
     renameat(dir, temp, dir, name).map_err(|e| Error::store("rename", path(name), e))
 }
 
+/// Opens the existing file `name` in `dir` with `access` (`O_RDONLY`, `O_WRONLY`), never
+/// following a symlink or waiting on a FIFO; `None` when it is absent, a symlink, a FIFO
+/// without a peer or a directory opened for writing.
+fn open_existing(
+    dir: &impl AsFd,
+    name: &str,
+    access: OFlag,
+    path: impl Fn() -> PathBuf,
+) -> Result<Option<File>> {
+    let flags = access | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
+    match openat(dir, name, flags, Mode::empty()) {
+        Ok(fd) => Ok(Some(File::from(fd))),
+        Err(Errno::ENOENT | Errno::ELOOP | Errno::ENXIO | Errno::EISDIR) => Ok(None),
+        Err(e) => Err(Error::store("open", path(), e)),
+    }
+}
+
 /// Overwrites `name` with `content` if it is a file exactly as [`write_new_file`] leaves
 /// it (regular, mode 0600, one link, owned by us); `Ok(false)`, with nothing written,
 /// otherwise. One `pwrite`, plus an `ftruncate` when the new content is shorter.
@@ -993,18 +1010,10 @@ fn overwrite_own_file(
     content: &[u8],
     path: impl Fn() -> PathBuf,
 ) -> Result<bool> {
-    let fd = match openat(
-        dir,
-        name,
-        OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    ) {
-        Ok(fd) => fd,
-        // Absent, a symlink, a FIFO without reader, a directory: the caller replaces it.
-        Err(Errno::ENOENT | Errno::ELOOP | Errno::ENXIO | Errno::EISDIR) => return Ok(false),
-        Err(e) => return Err(Error::store("open", path(), e)),
+    // Absent, a symlink, a FIFO without reader, a directory: the caller replaces it.
+    let Some(file) = open_existing(dir, name, OFlag::O_WRONLY, &path)? else {
+        return Ok(false);
     };
-    let file = File::from(fd);
     let io_error = |op| {
         let path = &path;
         move |source| Error::Store {
@@ -1036,17 +1045,9 @@ fn read_small_file(
     name: &str,
     path: impl Fn() -> PathBuf,
 ) -> Result<Option<String>> {
-    let fd = match openat(
-        dir,
-        name,
-        OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    ) {
-        Ok(fd) => fd,
-        Err(Errno::ENOENT | Errno::ELOOP | Errno::ENXIO) => return Ok(None),
-        Err(e) => return Err(Error::store("open", path(), e)),
+    let Some(file) = open_existing(dir, name, OFlag::O_RDONLY, &path)? else {
+        return Ok(None);
     };
-    let file = File::from(fd);
     let io_error = |source| Error::Store {
         op: "read",
         path: path(),
