@@ -137,7 +137,7 @@ fn no_setup(_: &Netns) -> Result<()> {
 }
 
 /// macvlan needs a master link in the host netns. `dummy` is not built into this kernel
-/// (STYLE §3.2), so the master is one end of a veth pair, both ends up.
+/// (docs/design.md#kernel-features), so the master is one end of a veth pair, both ends up.
 fn macvlan_master(host: &Netns) -> Result<()> {
     let out = host.exec(&[
         "ip", "link", "add", "bm0", "up", "type", "veth", "peer", "name", "bm0p",

@@ -1,6 +1,6 @@
 //! The Go reference's known failures: each is a case the reference is EXPECTED to fail,
-//! tied to a defect described in the team's CNI notes (`cni-notes.md` §2.6 and the
-//! version notes of §2.3 and §5). The suite fails if the reference fails a case that is
+//! tied to a defect described in docs/reference.md (#defects, and #debian for the
+//! Debian release we test). The suite fails if the reference fails a case that is
 //! not listed here, or passes one that is (the table is then out of date).
 
 /// One expected failure of the reference implementation.
@@ -10,7 +10,7 @@ pub struct KnownDefect {
     pub plugin: &'static str,
     /// The case id.
     pub case: &'static str,
-    /// Where the defect is described, e.g. `§2.6.1`.
+    /// Where the defect is described, e.g. `docs/reference.md#defect-1`.
     pub reference: &'static str,
     /// The defect in a few words.
     pub defect: &'static str,
@@ -35,86 +35,86 @@ pub const KNOWN_DEFECTS: &[KnownDefect] = &[
     defect(
         "bridge",
         "add/ipam-exhausted-fails-cleanly",
-        "§2.6.6",
+        "docs/reference.md#defect-6",
         "an ADD failing in IPAM (range exhausted) leaves the veth pair behind",
     ),
     defect(
         "bridge",
         "del/empty-netns-releases-everything",
-        "§2.6.2",
+        "docs/reference.md#defect-2",
         "DEL with an empty CNI_NETNS skips masquerade clean-up: the iptables rules leak",
     ),
     defect(
         "bridge",
         "del/vanished-netns-releases-everything",
-        "§2.6.2",
+        "docs/reference.md#defect-2",
         "DEL with a vanished netns skips masquerade clean-up: the iptables rules leak",
     ),
     defect(
         "bridge",
         "check/detects-deleted-address",
-        "§2.6.2",
+        "docs/reference.md#defect-2",
         "CHECK notices, but the DEL that follows finds the iptables masquerade chain by the \
          container's addresses; with the address gone the chain leaks",
     ),
     defect(
         "bridge",
         "bridge/l2-add-check-del",
-        "§2.6.1",
+        "docs/reference.md#defect-1",
         "CHECK in L2 mode delegates to an IPAM that does not exist (`no plugin name provided`)",
     ),
     defect(
         "bridge",
         "delegation/missing-ipam-fails-cleanly",
-        "§2.6.6",
+        "docs/reference.md#defect-6",
         "a failed ADD leaves the veth pair behind",
     ),
     defect(
         "macvlan",
         "add/ipam-exhausted-fails-cleanly",
-        "§2.6.6",
+        "docs/reference.md#defect-6",
         "an ADD failing in IPAM (range exhausted) leaves the macvlan in the container",
     ),
     defect(
         "macvlan",
         "delegation/missing-ipam-fails-cleanly",
-        "§2.6.6",
+        "docs/reference.md#defect-6",
         "a failed ADD in the L3 path leaves the macvlan in the container",
     ),
     defect(
         "macvlan",
         "del/master-gone",
-        "§2.3/§5.2",
+        "docs/reference.md#debian-macvlan-del",
         "Debian 1.1.1 macvlan DEL loads the master and fails when it is gone (the lease leaks)",
     ),
     defect(
         "loopback",
         "result/0.1.0",
-        "§2.6.8",
+        "docs/reference.md#defect-8",
         "loopback prints a 1.x-shaped result labelled 0.1.0",
     ),
     defect(
         "loopback",
         "result/0.2.0",
-        "§2.6.8",
+        "docs/reference.md#defect-8",
         "loopback prints a 1.x-shaped result labelled 0.2.0",
     ),
     defect(
         "loopback",
         "result/0.3.0",
-        "§2.6.8",
+        "docs/reference.md#defect-8",
         "loopback prints a 1.x-shaped result labelled 0.3.0 (no per-IP version)",
     ),
     defect(
         "loopback",
         "result/0.3.1",
-        "§2.6.8",
+        "docs/reference.md#defect-8",
         "loopback prints a 1.x-shaped result labelled 0.3.1 (no per-IP version)",
     ),
     defect(
         "loopback",
         "result/0.4.0",
-        "§2.6.8",
+        "docs/reference.md#defect-8",
         "loopback prints a 1.x-shaped result labelled 0.4.0 (no per-IP version)",
     ),
 ];
@@ -149,9 +149,12 @@ mod tests {
     }
 
     #[test]
-    fn every_known_defect_cites_the_notes() {
+    fn every_known_defect_cites_the_docs() {
         for defect in KNOWN_DEFECTS {
-            assert!(defect.reference.starts_with('§'), "{defect:?}");
+            assert!(
+                defect.reference.starts_with("docs/reference.md#"),
+                "{defect:?}"
+            );
         }
     }
 }

@@ -1,5 +1,5 @@
 //! The `CNI_*` environment: which verb, for which attachment, with the spec's validation
-//! (SPEC.md "Parameters"; cni-notes §1.4, §1.11, §1.12).
+//! (SPEC.md "Parameters"; docs/spec.md#environment, docs/spec.md#dispatch).
 
 use crate::error::{Error, Result};
 use crate::names;
@@ -39,7 +39,7 @@ impl Command {
     }
 
     /// Which of `CNI_CONTAINERID`, `CNI_NETNS`, `CNI_IFNAME`, `CNI_PATH` this verb requires
-    /// (cni-notes §1.4; STATUS follows the spec, where `CNI_PATH` is optional).
+    /// (docs/spec.md#environment; STATUS follows the spec, where `CNI_PATH` is optional).
     fn required_vars(self) -> &'static [&'static str] {
         match self {
             Command::Add | Command::Check => &[CONTAINER_ID, NETNS, IFNAME, PATH],
@@ -201,7 +201,7 @@ impl CmdArgs {
     /// Reads and validates the `CNI_*` variables from `vars` (the process environment in
     /// production, a map in tests) for the verb they name; `stdin` is kept as is.
     ///
-    /// Checks run in the Go skel's order (cni-notes §1.12): the verb (code 4
+    /// Checks run in the Go skel's order (docs/spec.md#dispatch): the verb (code 4
     /// `unknown CNI_COMMAND: X`), then every required variable at once (code 4
     /// `required env variables [A,B] missing`; an empty value counts as missing), then the
     /// container ID and ifname for ADD, DEL and CHECK (code 4). STATUS and GC name no
@@ -262,7 +262,7 @@ impl CmdArgs {
     }
 
     /// The `CNI_*` variables describing this request, all present even when empty, as the Go
-    /// lib sets them for a delegate (cni-notes §1.9 "Exec details"), with `command` in
+    /// lib sets them for a delegate (docs/spec.md#delegation), with `command` in
     /// `CNI_COMMAND`.
     pub fn to_env(&self, command: Command) -> Vec<(&'static str, OsString)> {
         let mut path = OsString::new();

@@ -1,5 +1,5 @@
 //! The network configuration a plugin receives on stdin: the spec's well-known keys
-//! (SPEC.md "Network configuration"; cni-notes §1.2, §1.3). Plugin-specific keys live in each
+//! (SPEC.md "Network configuration"; docs/spec.md#configuration and #request). Plugin-specific keys live in each
 //! plugin's own struct, which embeds [`NetConf`] with `#[serde(flatten)]`.
 //!
 //! Unknown keys are ignored, as the reference plugins do: runtimes add keys of their own.

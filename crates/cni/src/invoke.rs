@@ -1,5 +1,5 @@
 //! Delegation: running another plugin (IPAM) found in `CNI_PATH` with the same environment
-//! and stdin, only `CNI_COMMAND` changed (SPEC.md "Delegated plugins"; cni-notes §1.8).
+//! and stdin, only `CNI_COMMAND` changed (SPEC.md "Delegated plugins"; docs/spec.md#delegation).
 //! The delegate's stderr goes to ours; its error object is returned with its code.
 
 use crate::args::{CmdArgs, Command};
@@ -26,7 +26,7 @@ const TEXT_FILE_BUSY_PAUSE: Duration = Duration::from_secs(1);
 /// [`crate::error::code::DELEGATE`]; an empty type fails like the reference
 /// (`no plugin name provided`).
 ///
-/// Spec: SPEC.md "Delegated plugins", cni-notes §1.8 and §1.9 "Exec details". The binary is
+/// Spec: SPEC.md "Delegated plugins", docs/spec.md#delegation. The binary is
 /// the first regular, executable file named `plugin_type` in `args.path`. It inherits our
 /// environment with every `CNI_*` variable set from `args` (so a hand-built [`CmdArgs`]
 /// works too) and `CNI_COMMAND` = `command`; its stdin is `args.stdin`, its stderr is ours.

@@ -1,5 +1,5 @@
 //! JSON helpers shared by results, errors and the dispatcher: printing exactly as the Go lib
-//! prints (cni-notes §1.13), decoding with a field path in the error, and Go's tolerance of
+//! prints (docs/spec.md#printing), decoding with a field path in the error, and Go's tolerance of
 //! `null`. Private to the crate.
 
 use serde::de::DeserializeOwned;

@@ -1,18 +1,18 @@
 //! The CNI protocol, without syscalls: the `CNI_*` environment, the network configuration,
 //! results in every spec version (0.1.0 ... 1.1.0) and their conversions, the spec's error
 //! codes, delegation to IPAM plugins, and the dispatcher ([`skel`]) every plugin's `main`
-//! calls. Spec: CNI SPEC.md 1.1.0; section numbers below refer to `shared/cni-notes.md` §1.
+//! calls. Spec: CNI SPEC.md 1.1.0; the anchors below are sections of docs/spec.md.
 //!
 //! | module | owns | spec |
 //! |---|---|---|
-//! | [`args`] | `CNI_*` variables, `CNI_ARGS` | §1.4, §1.11 |
-//! | [`config`] | well-known config keys ([`NetConf`]) | §1.2, §1.3 |
-//! | [`result`] | ADD results, every version, conversions, Go-identical printing | §1.6, §1.13 |
-//! | [`error`] | codes and the error object | §1.6.4 |
-//! | [`skel`] | dispatch order, version gates, exit codes, panics → code 999 | §1.5, §1.12 |
-//! | [`invoke`] | running a delegate (IPAM) from `CNI_PATH` | §1.8, §1.9 |
+//! | [`args`] | `CNI_*` variables, `CNI_ARGS` | #environment |
+//! | [`config`] | well-known config keys ([`NetConf`]) | #configuration, #request |
+//! | [`result`] | ADD results, every version, conversions, Go-identical printing | #results |
+//! | [`error`] | codes and the error object | #errors |
+//! | [`skel`] | dispatch order, version gates, exit codes, panics → code 999 | #verbs, #dispatch |
+//! | [`invoke`] | running a delegate (IPAM) from `CNI_PATH` | #delegation |
 //! | [`log`] | stderr logger (`CNI_LOG_LEVEL`) | – |
-//! | [`names`], [`version`] | name validation, version negotiation | §1.4, §1.1 |
+//! | [`names`], [`version`] | name validation, version negotiation | #environment, #versions |
 //!
 //! The only system calls are reading the environment and stdin and spawning delegates; no
 //! test needs root. A plugin's `main` is one line:

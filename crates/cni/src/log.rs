@@ -1,6 +1,6 @@
 //! A small stderr logger for the `log` facade. Level from `CNI_LOG_LEVEL` (`error`, `warn`
 //! (default), `info`, `debug`, `trace`, `off`; any case). Nothing but the final JSON ever goes
-//! to stdout (SPEC.md: stderr may carry free-form logs; STYLE §4.6).
+//! to stdout (SPEC.md: stderr may carry free-form logs; docs/design.md#logging).
 
 use log::{LevelFilter, Log, Metadata, Record};
 use std::io::Write;

@@ -1,5 +1,5 @@
 //! ADD results in every spec version, held in one canonical (1.x) shape and converted on the
-//! way in and out (SPEC.md "Success"; Go `pkg/types/{020,040,100}`; cni-notes §1.6).
+//! way in and out (SPEC.md "Success"; Go `pkg/types/{020,040,100}`; docs/spec.md#results).
 //!
 //! Results are always printed in the request's version. Printing follows the Go lib: 4-space
 //! indented JSON without a trailing newline; 0.x keys in Go struct order with `dns` always
@@ -187,7 +187,7 @@ impl CniResult {
     /// Parses a result written in `version`'s shape (0.1.0 ... 1.1.0) into the canonical
     /// form, applying the spec's conversion rules. Code 6 on a shape that does not parse.
     ///
-    /// Spec: SPEC.md "Success", cni-notes §1.6.2 and §1.6.3. Keys a shape does not know
+    /// Spec: SPEC.md "Success", docs/spec.md#results. Keys a shape does not know
     /// (other than `cniVersion`) are kept in [`CniResult::extra`]. The per-IP `version` of
     /// 0.3.x/0.4.0 is ignored (it is recomputed from the address when printing), and the
     /// 1.1.0-only interface fields are not read from a 0.x result, as the Go types do not
@@ -245,7 +245,7 @@ impl CniResult {
     /// [`crate::error::code::CONVERSION`], message `cannot convert: no valid IP addresses`)
     /// when a 0.1.0/0.2.0 result would hold no IP.
     ///
-    /// Spec: cni-notes §1.6.3. Empty strings and zero MTUs are left out, as Go's `omitempty`
+    /// Spec: docs/spec.md#conversion. Empty strings and zero MTUs are left out, as Go's `omitempty`
     /// does. [`CniResult::extra`] is printed back in 1.x only (the Go 0.x types have no
     /// place for it); a known key always wins over an `extra` entry of the same name.
     pub fn to_value(&self, version: Version) -> Result<Value> {
@@ -258,7 +258,7 @@ impl CniResult {
     ///
     /// 0.x keys come in Go struct order (`cniVersion, interfaces, ips, routes, dns`,
     /// `dns` always present); 1.x keys are sorted at every level and an empty `dns` is left
-    /// out (Go lib >= 1.2 re-marshals 1.x results through a map; cni-notes §1.13).
+    /// out (Go lib >= 1.2 re-marshals 1.x results through a map; docs/spec.md#printing).
     pub fn to_json_string(&self, version: Version) -> Result<String> {
         json::to_go_pretty(&self.to_printable(version)?)
             .map_err(|e| Error::internal(format!("cannot encode the {version} result: {e}")))
@@ -430,7 +430,7 @@ fn decode_result<T: serde::de::DeserializeOwned>(value: &Value, version: Version
     })
 }
 
-/// The three JSON shapes results have had (cni-notes §1.6.1, §1.6.2).
+/// The three JSON shapes results have had (docs/spec.md#results).
 #[derive(Debug, Clone, Copy)]
 enum ResultShape {
     /// 0.1.0, 0.2.0: `ip4`/`ip6`.

@@ -1,7 +1,7 @@
 //! The dispatcher every plugin's `main` calls: reads the environment and stdin, answers
 //! VERSION, validates, calls the plugin's verb, prints exactly one JSON document and exits
 //! with 0 or the error's code (never panics: a panic becomes a code-999 error).
-//! Order of checks follows the Go skel (cni-notes §1.12), with the differences noted there.
+//! Order of checks follows the Go skel (docs/spec.md#dispatch), with the differences noted there.
 
 use crate::args::{CmdArgs, Command};
 use crate::config::NetConf;
@@ -75,7 +75,7 @@ pub struct Outcome {
 /// Dispatches one invocation without touching the process (testable): `vars` is the
 /// environment, `stdin` the input.
 ///
-/// Order (cni-notes §1.12): no `CNI_COMMAND` (absent or empty, as Go's `Getenv` cannot tell
+/// Order (docs/spec.md#dispatch): no `CNI_COMMAND` (absent or empty, as Go's `Getenv` cannot tell
 /// them apart) → the about text on stderr, exit 0; VERSION → the version document (stdin
 /// ignored); the environment (code 4); stdin as JSON (code 6); the network name (code 7);
 /// `cniVersion` (code 1 unknown, 6 malformed); the CHECK/STATUS/GC version gates (code 1);
@@ -280,7 +280,7 @@ fn netns_override(vars: &BTreeMap<String, OsString>) -> bool {
 
 /// Code 8 when `CNI_NETNS` is the plugin's own netns: a stale `/proc/<pid>/ns/net` that now
 /// points at the host must not get the host's interfaces changed (plugins #714). The Go lib
-/// checks this only after ADD/DEL ran (defect §2.6.11); we refuse before. A path that cannot
+/// checks this only after ADD/DEL ran (docs/reference.md#defect-11); we refuse before. A path that cannot
 /// be read counts as "not the same", as in Go.
 fn refuse_own_netns(netns: Option<&std::path::Path>) -> Result<()> {
     use std::os::unix::fs::MetadataExt;
@@ -317,7 +317,7 @@ fn check_version_allows(command: Command, version: Version) -> Result<()> {
 
 /// Decodes the request config into `T`: a wrong type is code 7 naming the field path and
 /// what was expected; an unknown key in a section a plugin declared strict
-/// (`deny_unknown_fields`) is code 2 with the key and value (STYLE §4.5).
+/// (`deny_unknown_fields`) is code 2 with the key and value (docs/design.md#config-parsing).
 fn decode_config<T: DeserializeOwned>(config: &Value) -> Result<T> {
     json::decode(config).map_err(|err| match err.unknown_field {
         Some((key, value)) => Error::UnsupportedField { key, value },
@@ -339,7 +339,7 @@ fn about_text(about: About) -> String {
 }
 
 /// The VERSION answer, compact with a trailing newline like the Go skel's
-/// (cni-notes §1.5.5): `cniVersion` is always the newest version, stdin is not consulted.
+/// (docs/spec.md#version): `cniVersion` is always the newest version, stdin is not consulted.
 fn version_document() -> String {
     #[derive(Serialize)]
     struct VersionInfo {

@@ -1,4 +1,4 @@
-//! libcni's result cache, byte for byte (CNI:libcni/api.go `cachedInfo`, cni-notes §1.9):
+//! libcni's result cache, byte for byte (CNI:libcni/api.go `cachedInfo`, docs/spec.md#result-cache):
 //! one file per attachment at `<cache dir>/results/<network>-<container id>-<ifname>`, the
 //! directory mode 0700 and the file 0600, holding
 //!

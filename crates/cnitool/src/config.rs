@@ -1,5 +1,5 @@
 //! Network configuration loading, as libcni's `LoadNetworkConf` does it (CNI:libcni/conf.go,
-//! cni-notes §1.2 and §1.9): `.conflist` files first, then legacy single-plugin `.conf` /
+//! docs/spec.md#runtime): `.conflist` files first, then legacy single-plugin `.conf` /
 //! `.json` files, version selection from `cniVersion`/`cniVersions`, plugin objects from
 //! `<dir>/<name>/*.conf`, and the string booleans libcni accepts.
 //!

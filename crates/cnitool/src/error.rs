@@ -1,4 +1,4 @@
-//! The runtime's errors, worded as libcni words them (cni-notes §1.9), so that a person or a
+//! The runtime's errors, worded as libcni words them (docs/spec.md#runtime), so that a person or a
 //! script that knows libcni's messages recognises ours.
 
 use std::fmt;

@@ -1,5 +1,5 @@
 //! JSON and base64 exactly as Go's `encoding/json` writes them, for the bytes libcni puts on
-//! a plugin's stdin and in its result cache (cni-notes §1.3, §1.9).
+//! a plugin's stdin and in its result cache (docs/spec.md#request, docs/spec.md#result-cache).
 //!
 //! libcni builds both by decoding into `map[string]interface{}` and calling `json.Marshal`,
 //! so the output is compact, object keys are sorted (byte order) at every level, `<`, `>`,

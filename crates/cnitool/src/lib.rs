@@ -1,4 +1,4 @@
-//! The runtime side of CNI, as libcni implements it (CNI:libcni, cni-notes §1.9, §1.10):
+//! The runtime side of CNI, as libcni implements it (CNI:libcni, docs/spec.md#runtime):
 //!
 //! - [`config`]: finding and parsing a network configuration list in a directory
 //!   (`.conflist`, legacy `.conf`/`.json`, `<dir>/<name>/*.conf`), version selection;

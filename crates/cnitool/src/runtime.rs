@@ -1,4 +1,4 @@
-//! Running a network list as libcni does (CNI:libcni/api.go, cni-notes §1.3 and §1.9):
+//! Running a network list as libcni does (CNI:libcni/api.go, docs/spec.md#runtime):
 //! ADD in order with each result threaded into the next plugin's `prevResult`, DEL in
 //! reverse with the cached result, CHECK with the cached result, STATUS and GC, the
 //! request config each plugin gets on stdin, and the result cache.

@@ -1,4 +1,4 @@
-//! The `cnitool` front end (CNI:cnitool/cmd, cni-notes §1.10): turns the command line and
+//! The `cnitool` front end (CNI:cnitool/cmd, docs/spec.md#cnitool): turns the command line and
 //! environment into a network list and a [`RuntimeConf`], then runs one verb.
 //!
 //! Environment: `NETCONFPATH` (default `/etc/cni/net.d`), `CNI_PATH`, `CNI_ARGS`

@@ -1,7 +1,7 @@
 //! Netfilter state for the CNI plugins: IP masquerade (bridge `ipMasq`) and the MAC spoof check
 //! (bridge `macspoofchk`), rule-for-rule compatible with the reference Go plugins
 //! (containernetworking/plugins `pkg/ip/ipmasq_*.go`, `pkg/link/spoofcheck.go`; summarised in
-//! cni-notes §2.0), so that a node running both sees one consistent ruleset.
+//! docs/reference.md#masquerade), so that a node running both sees one consistent ruleset.
 //!
 //! What this crate owns: naming ([`format_chain_name`], [`masquerade_comment`], ...), rendering
 //! rules for nftables and iptables, and running `nft`, `iptables(-restore)` and
@@ -10,7 +10,7 @@
 //! inherits its thread's netns), so plugins call it from a thread in the host netns. Errors are
 //! this crate's own [`Error`]; plugins map them to CNI codes.
 //!
-//! Where the reference is defective we do better (cni-notes §2.6):
+//! Where the reference is defective we do better (docs/reference.md#defects):
 //! - masquerade state is keyed by attachment (network, container ID **and** ifname) in both
 //!   backends, so DEL of one interface of a multi-interface container leaves the others alone
 //!   (item 3);

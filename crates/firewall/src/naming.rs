@@ -136,7 +136,7 @@ pub fn masquerade_comment(network: &str, container_id: &str, ifname: &str) -> St
 ///
 /// Deliberate deviation from the reference, which names the chain [`format_chain_name`]`(network,
 /// container_id)` and ignores ifname: two attachments of one container then share a chain, and
-/// the first DEL fails with `CHAIN_DEL ... Device or resource busy` (cni-notes §2.6 item 3,
+/// the first DEL fails with `CHAIN_DEL ... Device or resource busy` (docs/reference.md#defect-3,
 /// observed with Debian 1.1.1). The distinct `CNI-MASQ-` prefix cannot collide with a reference
 /// chain (those are `CNI-` + hex) and lets GC tell our chains from anyone else's. The NUL
 /// separators keep (`ab`, `c`) and (`a`, `bc`) apart, which plain concatenation does not.

@@ -1,5 +1,5 @@
 //! The bridge plugin's MAC spoof check (`macspoofchk`), with the reference's nftables layout
-//! (PL:pkg/link/spoofcheck.go, cni-notes §2.0 "MAC spoof check"):
+//! (PL:pkg/link/spoofcheck.go, docs/reference.md#spoof-check):
 //!
 //! ```text
 //! table bridge nat

@@ -1,6 +1,6 @@
 //! Which address to take: requested addresses first, otherwise round robin from each range
 //! set's `last_reserved_ip`, never the gateway (PL:backend/allocator/allocator.go;
-//! cni-notes §2.4 "Allocation algorithm"). Also the other verbs' policies: release, check,
+//! docs/reference.md#allocation). Also the other verbs' policies: release, check,
 //! status and garbage collection.
 //!
 //! Every function works on a [`LockedStore`], so one lock covers a whole operation (the

@@ -1,6 +1,6 @@
 //! The host-local configuration: the `ipam` object, `runtimeConfig.ipRanges` and the three
 //! sources of requested addresses, validated into an [`IpamConfig`]
-//! (PL:backend/allocator/config.go `LoadIPAMConfig`; cni-notes §2.4, §1.11).
+//! (PL:backend/allocator/config.go `LoadIPAMConfig`; docs/reference.md#host-local-configuration).
 //!
 //! Every fault names the configuration path of the value at fault.
 

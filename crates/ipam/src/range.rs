@@ -1,6 +1,6 @@
 //! Address ranges and range sets: parsing one `{subnet, rangeStart, rangeEnd, gateway}` entry
 //! into a canonical [`Range`], membership, overlap, and the textual forms the reference prints
-//! in its error messages (PL:backend/allocator/range.go, range_set.go; cni-notes §2.4).
+//! in its error messages (PL:backend/allocator/range.go, range_set.go; docs/reference.md#host-local).
 //!
 //! Pure values: no I/O here.
 

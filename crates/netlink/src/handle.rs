@@ -8,7 +8,7 @@ use crate::socket::Socket;
 ///
 /// The netns is fixed when the socket is opened; every operation through the handle acts
 /// on that netns no matter which thread calls it, so plugins never need to `setns` for
-/// netlink work (netavark's `open_netlink_sockets`, STYLE §4.2 rule 2). Operations are
+/// netlink work (netavark's `open_netlink_sockets`, docs/design.md#a-socket-per-netns). Operations are
 /// synchronous: each sends one request and waits for its answer. The handle is `Send +
 /// Sync`; concurrent calls are serialised.
 pub struct Handle {

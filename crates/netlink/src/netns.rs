@@ -15,7 +15,7 @@ use nix::sys::statfs::{NSFS_MAGIC, PROC_SUPER_MAGIC, fstatfs};
 use crate::error::{Error, Result};
 
 /// The calling thread's own netns. `/proc/self/ns/net` would name the *main* thread's
-/// netns, which differs as soon as any thread has called setns or unshare (STYLE §3.2).
+/// netns, which differs as soon as any thread has called setns or unshare (docs/design.md#entering-a-netns).
 const THREAD_SELF_NETNS: &str = "/proc/thread-self/ns/net";
 
 /// An open network namespace.
@@ -78,7 +78,7 @@ impl Netns {
     /// Anything opened inside (a netlink socket, a `/proc/sys` file) stays bound to this
     /// netns afterwards.
     ///
-    /// This deliberately departs from STYLE §4.2 rule 1 (a scoped thread per call): a
+    /// This deliberately departs from a scoped thread per call (docs/design.md#entering-a-netns): a
     /// thread start pulls glibc's thread creation and exit code (pthread, TLS teardown,
     /// resolver and RPC clean-up) and a second malloc arena into a plugin's resident set,
     /// about 0.2 MB of a 2 MB loopback call, for no gain in a single-threaded plugin. Cost

@@ -1,7 +1,7 @@
 //! A synchronous `NETLINK_ROUTE` socket: one request, then its replies, on the calling thread.
 //!
 //! This is the only place that reads or writes netlink bytes. It owns the socket care listed
-//! in STYLE §3.1/§3.2: `NLM_F_ACK` on every change, sequence numbers checked, the errno and
+//! in docs/design.md#netlink-socket: `NLM_F_ACK` on every change, sequence numbers checked, the errno and
 //! the kernel's extended-ACK text kept, a receive buffer that starts at 32 KiB and grows to
 //! the size of the next datagram (peeked with `MSG_PEEK | MSG_TRUNC`), multipart dumps
 //! retried on `NLM_F_DUMP_INTR`, and `SO_RCVTIMEO` so no read blocks forever.

@@ -1,5 +1,5 @@
 //! Configuring an interface inside a container from a CNI result: sysctls, addresses, link
-//! up, routes — the reference's `ConfigureIface` (cni-notes §2.0 "IP configuration"), plus
+//! up, routes — the reference's `ConfigureIface` (docs/reference.md#interface-configuration), plus
 //! small link helpers the interface plugins share.
 
 use crate::kernel_error;

@@ -204,7 +204,7 @@ pub fn set_notify_sysctls(netns: &Netns, ifname: &str) -> Result<()> {
 
 /// The result's DNS: the top-level `dns` when set, else what IPAM (or the prevResult)
 /// gave. The reference keeps only the top-level one and drops e.g. host-local's
-/// `resolvConf` (cni-notes §2.6 defect 9).
+/// `resolvConf` (docs/reference.md#defect-9).
 pub fn result_dns(net: &NetConf, from_ipam: Dns) -> Dns {
     net.dns
         .clone()

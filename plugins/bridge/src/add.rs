@@ -1,4 +1,4 @@
-//! Bridge ADD, top to bottom (cni-notes §2.1 "ADD, step by step"): validate, ensure the
+//! Bridge ADD, top to bottom (docs/reference.md#bridge-add): validate, ensure the
 //! bridge, create the veth straight into the container, wire the host port, spoof check,
 //! IPAM, container addresses and routes, gateway on the bridge (or, with an access VLAN, on
 //! the shared `<bridge>.<vlan>` gateway interface), masquerade, result.
@@ -356,7 +356,7 @@ fn wire_port(
     host.set_link_up(port.index).map_err(kernel_error)
 }
 
-/// The VLAN gateway interface `name` (`<bridge>.<vlan>`, cni-notes §2.1 step 8e): one end
+/// The VLAN gateway interface `name` (`<bridge>.<vlan>`, docs/reference.md#vlan-gateway): one end
 /// of a veth pair inside the host netns, unenslaved, that carries the gateway addresses;
 /// the other end (`veth<8 hex>`, like a container port) is a bridge port with `vlan` as
 /// PVID/untagged, so the gateway sits in the VLAN rather than on the bridge itself (whose

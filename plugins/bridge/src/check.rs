@@ -1,8 +1,8 @@
-//! Bridge CHECK (cni-notes §2.1 "CHECK"): the interfaces of `prevResult` still exist as ADD
+//! Bridge CHECK (docs/reference.md#bridge-check): the interfaces of `prevResult` still exist as ADD
 //! made them (bridge, veth pair and its membership, the VLAN gateway interface, MACs), and
 //! the container still has the addresses and routes. IPAM is checked only when there is
 //! one: the reference delegates unconditionally, so its L2 CHECK always fails (defect
-//! §2.6.1).
+//! docs/reference.md#defect-1).
 
 use crate::config::{BridgeConfig, Settings};
 use cni::{CniResult, Command, Error, Request, Result};

@@ -1,4 +1,4 @@
-//! The bridge plugin's own configuration keys (cni-notes §2.1), parsed and validated
+//! The bridge plugin's own configuration keys (docs/reference.md#bridge), parsed and validated
 //! before anything touches the kernel. Unknown keys are ignored, as the reference does.
 
 use cni::{Error, MacAddr, Request, Result};
@@ -109,8 +109,8 @@ pub struct Settings {
     /// Container MAC: `runtimeConfig.mac` > `args.cni.mac` > `CNI_ARGS MAC=`.
     pub mac: Option<MacAddr>,
     /// The gateway interface `<bridge>.<vlan>` that carries the gateway addresses instead
-    /// of the bridge: set in L3 mode with `isGateway` and an access VLAN (cni-notes §2.1
-    /// step 8e), its name already checked to fit the kernel's 15 bytes.
+    /// of the bridge: set in L3 mode with `isGateway` and an access VLAN (see
+    /// docs/reference.md#vlan-gateway), its name already checked to fit the kernel's 15 bytes.
     pub vlan_gateway: Option<String>,
 }
 

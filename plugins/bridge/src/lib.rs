@@ -1,6 +1,6 @@
 //! The bridge plugin: a veth pair from the container to a host bridge, addresses from a
 //! delegated IPAM plugin, optional gateway, masquerade and MAC spoof check
-//! (cni-notes §2.1; reference defects fixed: §2.6 items 1–4 and 6).
+//! (docs/reference.md#bridge; reference defects fixed: docs/reference.md#defects 1–4 and 6).
 //!
 //! Every ADD step registers its undo; if a later step fails, the undo list runs in reverse,
 //! so a failed ADD leaves no veth, reservation or rule behind (a bridge it created stays, as

@@ -1,7 +1,7 @@
 //! All-or-nothing ADD: whatever step fails (an injected fault at each step, bad input, an
 //! exhausted range, a SIGKILL at a random moment), no veth, lease, masquerade or
 //! spoof-check rule is left, and DEL after a killed ADD cleans up. The reference leaves the
-//! veth pair behind on a failed ADD (cni-notes §2.6.6).
+//! veth pair behind on a failed ADD (docs/reference.md#defect-6).
 
 // A test says "this cannot happen" by panicking with the run in the message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -162,7 +162,7 @@ fn an_exhausted_range_fails_and_leaves_nothing_of_the_loser() {
     assert_nothing_left(&lab, &[lab.container(), &loser], "eth0", "after DEL");
 }
 
-/// Reference defect §2.6.6: an L2 ADD with 0.2.0 (which cannot express a result without
+/// docs/reference.md#defect-6: an L2 ADD with 0.2.0 (which cannot express a result without
 /// IPs) fails at result conversion and the reference leaves the container veth behind.
 /// We fail the same way, before printing, and roll everything back.
 #[test]

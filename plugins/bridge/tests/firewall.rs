@@ -117,7 +117,7 @@ fn masquerade_rules_follow_add_and_del_in_both_backends() {
     }
 }
 
-/// Reference defect §2.6.3: the reference's iptables chain is keyed by network + container
+/// docs/reference.md#defect-3: the reference's iptables chain is keyed by network + container
 /// only, so two interfaces of one container share it and DEL of the first fails with
 /// `CHAIN_DEL ... Device or resource busy`. Ours is per attachment: DEL eth0 keeps eth1's
 /// rules, in both backends.
@@ -168,7 +168,7 @@ enum DelCase {
     InterfaceGone,
 }
 
-/// Reference defect §2.6.2 (plugins #810): with an empty CNI_NETNS or a vanished netns the
+/// docs/reference.md#defect-2 (plugins #810): with an empty CNI_NETNS or a vanished netns the
 /// reference DEL skips masquerade and spoof-check cleanup, and with iptables a chain leaks
 /// when the interface is already gone. Ours finds the rules by attachment, so every case
 /// removes them, in both backends.

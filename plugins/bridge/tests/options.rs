@@ -19,7 +19,7 @@ fn host_veth(lab: &Lab) -> Value {
     veths[0].clone()
 }
 
-/// Reference defect §2.6.1: the reference delegates CHECK to IPAM unconditionally, so an
+/// docs/reference.md#defect-1: the reference delegates CHECK to IPAM unconditionally, so an
 /// L2 (`ipam: {}`) CHECK always fails with `no plugin name provided`. Ours checks the
 /// interfaces and passes.
 #[test]

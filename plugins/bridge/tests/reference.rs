@@ -1,7 +1,7 @@
 //! Side by side with the Go reference (Debian 1.1.1: /usr/lib/cni/bridge and host-local,
 //! cniVersion 1.0.0): the same config gives the same result shape and the same kernel
 //! state. Ignored on purpose: MACs, the random veth name, key order, and Debian's empty
-//! `"dns": {}` (cni-notes §5.4). Differences we make on purpose are asserted by name.
+//! `"dns": {}` (docs/reference.md#comparing-side-by-side). Differences we make on purpose are asserted by name.
 
 // A test says "this cannot happen" by panicking with the run in the message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -195,7 +195,7 @@ fn same_as_reference_plain_l3_without_gateway() {
     compare(json!({}), |lab| ipam_v4(lab, "10.1.2.0/24"));
 }
 
-/// L2 mode: same ADD result and state; CHECK differs on purpose (reference defect §2.6.1:
+/// L2 mode: same ADD result and state; CHECK differs on purpose (docs/reference.md#defect-1:
 /// the reference fails an L2 CHECK with `no plugin name provided`, ours passes).
 #[test]
 fn same_as_reference_l2_except_check_reference_defect_2_6_1() {
@@ -231,7 +231,7 @@ fn same_as_reference_l2_except_check_reference_defect_2_6_1() {
     }
 }
 
-/// Reference defect §2.6.6: a failed ADD (here: L2 with 0.2.0, which cannot express the
+/// docs/reference.md#defect-6: a failed ADD (here: L2 with 0.2.0, which cannot express the
 /// result) leaves the reference's container veth behind; ours leaves nothing.
 #[test]
 fn failed_add_leaves_a_veth_only_in_the_reference_defect_2_6_6() {
@@ -250,7 +250,7 @@ fn failed_add_leaves_a_veth_only_in_the_reference_defect_2_6_6() {
     }
 }
 
-/// Reference defect §2.6.2 (#810): DEL with an empty CNI_NETNS leaves the reference's
+/// docs/reference.md#defect-2 (#810): DEL with an empty CNI_NETNS leaves the reference's
 /// iptables masquerade rules; ours removes them.
 #[test]
 fn del_without_netns_leaks_masquerade_only_in_the_reference_defect_2_6_2() {

@@ -63,7 +63,7 @@ fn result_addresses(result: &Value, version: &str) -> Vec<String> {
     addrs
 }
 
-/// Checks the result's shape for `version` (cni-notes §1.6).
+/// Checks the result's shape for `version` (docs/spec.md#results).
 fn assert_shape(result: &Value, version: &str, stack: Stack, container: &Netns) {
     assert_eq!(result["cniVersion"], version, "{result}");
     if version < "0.3.0" {

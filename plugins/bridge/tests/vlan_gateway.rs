@@ -1,4 +1,4 @@
-//! The VLAN gateway (cni-notes §2.1 step 8e, §3.1 "L3 + vlan 100 ... with and without
+//! The VLAN gateway (docs/reference.md#vlan-gateway; upstream's cases "L3 + vlan 100, with and without
 //! default VLAN"): with `isGateway` and `vlan`, the gateway addresses go on `<bridge>.<vlan>`,
 //! one end of a veth pair in the host netns whose other end is a bridge port in that VLAN.
 //! It is created once, shared by every container of the VLAN, kept by DEL and by a failed

@@ -1,5 +1,5 @@
 //! The host-local IPAM plugin: hands out addresses from configured ranges, remembered in
-//! files under a data directory (PL:plugins/ipam/host-local; cni-notes §2.4). The policy and
+//! files under a data directory (PL:plugins/ipam/host-local; docs/reference.md#host-local). The policy and
 //! the store live in [`cni_ipam`]; this crate maps the CNI verbs onto them.
 //!
 //! Beyond the reference: STATUS reports an exhausted range set (code 50) and GC releases

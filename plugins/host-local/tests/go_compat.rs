@@ -1,5 +1,5 @@
 //! Our binary and the Go reference share one data directory: each reads the other's leases,
-//! lock and round-robin cursor (cni-notes §5.3: the formats are identical). Needs the Debian
+//! lock and round-robin cursor (docs/reference.md#lease-store: the formats are identical). Needs the Debian
 //! package; without it these tests fail, they never pass silently.
 
 // Test code: a failed unwrap is a failed test, with its location.

@@ -1,4 +1,4 @@
-//! ipvlan ADD, top to bottom (cni-notes §2.3 "ADD"): validate, resolve the master, create
+//! ipvlan ADD, top to bottom (docs/reference.md#ipvlan-add): validate, resolve the master, create
 //! the ipvlan into the container under a temporary name and rename it, addresses from IPAM
 //! or the prevResult, result.
 //!

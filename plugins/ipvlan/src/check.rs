@@ -1,4 +1,4 @@
-//! ipvlan CHECK (cni-notes §2.3 "CHECK"): IPAM agrees, and the container interface is
+//! ipvlan CHECK (docs/reference.md#ipvlan-check): IPAM agrees, and the container interface is
 //! still the ipvlan ADD made — kind, mode, MAC — with the prevResult's addresses and
 //! routes. `master` is optional here: the reference fails CHECK without it
 //! (`failed to lookup master ""`, defect 7), because its prevResult is this plugin's own

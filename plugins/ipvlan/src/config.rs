@@ -1,4 +1,4 @@
-//! The ipvlan plugin's own configuration keys (cni-notes §2.3), parsed and validated
+//! The ipvlan plugin's own configuration keys (docs/reference.md#ipvlan), parsed and validated
 //! before anything touches the kernel. Unknown keys are ignored, as the reference does;
 //! `CNI_ARGS` are not read at all (ipvlan slaves share the master's MAC).
 

@@ -1,8 +1,8 @@
 //! The ipvlan plugin: an ipvlan sub-interface of a `master` link, handed to the container
 //! as `CNI_IFNAME`; addresses from a delegated IPAM plugin, or — chained without IPAM —
-//! from the `prevResult` (cni-notes §2.3).
+//! from the `prevResult` (docs/reference.md#ipvlan).
 //!
-//! Where it does better than the reference (cni-notes §2.6), each pinned by a test in
+//! Where it does better than the reference (docs/reference.md#defects), each pinned by a test in
 //! `tests/ipvlan.rs`:
 //! * ADD is all-or-nothing (defect 6: the reference never removes the link it made, and
 //!   keeps the IPAM reservation when addressing fails);

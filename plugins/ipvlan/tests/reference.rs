@@ -1,7 +1,7 @@
 //! Side by side with the Go reference (`/usr/lib/cni/ipvlan`, Debian bookworm's 1.1.1, with
 //! its own `/usr/lib/cni/host-local` through `CNI_PATH`): for the same config, the same
 //! result shape and the same kernel state in the container, CHECK passing, and nothing
-//! left after DEL. Then the reference's defect 7 (cni-notes §2.6), side by side.
+//! left after DEL. Then the reference's defect 7 (docs/reference.md#defect-7), side by side.
 //!
 //! All of these need a kernel with ipvlan and `dummy` (ipvlan refuses a veth master), so
 //! they are `vm_*` tests, ignored here and run by `scripts/vm-lane.sh` in a guest booting
@@ -11,7 +11,7 @@
 //!
 //! Known differences, asserted as such and left out of the comparison:
 //! * the reference prints `"dns": {}` when there is no DNS; we omit an empty `dns` (as
-//!   plugins HEAD does, cni-notes §5.2/§5.4);
+//!   plugins HEAD does, docs/reference.md#comparing-side-by-side);
 //! * the reference does not set `ndisc_notify` (added in plugins v1.4.0; we set it, as
 //!   HEAD does);
 //! * the reference creates the link with txqueuelen 0 (as Debian's macvlan does; the
@@ -234,12 +234,12 @@ fn vm_same_result_and_kernel_state_as_the_reference_l3s() {
     same_as_the_reference(Some("l3s"));
 }
 
-/// Defect 7 (cni-notes §2.6), side by side. `master` omitted, the lab host has a default
+/// Defect 7 (docs/reference.md#defect-7), side by side. `master` omitted, the lab host has a default
 /// route via `mv0`: ADD takes `mv0` on both sides. CHECK of the reference fails (its CHECK
 /// loader does not resolve the default master, so it looks up `""`), ours passes. With the
 /// default route gone, the reference's DEL fails (`no default route interface found`) and
 /// keeps the lease (and the link); ours releases it. Debian 1.1.1 behaves exactly as
-/// cni-notes describe (observed in the VM lane).
+/// docs/reference.md#defect-7 describes (observed in the VM lane).
 #[test]
 #[ignore = "needs ipvlan: runs in the VM lane"]
 fn vm_reference_check_fails_without_master_ours_passes() {
@@ -274,7 +274,7 @@ fn vm_reference_check_fails_without_master_ours_passes() {
     let msg = run.result()["msg"].as_str().unwrap_or_default().to_owned();
     assert!(
         msg.contains(r#"failed to lookup master """#),
-        "the reference's CHECK failed otherwise than cni-notes say\n{run}"
+        "the reference's CHECK failed otherwise than docs/reference.md#defect-7 says\n{run}"
     );
     // Ours also accepts the reference's attachment without `master`.
     check(Side::Ours, &theirs, &theirs.raw).assert_success();

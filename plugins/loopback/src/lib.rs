@@ -1,4 +1,4 @@
-//! The CNI `loopback` plugin (cni-notes §2.5): brings `lo` up in the container's netns on
+//! The CNI `loopback` plugin (docs/reference.md#loopback): brings `lo` up in the container's netns on
 //! ADD, checks it is up on CHECK, takes it down on DEL. `CNI_IFNAME` is ignored: the
 //! interface is always `lo`. No addresses, routes, sysctls or firewall rules are touched;
 //! the kernel adds 127.0.0.1/8 and ::1/128 itself when `lo` comes up.

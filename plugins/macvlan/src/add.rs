@@ -1,4 +1,4 @@
-//! macvlan ADD, top to bottom (cni-notes §2.2 "ADD"): validate, resolve the master, create
+//! macvlan ADD, top to bottom (docs/reference.md#macvlan-add): validate, resolve the master, create
 //! the macvlan into the container under a temporary name and rename it, IPAM, addresses
 //! and routes (or just link up in L2 mode), result.
 

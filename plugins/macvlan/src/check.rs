@@ -1,4 +1,4 @@
-//! macvlan CHECK (cni-notes §2.2 "CHECK"): the master exists (and the MTU still fits it),
+//! macvlan CHECK (docs/reference.md#macvlan-check): the master exists (and the MTU still fits it),
 //! IPAM agrees, and the container interface is still the macvlan ADD made — kind, mode,
 //! MAC, parent — with the prevResult's addresses and routes.
 

@@ -1,4 +1,4 @@
-//! The macvlan plugin's own configuration keys (cni-notes §2.2), parsed and validated
+//! The macvlan plugin's own configuration keys (docs/reference.md#macvlan), parsed and validated
 //! before anything touches the kernel. Unknown keys are ignored, as the reference does.
 //! What needs the kernel (the default master, the MTU bound) is checked in
 //! [`Settings::resolve_master`], which DEL never calls.

@@ -1,8 +1,8 @@
 //! The macvlan plugin: a macvlan sub-interface of a `master` link, handed to the container
 //! as `CNI_IFNAME`, addresses from a delegated IPAM plugin or none (L2 mode)
-//! (cni-notes §2.2).
+//! (docs/reference.md#macvlan).
 //!
-//! Where it does better than the reference (cni-notes §2.6), each pinned by a test in
+//! Where it does better than the reference (docs/reference.md#defects), each pinned by a test in
 //! `tests/macvlan.rs`:
 //! * ADD is all-or-nothing: every step registers its undo, so a failure at any step leaves
 //!   no link and no IPAM reservation (defect 6: the reference leaks the link on L3 errors);

@@ -375,7 +375,7 @@ fn every_result_version_has_its_shape() {
 }
 
 /// DEL needs neither the master nor a default route. Debian's 1.1.1 reference looks the
-/// master up in DEL, fails with `Link not found` and leaks the IP (cni-notes §2.2, §4.3;
+/// master up in DEL, fails with `Link not found` and leaks the IP (docs/reference.md#debian-macvlan-del;
 /// plugins #953) — shown here side by side.
 #[test]
 fn del_after_the_master_is_gone_releases_the_ip_unlike_the_reference() {

@@ -3,14 +3,14 @@
 //! (PL:pkg/ip/ipmasq_iptables_linux.go).
 //!
 //! Deviations from the reference, all so that DEL and GC can find everything from the
-//! attachment alone (cni-notes §2.6 items 2 and 3):
+//! attachment alone (docs/reference.md#defect-2 and docs/reference.md#defect-3):
 //! - the chain is [`masquerade_chain_name`](crate::masquerade_chain_name), keyed by ifname too;
 //! - every rule carries the nftables backend's comment (`<h1>-<h2>, net: ..., if: ..., id: ...`)
 //!   instead of `name: "<net>" id: "<id>"`, so rules are found by attachment or by network
 //!   without knowing the IPs;
 //! - changes go through one `iptables-restore --noflush` batch per family, which applies
 //!   atomically and takes the xtables lock once, instead of one `iptables` run per rule (the lock
-//!   contention users report at scale, cni-notes §4.2);
+//!   contention users report at scale, docs/reference.md#field-reports);
 //! - all `ACCEPT` rules come before the single `MASQUERADE` rule. The reference appends per IP,
 //!   so with two IPs of one family the second `ACCEPT` lands after `MASQUERADE` and never matches.
 

@@ -1,11 +1,11 @@
 //! IP masquerade per attachment (network, container ID, ifname), as the bridge plugin's
-//! `ipMasq` needs it (cni-notes §2.0 "IP masquerade", PL:pkg/ip/ipmasq_*.go).
+//! `ipMasq` needs it (docs/reference.md#masquerade, PL:pkg/ip/ipmasq_*.go).
 //!
 //! This module owns the *plan*: which rules an attachment needs, and which existing rules belong
 //! to an attachment or a network. The two backends ([`nftables`], [`iptables`]) only render the
 //! plan and run it. Nothing here touches the container's netns, so DEL and GC work when the
 //! netns or the interface is already gone (the reference's iptables teardown needs the
-//! container's IPs and leaks its chain in that case: defect #810, cni-notes §2.6 item 2).
+//! container's IPs and leaks its chain in that case: defect #810, docs/reference.md#defect-2).
 
 mod iptables;
 mod nftables;

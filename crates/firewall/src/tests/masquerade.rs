@@ -226,7 +226,7 @@ fn iptables_v4_and_v6_setup_and_teardown() {
 
 /// The reference keys the iptables chain by network + container ID only, so two interfaces of
 /// one container share it and DEL of the first fails with `CHAIN_DEL failed (Device or resource
-/// busy)` (cni-notes §2.1 DEL, §2.6 item 3). Ours is per attachment, in both backends.
+/// busy)` (docs/reference.md#defect-3). Ours is per attachment, in both backends.
 #[test]
 fn teardown_eth0_keeps_eth1_reference_defect_chain_del_busy() {
     TestNetns::new().run(|| {
