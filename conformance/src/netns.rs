@@ -276,8 +276,9 @@ impl Netns {
         self.ip(&["link", "set", "lo", "up"]);
     }
 
-    /// Makes `command` join this namespace in the child, between `fork` and `exec`.
-    pub(crate) fn enter_before_exec(&self, command: &mut Command) {
+    /// Makes `command` join this namespace in the child, between `fork` and `exec`: for
+    /// callers that spawn and supervise a process themselves (e.g. to kill it mid-call).
+    pub fn enter_before_exec(&self, command: &mut Command) {
         let netns_fd = self.fd.as_raw_fd();
         // SAFETY: the closure runs in the forked child before exec, where only
         // async-signal-safe work is allowed. It makes one raw syscall and builds an
