@@ -94,6 +94,21 @@ test_status=0
 # --no-fail-fast: one failing test binary must not hide the results of the others.
 cargo test --workspace --no-fail-fast 2>&1 | tee "$logs/cargo-test.log" || test_status=$?
 
+# --- Soak ------------------------------------------------------------------------------
+# A short soak (scripts/soak.sh): random concurrent ADD/CHECK/DEL/GC across bridge (both
+# masquerade backends), macvlan and host-local, with SIGKILLs and container netns deleted
+# under live attachments, the node checked after every cycle, then a simulated reboot.
+# Fails on any violation; its seed is printed first for a replay. The 1000-cycle figures
+# are in README.md.
+section "soak"
+soak_passed=0 soak_failed=0
+if bash scripts/soak.sh 200 2>&1 | tee "$logs/soak.log"; then
+    soak_passed=1
+else
+    soak_failed=1
+    test_status=1
+fi
+
 # --- VM lane ---------------------------------------------------------------------------
 # The #[ignore]d tests whose names start with vm_ (ipvlan, bridge VLAN filtering, ...) in a
 # qemu guest booting Debian's kernel. SKIP_VM_LANE=1 skips it for a quick local run; CI
@@ -138,7 +153,8 @@ for plugin in bridge macvlan ipvlan host-local loopback; do
 done
 
 # --- Summary ---------------------------------------------------------------------------
-# One line for the whole run: cargo test's per-binary results, the VM lane and podman.
+# One line for the whole run: cargo test's per-binary results, the soak, the VM lane and
+# podman.
 # sum_of WORD FILE REGEX: the sum of the "<N> WORD" figures on FILE's lines matching REGEX
 # (0 when FILE is missing, e.g. the VM lane was skipped).
 sum_of() {
@@ -151,8 +167,8 @@ cargo_failed=$(sum_of failed "$logs/cargo-test.log" '^test result:')
 # The lane's own closing line, "N passed, M failed".
 vm_passed=$(sum_of passed "$logs/vm-lane.log" '^[0-9]+ passed, [0-9]+ failed$')
 vm_failed=$(sum_of failed "$logs/vm-lane.log" '^[0-9]+ passed, [0-9]+ failed$')
-total_passed=$((cargo_passed + vm_passed + podman_passed))
-total_failed=$((cargo_failed + vm_failed + podman_failed))
+total_passed=$((cargo_passed + vm_passed + podman_passed + soak_passed))
+total_failed=$((cargo_failed + vm_failed + podman_failed + soak_failed))
 
 # --- Leak check ------------------------------------------------------------------------
 section "Leak check"
@@ -180,7 +196,7 @@ if ((leaks == 0)); then
 fi
 
 echo
-echo "cargo test: $cargo_passed passed, $cargo_failed failed; VM lane: $vm_passed passed, $vm_failed failed; podman: $podman_passed passed, $podman_failed failed"
+echo "cargo test: $cargo_passed passed, $cargo_failed failed; soak: $soak_passed passed, $soak_failed failed; VM lane: $vm_passed passed, $vm_failed failed; podman: $podman_passed passed, $podman_failed failed"
 status=0
 if ((test_status != 0)); then
     echo "FAILED: the tests failed (exit status $test_status, see above)"
