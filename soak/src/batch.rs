@@ -11,16 +11,19 @@ use serde_json::{Value, json};
 
 use crate::model::{Attachment, IFNAME, Model};
 use crate::rng::Rng;
-use crate::runner::{self, Outcome};
+use crate::runner::{self, Kill, Outcome};
 use crate::world::{Kind, Network};
 
 /// Calls per batch at most (one per attachment), plus at most one GC.
 const BATCH_SIZE: usize = 6;
-/// Percent of calls that get a SIGKILL, after 0..=KILL_WINDOW_MS.
+/// Percent of calls that get a SIGKILL, after 0..=KILL_WINDOW_MS; half of them to the
+/// plugin alone (see [`runner::Kill`]).
 const KILL_PERCENT: u64 = 15;
 const KILL_WINDOW_MS: u64 = 60;
 const GC_PERCENT: u64 = 25;
 const CHECK_PERCENT: u64 = 35;
+/// Percent of DELs a runtime repeats after they succeeded (DEL must be idempotent).
+const REPEAT_DEL_PERCENT: u64 = 15;
 /// Percent of batches after which a live attachment's netns is deleted under it.
 const VANISH_PERCENT: u64 = 8;
 
@@ -66,7 +69,9 @@ struct Op {
     verb: Verb,
     invocation: Invocation,
     stdin: Vec<u8>,
-    kill_after: Option<Duration>,
+    kill: Option<Kill>,
+    /// A DEL to run once more after it succeeds.
+    repeat: bool,
 }
 
 /// The soak's node, model and bookkeeping.
@@ -118,13 +123,15 @@ impl Soak {
                 Some(a) if a.checkable() && self.rng.chance(CHECK_PERCENT) => Verb::Check,
                 Some(_) => Verb::Del,
             };
-            let kill_after = self.kill_after();
-            ops.push(self.op(network, slot, verb, kill_after));
+            let kill = self.kill();
+            let mut op = self.op(network, slot, verb, kill);
+            op.repeat = verb == Verb::Del && self.rng.chance(REPEAT_DEL_PERCENT);
+            ops.push(op);
         }
         if self.rng.chance(GC_PERCENT) {
             let network = self.rng.below(self.networks.len());
-            let kill_after = self.kill_after();
-            ops.push(self.op(network, 0, Verb::Gc, kill_after));
+            let kill = self.kill();
+            ops.push(self.op(network, 0, Verb::Gc, kill));
         }
         ops
     }
@@ -142,19 +149,24 @@ impl Soak {
             id,
             netns,
             netns_path,
+            unset_netns_when_gone: false,
             result: None,
         }
     }
 
-    /// When to SIGKILL a planned call, if at all.
-    fn kill_after(&mut self) -> Option<Duration> {
-        self.rng
-            .chance(KILL_PERCENT)
-            .then(|| Duration::from_millis(self.rng.next_u64() % (KILL_WINDOW_MS + 1)))
+    /// When and how to SIGKILL a planned call, if at all.
+    fn kill(&mut self) -> Option<Kill> {
+        if !self.rng.chance(KILL_PERCENT) {
+            return None;
+        }
+        Some(Kill {
+            after: Duration::from_millis(self.rng.next_u64() % (KILL_WINDOW_MS + 1)),
+            plugin_only: self.rng.chance(50),
+        })
     }
 
     /// The call for `verb` on an attachment (or, for GC, on the network) as it is now.
-    fn op(&self, network: usize, slot: usize, verb: Verb, kill_after: Option<Duration>) -> Op {
+    fn op(&self, network: usize, slot: usize, verb: Verb, kill: Option<Kill>) -> Op {
         let (invocation, config) = match verb {
             Verb::Gc => gc_call(&self.networks[network], &self.model, network),
             _ => {
@@ -170,7 +182,8 @@ impl Soak {
             verb,
             invocation,
             stdin: serde_json::to_vec(&config).unwrap_or_default(),
-            kill_after,
+            kill,
+            repeat: false,
         }
     }
 
@@ -184,7 +197,7 @@ impl Soak {
                 .map(|op| {
                     let binary = plugin_path(self.networks[op.network].plugin());
                     scope.spawn(move || {
-                        runner::run(host, dir, &binary, &op.invocation, &op.stdin, op.kill_after)
+                        runner::run(host, dir, &binary, &op.invocation, &op.stdin, op.kill)
                     })
                 })
                 .collect();
@@ -195,8 +208,8 @@ impl Soak {
         })
     }
 
-    /// Updates the model with one call's outcome; true if it was a DEL that must be
-    /// retried (it was killed).
+    /// Updates the model with one call's outcome; true if it was a DEL to run again (it
+    /// was killed, or is to be repeated).
     fn apply(&mut self, op: &Op, outcome: &Outcome) -> bool {
         self.stats.calls[Verb::ALL.iter().position(|v| *v == op.verb).unwrap_or(0)] += 1;
         if outcome.was_killed() {
@@ -217,6 +230,7 @@ impl Soak {
                     attachment.result = outcome.json();
                 }
             }
+            Verb::Del if op.repeat => return true,
             Verb::Del => self.forget(op.network, op.slot),
             Verb::Check | Verb::Gc => {}
         }
@@ -224,7 +238,7 @@ impl Soak {
     }
 
     /// DELs (without kills) every attachment whose ADD did not complete and every killed
-    /// DEL: a runtime does exactly this, and DEL must then succeed.
+    /// or repeated DEL: a runtime does exactly this, and DEL must then succeed.
     fn cleanup(&mut self, mut retry: Vec<(usize, usize)>) {
         for (network, slots) in self.model.slots.iter().enumerate() {
             for (slot, attachment) in slots.iter().enumerate() {
@@ -301,6 +315,7 @@ impl Soak {
             return;
         };
         drop(attachment.netns.take());
+        attachment.unset_netns_when_gone = self.rng.chance(50);
         self.stats.vanished_netns += 1;
         if let Kind::Bridge { bridge, .. } = self.networks[network].kind {
             if let Some(veth) = attachment.host_veth(bridge) {
@@ -381,10 +396,13 @@ impl Soak {
 
 /// ADD, CHECK or DEL of one attachment, with `prevResult` when the ADD's result is known.
 fn attachment_call(network: &Network, attachment: &Attachment, verb: Verb) -> (Invocation, Value) {
-    let invocation = Invocation::new(verb.as_str())
+    let mut invocation = Invocation::new(verb.as_str())
         .container_id(&attachment.id)
         .netns_path(&attachment.netns_path)
         .ifname(IFNAME);
+    if attachment.netns.is_none() && attachment.unset_netns_when_gone {
+        invocation = invocation.no_netns();
+    }
     let mut config = network.config.clone();
     if verb != Verb::Add {
         if let (Some(result), Some(object)) = (&attachment.result, config.as_object_mut()) {

@@ -17,8 +17,10 @@ pub struct Attachment {
     /// The container netns; `None` for host-local (no netns of its own) or once it has been
     /// deleted under the live attachment.
     pub netns: Option<Netns>,
-    /// `CNI_NETNS`: still passed after the netns is gone, as a runtime does.
+    /// `CNI_NETNS`: still passed after the netns is gone, as a runtime does, unless
+    /// `unset_netns_when_gone` (some runtimes send none then).
     pub netns_path: PathBuf,
+    pub unset_netns_when_gone: bool,
     /// The ADD result; `None` when the ADD was killed or failed (its state is unknown until
     /// the DEL that must follow).
     pub result: Option<Value>,

@@ -1,5 +1,7 @@
 //! Runs one plugin call as a runtime would, in the lab's host netns, and can SIGKILL it
-//! part-way through (the whole process group: the plugin and whatever it started).
+//! part-way through: the whole process group (the plugin and the IPAM plugin or firewall
+//! tool it started), or the plugin alone, as libcni's context timeout does (Go's
+//! `exec.CommandContext` kills the direct child only), leaving its children running.
 
 use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
@@ -9,12 +11,20 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use cni_conformance::{Invocation, Netns};
-use nix::sys::signal::{Signal, killpg};
+use nix::sys::signal::{Signal, kill as kill_pid, killpg};
 use nix::unistd::Pid;
 use serde_json::Value;
 
 /// A plugin that runs this long is hung: killed, and reported.
 const HANG_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// When and how to SIGKILL a call.
+#[derive(Debug, Clone, Copy)]
+pub struct Kill {
+    pub after: Duration,
+    /// Only the plugin's own process, not its process group.
+    pub plugin_only: bool,
+}
 
 /// What one call did.
 #[derive(Debug)]
@@ -56,14 +66,15 @@ impl Outcome {
 }
 
 /// Runs `binary` in `host` with `invocation`'s environment and `stdin`, from `workdir`;
-/// sends SIGKILL to its process group after `kill_after` if it is still running.
+/// sends SIGKILL as `kill` says if it is still running then (a hang always gets one, to
+/// the whole group).
 pub fn run(
     host: &Netns,
     workdir: &Path,
     binary: &Path,
     invocation: &Invocation,
     stdin: &[u8],
-    kill_after: Option<Duration>,
+    kill: Option<Kill>,
 ) -> Outcome {
     let mut command = Command::new(binary);
     command
@@ -108,23 +119,34 @@ pub fn run(
             Err(_) => break None,
         }
         let elapsed = started.elapsed();
-        let planned = kill_after.is_some_and(|after| elapsed >= after);
-        if (planned || elapsed >= HANG_TIMEOUT) && !killed {
-            hung = !planned;
+        let planned = kill.filter(|k| elapsed >= k.after);
+        if (planned.is_some() || elapsed >= HANG_TIMEOUT) && !killed {
+            hung = planned.is_none();
             // The group id is the child's pid (process_group(0)); it is not reaped yet,
-            // so the id cannot have been reused.
-            let _ = killpg(pid, Signal::SIGKILL);
+            // so neither id can have been reused.
+            let _ = if planned.is_some_and(|k| k.plugin_only) {
+                kill_pid(pid, Signal::SIGKILL)
+            } else {
+                killpg(pid, Signal::SIGKILL)
+            };
             killed = true;
         }
         thread::sleep(Duration::from_millis(1));
     };
     let _ = writer.join();
+    // A child the plugin started (its IPAM plugin) inherits its stderr: after killing the
+    // plugin alone, a runtime does not wait for that orphan, so neither do we.
+    let orphans_possible = killed && kill.is_some_and(|k| k.plugin_only);
     Outcome {
         exit: status.and_then(|s| s.code()),
         killed,
         hung,
         stdout: stdout.join().unwrap_or_default(),
-        stderr: stderr.join().unwrap_or_default(),
+        stderr: if orphans_possible {
+            "(not collected: an orphaned child may still hold it)".to_owned()
+        } else {
+            stderr.join().unwrap_or_default()
+        },
     }
 }
 
