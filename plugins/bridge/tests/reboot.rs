@@ -41,26 +41,6 @@ fn masq_state(lab: &Lab) -> Vec<String> {
     state
 }
 
-/// host-local's leases and index entries of network `name`.
-fn leases_of(lab: &Lab, name: &str) -> Vec<String> {
-    let dir = data_dir(lab).join(name);
-    let mut names: Vec<String> = std::fs::read_dir(&dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.parse::<std::net::IpAddr>().is_ok())
-        .collect();
-    names.extend(
-        std::fs::read_dir(dir.join(".attachments"))
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|e| format!(".attachments/{}", e.file_name().to_string_lossy())),
-    );
-    names
-}
-
 fn gc_empty(lab: &Lab, conf: &Value) {
     let mut gc = conf.clone();
     gc["cni.dev/valid-attachments"] = json!([]);

@@ -120,7 +120,12 @@ pub fn links(ns: &Netns) -> Vec<Value> {
 /// by the address; the Go layout) and our host-local's `.attachments/<id>+<ifname>` index
 /// entries (absent with the Go host-local). Not the lock or the last-reserved cursor.
 pub fn leases(lab: &Lab) -> Vec<String> {
-    let dir = data_dir(lab).join(NETWORK);
+    leases_of(lab, NETWORK)
+}
+
+/// As [`leases`], for the network called `network`.
+pub fn leases_of(lab: &Lab, network: &str) -> Vec<String> {
+    let dir = data_dir(lab).join(network);
     let names = |dir: &Path| -> Vec<String> {
         std::fs::read_dir(dir)
             .map(|entries| {
