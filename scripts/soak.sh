@@ -24,6 +24,7 @@ install_missing_packages iproute2 nftables iptables
 profile=${CARGO_PROFILE:-dev}
 dir=debug
 if [[ $profile == release ]]; then dir=release; fi
-cargo build --profile "$profile" -p cni-soak -p cni-plugin-bridge -p cni-plugin-macvlan \
-    -p cni-plugin-host-local
+# The whole workspace, as scripts/test.sh builds it: the same feature set, so after its
+# build this one is a no-op instead of a rebuild of the plugins with other features.
+cargo build --profile "$profile" --workspace --bins
 exec "target/$dir/cni-soak" "$@"
