@@ -87,3 +87,36 @@ impl Model {
         self.slots[network].iter().flatten()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn result_addresses_and_host_veth() {
+        let attachment = Attachment {
+            id: "c1".to_owned(),
+            netns: None,
+            netns_path: PathBuf::from("/run/netns/c1"),
+            unset_netns_when_gone: false,
+            result: Some(json!({
+                "interfaces": [{"name": "soakbr0"}, {"name": "veth1234abcd"},
+                               {"name": "eth0", "sandbox": "/run/netns/c1"}],
+                "ips": [{"address": "10.201.0.2/24"}, {"address": "2001:db8::2/64"}],
+            })),
+        };
+        assert_eq!(
+            attachment.ips(),
+            vec![
+                "10.201.0.2".parse::<IpAddr>().unwrap(),
+                "2001:db8::2".parse().unwrap()
+            ]
+        );
+        assert_eq!(
+            attachment.host_veth("soakbr0").as_deref(),
+            Some("veth1234abcd")
+        );
+        assert!(!attachment.checkable(), "no netns any more");
+    }
+}
