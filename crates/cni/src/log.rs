@@ -81,10 +81,18 @@ mod tests {
         }
     }
 
+    /// The second call keeps the first logger and leaves the level alone (the only test in
+    /// this binary that installs the global logger).
     #[test]
-    fn init_twice_is_a_no_op() {
+    fn init_twice_keeps_the_first_logger_and_level() {
         init("test");
+        let installed = LOGGER.get().expect("init installs the logger");
+        assert_eq!(installed.plugin_name, "test");
+        assert!(std::ptr::addr_eq(log::logger(), installed));
+        log::set_max_level(LevelFilter::Trace);
         init("other");
-        log::warn!("logged once, through the first logger");
+        assert_eq!(LOGGER.get().map(|l| l.plugin_name), Some("test"));
+        assert!(std::ptr::addr_eq(log::logger(), installed));
+        assert_eq!(log::max_level(), LevelFilter::Trace, "the level is not reset");
     }
 }
