@@ -45,7 +45,7 @@ pub mod args;
 pub mod config;
 pub mod error;
 pub mod invoke;
-mod json;
+pub mod json;
 pub mod log;
 pub mod mac;
 pub mod names;

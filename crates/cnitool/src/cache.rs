@@ -16,7 +16,8 @@
 //! files to find attachments to clean up. A file that cannot be parsed must never block a
 //! DEL (cni #1055): readers here report it, and the runtime decides.
 
-use crate::gojson;
+use crate::base64;
+use cni::json;
 use cni::{CniResult, Version};
 use serde_json::{Map, Value};
 use std::fs;
@@ -54,14 +55,14 @@ pub struct CachedInfo {
 impl CachedInfo {
     /// The file's bytes, exactly as libcni's `json.Marshal(&cachedInfo)` writes them.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let string = |s: &str| gojson::to_string(&Value::from(s));
+        let string = |s: &str| json::to_go_string(&Value::from(s));
         let mut out = String::with_capacity(512 + self.config.len() * 4 / 3);
         out.push_str("{\"kind\":");
         out.push_str(&string(CACHE_KIND));
         out.push_str(",\"containerId\":");
         out.push_str(&string(&self.container_id));
         out.push_str(",\"config\":");
-        out.push_str(&string(&gojson::base64_encode(&self.config)));
+        out.push_str(&string(&base64::encode(&self.config)));
         out.push_str(",\"ifName\":");
         out.push_str(&string(&self.ifname));
         out.push_str(",\"networkName\":");
@@ -78,17 +79,17 @@ impl CachedInfo {
                 .map(|(k, v)| Value::from(vec![k.as_str(), v.as_str()]))
                 .collect();
             out.push_str(",\"cniArgs\":");
-            out.push_str(&gojson::to_string(&Value::Array(pairs)));
+            out.push_str(&json::to_go_string(&Value::Array(pairs)));
         }
         if !self.capability_args.is_empty() {
             out.push_str(",\"capabilityArgs\":");
-            out.push_str(&gojson::to_string(&Value::Object(
+            out.push_str(&json::to_go_string(&Value::Object(
                 self.capability_args.clone(),
             )));
         }
         if let Some(result) = self.result.as_ref().filter(|r| !r.is_empty()) {
             out.push_str(",\"result\":");
-            out.push_str(&gojson::to_string(&Value::Object(result.clone())));
+            out.push_str(&json::to_go_string(&Value::Object(result.clone())));
         }
         out.push('}');
         out.into_bytes()
@@ -116,7 +117,7 @@ impl CachedInfo {
         let config = match field("config") {
             None => Vec::new(),
             Some(Value::String(s)) => {
-                gojson::base64_decode(s).ok_or_else(|| "config: illegal base64 data".to_owned())?
+                base64::decode(s).ok_or_else(|| "config: illegal base64 data".to_owned())?
             }
             Some(_) => return Err("config: expected a base64 string".into()),
         };

@@ -6,7 +6,7 @@
 //! This module only reads files; it runs nothing.
 
 use crate::error::{Error, Result};
-use crate::gojson;
+use cni::json;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -313,7 +313,7 @@ impl NetworkConfigList {
             "plugins".into(),
             Value::Array(vec![Value::Object(plugin.conf)]),
         );
-        NetworkConfigList::from_bytes(gojson::to_string(&Value::Object(wrapper)).as_bytes())
+        NetworkConfigList::from_bytes(json::to_go_string(&Value::Object(wrapper)).as_bytes())
     }
 
     /// The selected version, parsed for comparisons.

@@ -15,10 +15,10 @@
 
 #![warn(missing_docs)]
 
+pub mod base64;
 pub mod cache;
 pub mod config;
 pub mod error;
-pub mod gojson;
 pub mod runtime;
 pub mod tool;
 

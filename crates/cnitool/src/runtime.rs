@@ -11,7 +11,7 @@
 use crate::cache::{Cache, CachedInfo, parse_result_version};
 use crate::config::{NetworkConfigList, PluginConfig, SpecVersion};
 use crate::error::{Error, Result};
-use crate::gojson;
+use cni::json;
 use cni::{CmdArgs, CniArgs, CniResult, Command, Version};
 use serde_json::{Map, Value};
 use std::path::PathBuf;
@@ -310,7 +310,7 @@ impl CniConfig {
                     conf.insert("cni.dev/valid-attachments".into(), valid_value.clone());
                     conf.insert("cni.dev/attachments".into(), valid_value.clone());
                 }
-                let stdin = gojson::to_string(&Value::Object(conf)).into_bytes();
+                let stdin = json::to_go_string(&Value::Object(conf)).into_bytes();
                 if let Err(e) = self.exec(plugin, Command::Gc, &rt, stdin) {
                     errors.push(plugin_error(plugin, "gc", e));
                 }
@@ -379,7 +379,7 @@ pub fn build_request(
             conf.insert("runtimeConfig".into(), Value::Object(runtime_config));
         }
     }
-    gojson::to_string(&Value::Object(conf)).into_bytes()
+    json::to_go_string(&Value::Object(conf)).into_bytes()
 }
 
 /// A plugin's result as the next plugin (or the cache) receives it: in the version the
