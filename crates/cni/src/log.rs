@@ -89,10 +89,14 @@ mod tests {
         let installed = LOGGER.get().expect("init installs the logger");
         assert_eq!(installed.plugin_name, "test");
         assert!(std::ptr::addr_eq(log::logger(), installed));
-        log::set_max_level(LevelFilter::Trace);
+        // Off, not a chattier level: the other tests' logs on stderr are not captured.
+        let level = log::max_level();
+        log::set_max_level(LevelFilter::Off);
         init("other");
+        let kept = log::max_level();
+        log::set_max_level(level);
         assert_eq!(LOGGER.get().map(|l| l.plugin_name), Some("test"));
         assert!(std::ptr::addr_eq(log::logger(), installed));
-        assert_eq!(log::max_level(), LevelFilter::Trace, "the level is not reset");
+        assert_eq!(kept, LevelFilter::Off, "the level is not reset");
     }
 }
