@@ -6,9 +6,10 @@ use crate::args::{CmdArgs, Command};
 use crate::error::{Error, ErrorResult, Result, code};
 use crate::result::CniResult;
 use crate::version::Version;
+use nix::fcntl::{FcntlArg, fcntl};
 use serde_json::Value;
+use std::ffi::c_int;
 use std::io::{self, Write};
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Output, Stdio};
@@ -173,14 +174,11 @@ const MAX_PIPE_SIZE: usize = 1 << 20;
 /// Whether `len` bytes fit in the pipe behind `stdin` without blocking, growing the pipe
 /// (Linux `F_SETPIPE_SZ`) up to [`MAX_PIPE_SIZE`] if needed.
 fn pipe_holds(stdin: &ChildStdin, len: usize) -> bool {
-    let fd = stdin.as_raw_fd();
-    let Some(wanted) = (len <= MAX_PIPE_SIZE).then_some(len as libc::c_int) else {
+    let Some(wanted) = (len <= MAX_PIPE_SIZE).then_some(len as c_int) else {
         return false;
     };
-    // SAFETY: fcntl on a pipe descriptor we own; these two commands only query or resize
-    // the pipe's buffer.
-    let capacity = unsafe { libc::fcntl(fd, libc::F_GETPIPE_SZ) };
-    capacity >= wanted || unsafe { libc::fcntl(fd, libc::F_SETPIPE_SZ, wanted) } >= wanted
+    let holds = |arg| fcntl(stdin, arg).is_ok_and(|capacity| capacity >= wanted);
+    holds(FcntlArg::F_GETPIPE_SZ) || holds(FcntlArg::F_SETPIPE_SZ(wanted))
 }
 
 /// A finished delegate's output: its result (`None` if it printed nothing), or its error.

@@ -17,7 +17,6 @@
 //! in which any valid ID or ifname renders safely. Nothing here touches the container's netns.
 
 use std::collections::{BTreeMap, HashSet};
-use std::ffi::CString;
 
 use serde_json::{Value, json};
 
@@ -196,12 +195,11 @@ pub fn teardown_spoofcheck(container_id: &str, ifname: &str) -> Result<()> {
 
 /// True if a link with this name exists in the calling thread's netns.
 fn link_exists(name: &str) -> bool {
-    let Ok(c_name) = CString::new(name) else {
+    if name.contains('\0') {
         // Cannot be a real name; answer "exists" so GC keeps whatever refers to it.
         return true;
-    };
-    // SAFETY: `c_name` is a valid NUL-terminated string that outlives the call.
-    unsafe { libc::if_nametoindex(c_name.as_ptr()) != 0 }
+    }
+    nix::net::if_::if_nametoindex(name).is_ok()
 }
 
 /// Removes spoof checks whose attachment is not in `valid` (`(container_id, ifname)` pairs)
