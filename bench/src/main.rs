@@ -44,11 +44,15 @@ struct Options {
     out: PathBuf,
 }
 
-fn parse_args() -> Result<Options> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+/// The repository (the workspace root).
+fn repo_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .unwrap_or(Path::new("."))
-        .to_path_buf();
+}
+
+fn parse_args() -> Result<Options> {
+    let root = repo_root();
     let mut options = Options {
         ours: root.join("target/release"),
         reference: PathBuf::from("/usr/lib/cni"),
@@ -157,7 +161,11 @@ fn main() -> Result<()> {
             iterations,
             rounds,
             rss_runs,
-            ours_dir: options.ours.display().to_string(),
+            // Relative to the repository when under it: the report names no machine's paths.
+            ours_dir: (options.ours.strip_prefix(repo_root()))
+                .unwrap_or(&options.ours)
+                .display()
+                .to_string(),
             reference_dir: options.reference.display().to_string(),
             duration: format!("{:.0} s", started.elapsed().as_secs_f64()),
         },

@@ -90,16 +90,22 @@ impl Report {
     }
 
     fn summary_lines(&self) -> Vec<String> {
+        // Directories under the working directory (the repository, where
+        // scripts/conformance.sh runs) are shown relative to it: the report names no
+        // machine's paths.
+        let cwd = std::env::current_dir().unwrap_or_default();
         self.results
             .iter()
             .map(|imp| {
+                let dir = &imp.implementation.bin_dir;
+                let dir = dir.strip_prefix(&cwd).unwrap_or(dir);
                 let (pass, fail, na) = imp.counts();
                 let expected = imp.results.iter().filter(|r| r.outcome.is_fail() && r.known_defect.is_some()).count();
                 format!(
                     "{} ({}): {pass} pass, {fail} FAIL ({expected} expected, {} unexpected), {na} n/a, \
                      {} known defects missing; {:.1} s",
                     imp.implementation.label,
-                    imp.implementation.bin_dir.display(),
+                    dir.display(),
                     imp.unexpected_failures().len(),
                     imp.missing_expected_failures().len(),
                     imp.duration.as_secs_f64()
