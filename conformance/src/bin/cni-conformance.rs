@@ -11,6 +11,8 @@
 //! plugins) must fail exactly its known defects. Exit status: 0 as expected, 1 not,
 //! 2 usage error. Needs root (it creates network namespaces).
 
+#![forbid(unsafe_code)]
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 

@@ -13,6 +13,7 @@
 //! their IPAM delegate). Nothing here touches the network itself: all kernel work is the
 //! plugins'.
 
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod base64;

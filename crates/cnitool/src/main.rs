@@ -2,6 +2,8 @@
 //! configuration against a network namespace, as the CNI project's cnitool does.
 //! See the `cnitool` crate docs and README.md ("cnitool") for the environment it reads.
 
+#![forbid(unsafe_code)]
+
 use anyhow::{Context, bail};
 use cnitool::tool::{self, Verb};
 use std::io::Write;

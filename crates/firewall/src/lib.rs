@@ -21,6 +21,7 @@
 //! Each operation costs few processes: one `nft -f -` transaction, or one `iptables-restore
 //! --noflush` batch per address family, plus one listing; counts are on each function.
 
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod error;

@@ -13,6 +13,7 @@
 //! # let _ = ips; Ok(()) }
 //! ```
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 pub mod allocator;
 pub mod config;

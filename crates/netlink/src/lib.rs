@@ -42,6 +42,7 @@
 //! `target/release/examples/startup target/release/examples/dump_links`.
 //! [`Handle::round_trips`] counts requests for such measurements.
 
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod addr;

@@ -4,6 +4,7 @@
 //! ([`configure_iface`], the reference's `ConfigureIface`), CHECK's comparisons
 //! ([`check`]) and the sub-interface plugins' shared steps ([`sublink`]).
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 pub mod check;
 mod iface;

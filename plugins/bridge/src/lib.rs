@@ -7,6 +7,8 @@
 //! does a `<bridge>.<vlan>` VLAN gateway interface: they are shared). DEL needs nothing but the attachment's identity, so it also cleans up after
 //! an ADD that was killed half-way.
 
+#![forbid(unsafe_code)]
+
 mod add;
 mod check;
 pub mod config;

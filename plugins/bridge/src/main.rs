@@ -1,5 +1,6 @@
 //! The `bridge` binary: the CNI dispatcher around [`cni_plugin_bridge::Bridge`].
 
+#![forbid(unsafe_code)]
 #![cfg_attr(not(test), no_main)]
 
 cni::plugin_main!(cni_plugin_bridge::Bridge, "bridge");

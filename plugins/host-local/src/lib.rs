@@ -5,6 +5,7 @@
 //! Beyond the reference: STATUS reports an exhausted range set (code 50) and GC releases
 //! every lease not in `cni.dev/valid-attachments` (spec 1.1.0; plugins #1047).
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 use cni::{Attachment, CmdArgs, CniResult, Plugin, Request};
 use cni_ipam::{IpamConfig, Store};

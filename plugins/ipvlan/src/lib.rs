@@ -13,6 +13,8 @@
 //!
 //! The steps shared with the macvlan plugin are in `cni_plugin_support::sublink`.
 
+#![forbid(unsafe_code)]
+
 mod add;
 mod check;
 pub mod config;

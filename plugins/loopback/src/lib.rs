@@ -8,6 +8,7 @@
 //! 0.4.0 get the per-IP `version` and 0.1.0/0.2.0 get `ip4`/`ip6`; the Go plugin prints a
 //! 1.x-shaped object under an old `cniVersion`.
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 use std::net::IpAddr;
 

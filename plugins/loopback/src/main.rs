@@ -1,5 +1,6 @@
 //! The `loopback` binary: the CNI dispatcher around [`cni_plugin_loopback::Loopback`].
 
+#![forbid(unsafe_code)]
 #![cfg_attr(not(test), no_main)]
 
 cni::plugin_main!(cni_plugin_loopback::Loopback, "loopback");

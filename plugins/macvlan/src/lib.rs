@@ -11,6 +11,8 @@
 //! * the result carries IPAM's DNS when the config has no `dns` (defect 9);
 //! * GC is forwarded to IPAM (defect 4).
 
+#![forbid(unsafe_code)]
+
 mod add;
 mod check;
 pub mod config;
