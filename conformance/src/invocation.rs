@@ -16,6 +16,14 @@ use serde_json::Value;
 use crate::netns::Netns;
 use crate::plugin_run::PluginRun;
 
+/// `conf` with `prevResult` set to `result`, as libcni passes the cached result to CHECK
+/// and DEL (and a chain passes one plugin's result to the next).
+pub fn with_prev(conf: &Value, result: &Value) -> Value {
+    let mut conf = conf.clone();
+    conf["prevResult"] = result.clone();
+    conf
+}
+
 /// How long a plugin may run before it is killed and the test fails.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 

@@ -10,6 +10,21 @@ use crate::invocation::Invocation;
 use crate::netns::Netns;
 use crate::plugin_run::PluginRun;
 
+/// The addresses host-local holds in one network's store directory
+/// (`<dataDir>/<network>`): its entries named by an IP, sorted; empty when the directory
+/// does not exist.
+pub fn host_local_leases(network_dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(network_dir) else {
+        return Vec::new();
+    };
+    let mut ips: Vec<String> = entries
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|name| name.parse::<std::net::IpAddr>().is_ok())
+        .collect();
+    ips.sort();
+    ips
+}
+
 /// A fake host network namespace, a container network namespace and a private temporary
 /// directory, all removed when the `Lab` is dropped (also when a test panics).
 ///

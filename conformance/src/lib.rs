@@ -35,7 +35,7 @@ mod plugin_run;
 pub mod suite;
 
 pub use bins::{BIN_DIR_ENV, bin_dir, plugin_path};
-pub use invocation::{DEFAULT_TIMEOUT, Invocation};
-pub use lab::Lab;
+pub use invocation::{DEFAULT_TIMEOUT, Invocation, with_prev};
+pub use lab::{Lab, host_local_leases};
 pub use netns::{IpFamily, NETNS_DIR, NETNS_PREFIX, Netns, cleanup_stale};
 pub use plugin_run::PluginRun;

@@ -212,6 +212,14 @@ impl Netns {
             .find(|link| link["ifname"] == ifname)
     }
 
+    /// The names of every link, in the kernel's order (`lo` first).
+    pub fn link_names(&self) -> Vec<String> {
+        into_array(self.ip_json(&["link", "show"]))
+            .into_iter()
+            .filter_map(|link| link["ifname"].as_str().map(str::to_owned))
+            .collect()
+    }
+
     /// The addresses on `ifname` as CIDR strings (`10.1.2.3/24`, `fe80::1/64`), in the
     /// kernel's order, including IPv6 link-local ones. Empty if the link does not exist.
     pub fn addresses(&self, ifname: &str) -> Vec<String> {

@@ -11,9 +11,10 @@ use serde_json::{Value, json};
 use super::shape::check_result;
 use super::world::{
     BRIDGE, GATEWAY, MASTER, NETWORK, PluginKind, World, failed_with, failed_with_error_object,
-    is_up, merge, result_ips, succeeded, with_prev,
+    is_up, merge, result_ips, succeeded,
 };
 use super::{ALL_VERSIONS, Checked, Claims, Ctx, Stop, ensure, version_key};
+use crate::with_prev;
 use crate::{Invocation, Lab, Netns};
 
 /// One scenario for one plugin type.

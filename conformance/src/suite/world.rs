@@ -2,14 +2,13 @@
 //! and read-back of everything a plugin may leave behind.
 
 use std::collections::BTreeSet;
-use std::fs;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use serde_json::{Value, json};
 
 use super::{Checked, Ctx, Stop};
-use crate::{Invocation, Lab, Netns, PluginRun};
+use crate::{Invocation, Lab, Netns, PluginRun, host_local_leases, with_prev};
 
 /// The network name in every config (also host-local's store directory name).
 pub const NETWORK: &str = "conformance";
@@ -249,12 +248,8 @@ impl World {
 
     /// The reserved IPs in host-local's store (files named by an IP).
     pub fn leases(&self) -> BTreeSet<String> {
-        let Ok(entries) = fs::read_dir(self.data_dir().join(NETWORK)) else {
-            return BTreeSet::new();
-        };
-        entries
-            .filter_map(|e| e.ok()?.file_name().into_string().ok())
-            .filter(|name| name.parse::<std::net::IpAddr>().is_ok())
+        host_local_leases(&self.data_dir().join(NETWORK))
+            .into_iter()
             .collect()
     }
 
@@ -357,14 +352,9 @@ pub struct Snapshot {
     pub firewall: BTreeSet<String>,
 }
 
+/// The names of the links in `ns`, as a set for before/after comparisons.
 pub fn link_names(ns: &Netns) -> BTreeSet<String> {
-    match ns.ip_json(&["link", "show"]) {
-        Value::Array(links) => links
-            .iter()
-            .filter_map(|l| l["ifname"].as_str().map(str::to_owned))
-            .collect(),
-        _ => BTreeSet::new(),
-    }
+    ns.link_names().into_iter().collect()
 }
 
 /// Whether `ifname` in `ns` is administratively up.
@@ -448,13 +438,6 @@ pub fn failed_with_error_object(run: &PluginRun) -> Checked {
             run.label
         )))
     }
-}
-
-/// `conf` with `prevResult` set, as libcni passes the cached result to CHECK and DEL.
-pub fn with_prev(conf: &Value, result: &Value) -> Value {
-    let mut conf = conf.clone();
-    conf["prevResult"] = result.clone();
-    conf
 }
 
 fn supports_prev_result(conf: &Value) -> bool {

@@ -46,8 +46,8 @@ fn add_without_kernel_support_fails_with_101_and_reserves_nothing() {
         assert!(msg.contains("kernel lacks ipvlan support"), "{run}");
     }
     assert!(leases(&w.lab).is_empty(), "a lease was left");
-    assert_eq!(link_names(w.lab.container()), ["lo"]);
-    assert_eq!(link_names(w.lab.host()), ["lo", MASTER]);
+    assert_eq!(w.lab.container().link_names(), ["lo"]);
+    assert_eq!(w.lab.host().link_names(), ["lo", MASTER]);
 }
 
 #[test]
@@ -93,7 +93,7 @@ fn config_errors_are_reported_before_any_change() {
     );
 
     assert!(leases(&w.lab).is_empty());
-    assert_eq!(link_names(ctr), ["lo"]);
+    assert_eq!(ctr.link_names(), ["lo"]);
 }
 
 /// DEL needs neither `master` nor a default route (the reference's DEL fails with `no
@@ -183,7 +183,7 @@ fn add_ok(lab: &Lab, ctr: &Netns, conf: &Value) -> Value {
 fn check_ok(lab: &Lab, ctr: &Netns, conf: &Value, result: &Value) {
     lab.run(
         "ipvlan",
-        &Invocation::check(ctr, "eth0").config(with_prev(conf.clone(), result)),
+        &Invocation::check(ctr, "eth0").config(with_prev(conf, result)),
     )
     .assert_success();
 }
@@ -223,7 +223,7 @@ fn vm_every_mode_add_check_del() {
         assert_eq!(ipv4_addresses(ctr, "eth0"), ["10.77.0.10/24"]);
         assert_eq!(ctr.sysctl("net/ipv4/conf/eth0/arp_notify"), "1");
         assert_eq!(
-            link_names(lab.host()),
+            lab.host().link_names(),
             ["lo", MASTER],
             "temporary name leaked into the host"
         );
@@ -233,7 +233,7 @@ fn vm_every_mode_add_check_del() {
         other["mode"] = json!(if mode == "l2" { "l3" } else { "l2" });
         lab.run(
             "ipvlan",
-            &Invocation::check(ctr, "eth0").config(with_prev(other, &result)),
+            &Invocation::check(ctr, "eth0").config(with_prev(&other, &result)),
         )
         .assert_error(106);
         del_ok(&lab, ctr, &conf);
@@ -405,7 +405,7 @@ fn vm_a_failure_at_any_add_step_leaves_no_link_and_no_lease() {
             run.result()["msg"].as_str().unwrap().contains(point),
             "{run}"
         );
-        assert_eq!(link_names(ctr), ["lo"], "after a failure at {point}");
+        assert_eq!(ctr.link_names(), ["lo"], "after a failure at {point}");
         assert!(
             leases(&lab).is_empty(),
             "lease left after a failure at {point}"

@@ -145,8 +145,8 @@ fn attach(side: Side, mode: Option<&str>) -> Attached {
         "ipv4": addr_info,
         "routes": ctr.ip_json(&["-d", "-4", "route", "show", "table", "main"]),
         "arp_notify": ctr.sysctl("net/ipv4/conf/eth0/arp_notify"),
-        "ctr_links": link_names(ctr),
-        "host_links": link_names(lab.host()),
+        "ctr_links": ctr.link_names(),
+        "host_links": lab.host().link_names(),
         "leases": leases(&lab),
     });
     Attached {
@@ -161,7 +161,7 @@ fn attach(side: Side, mode: Option<&str>) -> Attached {
 fn check(side: Side, on: &Attached, prev: &Value) -> PluginRun {
     side.run(
         &on.lab,
-        &Invocation::check(on.lab.container(), "eth0").config(with_prev(on.conf.clone(), prev)),
+        &Invocation::check(on.lab.container(), "eth0").config(with_prev(&on.conf, prev)),
     )
 }
 
@@ -197,9 +197,9 @@ fn same_as_the_reference(mode: Option<&str>) {
     for (side, on) in [(Side::Ours, &ours), (Side::Reference, &theirs)] {
         del(side, on);
         let ctr = on.lab.container();
-        assert_eq!(link_names(ctr), ["lo"], "{side:?}: left in the container");
+        assert_eq!(ctr.link_names(), ["lo"], "{side:?}: left in the container");
         assert_eq!(
-            link_names(on.lab.host()),
+            on.lab.host().link_names(),
             ["lo", MASTER],
             "{side:?}: left in the host"
         );
@@ -285,7 +285,7 @@ fn vm_reference_check_fails_without_master_ours_passes() {
     }
     del(Side::Ours, &ours);
     assert!(leases(&ours.lab).is_empty());
-    assert_eq!(link_names(ours.lab.container()), ["lo"]);
+    assert_eq!(ours.lab.container().link_names(), ["lo"]);
     let run = Side::Reference.run(
         &theirs.lab,
         &Invocation::del(theirs.lab.container(), "eth0").config(theirs.conf.clone()),
@@ -303,7 +303,7 @@ fn vm_reference_check_fails_without_master_ours_passes() {
         ["10.77.0.10"],
         "the reference keeps the lease"
     );
-    assert_eq!(link_names(theirs.lab.container()), ["lo", "eth0"]);
+    assert_eq!(theirs.lab.container().link_names(), ["lo", "eth0"]);
     // With the default route back, the reference's DEL cleans up.
     theirs
         .lab
@@ -311,5 +311,5 @@ fn vm_reference_check_fails_without_master_ours_passes() {
         .ip(&["route", "add", "default", "via", PEER_IP, "dev", MASTER]);
     del(Side::Reference, &theirs);
     assert!(leases(&theirs.lab).is_empty());
-    assert_eq!(link_names(theirs.lab.container()), ["lo"]);
+    assert_eq!(theirs.lab.container().link_names(), ["lo"]);
 }

@@ -81,7 +81,7 @@ fn add_check_del_with_host_local_pings_the_peer() {
     assert_eq!(ctr.sysctl("net/ipv4/conf/eth0/arp_notify"), "1");
     assert_eq!(ctr.sysctl("net/ipv6/conf/eth0/ndisc_notify"), "1");
     // The temporary name never shows up in the host: the link was born in the container.
-    assert_eq!(link_names(w.lab.host()), ["lo", MASTER]);
+    assert_eq!(w.lab.host().link_names(), ["lo", MASTER]);
     assert!(
         pings_eventually(ctr, PEER_IP),
         "container cannot reach the peer over L2"
@@ -89,7 +89,7 @@ fn add_check_del_with_host_local_pings_the_peer() {
 
     w.run(
         "macvlan",
-        &Invocation::check(ctr, "eth0").config(with_prev(conf.clone(), &result)),
+        &Invocation::check(ctr, "eth0").config(with_prev(&conf, &result)),
     )
     .assert_success();
     assert_eq!(w.leases(), ["10.77.0.10"]);
@@ -112,7 +112,7 @@ fn check_finds_what_changed() {
     let check = |conf: Value| {
         w.run(
             "macvlan",
-            &Invocation::check(ctr, "eth0").config(with_prev(conf, &result)),
+            &Invocation::check(ctr, "eth0").config(with_prev(&conf, &result)),
         )
     };
 
@@ -162,7 +162,7 @@ fn every_mode_is_read_back_from_the_kernel() {
         assert_eq!(info_data(w.lab.container(), "eth0")["mode"], mode);
         w.run(
             "macvlan",
-            &Invocation::check(w.lab.container(), "eth0").config(with_prev(conf.clone(), &result)),
+            &Invocation::check(w.lab.container(), "eth0").config(with_prev(&conf, &result)),
         )
         .assert_success();
         del(&w, &conf);
@@ -249,7 +249,7 @@ fn mac_precedence_runtime_config_then_cni_args_then_config() {
             "runtime={runtime} args={args}"
         );
         assert_eq!(result["interfaces"][0]["mac"], want);
-        let mut check = Invocation::check(ctr, "eth0").config(with_prev(conf.clone(), &result));
+        let mut check = Invocation::check(ctr, "eth0").config(with_prev(&conf, &result));
         if args {
             check = check.args("IgnoreUnknown=1;MAC=c2:11:22:33:44:02");
         }
@@ -269,7 +269,7 @@ fn mac_precedence_runtime_config_then_cni_args_then_config() {
     bad["mac"] = json!("c2:11:22:33:44");
     w.run("macvlan", &Invocation::add(ctr, "eth0").config(bad))
         .assert_error(7);
-    assert_eq!(link_names(ctr), ["lo"]);
+    assert_eq!(ctr.link_names(), ["lo"]);
 }
 
 #[test]
@@ -317,7 +317,7 @@ fn l2_mode_sets_the_link_up_without_addresses() {
     assert!(pings_eventually(ctr, PEER_IP));
     w.run(
         "macvlan",
-        &Invocation::check(ctr, "eth0").config(with_prev(conf.clone(), &result)),
+        &Invocation::check(ctr, "eth0").config(with_prev(&conf, &result)),
     )
     .assert_success();
     del(&w, &conf);
@@ -327,7 +327,7 @@ fn l2_mode_sets_the_link_up_without_addresses() {
     old["cniVersion"] = json!("0.2.0");
     w.run("macvlan", &Invocation::add(ctr, "eth0").config(old))
         .assert_error(107);
-    assert_eq!(link_names(ctr), ["lo"]);
+    assert_eq!(ctr.link_names(), ["lo"]);
 }
 
 #[test]
@@ -359,7 +359,7 @@ fn every_result_version_has_its_shape() {
         }
         let check = w.run(
             "macvlan",
-            &Invocation::check(ctr, "eth0").config(with_prev(conf.clone(), &result)),
+            &Invocation::check(ctr, "eth0").config(with_prev(&conf, &result)),
         );
         if version < "0.4.0" {
             check.assert_error(1);
@@ -486,7 +486,7 @@ fn default_master_is_the_default_route_interface() {
     assert!(pings_eventually(w.lab.container(), PEER_IP));
     w.run(
         "macvlan",
-        &Invocation::check(w.lab.container(), "eth0").config(with_prev(conf.clone(), &result)),
+        &Invocation::check(w.lab.container(), "eth0").config(with_prev(&conf, &result)),
     )
     .assert_success();
     del(&w, &conf);
@@ -505,7 +505,7 @@ fn link_in_container_uses_a_master_inside_the_container() {
     assert!(pings_eventually(ctr, PEER_IP));
     w.run(
         "macvlan",
-        &Invocation::check(ctr, "eth0").config(with_prev(conf.clone(), &result)),
+        &Invocation::check(ctr, "eth0").config(with_prev(&conf, &result)),
     )
     .assert_success();
     // Without linkInContainer the master is looked up in the host, where it is not.
@@ -540,7 +540,7 @@ fn a_failure_at_any_add_step_leaves_no_link_and_no_lease() {
             run.result()["msg"].as_str().unwrap().contains(point),
             "{run}"
         );
-        assert_eq!(link_names(ctr), ["lo"], "after a failure at {point}");
+        assert_eq!(ctr.link_names(), ["lo"], "after a failure at {point}");
         assert!(
             w.leases().is_empty(),
             "lease left after a failure at {point}"
@@ -652,8 +652,8 @@ fn same_result_and_kernel_state_as_the_reference() {
             "ipv4": ipv4_addresses(ctr, "eth0"),
             "routes": routes,
             "arp_notify": ctr.sysctl("net/ipv4/conf/eth0/arp_notify"),
-            "host_links": link_names(w.lab.host()),
-            "ctr_links": link_names(ctr),
+            "host_links": w.lab.host().link_names(),
+            "ctr_links": ctr.link_names(),
             "leases": w.leases(),
             "ping": pings_eventually(ctr, PEER_IP),
         });
@@ -664,7 +664,7 @@ fn same_result_and_kernel_state_as_the_reference() {
             w.run("macvlan", &del)
         };
         run.assert_success();
-        (result, state, link_names(ctr), w.leases())
+        (result, state, ctr.link_names(), w.leases())
     };
     let ours = snapshot(false);
     let theirs = snapshot(true);

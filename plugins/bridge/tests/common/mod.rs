@@ -13,7 +13,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use cni_conformance::{Invocation, Lab, Netns, PluginRun, plugin_path};
+#[allow(unused_imports)] // Like the helpers below, not every test file uses it.
+pub use cni_conformance::with_prev;
+use cni_conformance::{Invocation, Lab, Netns, PluginRun, host_local_leases, plugin_path};
 use serde_json::{Value, json};
 
 /// Every result version the bridge speaks.
@@ -64,13 +66,6 @@ pub fn conf(version: &str, extra: Value) -> Value {
     for (key, value) in extra.as_object().expect("extra keys are an object") {
         conf[key] = value.clone();
     }
-    conf
-}
-
-/// The config for a CHECK or a chained call: `conf` with `prevResult` set.
-pub fn with_prev(conf: &Value, prev: &Value) -> Value {
-    let mut conf = conf.clone();
-    conf["prevResult"] = prev.clone();
     conf
 }
 
@@ -126,25 +121,14 @@ pub fn leases(lab: &Lab) -> Vec<String> {
 /// As [`leases`], for the network called `network`.
 pub fn leases_of(lab: &Lab, network: &str) -> Vec<String> {
     let dir = data_dir(lab).join(network);
-    let names = |dir: &Path| -> Vec<String> {
-        std::fs::read_dir(dir)
-            .map(|entries| {
-                entries
-                    .flatten()
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let mut leases: Vec<String> = names(&dir)
-        .into_iter()
-        .filter(|n| n.parse::<std::net::IpAddr>().is_ok())
-        .collect();
-    leases.extend(
-        names(&dir.join(".attachments"))
-            .into_iter()
-            .map(|n| format!(".attachments/{n}")),
-    );
+    let mut leases = host_local_leases(&dir);
+    if let Ok(entries) = std::fs::read_dir(dir.join(".attachments")) {
+        leases.extend(
+            entries
+                .flatten()
+                .map(|e| format!(".attachments/{}", e.file_name().to_string_lossy())),
+        );
+    }
     leases.sort();
     leases
 }

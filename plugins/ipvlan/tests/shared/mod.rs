@@ -1,10 +1,10 @@
 //! What both ipvlan test files build on: the network config on the lab's `dummy` master
 //! and the IPAM store it writes to.
 
-use cni_conformance::Lab;
+use cni_conformance::{Lab, host_local_leases};
 use serde_json::{Value, json};
 
-use crate::common::{MASTER, PEER_IP, SUBNET, leases_in};
+use crate::common::{MASTER, PEER_IP, SUBNET};
 
 /// The `mvnet` config on [`MASTER`], host-local IPAM in the lab's directory, with `routes`.
 pub fn conf_with_routes(lab: &Lab, routes: Value) -> Value {
@@ -24,5 +24,5 @@ pub fn conf_with_routes(lab: &Lab, routes: Value) -> Value {
 
 /// The leases held in `mvnet`'s store.
 pub fn leases(lab: &Lab) -> Vec<String> {
-    leases_in(lab.dir().join("ipam").join("mvnet"))
+    host_local_leases(&lab.dir().join("ipam").join("mvnet"))
 }

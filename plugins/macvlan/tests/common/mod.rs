@@ -5,7 +5,8 @@
 
 #![allow(dead_code)] // Each test binary uses its own subset.
 
-use cni_conformance::{Invocation, Lab, Netns, PluginRun};
+pub use cni_conformance::with_prev;
+use cni_conformance::{Invocation, Lab, Netns, PluginRun, host_local_leases};
 use serde_json::{Value, json};
 use std::path::PathBuf;
 
@@ -68,36 +69,13 @@ impl World {
 
     /// The IPs host-local has reserved (one file per IP under `dataDir/<network>`).
     pub fn leases(&self) -> Vec<String> {
-        leases_in(self.lab.dir().join("ipam").join("mvnet"))
+        host_local_leases(&self.lab.dir().join("ipam").join("mvnet"))
     }
 
     /// Runs our `plugin` binary in the lab's host netns.
     pub fn run(&self, plugin: &str, inv: &Invocation) -> PluginRun {
         self.lab.run(plugin, inv)
     }
-}
-
-/// The reserved IPs in a host-local network directory (files named by IP).
-pub fn leases_in(dir: PathBuf) -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        return Vec::new();
-    };
-    let mut ips: Vec<String> = entries
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|name| name.parse::<std::net::IpAddr>().is_ok())
-        .collect();
-    ips.sort();
-    ips
-}
-
-/// The names of the links in `ns`.
-pub fn link_names(ns: &Netns) -> Vec<String> {
-    ns.ip_json(&["link", "show"])
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["ifname"].as_str().unwrap().to_owned())
-        .collect()
 }
 
 /// `info_data` of a link (`ip -d -j link`): the kind-specific attributes.
@@ -156,10 +134,4 @@ pub fn result_ip(result: &Value, i: usize) -> String {
         .as_str()
         .unwrap_or_else(|| panic!("no ips[{i}] in {result}"));
     cidr.split('/').next().unwrap().to_owned()
-}
-
-/// `conf` with `prevResult` set to `result` (for CHECK).
-pub fn with_prev(mut conf: Value, result: &Value) -> Value {
-    conf["prevResult"] = result.clone();
-    conf
 }
