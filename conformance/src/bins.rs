@@ -46,6 +46,24 @@ pub fn plugin_path(name: &str) -> PathBuf {
     path
 }
 
+/// Where Debian's containernetworking-plugins installs the Go reference plugins.
+pub const REFERENCE_DIR: &str = "/usr/lib/cni";
+
+/// The Go reference plugin `name` in [`REFERENCE_DIR`], for the side-by-side tests, which
+/// fail rather than skip without it.
+///
+/// # Panics
+/// If it is not installed, with a message that says how to install it.
+pub fn reference_plugin(name: &str) -> PathBuf {
+    let path = Path::new(REFERENCE_DIR).join(name);
+    assert!(
+        path.is_file(),
+        "the Go reference plugin {} is missing: apt-get install containernetworking-plugins",
+        path.display()
+    );
+    path
+}
+
 /// The directory a binary is in, for the default `CNI_PATH`.
 pub(crate) fn parent_dir(binary: &Path) -> &Path {
     binary.parent().unwrap_or(Path::new("/"))

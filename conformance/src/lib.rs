@@ -34,7 +34,7 @@ mod netns;
 mod plugin_run;
 pub mod suite;
 
-pub use bins::{BIN_DIR_ENV, bin_dir, plugin_path};
+pub use bins::{BIN_DIR_ENV, REFERENCE_DIR, bin_dir, plugin_path, reference_plugin};
 pub use invocation::{DEFAULT_TIMEOUT, Invocation, with_prev};
 pub use lab::{Lab, host_local_leases};
 pub use netns::{IpFamily, NETNS_DIR, NETNS_PREFIX, Netns, cleanup_stale};

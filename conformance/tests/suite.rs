@@ -8,10 +8,8 @@
 
 use std::path::Path;
 
-use cni_conformance::bin_dir;
 use cni_conformance::suite::{self, Implementation, Outcome, PLUGINS, SuiteOptions};
-
-const REFERENCE_DIR: &str = "/usr/lib/cni";
+use cni_conformance::{REFERENCE_DIR, bin_dir, reference_plugin};
 
 fn run_and_print(implementation: Implementation, options: &SuiteOptions) -> suite::Report {
     let report = suite::run(&[implementation], options);
@@ -55,11 +53,7 @@ fn conformance_suite_passes_on_our_plugins() {
 #[test]
 fn go_reference_fails_exactly_its_known_defects() {
     for plugin in PLUGINS {
-        assert!(
-            Path::new(REFERENCE_DIR).join(plugin).is_file(),
-            "the Go reference plugin {REFERENCE_DIR}/{plugin} is missing: \
-             apt-get install containernetworking-plugins"
-        );
+        reference_plugin(plugin);
     }
     let report = run_and_print(
         Implementation::reference("go-reference", REFERENCE_DIR),

@@ -8,24 +8,19 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use cni_conformance::{Invocation, IpFamily, Lab, Netns, PluginRun};
+use cni_conformance::{
+    Invocation, IpFamily, Lab, Netns, PluginRun, REFERENCE_DIR, reference_plugin,
+};
 use common::*;
 use serde_json::{Map, Value, json};
 
-const REFERENCE_DIR: &str = "/usr/lib/cni";
-
 /// The reference bridge binary; panics (never skips) when it is missing.
 fn reference_bridge() -> PathBuf {
-    let path = Path::new(REFERENCE_DIR).join("bridge");
-    assert!(
-        path.is_file() && Path::new(REFERENCE_DIR).join("host-local").is_file(),
-        "the Go reference plugins are missing from {REFERENCE_DIR}: \
-         apt-get install containernetworking-plugins"
-    );
-    path
+    reference_plugin("host-local");
+    reference_plugin("bridge")
 }
 
 /// Which implementation a lab runs: ours (built binaries, our host-local) or the

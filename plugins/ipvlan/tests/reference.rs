@@ -25,7 +25,7 @@
 mod common;
 mod shared;
 
-use cni_conformance::{Invocation, IpFamily, Lab, PluginRun};
+use cni_conformance::{Invocation, IpFamily, Lab, PluginRun, reference_plugin};
 use common::*;
 use serde_json::{Value, json};
 use shared::*;
@@ -50,7 +50,7 @@ impl Side {
     fn run(self, lab: &Lab, inv: &Invocation) -> PluginRun {
         match self {
             Side::Ours => lab.run("ipvlan", inv),
-            Side::Reference => lab.run_binary(&reference("ipvlan"), inv),
+            Side::Reference => lab.run_binary(&reference_plugin("ipvlan"), inv),
         }
     }
 }

@@ -7,7 +7,7 @@
 
 mod common;
 
-use cni_conformance::{Invocation, IpFamily};
+use cni_conformance::{Invocation, IpFamily, reference_plugin};
 use common::*;
 use serde_json::{Value, json};
 
@@ -394,7 +394,7 @@ fn del_after_the_master_is_gone_releases_the_ip_unlike_the_reference() {
     // The reference, same situation.
     let r = World::new();
     let conf = r.conf("macvlan", "1.0.0");
-    let go = reference("macvlan");
+    let go = reference_plugin("macvlan");
     r.lab
         .run_binary(
             &go,
@@ -614,7 +614,7 @@ fn gc_and_status_are_forwarded_to_ipam() {
 /// that); the MAC is random on both sides.
 #[test]
 fn same_result_and_kernel_state_as_the_reference() {
-    let go = reference("macvlan");
+    let go = reference_plugin("macvlan");
     let snapshot = |use_go: bool| {
         let w = World::new();
         let conf = w.conf("macvlan", "1.0.0");

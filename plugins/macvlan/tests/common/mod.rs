@@ -8,7 +8,6 @@
 pub use cni_conformance::with_prev;
 use cni_conformance::{Invocation, Lab, Netns, PluginRun, host_local_leases};
 use serde_json::{Value, json};
-use std::path::PathBuf;
 
 /// The lab subnet: the peer is `.1` (also the gateway), containers get `.10` and up.
 pub const SUBNET: &str = "10.77.0.0/24";
@@ -114,18 +113,6 @@ pub fn pings(from: &Netns, ip: &str) -> bool {
 /// link setup; a real block (private mode) fails every try.
 pub fn pings_eventually(from: &Netns, ip: &str) -> bool {
     (0..3).any(|_| pings(from, ip))
-}
-
-/// The Go reference binary, which the side-by-side tests need: they fail, not skip,
-/// without it.
-pub fn reference(plugin: &str) -> PathBuf {
-    let path = PathBuf::from("/usr/lib/cni").join(plugin);
-    assert!(
-        path.is_file(),
-        "the Go reference {} is missing: apt-get install containernetworking-plugins",
-        path.display()
-    );
-    path
 }
 
 /// The address part of `ips[i].address` of a 1.x/0.3.x/0.4.0 result.
