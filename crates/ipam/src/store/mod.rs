@@ -1,5 +1,5 @@
 //! The on-disk lease store, in the reference's layout so a node can switch between the Go
-//! plugin and this one without losing a lease (PL:backend/disk/backend.go; cni-notes §2.4):
+//! plugin and this one without losing a lease (PL:backend/disk/backend.go; docs/design.md#lease-store):
 //!
 //! ```text
 //! <dataDir>/<network>/            mode 0755, a real directory (a symlink is refused)
