@@ -1,0 +1,638 @@
+#!/usr/bin/env bash
+# containerd end to end: kubelet's path. Debian's containerd 1.6 with its CRI plugin runs
+# pod sandboxes on OUR plugins, and only ours, driven over its socket by a CRI client
+# (scripts/cri-client.py) the way kubelet drives it:
+#
+#   - pods on a bridge network (our bridge + host-local, ipMasq on) and on a macvlan
+#     network (our macvlan + host-local, its master a veth pair made for the test): each
+#     gets an address, pods reach each other and the host;
+#   - containerd's own calls are what our plugins see and answer: its loopback network
+#     (cniVersion 0.3.1, ifname lo), its K8S_POD_* CNI_ARGS with IgnoreUnknown, and the
+#     second DEL of RemovePodSandbox (empty CNI_NETNS, no prevResult);
+#   - StopPodSandbox + RemovePodSandbox leave no veth, lease, cache file, rule or netns;
+#   - 20 pods started at once get distinct addresses and are all removed cleanly;
+#   - RunPodSandbox time on our plugins and on the Go reference ones (/usr/lib/cni).
+#
+# The pause image is built here (a static C program calling pause(), packed as an OCI
+# image and imported with ctr): nothing is pulled. containerd runs plugins in the
+# machine's own network namespace, so every name and subnet is the test's own
+# (cnice2e*, 10.231.87.0/24, 10.231.88.0/24), checked unused first; the ipMasq rules our
+# bridge adds for the pods must be gone afterwards, and the machine's links, routes,
+# rulesets and named netns are compared before and after. containerd's root, state,
+# sockets, runc state and pod netns live in a temporary directory; the fixed paths it
+# writes anyway (shim sockets in /run/containerd/s, libcni's /var/lib/cni/results) are
+# cleaned of what this run made. containerd is stopped at the end, also on failure.
+#
+# Usage (root, Debian bookworm): bash scripts/containerd-e2e.sh
+# Environment: CNI_BIN_DIR: the plugin binaries to test (default target/debug, built if
+# missing); BENCH_PODS: RunPodSandbox calls timed per plugin set (default 10, 0 skips).
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
+REPO_ROOT=$PWD
+
+require_root "$0" "containerd and pod network namespaces"
+
+section() { printf '\n=== containerd-e2e: %s\n' "$*"; }
+fail() {
+    echo "containerd-e2e: FAIL: $*" >&2
+    exit 1
+}
+
+# --- Packages --------------------------------------------------------------------------
+# python3-grpcio: the CRI client's gRPC; gcc + libc6-dev: the static pause binary.
+PACKAGES=(containerd runc python3-grpcio gcc libc6-dev iproute2 iputils-ping nftables
+    iptables jq containernetworking-plugins)
+install_missing_packages "${PACKAGES[@]}"
+# Debian's grpcio is for Debian's python, whatever python3 comes first in PATH.
+PYTHON=/usr/bin/python3
+
+# --- Timing ----------------------------------------------------------------------------
+T0=$(date +%s.%N)
+TIMINGS=()
+step_start=$T0
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%6.2f s", a - b }'; }
+step() {
+    local now
+    now=$(date +%s.%N)
+    TIMINGS+=("$(printf '%-44s %s' "$1" "$(elapsed "$now" "$step_start")")")
+    step_start=$now
+}
+
+# --- Names, subnets and their absence ------------------------------------------------
+BR_NET=cnice2e-br
+MV_NET=cnice2e-mv
+BRIDGE=cnice2e0
+MASTER=cnice2e-m0
+MASTER_PEER=cnice2e-m1
+BR_SUBNET=10.231.87
+MV_SUBNET=10.231.88
+# The host's end of the macvlan network: an address on the master's peer.
+MV_HOST=$MV_SUBNET.254
+PAUSE_IMAGE=cnie2e.local/pause:1
+for link in "$BRIDGE" "$MASTER" "$MASTER_PEER"; do
+    if ip link show "$link" >/dev/null 2>&1; then
+        fail "link $link already exists (another run, or a leftover): refusing to touch it"
+    fi
+done
+if ip -o addr | grep -qE " ($BR_SUBNET|$MV_SUBNET)\."; then
+    fail "subnet $BR_SUBNET.0/24 or $MV_SUBNET.0/24 is in use on this machine"
+fi
+
+# --- Binaries --------------------------------------------------------------------------
+PLUGINS=(bridge host-local loopback macvlan)
+PLUGIN_SRC=${CNI_BIN_DIR:-$REPO_ROOT/target/debug}
+REFERENCE_SRC=/usr/lib/cni
+if [[ -z ${CNI_BIN_DIR:-} ]]; then
+    for plugin in "${PLUGINS[@]}"; do
+        if [[ ! -x $PLUGIN_SRC/$plugin ]]; then
+            section "cargo build --workspace --bins"
+            cargo build --workspace --bins
+            break
+        fi
+    done
+fi
+
+# --- Baseline of everything the test may touch ----------------------------------------
+ruleset() {
+    # Counters change on their own; comment lines carry a date.
+    nft list ruleset 2>/dev/null | sed -E 's/counter packets [0-9]+ bytes [0-9]+/counter/'
+    echo "--- iptables"
+    iptables-save 2>/dev/null | grep -v '^#' | sed -E 's/\[[0-9]+:[0-9]+\]/[0:0]/' || true
+    echo "--- ip6tables"
+    ip6tables-save 2>/dev/null | grep -v '^#' | sed -E 's/\[[0-9]+:[0-9]+\]/[0:0]/' || true
+}
+# Named netns except the test lab's and the demo's, which come and go with other runs.
+netns_list() { ip netns list 2>/dev/null | awk '{print $1}' | grep -vE '^(cnitest|cnidemo)-' | sort || true; }
+root_links() { ip -o link show | awk -F': ' '{print $2}' | sed 's/@.*//' | sort; }
+routes() { ip route show; ip -6 route show; }
+shim_sockets() { find "$SHIM_SOCKETS" -mindepth 1 -maxdepth 1 2>/dev/null | sort || true; }
+
+WORK=$(mktemp -d /tmp/cnice2e-XXXXXX)
+BASE=$WORK/baseline
+mkdir -p "$BASE"
+ruleset >"$BASE/ruleset"
+netns_list >"$BASE/netns"
+root_links >"$BASE/links"
+routes >"$BASE/routes"
+IP_FORWARD=$(cat /proc/sys/net/ipv4/ip_forward)
+CNI_CACHE=/var/lib/cni/results
+SHIM_SOCKETS=/run/containerd/s
+# The fixed directories containerd or libcni may create: removed again if they were not
+# there (deepest first).
+CREATED_DIRS=()
+for dir in "$SHIM_SOCKETS" /run/containerd "$CNI_CACHE" /var/lib/cni; do
+    [[ -d $dir ]] || CREATED_DIRS+=("$dir")
+done
+shim_sockets >"$BASE/shim-sockets"
+
+SOCK=$WORK/containerd.sock
+CRI=("$PYTHON" "$REPO_ROOT/scripts/cri-client.py" --socket "$SOCK")
+CTR=(ctr --address "$SOCK" --namespace k8s.io)
+CONTAINERD_PID=
+
+# --- Clean-up and the leak check (also on failure or interrupt) -----------------------
+# Every sandbox containerd knows, stopped and removed (a failed RunPodSandbox leaves a
+# NOTREADY one behind).
+remove_all_sandboxes() {
+    local ids
+    ids=$("${CRI[@]}" list 2>/dev/null | awk '{print $1}')
+    [[ -z $ids ]] && return 0
+    # shellcheck disable=SC2086 # one argument per id
+    "${CRI[@]}" stop $ids
+    # shellcheck disable=SC2086
+    "${CRI[@]}" remove $ids
+}
+stop_containerd() {
+    [[ -n $CONTAINERD_PID ]] || return 0
+    kill "$CONTAINERD_PID" 2>/dev/null
+    for _ in $(seq 100); do
+        kill -0 "$CONTAINERD_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -9 "$CONTAINERD_PID" 2>/dev/null
+    wait "$CONTAINERD_PID" 2>/dev/null
+    CONTAINERD_PID=
+}
+# Shims outlive a killed containerd: those whose command line names our work dir.
+stop_our_shims() {
+    local pid
+    for pid in $(pgrep -f containerd-shim-runc-v2 || true); do
+        if tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "$SOCK"; then
+            echo "LEAK: shim $pid still running"
+            kill -9 "$pid"
+            leaks=1
+        fi
+    done
+}
+# iptables (the nft flavour) creates the nat table and its base chains on first use and
+# never removes them: once the pods' rules are gone, an empty table the baseline did not
+# have is that, and is removed. A table with any rule left stays, for the leak check.
+remove_empty_tables_iptables_made() {
+    local family
+    for family in ip ip6; do
+        grep -qx "table $family nat {" "$BASE/ruleset" && continue
+        nft list table "$family" nat >/dev/null 2>&1 || continue
+        if [[ $(nft -j list table "$family" nat | jq '[.nftables[] | select(.rule)] | length') == 0 ]]; then
+            nft delete table "$family" nat
+        fi
+    done
+}
+leak_checks() {
+    local stale
+    stale=$(find "$CNI_CACHE" -maxdepth 1 -name "cnice2e-*" 2>/dev/null)
+    if [[ -n $stale ]]; then
+        echo "LEAK: cache files left behind:"; echo "$stale"
+        find "$CNI_CACHE" -maxdepth 1 -name "cnice2e-*" -delete
+        leaks=1
+    fi
+    stale=$(comm -13 "$BASE/shim-sockets" <(shim_sockets))
+    if [[ -n $stale ]]; then
+        echo "LEAK: shim sockets left behind:"; echo "$stale"
+        echo "$stale" | xargs -r rm -f
+        leaks=1
+    fi
+    if ! diff -u "$BASE/ruleset" <(ruleset); then
+        echo "LEAK: the machine's firewall rulesets changed (diff above)"; leaks=1
+    fi
+    if ! diff -u "$BASE/links" <(root_links); then
+        echo "LEAK: the machine's links changed (diff above)"; leaks=1
+    fi
+    if ! diff -u "$BASE/routes" <(routes); then
+        echo "LEAK: the machine's routes changed (diff above)"; leaks=1
+    fi
+    if ! diff -u "$BASE/netns" <(netns_list); then
+        echo "LEAK: named network namespaces changed (diff above)"; leaks=1
+    fi
+}
+cleanup() {
+    local status=$? leaks=0 dir
+    set +e
+    section "clean-up"
+    if [[ -n $CONTAINERD_PID ]]; then
+        remove_all_sandboxes
+        stop_containerd
+    fi
+    stop_our_shims
+    if ((status != 0)) && [[ -f $WORK/containerd.log ]]; then
+        echo "--- the last lines of containerd's log"
+        grep -E 'level=(error|warning)' "$WORK/containerd.log" | tail -20
+    fi
+    # Pod netns, the sandboxes' /dev/shm and snapshots: mounted under the work dir.
+    findmnt -rn -o TARGET | grep "^$WORK" | sort -r | xargs -r -n1 umount -l
+    ip link delete "$BRIDGE" 2>/dev/null
+    ip link delete "$MASTER" 2>/dev/null
+    if [[ $(cat /proc/sys/net/ipv4/ip_forward) != "$IP_FORWARD" ]]; then
+        echo "$IP_FORWARD" >/proc/sys/net/ipv4/ip_forward
+    fi
+    remove_empty_tables_iptables_made
+    leak_checks
+    for dir in "${CREATED_DIRS[@]}"; do rmdir "$dir" 2>/dev/null; done
+    rm -rf "$WORK"
+    if [[ -e $WORK ]]; then
+        echo "LEAK: $WORK could not be removed"; leaks=1
+    fi
+
+    if ((${#TIMINGS[@]})); then
+        section "timings"
+        printf '%s\n' "${TIMINGS[@]}"
+        printf '%-44s %s\n' "total" "$(elapsed "$(date +%s.%N)" "$T0")"
+    fi
+    if ((status == 0 && leaks == 0)); then
+        echo "containerd-e2e: PASS"
+    elif ((status == 0)); then
+        echo "containerd-e2e: FAIL: state left behind (see above)" >&2
+        status=1
+    else
+        echo "containerd-e2e: FAIL (exit $status)" >&2
+    fi
+    exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# --- The pause image -------------------------------------------------------------------
+# A static binary that waits for a signal, in a one-layer OCI image (index, manifest,
+# config, layer; content-addressed blobs), imported into containerd's k8s.io namespace.
+blob() { # FILE -> moves it to blobs/sha256/<digest>, prints "<digest> <size>"
+    local digest size
+    digest=$(sha256sum "$1" | cut -d' ' -f1)
+    size=$(stat -c %s "$1")
+    mv "$1" "$WORK/image/blobs/sha256/$digest"
+    echo "$digest $size"
+}
+build_pause_image() {
+    local image=$WORK/image layer config manifest
+    mkdir -p "$image/blobs/sha256" "$WORK/pause-rootfs"
+    cat >"$WORK/pause.c" <<'EOF'
+#include <signal.h>
+#include <unistd.h>
+static void quit(int signal) { (void)signal; _exit(0); }
+int main(void) {
+    signal(SIGINT, quit);
+    signal(SIGTERM, quit);
+    for (;;) pause();
+}
+EOF
+    gcc -static -Os -s -o "$WORK/pause-rootfs/pause" "$WORK/pause.c"
+    tar -C "$WORK/pause-rootfs" --owner=0 --group=0 --numeric-owner --mtime=@0 \
+        -cf "$image/layer.tar" pause
+    read -r layer layer_size < <(blob "$image/layer.tar")
+    jq -n --arg layer "sha256:$layer" '{architecture: "amd64", os: "linux",
+        config: {Entrypoint: ["/pause"]}, rootfs: {type: "layers", diff_ids: [$layer]}}' \
+        >"$image/config.json"
+    read -r config config_size < <(blob "$image/config.json")
+    jq -n --arg config "sha256:$config" --argjson config_size "$config_size" \
+        --arg layer "sha256:$layer" --argjson layer_size "$layer_size" '{schemaVersion: 2,
+        mediaType: "application/vnd.oci.image.manifest.v1+json",
+        config: {mediaType: "application/vnd.oci.image.config.v1+json",
+                 digest: $config, size: $config_size},
+        layers: [{mediaType: "application/vnd.oci.image.layer.v1.tar",
+                  digest: $layer, size: $layer_size}]}' >"$image/manifest.json"
+    read -r manifest manifest_size < <(blob "$image/manifest.json")
+    jq -n --arg manifest "sha256:$manifest" --argjson size "$manifest_size" \
+        --arg name "$PAUSE_IMAGE" '{schemaVersion: 2, manifests: [{
+        mediaType: "application/vnd.oci.image.manifest.v1+json", digest: $manifest,
+        size: $size, annotations: {"io.containerd.image.name": $name}}]}' >"$image/index.json"
+    echo '{"imageLayoutVersion": "1.0.0"}' >"$image/oci-layout"
+    tar -C "$image" -cf "$WORK/pause.tar" oci-layout index.json blobs
+}
+
+# --- containerd ------------------------------------------------------------------------
+write_containerd_config() {
+    cat >"$WORK/containerd.toml" <<EOF
+version = 2
+root = "$WORK/root"
+state = "$WORK/state"
+
+[grpc]
+  address = "$SOCK"
+
+[ttrpc]
+  address = "$SOCK.ttrpc"
+
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$WORK/opt"
+
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "$PAUSE_IMAGE"
+  # root here lacks CAP_SYS_RESOURCE: runc cannot lower the pause process's
+  # oom_score_adj below its own ("can't get final child's PID from pipe") unless
+  # containerd keeps it at least as high.
+  restrict_oom_score_adj = true
+  # Pod network namespaces under the state dir, not /var/run/netns.
+  netns_mounts_under_state_dir = true
+  disable_tcp_service = true
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+  enable_selinux = false
+
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "native"
+    default_runtime_name = "runc"
+
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        Root = "$WORK/runc"
+        SystemdCgroup = false
+
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    # Only our plugins: one missing here must fail the test, not fall back to Go's.
+    bin_dir = "$WORK/bin"
+    conf_dir = "$WORK/net.d"
+    max_conf_num = 1
+EOF
+}
+start_containerd() {
+    containerd --config "$WORK/containerd.toml" >"$WORK/containerd.log" 2>&1 &
+    CONTAINERD_PID=$!
+    for _ in $(seq 100); do
+        [[ -S $SOCK ]] && "${CTR[@]}" version >/dev/null 2>&1 && return 0
+        kill -0 "$CONTAINERD_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    tail -20 "$WORK/containerd.log"
+    fail "containerd did not start"
+}
+
+# --- Plugins ---------------------------------------------------------------------------
+# bin is containerd's bin_dir: a symlink to one of three plugin sets, swapped with a
+# rename so containerd never sees a half-made set. "ours" and "reference" hold copies of
+# the binaries (for timing); "logged" holds a wrapper per plugin that records each call
+# (environment, stdin config, exit status) as JSON in calls/ and runs ours: what
+# containerd sends is then checked, not assumed.
+make_plugin_sets() {
+    local plugin
+    mkdir -p "$WORK"/sets/{ours,reference,logged}
+    for plugin in "${PLUGINS[@]}"; do
+        install -m 0755 "$PLUGIN_SRC/$plugin" "$WORK/sets/ours/$plugin"
+        install -m 0755 "$REFERENCE_SRC/$plugin" "$WORK/sets/reference/$plugin"
+        write_logging_wrapper "$plugin" >"$WORK/sets/logged/$plugin"
+        chmod 0755 "$WORK/sets/logged/$plugin"
+    done
+}
+use_plugins() { # ours|reference|logged
+    ln -sfn "sets/$1" "$WORK/.bin.new"
+    mv -T "$WORK/.bin.new" "$WORK/bin"
+}
+write_logging_wrapper() { # PLUGIN
+    cat <<EOF
+#!/bin/sh
+config=\$(cat)
+output=\$(printf '%s' "\$config" | "$WORK/sets/ours/$1")
+status=\$?
+printf '%s' "\$output"
+printf '%s' "\$config" | jq -c --arg plugin "$1" --arg command "\$CNI_COMMAND" \\
+    --arg ifname "\$CNI_IFNAME" --arg netns "\$CNI_NETNS" --arg args "\${CNI_ARGS:-}" \\
+    --arg container "\$CNI_CONTAINERID" --argjson status "\$status" \\
+    '{plugin: \$plugin, command: \$command, ifname: \$ifname, netns: \$netns,
+      args: \$args, container: \$container, status: \$status, config: .}' \\
+    >"$WORK/calls/\$\$.json" 2>/dev/null
+exit \$status
+EOF
+}
+# The recorded calls matching a jq filter, e.g. calls_where '.plugin == "bridge"'.
+calls_where() { cat "$WORK"/calls/*.json 2>/dev/null | jq -c "select($1)"; }
+
+# --- Networks --------------------------------------------------------------------------
+# containerd 1.6 ignores a file created in its conf dir (it reloads on other file events):
+# the config is written under a temporary name and renamed in; the CRI Status call then
+# tells when it is loaded.
+use_network() { # NAME, the conflist on stdin
+    cat >"$WORK/net.d/.next"
+    mv "$WORK/net.d/.next" "$WORK/net.d/10-cnice2e.conflist"
+    "${CRI[@]}" --timeout 30 wait-network "$1" || fail "containerd did not load network $1"
+}
+bridge_conflist() {
+    cat <<EOF
+{
+  "cniVersion": "1.0.0",
+  "name": "$BR_NET",
+  "plugins": [
+    {
+      "type": "bridge",
+      "bridge": "$BRIDGE",
+      "isGateway": true,
+      "ipMasq": true,
+      "hairpinMode": true,
+      "ipam": {
+        "type": "host-local",
+        "ranges": [[{ "subnet": "$BR_SUBNET.0/24", "gateway": "$BR_SUBNET.1" }]],
+        "routes": [{ "dst": "0.0.0.0/0" }],
+        "dataDir": "$WORK/ipam"
+      }
+    }
+  ]
+}
+EOF
+}
+macvlan_conflist() {
+    cat <<EOF
+{
+  "cniVersion": "1.0.0",
+  "name": "$MV_NET",
+  "plugins": [
+    {
+      "type": "macvlan",
+      "master": "$MASTER",
+      "mode": "bridge",
+      "ipam": {
+        "type": "host-local",
+        "ranges": [[{ "subnet": "$MV_SUBNET.0/24", "rangeEnd": "$MV_SUBNET.200" }]],
+        "dataDir": "$WORK/ipam"
+      }
+    }
+  ]
+}
+EOF
+}
+
+# --- Pods ------------------------------------------------------------------------------
+# run_pods NAME...: RunPodSandbox for all at once; fills POD_ID, POD_IP and POD_NETNS
+# from the CRI answers (by name).
+declare -A POD_ID POD_IP POD_NETNS
+run_pods() {
+    local name id status
+    "${CRI[@]}" run "$@" >"$WORK/run.out" || fail "RunPodSandbox failed (above)"
+    while read -r name id _; do
+        POD_ID[$name]=$id
+    done <"$WORK/run.out"
+    for name in "$@"; do
+        [[ -n ${POD_ID[$name]:-} ]] || fail "no sandbox for pod $name"
+    done
+    # shellcheck disable=SC2046 # one argument per id
+    "${CRI[@]}" inspect $(cut -d' ' -f2 "$WORK/run.out") >"$WORK/inspect.out"
+    while read -r status; do
+        name=$(jq -r .name <<<"$status")
+        [[ $(jq -r .state <<<"$status") == READY ]] || fail "pod $name is not ready: $status"
+        POD_IP[$name]=$(jq -r .ip <<<"$status")
+        POD_NETNS[$name]=$(jq -r .netns <<<"$status")
+        [[ ${POD_NETNS[$name]} == "$WORK/state/"* ]] ||
+            fail "pod $name's netns ${POD_NETNS[$name]} is not under containerd's state dir"
+    done <"$WORK/inspect.out"
+}
+remove_pods() { # NAME...: StopPodSandbox, then RemovePodSandbox, for all at once
+    local name ids=()
+    for name in "$@"; do ids+=("${POD_ID[$name]}"); done
+    "${CRI[@]}" stop "${ids[@]}" || fail "StopPodSandbox failed"
+    "${CRI[@]}" remove "${ids[@]}" || fail "RemovePodSandbox failed"
+}
+in_pod() { # NAME COMMAND...
+    nsenter --net="${POD_NETNS[$1]}" "${@:2}"
+}
+ping_from() { # NAME ADDRESS
+    in_pod "$1" ping -c 1 -W 2 "$2" >/dev/null || fail "pod $1 cannot ping $2"
+    echo "  $1 -> $2: ok"
+}
+leases() { # NETWORK: the leased addresses
+    find "$WORK/ipam/$1" -maxdepth 1 -type f -name '10.*' -printf '%f\n' 2>/dev/null | sort
+}
+bridge_ports() { ip -o link show master "$BRIDGE" 2>/dev/null | awk -F': ' '{print $2}'; }
+# After the last pod is gone: no sandbox, port, lease, cache file or pod netns; the
+# firewall as it was.
+assert_nothing_left() {
+    local sandboxes
+    sandboxes=$("${CRI[@]}" list)
+    [[ -z $sandboxes ]] || fail "sandboxes left: $sandboxes"
+    [[ -z $(bridge_ports) ]] || fail "veths left on $BRIDGE: $(bridge_ports)"
+    [[ -z $(leases "$BR_NET")$(leases "$MV_NET") ]] ||
+        fail "leases left: $(leases "$BR_NET") $(leases "$MV_NET")"
+    [[ -z $(find "$CNI_CACHE" -maxdepth 1 -name 'cnice2e-*' 2>/dev/null) ]] ||
+        fail "cache files left in $CNI_CACHE"
+    [[ -z $(find "$WORK/state" -path '*netns/*' 2>/dev/null) ]] ||
+        fail "pod netns left: $(find "$WORK/state" -path '*netns/*')"
+    remove_empty_tables_iptables_made
+    diff -u "$BASE/ruleset" <(ruleset) || fail "the firewall rules of the pods were not all removed"
+    echo "  no sandbox, veth, lease, cache file, netns or firewall rule left"
+}
+
+# --- Set-up ----------------------------------------------------------------------------
+section "containerd $(containerd --version | awk '{print $3}') in $WORK"
+mkdir -p "$WORK"/{net.d,calls,ipam}
+build_pause_image
+write_containerd_config
+make_plugin_sets
+use_plugins logged
+# The macvlan master: a veth pair of the test's own; the peer, with an address, is the
+# host's end of the macvlan network.
+ip link add "$MASTER" type veth peer name "$MASTER_PEER"
+ip link set "$MASTER" up
+ip addr add "$MV_HOST/24" dev "$MASTER_PEER"
+ip link set "$MASTER_PEER" up
+start_containerd
+"${CTR[@]}" images import --snapshotter native "$WORK/pause.tar" >/dev/null
+step "set-up (pause image, containerd, master veth)"
+
+# --- Bridge network --------------------------------------------------------------------
+section "two pods on $BR_NET (our bridge + host-local, ipMasq)"
+bridge_conflist | use_network "$BR_NET"
+step "network loaded (rename in, Status)"
+run_pods p1 p2
+step "RunPodSandbox x2 (bridge)"
+IP1=${POD_IP[p1]} IP2=${POD_IP[p2]}
+echo "  p1 $IP1, p2 $IP2"
+[[ $IP1 == "$BR_SUBNET".* && $IP2 == "$BR_SUBNET".* && $IP1 != "$IP2" ]] ||
+    fail "unexpected addresses: '$IP1' '$IP2'"
+[[ $(in_pod p1 ip -4 -o addr show eth0 | awk '{print $4}') == "$IP1/24" ]] ||
+    fail "p1's eth0 does not hold $IP1/24"
+[[ $(leases "$BR_NET" | tr '\n' ' ') == "$(printf '%s\n' "$IP1" "$IP2" | sort | tr '\n' ' ')" ]] ||
+    fail "host-local leases $(leases "$BR_NET") do not match the addresses"
+[[ $(bridge_ports | wc -l) == 2 ]] || fail "expected 2 ports on $BRIDGE: $(bridge_ports)"
+ping_from p1 "$IP2"
+ping_from p2 "$IP1"
+ping_from p1 "$BR_SUBNET.1"
+in_pod p1 ip -o link show lo | grep -q ',UP' || fail "lo is down in p1"
+ruleset >"$WORK/ruleset.pods"
+for ip in "$IP1" "$IP2"; do
+    grep -qF "$ip" "$WORK/ruleset.pods" || fail "no masquerade rule for $ip in the machine's firewall"
+done
+echo "  masquerade rules for both pods are in place"
+step "addresses, leases, pings, rules"
+
+# What containerd sent and what our plugins answered.
+calls_where '.plugin == "loopback" and .command == "ADD" and .ifname == "lo"
+    and .config.cniVersion == "0.3.1" and .status == 0' | grep -q . ||
+    fail "no successful loopback ADD (cniVersion 0.3.1, ifname lo) recorded"
+echo "  containerd's loopback ADD (cniVersion 0.3.1, ifname lo): ok"
+calls_where ".plugin == \"bridge\" and .command == \"ADD\" and .status == 0
+    and (.args | contains(\"IgnoreUnknown=1\") and contains(\"K8S_POD_NAME=p1\")
+    and contains(\"K8S_POD_NAMESPACE=cnie2e\") and contains(\"K8S_POD_INFRA_CONTAINER_ID=\"))" |
+    grep -q . || fail "no successful bridge ADD with containerd's K8S_POD_* CNI_ARGS recorded"
+echo "  K8S_POD_* CNI_ARGS with IgnoreUnknown: ok"
+
+section "StopPodSandbox + RemovePodSandbox"
+remove_pods p1 p2
+step "Stop + Remove x2 (bridge)"
+assert_nothing_left
+# RemovePodSandbox tears the network down again, after the cache entry is gone.
+for pod in p1 p2; do
+    calls_where ".plugin == \"bridge\" and .command == \"DEL\" and .container == \"${POD_ID[$pod]}\"
+        and .netns == \"\" and .config.prevResult == null and .status == 0" | grep -q . ||
+        fail "no successful second DEL (empty CNI_NETNS, no prevResult) for $pod"
+done
+calls_where '.command == "DEL" and .status != 0' | grep . && fail "a DEL failed (above)"
+echo "  the second DEL (empty CNI_NETNS, no prevResult) succeeded for both pods"
+
+# --- macvlan network -------------------------------------------------------------------
+section "two pods on $MV_NET (our macvlan + host-local on $MASTER)"
+macvlan_conflist | use_network "$MV_NET"
+run_pods m1 m2
+step "RunPodSandbox x2 (macvlan)"
+M1=${POD_IP[m1]} M2=${POD_IP[m2]}
+echo "  m1 $M1, m2 $M2"
+[[ $M1 == "$MV_SUBNET".* && $M2 == "$MV_SUBNET".* && $M1 != "$M2" ]] ||
+    fail "unexpected addresses: '$M1' '$M2'"
+in_pod m1 ip -d -o link show eth0 | grep -q macvlan || fail "m1's eth0 is not a macvlan"
+ping_from m1 "$M2"
+ping_from m2 "$M1"
+ping_from m1 "$MV_HOST"
+remove_pods m1 m2
+step "pings, Stop + Remove x2 (macvlan)"
+assert_nothing_left
+
+# --- 20 pods at once -------------------------------------------------------------------
+section "20 pods on $BR_NET started at once"
+bridge_conflist | use_network "$BR_NET"
+MANY=()
+for i in $(seq 20); do MANY+=("c$i"); done
+run_pods "${MANY[@]}"
+step "RunPodSandbox x20 at once"
+for name in "${MANY[@]}"; do echo "${POD_IP[$name]}"; done | sort >"$WORK/many.ips"
+[[ $(sort -u "$WORK/many.ips" | wc -l) == 20 ]] ||
+    fail "the 20 pods do not have 20 distinct addresses: $(tr '\n' ' ' <"$WORK/many.ips")"
+grep -qv "^$BR_SUBNET\." "$WORK/many.ips" && fail "an address outside $BR_SUBNET.0/24"
+[[ $(leases "$BR_NET") == "$(cat "$WORK/many.ips")" ]] ||
+    fail "host-local leases do not match the 20 addresses"
+ping_from c1 "${POD_IP[c20]}"
+remove_pods "${MANY[@]}"
+step "Stop + Remove x20 at once"
+assert_nothing_left
+calls_where '.status != 0' | grep . && fail "a plugin call failed (above)"
+echo "  20 distinct addresses; every ADD and DEL succeeded"
+
+# --- RunPodSandbox time: ours vs the reference ----------------------------------------
+# The same bridge network, the plugin binaries swapped between calls (plain, no logging
+# wrapper), one pod at a time, alternating, so both sets see the same machine load.
+BENCH_PODS=${BENCH_PODS:-10}
+if ((BENCH_PODS > 0)); then
+    section "RunPodSandbox time, $BENCH_PODS pods each: ours ($PLUGIN_SRC) vs reference ($REFERENCE_SRC)"
+    for i in $(seq "$BENCH_PODS"); do
+        for set in ours reference; do
+            use_plugins "$set"
+            "${CRI[@]}" cycle "b-$set-$i" | cut -d' ' -f1 >>"$WORK/bench.$set" ||
+                fail "pod b-$set-$i failed on the $set plugins"
+        done
+    done
+    assert_nothing_left
+    median() { sort -n "$1" | awk '{ v[NR] = $1 } END { printf "%.1f ms", 1000 * v[int((NR + 1) / 2)] }'; }
+    echo "  RunPodSandbox median: ours $(median "$WORK/bench.ours"), reference $(median "$WORK/bench.reference")"
+    echo "  ours:      $(sort -n "$WORK/bench.ours" | tr '\n' ' ')"
+    echo "  reference: $(sort -n "$WORK/bench.reference" | tr '\n' ' ')"
+    step "RunPodSandbox timing ($((2 * BENCH_PODS)) pods)"
+else
+    echo "SKIPPED: RunPodSandbox timing (BENCH_PODS=0)"
+fi
