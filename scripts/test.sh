@@ -127,6 +127,20 @@ section "podman end to end"
 podman_passed=0 podman_failed=0
 if bash scripts/podman-e2e.sh; then podman_passed=1; else podman_failed=1; test_status=1; fi
 
+# --- containerd end to end (CRI) -------------------------------------------------------
+# kubelet's path: containerd's CRI plugin running pod sandboxes on our plugins only,
+# driven over its socket by scripts/cri-client.py; in the machine's own namespace with
+# names and subnets of its own, and it checks it left nothing behind. A few timed pods
+# keep its ours-vs-reference timing from rotting (the figures are in BENCHMARKS.md).
+section "containerd end to end"
+containerd_passed=0 containerd_failed=0
+if BENCH_PODS=3 bash scripts/containerd-e2e.sh; then
+    containerd_passed=1
+else
+    containerd_failed=1
+    test_status=1
+fi
+
 # --- Benchmark smoke ---------------------------------------------------------------------
 # A few interleaved iterations of every benchmark scenario against the Go reference, so
 # the tool never rots (the full run is `bash scripts/bench.sh`, see BENCHMARKS.md). It
@@ -153,8 +167,8 @@ for plugin in bridge macvlan ipvlan host-local loopback; do
 done
 
 # --- Summary ---------------------------------------------------------------------------
-# One line for the whole run: cargo test's per-binary results, the soak, the VM lane and
-# podman.
+# One line for the whole run: cargo test's per-binary results, the soak, the VM lane,
+# podman and containerd.
 # sum_of WORD FILE REGEX: the sum of the "<N> WORD" figures on FILE's lines matching REGEX
 # (0 when FILE is missing, e.g. the VM lane was skipped).
 sum_of() {
@@ -167,8 +181,8 @@ cargo_failed=$(sum_of failed "$logs/cargo-test.log" '^test result:')
 # The lane's own closing line, "N passed, M failed".
 vm_passed=$(sum_of passed "$logs/vm-lane.log" '^[0-9]+ passed, [0-9]+ failed$')
 vm_failed=$(sum_of failed "$logs/vm-lane.log" '^[0-9]+ passed, [0-9]+ failed$')
-total_passed=$((cargo_passed + vm_passed + podman_passed + soak_passed))
-total_failed=$((cargo_failed + vm_failed + podman_failed + soak_failed))
+total_passed=$((cargo_passed + vm_passed + podman_passed + soak_passed + containerd_passed))
+total_failed=$((cargo_failed + vm_failed + podman_failed + soak_failed + containerd_failed))
 
 # --- Leak check ------------------------------------------------------------------------
 section "Leak check"
@@ -196,7 +210,7 @@ if ((leaks == 0)); then
 fi
 
 echo
-echo "cargo test: $cargo_passed passed, $cargo_failed failed; soak: $soak_passed passed, $soak_failed failed; VM lane: $vm_passed passed, $vm_failed failed; podman: $podman_passed passed, $podman_failed failed"
+echo "cargo test: $cargo_passed passed, $cargo_failed failed; soak: $soak_passed passed, $soak_failed failed; VM lane: $vm_passed passed, $vm_failed failed; podman: $podman_passed passed, $podman_failed failed; containerd: $containerd_passed passed, $containerd_failed failed"
 status=0
 if ((test_status != 0)); then
     echo "FAILED: the tests failed (exit status $test_status, see above)"
