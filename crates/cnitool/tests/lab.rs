@@ -8,6 +8,8 @@
 // Tests: a failed step should stop the test with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use cni_conformance::{Lab, Netns, bin_dir};
 use cnitool::cache::CachedInfo;
 use cnitool::tool::container_id_for;
@@ -71,42 +73,14 @@ impl Setup {
         ))
     }
 
-    /// Runs `cnitool <args>` in the lab's host netns with a clean environment (`extra`
-    /// added), killed after 60 s.
+    /// Runs `cnitool <args>` in the lab's host netns (see [`common::cnitool`]).
     fn cnitool(&self, args: &[&str], extra: &[(&str, &str)]) -> Output {
-        let tool = env!("CARGO_BIN_EXE_cnitool");
-        let mut argv: Vec<String> = vec![
-            "timeout".into(),
-            "60".into(),
-            "env".into(),
-            "-i".into(),
-            format!(
-                "PATH={}",
-                std::env::var("PATH").unwrap_or_else(|_| "/usr/sbin:/usr/bin:/sbin:/bin".into())
-            ),
-            format!("NETCONFPATH={}", self.lab.dir().join("net.d").display()),
-            format!("CNI_PATH={}", bin_dir().display()),
-            format!("CNI_CACHE_DIR={}", self.cache_dir().display()),
-        ];
-        argv.extend(extra.iter().map(|(k, v)| format!("{k}={v}")));
-        argv.push(tool.into());
-        argv.extend(args.iter().map(|a| (*a).to_owned()));
-        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
-        self.lab.host().exec(&argv)
+        common::cnitool(&self.lab, args, extra)
     }
 
     /// `cnitool <verb> labnet <netns>`, asserting success; returns stdout.
     fn ok(&self, verb: &str, container: &Netns, extra: &[(&str, &str)]) -> String {
-        let path = container.path().to_str().unwrap();
-        let out = self.cnitool(&[verb, NETWORK, path], extra);
-        assert!(
-            out.status.success(),
-            "cnitool {verb} {path} failed ({}):\nstdout: {}\nstderr: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        common::cnitool_ok(&self.lab, verb, NETWORK, container, extra)
     }
 }
 

@@ -1,0 +1,372 @@
+//! Every file in `examples/` works: each configuration runs through our plugins as a
+//! runtime runs it (the built `cnitool`, libcni's semantics), in the conformance lab's
+//! throwaway namespaces, with ADD, CHECK and DEL, and what it promises is checked (an
+//! address in its range, its gateway reachable, masquerade rules, nothing left after DEL).
+//!
+//! The examples name real node paths and links: their host-local `dataDir` is moved into
+//! the lab's directory, and the `eth0` a macvlan or ipvlan example names is made in the
+//! lab's fake host netns. The ipvlan example needs a kernel with ipvlan: its test is a
+//! `vm_*` one, run by the VM lane. The files are built into the test executable, so the
+//! lane's guest, which has no source tree, runs them too.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use cni_conformance::{Invocation, IpFamily, Lab, Netns};
+use common::cnitool_ok;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::fs;
+use std::net::Ipv4Addr;
+use std::path::Path;
+
+/// Every example file (its path under `examples/`) and its content.
+const EXAMPLES: &[(&str, &str)] = &[
+    (
+        "bridge.conflist",
+        include_str!("../../../examples/bridge.conflist"),
+    ),
+    (
+        "containerd/10-containerd-net.conflist",
+        include_str!("../../../examples/containerd/10-containerd-net.conflist"),
+    ),
+    (
+        "flannel/10-flannel.conflist",
+        include_str!("../../../examples/flannel/10-flannel.conflist"),
+    ),
+    (
+        "flannel/subnet.env",
+        include_str!("../../../examples/flannel/subnet.env"),
+    ),
+    (
+        "host-local.conf",
+        include_str!("../../../examples/host-local.conf"),
+    ),
+    (
+        "ipvlan.conflist",
+        include_str!("../../../examples/ipvlan.conflist"),
+    ),
+    (
+        "loopback.conf",
+        include_str!("../../../examples/loopback.conf"),
+    ),
+    (
+        "macvlan.conflist",
+        include_str!("../../../examples/macvlan.conflist"),
+    ),
+];
+
+fn example_text(path: &str) -> &'static str {
+    EXAMPLES
+        .iter()
+        .find(|(name, _)| *name == path)
+        .unwrap_or_else(|| panic!("examples/{path} is not in EXAMPLES"))
+        .1
+}
+
+fn example(path: &str) -> Value {
+    serde_json::from_str(example_text(path))
+        .unwrap_or_else(|err| panic!("examples/{path} is not valid JSON: {err}"))
+}
+
+/// Every `ipam` object's `dataDir` (the examples name the node's) in the lab's directory.
+fn with_lab_data_dir(mut conf: Value, lab: &Lab) -> Value {
+    let data_dir = json!(lab.dir().join("ipam"));
+    if let Some(plugins) = conf["plugins"].as_array_mut() {
+        for plugin in plugins.iter_mut().filter(|p| p.get("ipam").is_some()) {
+            plugin["ipam"]["dataDir"] = data_dir.clone();
+        }
+    } else if conf.get("ipam").is_some() {
+        conf["ipam"]["dataDir"] = data_dir;
+    }
+    conf
+}
+
+/// Puts example `path` into the lab's configuration directory; returns its network name.
+fn install(lab: &Lab, path: &str) -> String {
+    let conf = with_lab_data_dir(example(path), lab);
+    let file_name = Path::new(path).file_name().unwrap();
+    fs::create_dir_all(lab.dir().join("net.d")).unwrap();
+    fs::write(
+        lab.dir().join("net.d").join(file_name),
+        serde_json::to_vec_pretty(&conf).unwrap(),
+    )
+    .unwrap();
+    conf["name"].as_str().unwrap().to_owned()
+}
+
+/// The addresses host-local holds for `network` in the lab.
+fn leases(lab: &Lab, network: &str) -> Vec<String> {
+    let Ok(entries) = fs::read_dir(lab.dir().join("ipam").join(network)) else {
+        return Vec::new();
+    };
+    entries
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.parse::<std::net::IpAddr>().is_ok())
+        .collect()
+}
+
+fn address_of(result: &Value, index: usize) -> String {
+    let cidr = result["ips"][index]["address"].as_str().unwrap();
+    cidr.split('/').next().unwrap().to_owned()
+}
+
+fn assert_pings(from: &Netns, address: &str) {
+    let out = from.exec(&["ping", "-c", "1", "-W", "2", address]);
+    assert!(
+        out.status.success(),
+        "{} cannot ping {address}: {}",
+        from.name(),
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+/// `cnitool add` of example `path` in a fresh container of `lab`, `inspect` on its result
+/// and container, then CHECK and DEL; afterwards no lease and no `eth0` are left.
+fn add_check_del(lab: &Lab, path: &str, extra: &[(&str, &str)], inspect: impl FnOnce(&Value)) {
+    let network = install(lab, path);
+    let ctr = lab.container();
+    let result: Value =
+        serde_json::from_str(&cnitool_ok(lab, "add", &network, ctr, extra)).unwrap();
+    inspect(&result);
+    cnitool_ok(lab, "check", &network, ctr, extra);
+    cnitool_ok(lab, "del", &network, ctr, extra);
+    assert!(
+        leases(lab, &network).is_empty(),
+        "{:?}",
+        leases(lab, &network)
+    );
+    assert!(ctr.link("eth0").is_none(), "eth0 left in the container");
+}
+
+/// Walks `dir` for files, as paths relative to `root`.
+fn files_under(root: &Path, dir: &Path, found: &mut Vec<String>) {
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files_under(root, &path, found);
+        } else {
+            let relative = path.strip_prefix(root).unwrap();
+            found.push(relative.to_string_lossy().into_owned());
+        }
+    }
+}
+
+#[test]
+fn every_example_file_is_checked_here() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let mut on_disk = Vec::new();
+    files_under(&root, &root, &mut on_disk);
+    on_disk.sort();
+    let listed: Vec<&str> = EXAMPLES.iter().map(|(path, _)| *path).collect();
+    assert_eq!(
+        on_disk, listed,
+        "examples/ and EXAMPLES differ: add a test for the new file"
+    );
+}
+
+#[test]
+fn bridge_example_reaches_its_gateway_and_brings_up_lo() {
+    let lab = Lab::new();
+    add_check_del(&lab, "bridge.conflist", &[], |result| {
+        let address = address_of(result, 0);
+        assert!(address.starts_with("10.88.7."), "{result}");
+        assert_pings(lab.container(), "10.88.7.1");
+        let lo = lab.container().link("lo").unwrap();
+        assert!(
+            lo["flags"].as_array().unwrap().contains(&json!("UP")),
+            "{lo}"
+        );
+    });
+}
+
+/// The netfilter rules of `ns`, nftables and iptables (our bridge may use either).
+fn firewall_rules(ns: &Netns) -> String {
+    let nft = ns.exec(&["nft", "list", "ruleset"]).stdout;
+    let iptables = ns.exec(&["iptables-save"]).stdout;
+    String::from_utf8_lossy(&nft).into_owned() + &String::from_utf8_lossy(&iptables)
+}
+
+/// As containerd's CRI plugin calls it: first its own loopback network (spec 0.3.1,
+/// ifname `lo`), then the example with kubelet's pod identity in `CNI_ARGS`.
+#[test]
+fn containerd_example_as_containerd_calls_it() {
+    let lab = Lab::new();
+    let loopback = json!({"cniVersion": "0.3.1", "name": "cni-loopback", "type": "loopback"});
+    lab.run(
+        "loopback",
+        &Invocation::add(lab.container(), "lo").config(loopback.clone()),
+    )
+    .assert_success();
+    let cni_args = "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=web-0;\
+                    K8S_POD_INFRA_CONTAINER_ID=0123456789abcdef;K8S_POD_UID=4f0c8a7e";
+    add_check_del(
+        &lab,
+        "containerd/10-containerd-net.conflist",
+        &[("CNI_ARGS", cni_args)],
+        |result| {
+            let address = address_of(result, 0);
+            assert!(address.starts_with("10.88."), "{result}");
+            assert_pings(lab.container(), "10.88.0.1");
+            let rules = firewall_rules(lab.host());
+            assert!(
+                rules.contains(&address),
+                "no masquerade rule for {address}:\n{rules}"
+            );
+        },
+    );
+    let rules = firewall_rules(lab.host());
+    assert!(
+        !rules.contains("10.88."),
+        "masquerade rules left after DEL:\n{rules}"
+    );
+    lab.run(
+        "loopback",
+        &Invocation::del(lab.container(), "lo").config(loopback),
+    )
+    .assert_success();
+}
+
+#[test]
+fn macvlan_example_reaches_its_gateway_on_the_lan() {
+    let lab = Lab::new();
+    let gateway = Netns::with_label("gw");
+    lab.host()
+        .add_veth_to("eth0", &gateway, "lan0", "192.168.50.1/24");
+    add_check_del(&lab, "macvlan.conflist", &[], |result| {
+        let last_octet: u8 = address_of(result, 0)
+            .strip_prefix("192.168.50.")
+            .unwrap_or_else(|| panic!("{result}"))
+            .parse()
+            .unwrap();
+        assert!((100..=199).contains(&last_octet), "{result}");
+        assert_pings(lab.container(), "192.168.50.1");
+    });
+}
+
+#[test]
+#[ignore = "needs ipvlan: runs in the VM lane"]
+fn vm_ipvlan_example_add_check_del() {
+    let lab = Lab::new();
+    // ipvlan refuses a veth master; a dummy stands in for the node's NIC.
+    lab.host().ip(&["link", "add", "eth0", "type", "dummy"]);
+    lab.host().ip(&["link", "set", "eth0", "up"]);
+    add_check_del(&lab, "ipvlan.conflist", &[], |result| {
+        assert!(
+            address_of(result, 0).starts_with("192.168.60.1"),
+            "{result}"
+        );
+        let link = lab.container().ip_json(&["-d", "link", "show", "eth0"]);
+        assert_eq!(link[0]["linkinfo"]["info_kind"], "ipvlan", "{link}");
+    });
+}
+
+#[test]
+fn host_local_example_leases_one_address_per_range() {
+    let lab = Lab::new();
+    add_check_del(&lab, "host-local.conf", &[], |result| {
+        assert_eq!(address_of(result, 0), "10.22.0.10", "{result}");
+        assert!(address_of(result, 1).starts_with("fd00:22::"), "{result}");
+        assert_eq!(leases(&lab, "demo").len(), 2);
+    });
+}
+
+#[test]
+fn loopback_example_brings_up_lo() {
+    let lab = Lab::new();
+    let network = install(&lab, "loopback.conf");
+    let ctr = lab.container();
+    cnitool_ok(&lab, "add", &network, ctr, &[]);
+    let lo = ctr.link("lo").unwrap();
+    assert!(
+        lo["flags"].as_array().unwrap().contains(&json!("UP")),
+        "{lo}"
+    );
+    assert_pings(ctr, "127.0.0.1");
+    cnitool_ok(&lab, "del", &network, ctr, &[]);
+    // A second DEL, as runtimes repeat it, succeeds too.
+    cnitool_ok(&lab, "del", &network, ctr, &[]);
+}
+
+/// What flanneld writes to `/run/flannel/subnet.env`: `KEY=VALUE` lines.
+fn subnet_env(text: &str) -> BTreeMap<&str, &str> {
+    text.lines()
+        .filter_map(|line| line.split_once('='))
+        .collect()
+}
+
+/// `10.244.1.1/24` -> `10.244.1.0/24`: the node's subnet as a network.
+fn ipv4_network(cidr: &str) -> String {
+    let (address, prefix) = cidr.split_once('/').unwrap();
+    let address: Ipv4Addr = address.parse().unwrap();
+    let prefix: u32 = prefix.parse().unwrap();
+    let mask = u32::MAX.checked_shl(32 - prefix).unwrap_or(0);
+    format!("{}/{prefix}", Ipv4Addr::from(u32::from(address) & mask))
+}
+
+/// The configuration the flannel plugin hands to the plugin it delegates to, built as it
+/// builds it (https://github.com/flannel-io/cni-plugin, `flannel_linux.go`): the entry's
+/// `delegate` object with the network's name and version; where the delegate does not say,
+/// type `bridge`, `isGateway`, masquerading only if flanneld does not, flanneld's MTU; and
+/// host-local IPAM on the node's subnet with a route to the whole flannel network.
+fn flannel_delegate(conflist: &Value, env: &BTreeMap<&str, &str>) -> Value {
+    let mut delegate = conflist["plugins"][0]["delegate"].clone();
+    delegate["name"] = conflist["name"].clone();
+    delegate["cniVersion"] = conflist["cniVersion"].clone();
+    let defaults = [
+        ("type", json!("bridge")),
+        ("isGateway", json!(true)),
+        ("ipMasq", json!(env["FLANNEL_IPMASQ"] != "true")),
+        ("mtu", json!(env["FLANNEL_MTU"].parse::<u32>().unwrap())),
+    ];
+    for (key, value) in defaults {
+        if delegate.get(key).is_none() {
+            delegate[key] = value;
+        }
+    }
+    delegate["ipam"] = json!({
+        "type": "host-local",
+        "ranges": [[{"subnet": ipv4_network(env["FLANNEL_SUBNET"])}]],
+        "routes": [{"dst": env["FLANNEL_NETWORK"]}],
+    });
+    delegate
+}
+
+#[test]
+fn flannel_example_delegates_to_bridge_and_host_local() {
+    let lab = Lab::new();
+    let conflist = example("flannel/10-flannel.conflist");
+    let env = subnet_env(example_text("flannel/subnet.env"));
+    let delegate = with_lab_data_dir(flannel_delegate(&conflist, &env), &lab);
+    let ctr = lab.container();
+    let result = lab
+        .run(
+            "bridge",
+            &Invocation::add(ctr, "eth0").config(delegate.clone()),
+        )
+        .assert_success()
+        .result()
+        .clone();
+    assert!(address_of(&result, 0).starts_with("10.244.1."), "{result}");
+    assert_eq!(ctr.link("eth0").unwrap()["mtu"], 1450);
+    let routes = ctr.routes(IpFamily::V4);
+    for dst in ["default", "10.244.0.0/16"] {
+        assert!(
+            routes
+                .iter()
+                .any(|r| r["dst"] == dst && r["gateway"] == "10.244.1.1"),
+            "no route to {dst} via 10.244.1.1: {routes:?}"
+        );
+    }
+    let bridge_addresses = lab.host().addresses("cni0");
+    assert!(
+        bridge_addresses.contains(&"10.244.1.1/24".to_owned()),
+        "{bridge_addresses:?}"
+    );
+    assert_pings(ctr, "10.244.1.1");
+    lab.run("bridge", &Invocation::del(ctr, "eth0").config(delegate))
+        .assert_success();
+    assert!(leases(&lab, "cbr0").is_empty());
+    assert!(ctr.link("eth0").is_none());
+}
