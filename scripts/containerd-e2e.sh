@@ -3,9 +3,9 @@
 # pod sandboxes on OUR plugins, and only ours, driven over its socket by a CRI client
 # (scripts/cri-client.py) the way kubelet drives it:
 #
-#   - pods on a bridge network (our bridge + host-local, ipMasq on) and on a macvlan
-#     network (our macvlan + host-local, its master a veth pair made for the test): each
-#     gets an address, pods reach each other and the host;
+#   - pods on a bridge network (examples/containerd: our bridge + host-local, ipMasq)
+#     and on a macvlan network (our macvlan + host-local, its master a veth pair made
+#     for the test): each gets an address, pods reach each other and the host;
 #   - containerd's own calls are what our plugins see and answer: its loopback network
 #     (cniVersion 0.3.1, ifname lo), its K8S_POD_* CNI_ARGS with IgnoreUnknown, and the
 #     second DEL of RemovePodSandbox (empty CNI_NETNS, no prevResult);
@@ -104,8 +104,9 @@ ruleset() {
     echo "--- ip6tables"
     ip6tables-save 2>/dev/null | grep -v '^#' | sed -E 's/\[[0-9]+:[0-9]+\]/[0:0]/' || true
 }
-# Named netns except the test lab's and the demo's, which come and go with other runs.
-netns_list() { ip netns list 2>/dev/null | awk '{print $1}' | grep -vE '^(cnitest|cnidemo)-' | sort || true; }
+# Named netns as containerd names pod netns (cni-<uuid>): should it put one in
+# /run/netns rather than its state dir. Other tests' namespaces come and go meanwhile.
+netns_list() { ip netns list 2>/dev/null | awk '{print $1}' | grep '^cni-' | sort || true; }
 root_links() { ip -o link show | awk -F': ' '{print $2}' | sed 's/@.*//' | sort; }
 routes() { ip route show; ip -6 route show; }
 shim_sockets() { find "$SHIM_SOCKETS" -mindepth 1 -maxdepth 1 2>/dev/null | sort || true; }
@@ -407,28 +408,15 @@ use_network() { # NAME, the conflist on stdin
     mv "$WORK/net.d/.next" "$WORK/net.d/10-cnice2e.conflist"
     "${CRI[@]}" --timeout 30 wait-network "$1" || fail "containerd did not load network $1"
 }
+# The bridge network is examples/containerd/10-containerd-net.conflist with the test's
+# own name, bridge, subnet and lease directory.
 bridge_conflist() {
-    cat <<EOF
-{
-  "cniVersion": "1.0.0",
-  "name": "$BR_NET",
-  "plugins": [
-    {
-      "type": "bridge",
-      "bridge": "$BRIDGE",
-      "isGateway": true,
-      "ipMasq": true,
-      "hairpinMode": true,
-      "ipam": {
-        "type": "host-local",
-        "ranges": [[{ "subnet": "$BR_SUBNET.0/24", "gateway": "$BR_SUBNET.1" }]],
-        "routes": [{ "dst": "0.0.0.0/0" }],
-        "dataDir": "$WORK/ipam"
-      }
-    }
-  ]
-}
-EOF
+    jq --arg name "$BR_NET" --arg bridge "$BRIDGE" --arg subnet "$BR_SUBNET.0/24" \
+        --arg gateway "$BR_SUBNET.1" --arg dir "$WORK/ipam" '.name = $name
+        | .plugins[0].bridge = $bridge
+        | .plugins[0].ipam.ranges = [[{subnet: $subnet, gateway: $gateway}]]
+        | .plugins[0].ipam.dataDir = $dir' \
+        "$REPO_ROOT/examples/containerd/10-containerd-net.conflist"
 }
 macvlan_conflist() {
     cat <<EOF
@@ -499,8 +487,8 @@ assert_nothing_left() {
     sandboxes=$("${CRI[@]}" list)
     [[ -z $sandboxes ]] || fail "sandboxes left: $sandboxes"
     [[ -z $(bridge_ports) ]] || fail "veths left on $BRIDGE: $(bridge_ports)"
-    [[ -z $(leases "$BR_NET")$(leases "$MV_NET") ]] ||
-        fail "leases left: $(leases "$BR_NET") $(leases "$MV_NET")"
+    [[ -z $(find "$WORK/ipam" -type f -name '10.*') ]] ||
+        fail "leases left: $(find "$WORK/ipam" -type f -name '10.*')"
     [[ -z $(find "$CNI_CACHE" -maxdepth 1 -name 'cnice2e-*' 2>/dev/null) ]] ||
         fail "cache files left in $CNI_CACHE"
     [[ -z $(find "$WORK/state" -path '*netns/*' 2>/dev/null) ]] ||
@@ -594,6 +582,31 @@ remove_pods m1 m2
 step "pings, Stop + Remove x2 (macvlan)"
 assert_nothing_left
 
+# --- A failing ADD ---------------------------------------------------------------------
+# macvlan on a master that does not exist: RunPodSandbox fails with our plugin's error,
+# and the NOTREADY sandbox containerd keeps is stopped and removed like any other.
+section "a failing ADD: macvlan on a missing master"
+macvlan_conflist | jq '.name = "cnice2e-bad" | .plugins[0].master = "cnice2e-none"' |
+    use_network cnice2e-bad
+if "${CRI[@]}" run bad >/dev/null 2>"$WORK/bad.err"; then
+    fail "RunPodSandbox succeeded on a missing master"
+fi
+grep -q cnice2e-none "$WORK/bad.err" || fail "the error does not name the master: $(cat "$WORK/bad.err")"
+echo "  $(cat "$WORK/bad.err")"
+BAD_SANDBOXES=$("${CRI[@]}" list)
+echo "  left by containerd: ${BAD_SANDBOXES:-nothing}"
+# shellcheck disable=SC2046 # one argument per id
+[[ -z $BAD_SANDBOXES ]] || "${CRI[@]}" stop $(awk '{print $1}' <<<"$BAD_SANDBOXES")
+# shellcheck disable=SC2046
+[[ -z $BAD_SANDBOXES ]] || "${CRI[@]}" remove $(awk '{print $1}' <<<"$BAD_SANDBOXES")
+calls_where '.config.name == "cnice2e-bad" and .command == "DEL" and .status == 0' |
+    grep -q . || fail "no successful DEL after the failed ADD"
+calls_where '.config.name == "cnice2e-bad" and .command == "DEL" and .status != 0' |
+    grep . && fail "a DEL after the failed ADD failed (above)"
+echo "  containerd's DELs after the failed ADD succeeded"
+step "failing RunPodSandbox, its sandbox removed"
+assert_nothing_left
+
 # --- 20 pods at once -------------------------------------------------------------------
 section "20 pods on $BR_NET started at once"
 bridge_conflist | use_network "$BR_NET"
@@ -611,7 +624,8 @@ ping_from c1 "${POD_IP[c20]}"
 remove_pods "${MANY[@]}"
 step "Stop + Remove x20 at once"
 assert_nothing_left
-calls_where '.status != 0' | grep . && fail "a plugin call failed (above)"
+calls_where '.status != 0 and .config.name != "cnice2e-bad"' | grep . &&
+    fail "a plugin call failed (above)"
 echo "  20 distinct addresses; every ADD and DEL succeeded"
 
 # --- RunPodSandbox time: ours vs the reference ----------------------------------------
