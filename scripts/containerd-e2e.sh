@@ -4,7 +4,7 @@
 # (scripts/cri-client.py) the way kubelet drives it:
 #
 #   - pods on a bridge network (examples/containerd: our bridge + host-local, ipMasq)
-#     and on a macvlan network (our macvlan + host-local, its master a veth pair made
+#     and on a macvlan network (examples/macvlan.conflist, its master a veth pair made
 #     for the test): each gets an address, pods reach each other and the host;
 #   - containerd's own calls are what our plugins see and answer: its loopback network
 #     (cniVersion 0.3.1, ifname lo), its K8S_POD_* CNI_ARGS with IgnoreUnknown, and the
@@ -49,17 +49,7 @@ install_missing_packages "${PACKAGES[@]}"
 # Debian's grpcio is for Debian's python, whatever python3 comes first in PATH.
 PYTHON=/usr/bin/python3
 
-# --- Timing ----------------------------------------------------------------------------
-T0=$(date +%s.%N)
-TIMINGS=()
-step_start=$T0
-elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%6.2f s", a - b }'; }
-step() {
-    local now
-    now=$(date +%s.%N)
-    TIMINGS+=("$(printf '%-44s %s' "$1" "$(elapsed "$now" "$step_start")")")
-    step_start=$now
-}
+start_timer
 
 # --- Names, subnets and their absence ------------------------------------------------
 BR_NET=cnice2e-br
@@ -72,52 +62,24 @@ MV_SUBNET=10.231.88
 # The host's end of the macvlan network: an address on the master's peer.
 MV_HOST=$MV_SUBNET.254
 PAUSE_IMAGE=cnie2e.local/pause:1
-for link in "$BRIDGE" "$MASTER" "$MASTER_PEER"; do
-    if ip link show "$link" >/dev/null 2>&1; then
-        fail "link $link already exists (another run, or a leftover): refusing to touch it"
-    fi
-done
-if ip -o addr | grep -qE " ($BR_SUBNET|$MV_SUBNET)\."; then
-    fail "subnet $BR_SUBNET.0/24 or $MV_SUBNET.0/24 is in use on this machine"
-fi
+require_unused "$BRIDGE" "$MASTER" "$MASTER_PEER" -- "$BR_SUBNET" "$MV_SUBNET"
 
 # --- Binaries --------------------------------------------------------------------------
 PLUGINS=(bridge host-local loopback macvlan)
-PLUGIN_SRC=${CNI_BIN_DIR:-$REPO_ROOT/target/debug}
+plugins_under_test "${PLUGINS[@]}"
 REFERENCE_SRC=/usr/lib/cni
-if [[ -z ${CNI_BIN_DIR:-} ]]; then
-    for plugin in "${PLUGINS[@]}"; do
-        if [[ ! -x $PLUGIN_SRC/$plugin ]]; then
-            section "cargo build --workspace --bins"
-            cargo build --workspace --bins
-            break
-        fi
-    done
-fi
 
 # --- Baseline of everything the test may touch ----------------------------------------
-ruleset() {
-    # Counters change on their own; comment lines carry a date.
-    nft list ruleset 2>/dev/null | sed -E 's/counter packets [0-9]+ bytes [0-9]+/counter/'
-    echo "--- iptables"
-    iptables-save 2>/dev/null | grep -v '^#' | sed -E 's/\[[0-9]+:[0-9]+\]/[0:0]/' || true
-    echo "--- ip6tables"
-    ip6tables-save 2>/dev/null | grep -v '^#' | sed -E 's/\[[0-9]+:[0-9]+\]/[0:0]/' || true
-}
 # Named netns as containerd names pod netns (cni-<uuid>): should it put one in
 # /run/netns rather than its state dir. Other tests' namespaces come and go meanwhile.
 netns_list() { ip netns list 2>/dev/null | awk '{print $1}' | grep '^cni-' | sort || true; }
-root_links() { ip -o link show | awk -F': ' '{print $2}' | sed 's/@.*//' | sort; }
-routes() { ip route show; ip -6 route show; }
 shim_sockets() { find "$SHIM_SOCKETS" -mindepth 1 -maxdepth 1 2>/dev/null | sort || true; }
 
 WORK=$(mktemp -d /tmp/cnice2e-XXXXXX)
 BASE=$WORK/baseline
 mkdir -p "$BASE"
-ruleset >"$BASE/ruleset"
+save_root_state "$BASE"
 netns_list >"$BASE/netns"
-root_links >"$BASE/links"
-routes >"$BASE/routes"
 IP_FORWARD=$(cat /proc/sys/net/ipv4/ip_forward)
 CNI_CACHE=/var/lib/cni/results
 SHIM_SOCKETS=/run/containerd/s
@@ -195,15 +157,7 @@ leak_checks() {
         echo "$stale" | xargs -r rm -f
         leaks=1
     fi
-    if ! diff -u "$BASE/ruleset" <(ruleset); then
-        echo "LEAK: the machine's firewall rulesets changed (diff above)"; leaks=1
-    fi
-    if ! diff -u "$BASE/links" <(root_links); then
-        echo "LEAK: the machine's links changed (diff above)"; leaks=1
-    fi
-    if ! diff -u "$BASE/routes" <(routes); then
-        echo "LEAK: the machine's routes changed (diff above)"; leaks=1
-    fi
+    changed_root_state "$BASE" || leaks=1
     if ! diff -u "$BASE/netns" <(netns_list); then
         echo "LEAK: named network namespaces changed (diff above)"; leaks=1
     fi
@@ -236,20 +190,9 @@ cleanup() {
         echo "LEAK: $WORK could not be removed"; leaks=1
     fi
 
-    if ((${#TIMINGS[@]})); then
-        section "timings"
-        printf '%s\n' "${TIMINGS[@]}"
-        printf '%-44s %s\n' "total" "$(elapsed "$(date +%s.%N)" "$T0")"
-    fi
-    if ((status == 0 && leaks == 0)); then
-        echo "containerd-e2e: PASS"
-    elif ((status == 0)); then
-        echo "containerd-e2e: FAIL: state left behind (see above)" >&2
-        status=1
-    else
-        echo "containerd-e2e: FAIL (exit $status)" >&2
-    fi
-    exit "$status"
+    print_timings
+    e2e_verdict containerd-e2e "$status" "$leaks"
+    exit "$?"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -405,6 +348,7 @@ calls_where() { cat "$WORK"/calls/*.json 2>/dev/null | jq -c "select($1)"; }
 # tells when it is loaded.
 use_network() { # NAME, the conflist on stdin
     cat >"$WORK/net.d/.next"
+    jq -e .name "$WORK/net.d/.next" >/dev/null || fail "no network configuration for $1"
     mv "$WORK/net.d/.next" "$WORK/net.d/10-cnice2e.conflist"
     "${CRI[@]}" --timeout 30 wait-network "$1" || fail "containerd did not load network $1"
 }
@@ -418,25 +362,15 @@ bridge_conflist() {
         | .plugins[0].ipam.dataDir = $dir' \
         "$REPO_ROOT/examples/containerd/10-containerd-net.conflist"
 }
+# The macvlan network is examples/macvlan.conflist with the test's own name, master,
+# subnet, gateway (the host's end, out of the range) and lease directory.
 macvlan_conflist() {
-    cat <<EOF
-{
-  "cniVersion": "1.0.0",
-  "name": "$MV_NET",
-  "plugins": [
-    {
-      "type": "macvlan",
-      "master": "$MASTER",
-      "mode": "bridge",
-      "ipam": {
-        "type": "host-local",
-        "ranges": [[{ "subnet": "$MV_SUBNET.0/24", "rangeEnd": "$MV_SUBNET.200" }]],
-        "dataDir": "$WORK/ipam"
-      }
-    }
-  ]
-}
-EOF
+    jq --arg name "$MV_NET" --arg master "$MASTER" --arg subnet "$MV_SUBNET.0/24" \
+        --arg range_end "$MV_SUBNET.200" --arg gateway "$MV_HOST" --arg dir "$WORK/ipam" '.name = $name
+        | .plugins[0].master = $master
+        | .plugins[0].ipam.ranges = [[{subnet: $subnet, rangeEnd: $range_end, gateway: $gateway}]]
+        | .plugins[0].ipam.dataDir = $dir' \
+        "$REPO_ROOT/examples/macvlan.conflist"
 }
 
 # --- Pods ------------------------------------------------------------------------------
@@ -494,7 +428,7 @@ assert_nothing_left() {
     [[ -z $(find "$WORK/state" -path '*netns/*' 2>/dev/null) ]] ||
         fail "pod netns left: $(find "$WORK/state" -path '*netns/*')"
     remove_empty_tables_iptables_made
-    diff -u "$BASE/ruleset" <(ruleset) || fail "the firewall rules of the pods were not all removed"
+    diff -u "$BASE/ruleset" <(firewall_rulesets) || fail "the firewall rules of the pods were not all removed"
     echo "  no sandbox, veth, lease, cache file, netns or firewall rule left"
 }
 
@@ -534,7 +468,7 @@ ping_from p1 "$IP2"
 ping_from p2 "$IP1"
 ping_from p1 "$BR_SUBNET.1"
 in_pod p1 ip -o link show lo | grep -q ',UP' || fail "lo is down in p1"
-ruleset >"$WORK/ruleset.pods"
+firewall_rulesets >"$WORK/ruleset.pods"
 for ip in "$IP1" "$IP2"; do
     grep -qF "$ip" "$WORK/ruleset.pods" || fail "no masquerade rule for $ip in the machine's firewall"
 done

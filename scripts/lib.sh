@@ -23,3 +23,107 @@ install_missing_packages() {
         DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
     fi
 }
+
+# --- For the end-to-end tests that run plugins in the machine's own namespace -----------
+# (podman-e2e.sh, containerd-e2e.sh): step timings, the name and subnet pre-check, and the
+# root namespace's state before and after.
+
+# Starts the clock; `step NAME` then records the time since the previous step and
+# `print_timings` lists them with the total.
+start_timer() {
+    T0=$(date +%s.%N)
+    TIMINGS=()
+    step_start=$T0
+}
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%6.2f s", a - b }'; }
+step() {
+    local now
+    now=$(date +%s.%N)
+    TIMINGS+=("$(printf '%-44s %s' "$1" "$(elapsed "$now" "$step_start")")")
+    step_start=$now
+}
+print_timings() {
+    ((${#TIMINGS[@]})) || return 0
+    printf '\n=== timings\n'
+    printf '%s\n' "${TIMINGS[@]}"
+    printf '%-44s %s\n' "total" "$(elapsed "$(date +%s.%N)" "$T0")"
+}
+
+# Exits (through the caller's `fail`) unless every link named is absent and no address of
+# the machine is in one of the /24 subnets given by their first three octets:
+# require_unused LINK... -- A.B.C...
+require_unused() {
+    local link subnets
+    while (($#)) && [[ $1 != -- ]]; do
+        link=$1
+        shift
+        if ip link show "$link" >/dev/null 2>&1; then
+            fail "link $link already exists (another run, or a leftover): refusing to touch it"
+        fi
+    done
+    shift
+    subnets=$(printf '%s|' "$@")
+    if ip -o addr | grep -qE " (${subnets%|})\."; then
+        fail "one of the subnets $* (/24) is in use on this machine"
+    fi
+}
+
+# PLUGIN_SRC: the plugins under test, $CNI_BIN_DIR or target/debug; the workspace's
+# binaries are built when one of the plugins named is missing there.
+plugins_under_test() {
+    local plugin
+    PLUGIN_SRC=${CNI_BIN_DIR:-$REPO_ROOT/target/debug}
+    [[ -z ${CNI_BIN_DIR:-} ]] || return 0
+    for plugin in "$@"; do
+        if [[ ! -x $PLUGIN_SRC/$plugin ]]; then
+            printf '\n=== cargo build --workspace --bins\n'
+            cargo build --workspace --bins
+            return
+        fi
+    done
+}
+
+# The machine's firewall rulesets; counters change on their own, comment lines carry a date.
+firewall_rulesets() {
+    nft list ruleset 2>/dev/null | sed -E 's/counter packets [0-9]+ bytes [0-9]+/counter/'
+    echo "--- iptables"
+    iptables-save 2>/dev/null | grep -v '^#' | sed -E 's/\[[0-9]+:[0-9]+\]/[0:0]/' || true
+    echo "--- ip6tables"
+    ip6tables-save 2>/dev/null | grep -v '^#' | sed -E 's/\[[0-9]+:[0-9]+\]/[0:0]/' || true
+}
+root_links() { ip -o link show | awk -F': ' '{print $2}' | sed 's/@.*//' | sort; }
+root_routes() { ip route show; ip -6 route show; }
+
+# save_root_state DIR: the root namespace's rulesets, links and routes into DIR;
+# changed_root_state DIR: prints what differs from them now, and fails if anything does.
+save_root_state() {
+    firewall_rulesets >"$1/ruleset"
+    root_links >"$1/links"
+    root_routes >"$1/routes"
+}
+changed_root_state() {
+    local changed=0
+    if ! diff -u "$1/ruleset" <(firewall_rulesets); then
+        echo "LEAK: the machine's firewall rulesets changed (diff above)"; changed=1
+    fi
+    if ! diff -u "$1/links" <(root_links); then
+        echo "LEAK: the machine's links changed (diff above)"; changed=1
+    fi
+    if ! diff -u "$1/routes" <(root_routes); then
+        echo "LEAK: the machine's routes changed (diff above)"; changed=1
+    fi
+    return "$changed"
+}
+
+# The closing line of an end-to-end test and its exit status: e2e_verdict NAME STATUS LEAKS.
+e2e_verdict() {
+    if (($2 == 0 && $3 == 0)); then
+        echo "$1: PASS"
+        return 0
+    elif (($2 == 0)); then
+        echo "$1: FAIL: state left behind (see above)" >&2
+        return 1
+    fi
+    echo "$1: FAIL (exit $2)" >&2
+    return "$2"
+}

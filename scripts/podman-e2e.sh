@@ -42,17 +42,7 @@ fail() {
 PACKAGES=(podman runc conmon busybox-static iproute2 iputils-ping nftables iptables jq)
 install_missing_packages "${PACKAGES[@]}"
 
-# --- Timing ----------------------------------------------------------------------------
-T0=$(date +%s.%N)
-TIMINGS=()
-step_start=$T0
-elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%6.2f s", a - b }'; }
-step() {
-    local now
-    now=$(date +%s.%N)
-    TIMINGS+=("$(printf '%-44s %s' "$1" "$(elapsed "$now" "$step_start")")")
-    step_start=$now
-}
+start_timer
 
 # --- Names, subnets and their absence ------------------------------------------------
 BR_NET=cnipe2e-br
@@ -63,48 +53,20 @@ MASTER_PEER=cnipe2e-m1
 BR_SUBNET=10.231.77
 MV_SUBNET=10.231.78
 CTR_PREFIX=cnipe2e-$$
-for link in "$BRIDGE" "$MASTER" "$MASTER_PEER"; do
-    if ip link show "$link" >/dev/null 2>&1; then
-        fail "link $link already exists (another run, or a leftover): refusing to touch it"
-    fi
-done
-if ip -o addr | grep -qE " ($BR_SUBNET|$MV_SUBNET)\."; then
-    fail "subnet $BR_SUBNET.0/24 or $MV_SUBNET.0/24 is in use on this machine"
-fi
+require_unused "$BRIDGE" "$MASTER" "$MASTER_PEER" -- "$BR_SUBNET" "$MV_SUBNET"
 
 # --- Binaries --------------------------------------------------------------------------
-PLUGIN_SRC=${CNI_BIN_DIR:-$REPO_ROOT/target/debug}
-if [[ -z ${CNI_BIN_DIR:-} ]]; then
-    for plugin in bridge host-local macvlan; do
-        if [[ ! -x $PLUGIN_SRC/$plugin ]]; then
-            section "cargo build --workspace --bins"
-            cargo build --workspace --bins
-            break
-        fi
-    done
-fi
+plugins_under_test bridge host-local macvlan
 
 # --- Baseline of everything the test may touch ----------------------------------------
-ruleset() {
-    # Counters change on their own; comment lines carry a date.
-    nft list ruleset 2>/dev/null | sed -E 's/counter packets [0-9]+ bytes [0-9]+/counter/'
-    echo "--- iptables"
-    iptables-save 2>/dev/null | grep -v '^#' | sed -E 's/\[[0-9]+:[0-9]+\]/[0:0]/' || true
-    echo "--- ip6tables"
-    ip6tables-save 2>/dev/null | grep -v '^#' | sed -E 's/\[[0-9]+:[0-9]+\]/[0:0]/' || true
-}
 # Named netns except the test lab's and the demo's, which come and go with other runs.
 netns_list() { ip netns list 2>/dev/null | awk '{print $1}' | grep -vE '^(cnitest|cnidemo)-' | sort || true; }
-root_links() { ip -o link show | awk -F': ' '{print $2}' | sed 's/@.*//' | sort; }
-routes() { ip route show; ip -6 route show; }
 
 WORK=$(mktemp -d /tmp/cnipe2e-XXXXXX)
 BASE=$WORK/baseline
 mkdir -p "$BASE"
-ruleset >"$BASE/ruleset"
+save_root_state "$BASE"
 netns_list >"$BASE/netns"
-root_links >"$BASE/links"
-routes >"$BASE/routes"
 IP_FORWARD=$(cat /proc/sys/net/ipv4/ip_forward)
 CNI_CACHE=/var/lib/cni/results
 had_var_lib_cni=0; [[ -d /var/lib/cni ]] && had_var_lib_cni=1
@@ -144,15 +106,7 @@ cleanup() {
     ((had_var_lib_cni)) || rmdir /var/lib/cni 2>/dev/null
     ((had_run_runc)) || rmdir /run/runc 2>/dev/null
 
-    if ! diff -u "$BASE/ruleset" <(ruleset); then
-        echo "LEAK: the machine's firewall rulesets changed (diff above)"; leaks=1
-    fi
-    if ! diff -u "$BASE/links" <(root_links); then
-        echo "LEAK: the machine's links changed (diff above)"; leaks=1
-    fi
-    if ! diff -u "$BASE/routes" <(routes); then
-        echo "LEAK: the machine's routes changed (diff above)"; leaks=1
-    fi
+    changed_root_state "$BASE" || leaks=1
     if ! diff -u "$BASE/netns" <(netns_list); then
         echo "LEAK: named network namespaces changed (diff above)"; leaks=1
     fi
@@ -161,20 +115,9 @@ cleanup() {
         echo "LEAK: $WORK could not be removed"; leaks=1
     fi
 
-    if ((${#TIMINGS[@]})); then
-        section "timings"
-        printf '%s\n' "${TIMINGS[@]}"
-        printf '%-44s %s\n' "total" "$(elapsed "$(date +%s.%N)" "$T0")"
-    fi
-    if ((status == 0 && leaks == 0)); then
-        echo "podman-e2e: PASS"
-    elif ((status == 0)); then
-        echo "podman-e2e: FAIL: state left behind (see above)" >&2
-        status=1
-    else
-        echo "podman-e2e: FAIL (exit $status)" >&2
-    fi
-    exit "$status"
+    print_timings
+    e2e_verdict podman-e2e "$status" "$leaks"
+    exit "$?"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
