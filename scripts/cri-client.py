@@ -5,7 +5,9 @@ way kubelet does, for scripts/containerd-e2e.sh.
 It speaks gRPC through Debian's python3-grpcio and encodes the few CRI messages it needs
 (runtime.v1, https://github.com/kubernetes/cri-api/blob/master/pkg/apis/runtime/v1/api.proto)
 by hand: protobuf's wire format is small, and this way no .proto file, code generator or
-Rust gRPC stack is needed (see the commit that added this file for the build-cost figures).
+Rust gRPC stack is needed. The Rust alternative (k8s-cri + tonic + tokio) compiled 100
+crates in about 90 CPU-seconds per debug build and needs protoc; python3-grpcio installs
+prebuilt.
 
 Usage: cri-client.py --socket PATH COMMAND [ARGS]
   wait-network NAME       until Status reports the network ready and NAME loaded
