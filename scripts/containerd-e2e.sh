@@ -576,8 +576,12 @@ if ((BENCH_PODS > 0)); then
         done
     done
     assert_nothing_left
-    median() { sort -n "$1" | awk '{ v[NR] = $1 } END { printf "%.1f ms", 1000 * v[int((NR + 1) / 2)] }'; }
-    echo "  RunPodSandbox median: ours $(median "$WORK/bench.ours"), reference $(median "$WORK/bench.reference")"
+    median() { sort -n | awk '{ v[NR] = $1 } END { printf "%.3f", v[int((NR + 1) / 2)] }'; }
+    echo "  RunPodSandbox median (s): ours $(median <"$WORK/bench.ours"),"\
+        "reference $(median <"$WORK/bench.reference")"
+    # Pod i of each set ran back to back: the ratio per pair cancels slower load drift.
+    echo "  median of ours / reference per pair: $(paste "$WORK/bench.ours" "$WORK/bench.reference" |
+        awk '{ print $1 / $2 }' | median)"
     echo "  ours:      $(sort -n "$WORK/bench.ours" | tr '\n' ' ')"
     echo "  reference: $(sort -n "$WORK/bench.reference" | tr '\n' ' ')"
     step "RunPodSandbox timing ($((2 * BENCH_PODS)) pods)"
