@@ -397,6 +397,13 @@ run_pods() {
             fail "pod $name's netns ${POD_NETNS[$name]} is not under containerd's state dir"
     done <"$WORK/inspect.out"
 }
+# run_two_pods A B SUBNET: both ready, with distinct addresses in SUBNET.0/24.
+run_two_pods() {
+    run_pods "$1" "$2"
+    local a=${POD_IP[$1]} b=${POD_IP[$2]}
+    echo "  $1 $a, $2 $b"
+    [[ $a == "$3".* && $b == "$3".* && $a != "$b" ]] || fail "unexpected addresses: '$a' '$b'"
+}
 remove_pods() { # NAME...: StopPodSandbox, then RemovePodSandbox, for all at once
     local name ids=()
     for name in "$@"; do ids+=("${POD_ID[$name]}"); done
@@ -453,12 +460,9 @@ step "set-up (pause image, containerd, master veth)"
 section "two pods on $BR_NET (our bridge + host-local, ipMasq)"
 bridge_conflist | use_network "$BR_NET"
 step "network loaded (rename in, Status)"
-run_pods p1 p2
+run_two_pods p1 p2 "$BR_SUBNET"
 step "RunPodSandbox x2 (bridge)"
 IP1=${POD_IP[p1]} IP2=${POD_IP[p2]}
-echo "  p1 $IP1, p2 $IP2"
-[[ $IP1 == "$BR_SUBNET".* && $IP2 == "$BR_SUBNET".* && $IP1 != "$IP2" ]] ||
-    fail "unexpected addresses: '$IP1' '$IP2'"
 [[ $(in_pod p1 ip -4 -o addr show eth0 | awk '{print $4}') == "$IP1/24" ]] ||
     fail "p1's eth0 does not hold $IP1/24"
 [[ $(leases "$BR_NET" | tr '\n' ' ') == "$(printf '%s\n' "$IP1" "$IP2" | sort | tr '\n' ' ')" ]] ||
@@ -502,12 +506,9 @@ echo "  the second DEL (empty CNI_NETNS, no prevResult) succeeded for both pods"
 # --- macvlan network -------------------------------------------------------------------
 section "two pods on $MV_NET (our macvlan + host-local on $MASTER)"
 macvlan_conflist | use_network "$MV_NET"
-run_pods m1 m2
+run_two_pods m1 m2 "$MV_SUBNET"
 step "RunPodSandbox x2 (macvlan)"
 M1=${POD_IP[m1]} M2=${POD_IP[m2]}
-echo "  m1 $M1, m2 $M2"
-[[ $M1 == "$MV_SUBNET".* && $M2 == "$MV_SUBNET".* && $M1 != "$M2" ]] ||
-    fail "unexpected addresses: '$M1' '$M2'"
 in_pod m1 ip -d -o link show eth0 | grep -q macvlan || fail "m1's eth0 is not a macvlan"
 ping_from m1 "$M2"
 ping_from m2 "$M1"
