@@ -185,14 +185,7 @@ cleanup() {
     remove_empty_tables_iptables_made
     leak_checks
     for dir in "${CREATED_DIRS[@]}"; do rmdir "$dir" 2>/dev/null; done
-    rm -rf "$WORK"
-    if [[ -e $WORK ]]; then
-        echo "LEAK: $WORK could not be removed"; leaks=1
-    fi
-
-    print_timings
-    e2e_verdict containerd-e2e "$status" "$leaks"
-    exit "$?"
+    e2e_finish containerd-e2e "$status" "$leaks"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM

@@ -115,15 +115,23 @@ changed_root_state() {
     return "$changed"
 }
 
-# The closing line of an end-to-end test and its exit status: e2e_verdict NAME STATUS LEAKS.
-e2e_verdict() {
-    if (($2 == 0 && $3 == 0)); then
-        echo "$1: PASS"
-        return 0
-    elif (($2 == 0)); then
-        echo "$1: FAIL: state left behind (see above)" >&2
-        return 1
+# The end of an end-to-end test's EXIT trap: removes $WORK, lists the timings, prints the
+# verdict and exits with it. e2e_finish NAME STATUS LEAKS (STATUS: the test's exit status,
+# LEAKS: 1 when the clean-up found state left behind).
+e2e_finish() {
+    local name=$1 status=$2 leaks=$3
+    rm -rf "$WORK"
+    if [[ -e $WORK ]]; then
+        echo "LEAK: $WORK could not be removed"; leaks=1
     fi
-    echo "$1: FAIL (exit $2)" >&2
-    return "$2"
+    print_timings
+    if ((status == 0 && leaks == 0)); then
+        echo "$name: PASS"
+    elif ((status == 0)); then
+        echo "$name: FAIL: state left behind (see above)" >&2
+        status=1
+    else
+        echo "$name: FAIL (exit $status)" >&2
+    fi
+    exit "$status"
 }

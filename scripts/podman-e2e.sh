@@ -110,14 +110,7 @@ cleanup() {
     if ! diff -u "$BASE/netns" <(netns_list); then
         echo "LEAK: named network namespaces changed (diff above)"; leaks=1
     fi
-    rm -rf "$WORK"
-    if [[ -e $WORK ]]; then
-        echo "LEAK: $WORK could not be removed"; leaks=1
-    fi
-
-    print_timings
-    e2e_verdict podman-e2e "$status" "$leaks"
-    exit "$?"
+    e2e_finish podman-e2e "$status" "$leaks"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
