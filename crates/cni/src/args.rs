@@ -5,7 +5,7 @@ use crate::error::{Error, Result};
 use crate::names;
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 /// The verb in `CNI_COMMAND`.
@@ -261,6 +261,13 @@ impl CmdArgs {
         })
     }
 
+    /// `CNI_NETNS`, for the verbs that require it (ADD, CHECK). [`CmdArgs::from_vars`] has
+    /// refused those verbs without it already, so plugins need no check of their own; a
+    /// `CmdArgs` built otherwise gets the dispatcher's code 4 message here.
+    pub fn required_netns(&self) -> Result<&Path> {
+        self.netns.as_deref().ok_or_else(|| missing(&[NETNS]))
+    }
+
     /// The `CNI_*` variables describing this request, all present even when empty, as the Go
     /// lib sets them for a delegate (docs/spec.md#delegation), with `command` in
     /// `CNI_COMMAND`.
@@ -394,6 +401,22 @@ mod tests {
         assert_eq!(CmdArgs::from_vars(&env, Vec::new()).unwrap().netns, None);
         env.remove("CNI_NETNS");
         assert_eq!(CmdArgs::from_vars(&env, Vec::new()).unwrap().netns, None);
+    }
+
+    #[test]
+    fn required_netns_is_the_path_or_the_dispatchers_code_4() {
+        let add = CmdArgs::from_vars(&full("ADD"), Vec::new()).unwrap();
+        assert_eq!(add.required_netns().unwrap(), Path::new("/run/netns/x"));
+        let mut env = full("DEL");
+        env.remove("CNI_NETNS");
+        let err = CmdArgs::from_vars(&env, Vec::new())
+            .unwrap()
+            .required_netns()
+            .unwrap_err();
+        assert_eq!(
+            (err.code(), err.msg()),
+            (4, "required env variables [CNI_NETNS] missing".to_owned())
+        );
     }
 
     #[test]

@@ -24,13 +24,9 @@ pub struct Namespaces {
 }
 
 impl Namespaces {
-    /// Opens `CNI_NETNS` (required for `verb`) and a socket on each side.
-    pub fn open(args: &CmdArgs, verb: &str) -> Result<Namespaces> {
-        let path = args
-            .netns
-            .as_deref()
-            .ok_or_else(|| Error::invalid_env(format!("CNI_NETNS is required for {verb}")))?;
-        let netns = Netns::from_path(path).map_err(kernel_error)?;
+    /// Opens `CNI_NETNS` (ADD and CHECK require it) and a socket on each side.
+    pub fn open(args: &CmdArgs) -> Result<Namespaces> {
+        let netns = Netns::from_path(args.required_netns()?).map_err(kernel_error)?;
         let host = Handle::current().map_err(kernel_error)?;
         let container = Handle::for_netns(&netns).map_err(kernel_error)?;
         Ok(Namespaces {

@@ -60,11 +60,7 @@ impl<'a> PortSpec<'a> {
 
 pub(crate) fn add(req: &Request<BridgeConfig>, s: &Settings) -> Result<CniResult> {
     let version = req.net.cni_version;
-    let netns_path = req
-        .args
-        .netns
-        .as_deref()
-        .ok_or_else(|| Error::invalid_env("CNI_NETNS is required for ADD"))?;
+    let netns_path = req.args.required_netns()?;
     let netns = Netns::from_path(netns_path).map_err(kernel_error)?;
     let host = Handle::current().map_err(kernel_error)?;
     let container = Handle::for_netns(&netns).map_err(kernel_error)?;

@@ -11,11 +11,7 @@ use cni_plugin_support::check::{check_addresses_and_routes, check_failed, check_
 use cni_plugin_support::kernel_error;
 
 pub(crate) fn check(req: &Request<BridgeConfig>, s: &Settings) -> Result<()> {
-    let netns_path = req
-        .args
-        .netns
-        .as_deref()
-        .ok_or_else(|| Error::invalid_env("CNI_NETNS is required for CHECK"))?;
+    let netns_path = req.args.required_netns()?;
     let netns = Netns::from_path(netns_path).map_err(kernel_error)?;
     if let Some(ipam) = &s.ipam_type {
         cni::invoke::delegate(ipam, Command::Check, &req.args)?;

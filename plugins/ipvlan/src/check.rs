@@ -12,7 +12,7 @@ use cni_plugin_support::sublink::{self, Namespaces};
 
 pub(crate) fn check(req: &Request<IpvlanConfig>) -> Result<()> {
     let mode = parse_mode(req.config.mode.as_deref().unwrap_or(""))?;
-    let ns = Namespaces::open(&req.args, "CHECK")?;
+    let ns = Namespaces::open(&req.args)?;
     let master = match req.config.master.as_deref().filter(|m| !m.is_empty()) {
         Some(name) => Some(sublink::resolve_master(
             ns.master_side(req.config.link_in_container),

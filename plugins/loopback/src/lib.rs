@@ -31,12 +31,7 @@ pub struct LoopbackConfig {}
 
 /// The container netns of an ADD or CHECK (`CNI_NETNS`, required by the spec for both).
 fn required_netns<C>(req: &Request<C>) -> Result<(Netns, String)> {
-    let path = req
-        .args
-        .netns
-        .as_ref()
-        .filter(|p| !p.as_os_str().is_empty())
-        .ok_or_else(|| Error::invalid_env("required env variables [CNI_NETNS] missing"))?;
+    let path = req.args.required_netns()?;
     let netns = Netns::from_path(path).map_err(kernel_error)?;
     Ok((netns, path.display().to_string()))
 }

@@ -10,7 +10,7 @@ use cni_plugin_support::{Rollback, configure_iface, fault_point, kernel_error};
 
 pub(crate) fn add(req: &Request<MacvlanConfig>, s: &Settings) -> Result<CniResult> {
     let version = req.net.cni_version;
-    let ns = Namespaces::open(&req.args, "ADD")?;
+    let ns = Namespaces::open(&req.args)?;
     let ifname = req.args.ifname.as_str();
     sublink::ensure_ifname_free(&ns, ifname)?;
     let (master, mtu) = s.resolve_master(&ns)?;

@@ -9,7 +9,7 @@ use cni_plugin_support::check::{check_addresses_and_routes, check_failed, check_
 use cni_plugin_support::sublink::{self, Namespaces};
 
 pub(crate) fn check(req: &Request<MacvlanConfig>, s: &Settings) -> Result<()> {
-    let ns = Namespaces::open(&req.args, "CHECK")?;
+    let ns = Namespaces::open(&req.args)?;
     let (master, _) = s.resolve_master(&ns)?;
     if let Some(ipam) = &s.ipam_type {
         cni::invoke::delegate(ipam, Command::Check, &req.args)?;
