@@ -536,6 +536,15 @@ impl Handle {
         Ok(())
     }
 
+    /// [`Handle::delete_link`] for cleanup: a link already gone (another DEL, or the peer
+    /// of a veth end deleted before) is the goal state, not an error.
+    pub fn delete_link_if_present(&self, index: u32) -> Result<()> {
+        match self.delete_link(index) {
+            Err(e) if !e.is_not_found() => Err(e),
+            _ => Ok(()),
+        }
+    }
+
     /// Sends an `RTM_SETLINK` for `index` with what `edit` adds. No `NLM_F_CREATE` or
     /// `NLM_F_EXCL`: those mean nothing on a modification (netavark's `set_up` lapse).
     fn modify_link(

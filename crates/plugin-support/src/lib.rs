@@ -77,10 +77,9 @@ pub fn delete_container_link(path: &Path, ifname: &str) -> Result<()> {
     };
     let container = Handle::for_netns(&netns).map_err(kernel_error)?;
     match container.link_by_name(ifname) {
-        Ok(link) => match container.delete_link(link.index) {
-            Err(e) if !e.is_not_found() => Err(kernel_error(e)),
-            _ => Ok(()),
-        },
+        Ok(link) => container
+            .delete_link_if_present(link.index)
+            .map_err(kernel_error),
         Err(e) if e.is_not_found() => Ok(()),
         Err(e) => Err(kernel_error(e)),
     }

@@ -133,10 +133,9 @@ pub fn create_in_container(
 fn delete_link_by_index(path: &Path, index: u32) -> Result<()> {
     let netns = Netns::from_path(path).map_err(kernel_error)?;
     let container = Handle::for_netns(&netns).map_err(kernel_error)?;
-    match container.delete_link(index) {
-        Err(e) if !e.is_not_found() => Err(kernel_error(e)),
-        _ => Ok(()),
-    }
+    container
+        .delete_link_if_present(index)
+        .map_err(kernel_error)
 }
 
 /// The result's entry for the container interface.

@@ -274,10 +274,7 @@ fn create_veth(
                 rollback.push("veth pair", move || {
                     // Deleting one end deletes both.
                     let host = Handle::current().map_err(kernel_error)?;
-                    match host.delete_link(index) {
-                        Err(e) if !e.is_not_found() => Err(kernel_error(e)),
-                        _ => Ok(()),
-                    }
+                    host.delete_link_if_present(index).map_err(kernel_error)
                 });
                 return Ok(link);
             }
