@@ -1,21 +1,25 @@
 //! What the interface plugins share, so each stays thin: the one mapping from kernel errors
 //! to CNI codes ([`kernel_error`]), the ADD undo stack ([`Rollback`]), the test-only fault
 //! points ([`fault_point`]), configuring addresses and routes inside a container
-//! ([`configure_iface`], the reference's `ConfigureIface`), CHECK's comparisons
-//! ([`check`]) and the sub-interface plugins' shared steps ([`sublink`]).
+//! ([`configure_iface`], the reference's `ConfigureIface`), the container netns and its
+//! sockets ([`Namespaces`]), delegation to IPAM ([`ipam`]), CHECK's comparisons
+//! ([`check`]) and the sub-interface plugins' own steps ([`sublink`]).
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
 pub mod check;
 mod iface;
+pub mod ipam;
+mod namespaces;
 mod rollback;
 pub mod sublink;
 
 pub use iface::{configure_iface, configure_iface_at, random_link_name};
+pub use namespaces::Namespaces;
 pub use rollback::Rollback;
 
 use cni::error::code;
-use cni::{CmdArgs, Command, Error, NetConf, Result};
+use cni::{Error, Result};
 use cni_netlink::{Handle, Netns};
 use std::path::Path;
 
@@ -82,14 +86,5 @@ pub fn delete_container_link(path: &Path, ifname: &str) -> Result<()> {
             .map_err(kernel_error),
         Err(e) if e.is_not_found() => Ok(()),
         Err(e) => Err(kernel_error(e)),
-    }
-}
-
-/// STATUS and GC are IPAM's business (the spec requires forwarding GC; the reference
-/// does not). Without IPAM there is nothing to report or collect.
-pub fn forward_to_ipam(net: &NetConf, args: &CmdArgs, command: Command) -> Result<()> {
-    match net.ipam_type() {
-        Some(ipam) => cni::invoke::delegate(ipam, command, args).map(drop),
-        None => Ok(()),
     }
 }

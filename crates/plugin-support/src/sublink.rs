@@ -1,51 +1,18 @@
-//! What the sub-interface plugins (macvlan, ipvlan) share: both make a sub-interface of
-//! a `master` link, hand it to the container under `CNI_IFNAME`, and address it from IPAM.
+//! What the sub-interface plugins (macvlan, ipvlan) share beyond the namespaces and IPAM:
+//! both make a sub-interface of a `master` link and hand it to the container under
+//! `CNI_IFNAME`; DEL removes it, CHECK finds it.
 //! Policy-free about the link kind: the caller passes a closure that creates its kind of
 //! link, and its kind name for CHECK.
 
 use crate::check::{check_failed, check_mac};
 use crate::{
-    Rollback, combine_errors, delete_container_link, fault_point, kernel_error, random_link_name,
+    Namespaces, Rollback, combine_errors, delete_container_link, fault_point, kernel_error,
+    random_link_name,
 };
-use cni::error::code;
 use cni::invoke::Pending;
-use cni::{CmdArgs, CniResult, Command, Dns, Error, Interface, NetConf, Request, Result, Version};
-use cni_netlink::{Handle, IpFamily, Link, Netns, format_mac, sysctl};
+use cni::{CmdArgs, CniResult, Command, Error, NetConf, Result};
+use cni_netlink::{Handle, IpFamily, Link, Netns, sysctl};
 use std::path::Path;
-
-/// The opened namespaces one ADD or CHECK works with.
-pub struct Namespaces {
-    /// The container netns (`CNI_NETNS`).
-    pub netns: Netns,
-    /// A netlink socket in the netns the plugin runs in (the host).
-    pub host: Handle,
-    /// A netlink socket bound to the container netns.
-    pub container: Handle,
-}
-
-impl Namespaces {
-    /// Opens `CNI_NETNS` (ADD and CHECK require it) and a socket on each side.
-    pub fn open(args: &CmdArgs) -> Result<Namespaces> {
-        let netns = Netns::from_path(args.required_netns()?).map_err(kernel_error)?;
-        let host = Handle::current().map_err(kernel_error)?;
-        let container = Handle::for_netns(&netns).map_err(kernel_error)?;
-        Ok(Namespaces {
-            netns,
-            host,
-            container,
-        })
-    }
-
-    /// The handle of the netns the master lives in: the container's with
-    /// `linkInContainer` (a secondary NIC already moved into the pod), else the host's.
-    pub fn master_side(&self, link_in_container: bool) -> &Handle {
-        if link_in_container {
-            &self.container
-        } else {
-            &self.host
-        }
-    }
-}
 
 /// The master by name, or — when none is configured — the interface of the first IPv4
 /// default route of the netns the master is looked up in (the reference's
@@ -75,20 +42,6 @@ pub fn validate_mtu(mtu: i64, master: &Link) -> Result<Option<u32>> {
             "invalid MTU {mtu}, must be [0, master MTU({})]",
             master.mtu
         ))),
-    }
-}
-
-/// Refuses an ADD whose `CNI_IFNAME` already exists in the container, before any change
-/// (the spec: a second ADD of one attachment must fail; failing first changes nothing).
-pub fn ensure_ifname_free(ns: &Namespaces, ifname: &str) -> Result<()> {
-    match ns.container.link_by_name(ifname) {
-        Ok(_) => Err(Error::plugin(
-            code::KERNEL,
-            format!("container interface {ifname:?} already exists"),
-            Some(format!("in netns {}", ns.netns.path().display())),
-        )),
-        Err(e) if e.is_not_found() => Ok(()),
-        Err(e) => Err(kernel_error(e)),
     }
 }
 
@@ -138,45 +91,6 @@ fn delete_link_by_index(path: &Path, index: u32) -> Result<()> {
         .map_err(kernel_error)
 }
 
-/// The result's entry for the container interface.
-pub fn container_interface(link: &Link, netns: &Netns) -> Interface {
-    Interface {
-        name: link.name.clone(),
-        mac: link.mac.as_ref().map(format_mac),
-        sandbox: Some(netns.path().display().to_string()),
-        ..Default::default()
-    }
-}
-
-/// Starts IPAM ADD (it runs while the caller creates the link: the two are independent,
-/// and in series IPAM's process start was a third of ADD) and registers its DEL as the
-/// undo. Declare the returned [`Pending`] after the [`Rollback`]: on an early return it is
-/// dropped first, which waits for the process, before the undo releases what it took.
-pub fn start_ipam<C>(req: &Request<C>, ipam: &str, rollback: &mut Rollback) -> Result<Pending> {
-    let mut pending = cni::invoke::spawn_delegate(ipam, Command::Add, &req.args)?;
-    pending.send();
-    let (name, args) = (ipam.to_owned(), req.args.clone());
-    rollback.push("IPAM reservation", move || {
-        cni::invoke::delegate(&name, Command::Del, &args).map(drop)
-    });
-    Ok(pending)
-}
-
-/// The result of [`start_ipam`]; no IP is an error. `plugin` prefixes the fault point
-/// `<plugin>-after-ipam`.
-pub fn finish_ipam(pending: Pending, version: Version, plugin: &'static str) -> Result<CniResult> {
-    let result = pending.finish_add(version)?;
-    fault_point(&format!("{plugin}-after-ipam"))?;
-    if result.ips.is_empty() {
-        return Err(Error::plugin(
-            code::DELEGATE,
-            "IPAM plugin returned missing IP config",
-            None,
-        ));
-    }
-    Ok(result)
-}
-
 /// Announces the new interface's MAC to neighbours when it comes up or gets an address
 /// (gratuitous ARP, unsolicited NA) — a macvlan/ipvlan gets a fresh MAC or shares the
 /// master's, and peers may hold a stale neighbour entry for a reused IP. Errors are only
@@ -195,16 +109,6 @@ pub fn set_notify_sysctls(netns: &Netns, ifname: &str) -> Result<()> {
             }
         })
         .map_err(kernel_error)
-}
-
-/// The result's DNS: the top-level `dns` when set, else what IPAM (or the prevResult)
-/// gave. The reference keeps only the top-level one and drops e.g. host-local's
-/// `resolvConf` (docs/reference.md#defect-9).
-pub fn result_dns(net: &NetConf, from_ipam: Dns) -> Dns {
-    net.dns
-        .clone()
-        .filter(|d| !d.is_empty())
-        .unwrap_or(from_ipam)
 }
 
 /// DEL: IPAM DEL and deletion of `CNI_IFNAME` in the container, each attempted whatever

@@ -39,7 +39,7 @@ impl Plugin for Bridge {
     }
 
     fn status(&self, req: Request<BridgeConfig>) -> Result<()> {
-        cni_plugin_support::forward_to_ipam(&req.net, &req.args, cni::Command::Status)
+        cni_plugin_support::ipam::forward_to_ipam(&req.net, &req.args, cni::Command::Status)
     }
 
     fn gc(&self, req: Request<BridgeConfig>) -> Result<()> {

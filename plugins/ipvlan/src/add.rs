@@ -8,19 +8,20 @@
 use crate::config::{Addressing, IpvlanConfig, Settings};
 use cni::{CniResult, Request, Result};
 use cni_netlink::IpvlanSpec;
-use cni_plugin_support::sublink::{self, Namespaces};
-use cni_plugin_support::{Rollback, configure_iface, fault_point};
+use cni_plugin_support::ipam::{finish_ipam, result_dns, start_ipam};
+use cni_plugin_support::sublink;
+use cni_plugin_support::{Namespaces, Rollback, configure_iface, fault_point};
 
 pub(crate) fn add(req: &Request<IpvlanConfig>, s: &Settings) -> Result<CniResult> {
     let version = req.net.cni_version;
     let ns = Namespaces::open(&req.args)?;
     let ifname = req.args.ifname.as_str();
-    sublink::ensure_ifname_free(&ns, ifname)?;
+    ns.ensure_ifname_free(ifname)?;
     let (master, mtu) = s.resolve_master(&ns)?;
 
     let mut rollback = Rollback::new();
     let addresses = match &s.addressing {
-        Addressing::Ipam(ipam) => Addresses::Ipam(sublink::start_ipam(req, ipam, &mut rollback)?),
+        Addressing::Ipam(ipam) => Addresses::Ipam(start_ipam(req, ipam, &mut rollback)?),
         Addressing::Chained(prev) => Addresses::Chained(prev),
     };
     let link = sublink::create_in_container(&ns, ifname, "ipvlan", &mut rollback, |name| {
@@ -37,11 +38,11 @@ pub(crate) fn add(req: &Request<IpvlanConfig>, s: &Settings) -> Result<CniResult
     })?;
 
     let mut result = match addresses {
-        Addresses::Ipam(pending) => sublink::finish_ipam(pending, version, "ipvlan")?,
+        Addresses::Ipam(pending) => finish_ipam(pending, version, "ipvlan")?,
         Addresses::Chained(prev) => prev.clone(),
     };
     // The result describes this plugin's interface only; the addresses move onto it.
-    result.interfaces = vec![sublink::container_interface(&link, &ns.netns)];
+    result.interfaces = vec![ns.container_interface(&link)];
     for ip in &mut result.ips {
         ip.interface = Some(0);
     }
@@ -49,7 +50,7 @@ pub(crate) fn add(req: &Request<IpvlanConfig>, s: &Settings) -> Result<CniResult
     configure_iface(&ns.netns, &ns.container, ifname, &result, false)?;
     fault_point("ipvlan-after-addresses")?;
     let from_ipam = std::mem::take(&mut result.dns);
-    result.dns = sublink::result_dns(&req.net, from_ipam);
+    result.dns = result_dns(&req.net, from_ipam);
     // Fail now, not after printing, if the result cannot be expressed in the request's
     // version: the rollback still removes everything.
     result.to_value(version)?;

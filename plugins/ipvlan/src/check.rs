@@ -7,8 +7,9 @@
 
 use crate::config::{IpvlanConfig, mode_name, parse_mode};
 use cni::{Command, Request, Result};
+use cni_plugin_support::Namespaces;
 use cni_plugin_support::check::{check_addresses_and_routes, check_failed};
-use cni_plugin_support::sublink::{self, Namespaces};
+use cni_plugin_support::sublink;
 
 pub(crate) fn check(req: &Request<IpvlanConfig>) -> Result<()> {
     let mode = parse_mode(req.config.mode.as_deref().unwrap_or(""))?;

@@ -4,7 +4,8 @@
 
 use cni::{CniResult, Error, Request, Result};
 use cni_netlink::{IpvlanMode, Link};
-use cni_plugin_support::sublink::{Namespaces, resolve_master, validate_mtu};
+use cni_plugin_support::Namespaces;
+use cni_plugin_support::sublink::{resolve_master, validate_mtu};
 use serde::Deserialize;
 
 /// Raw keys as they arrive on stdin (Go field names and defaults).

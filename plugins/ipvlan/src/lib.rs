@@ -45,10 +45,10 @@ impl Plugin for Ipvlan {
     }
 
     fn status(&self, req: Request<IpvlanConfig>) -> Result<()> {
-        cni_plugin_support::forward_to_ipam(&req.net, &req.args, Command::Status)
+        cni_plugin_support::ipam::forward_to_ipam(&req.net, &req.args, Command::Status)
     }
 
     fn gc(&self, req: Request<IpvlanConfig>) -> Result<()> {
-        cni_plugin_support::forward_to_ipam(&req.net, &req.args, Command::Gc)
+        cni_plugin_support::ipam::forward_to_ipam(&req.net, &req.args, Command::Gc)
     }
 }

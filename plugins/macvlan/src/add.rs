@@ -5,21 +5,22 @@
 use crate::config::{MacvlanConfig, Settings};
 use cni::{CniResult, Request, Result};
 use cni_netlink::MacvlanSpec;
-use cni_plugin_support::sublink::{self, Namespaces};
-use cni_plugin_support::{Rollback, configure_iface, fault_point, kernel_error};
+use cni_plugin_support::ipam::{finish_ipam, result_dns, start_ipam};
+use cni_plugin_support::sublink;
+use cni_plugin_support::{Namespaces, Rollback, configure_iface, fault_point, kernel_error};
 
 pub(crate) fn add(req: &Request<MacvlanConfig>, s: &Settings) -> Result<CniResult> {
     let version = req.net.cni_version;
     let ns = Namespaces::open(&req.args)?;
     let ifname = req.args.ifname.as_str();
-    sublink::ensure_ifname_free(&ns, ifname)?;
+    ns.ensure_ifname_free(ifname)?;
     let (master, mtu) = s.resolve_master(&ns)?;
 
     let mut rollback = Rollback::new();
     let mut ipam = s
         .ipam_type
         .as_ref()
-        .map(|ipam| sublink::start_ipam(req, ipam, &mut rollback))
+        .map(|ipam| start_ipam(req, ipam, &mut rollback))
         .transpose()?;
     let link = sublink::create_in_container(&ns, ifname, "macvlan", &mut rollback, |name| {
         let spec = MacvlanSpec {
@@ -37,11 +38,11 @@ pub(crate) fn add(req: &Request<MacvlanConfig>, s: &Settings) -> Result<CniResul
     })?;
 
     let mut result = CniResult::default();
-    result.interfaces = vec![sublink::container_interface(&link, &ns.netns)];
+    result.interfaces = vec![ns.container_interface(&link)];
     sublink::set_notify_sysctls(&ns.netns, ifname)?;
     let mut ipam_dns = Default::default();
     if let Some(pending) = ipam.take() {
-        let ipam_result = sublink::finish_ipam(pending, version, "macvlan")?;
+        let ipam_result = finish_ipam(pending, version, "macvlan")?;
         result.ips = ipam_result.ips;
         result.routes = ipam_result.routes;
         ipam_dns = ipam_result.dns;
@@ -53,7 +54,7 @@ pub(crate) fn add(req: &Request<MacvlanConfig>, s: &Settings) -> Result<CniResul
     } else {
         ns.container.set_link_up(link.index).map_err(kernel_error)?;
     }
-    result.dns = sublink::result_dns(&req.net, ipam_dns);
+    result.dns = result_dns(&req.net, ipam_dns);
     // Fail now, not after printing, if the result cannot be expressed in the request's
     // version (L2 with 0.1.0/0.2.0): the rollback still removes everything.
     result.to_value(version)?;

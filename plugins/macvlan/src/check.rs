@@ -5,8 +5,9 @@
 use crate::config::{MacvlanConfig, Settings, mode_name};
 use cni::{Command, Request, Result};
 use cni_netlink::format_mac;
+use cni_plugin_support::Namespaces;
 use cni_plugin_support::check::{check_addresses_and_routes, check_failed, check_mac};
-use cni_plugin_support::sublink::{self, Namespaces};
+use cni_plugin_support::sublink;
 
 pub(crate) fn check(req: &Request<MacvlanConfig>, s: &Settings) -> Result<()> {
     let ns = Namespaces::open(&req.args)?;

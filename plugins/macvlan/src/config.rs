@@ -5,7 +5,8 @@
 
 use cni::{Error, MacAddr, Request, Result};
 use cni_netlink::{Link, MacvlanMode};
-use cni_plugin_support::sublink::{Namespaces, resolve_master, validate_mtu};
+use cni_plugin_support::Namespaces;
+use cni_plugin_support::sublink::{resolve_master, validate_mtu};
 use serde::Deserialize;
 
 /// Raw keys as they arrive on stdin (Go field names and defaults).

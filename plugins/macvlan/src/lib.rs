@@ -44,10 +44,10 @@ impl Plugin for Macvlan {
     }
 
     fn status(&self, req: Request<MacvlanConfig>) -> Result<()> {
-        cni_plugin_support::forward_to_ipam(&req.net, &req.args, Command::Status)
+        cni_plugin_support::ipam::forward_to_ipam(&req.net, &req.args, Command::Status)
     }
 
     fn gc(&self, req: Request<MacvlanConfig>) -> Result<()> {
-        cni_plugin_support::forward_to_ipam(&req.net, &req.args, Command::Gc)
+        cni_plugin_support::ipam::forward_to_ipam(&req.net, &req.args, Command::Gc)
     }
 }
