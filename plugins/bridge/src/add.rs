@@ -5,13 +5,14 @@
 
 use crate::config::{BridgeConfig, Settings};
 use cni::error::code;
-use cni::{CniResult, Command, Error, Interface, Request, Result, Route};
+use cni::{CmdArgs, CniResult, Dns, Error, Interface, Request, Result, Route};
 use cni_netlink::{
     AddressOptions, BridgePortFlags, BridgeSpec, Handle, IpNetwork, Link, Netns, OperState,
     VethSpec, format_mac, sysctl,
 };
+use cni_plugin_support::ipam::{finish_ipam, result_dns, start_ipam};
 use cni_plugin_support::{
-    Rollback, configure_iface_at, fault_point, kernel_error, random_link_name,
+    Namespaces, Rollback, configure_iface_at, fault_point, kernel_error, random_link_name,
 };
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
@@ -60,93 +61,46 @@ impl<'a> PortSpec<'a> {
 
 pub(crate) fn add(req: &Request<BridgeConfig>, s: &Settings) -> Result<CniResult> {
     let version = req.net.cni_version;
-    let netns_path = req.args.required_netns()?;
-    let netns = Netns::from_path(netns_path).map_err(kernel_error)?;
-    let host = Handle::current().map_err(kernel_error)?;
-    let container = Handle::for_netns(&netns).map_err(kernel_error)?;
+    let ns = Namespaces::open(&req.args)?;
     let ifname = req.args.ifname.as_str();
-
-    // The spec says a second ADD for the same interface must fail; failing before any change
-    // (and before IPAM) also guarantees it changes nothing.
-    match container.link_by_name(ifname) {
-        Ok(_) => {
-            return Err(Error::plugin(
-                code::KERNEL,
-                format!("container veth name {ifname:?} already exists"),
-                Some(format!("in netns {}", netns_path.display())),
-            ));
-        }
-        Err(e) if e.is_not_found() => {}
-        Err(e) => return Err(kernel_error(e)),
-    }
+    ns.ensure_ifname_free(ifname)?;
 
     let mut rollback = Rollback::new();
     // IPAM runs while we build the bridge side: it needs nothing from it, and run in series
-    // its process start and store work were a third of ADD (bench/analysis.md). Its undo
-    // is registered at once; on an early return `ipam`, declared after `rollback`, is
-    // dropped first, which waits for the process, and then the undo releases what it took.
-    let mut ipam = match &s.ipam_type {
-        Some(ipam_type) => {
-            let mut pending = cni::invoke::spawn_delegate(ipam_type, Command::Add, &req.args)?;
-            pending.send();
-            let (ipam_name, args) = (ipam_type.clone(), req.args.clone());
-            rollback.push("IPAM reservation", move || {
-                cni::invoke::delegate(&ipam_name, Command::Del, &args).map(drop)
-            });
-            Some(pending)
-        }
-        None => None,
-    };
-    let bridge = ensure_bridge(&host, s)?;
+    // its process start and store work were a third of ADD (bench/analysis.md).
+    let mut ipam = s
+        .ipam_type
+        .as_ref()
+        .map(|ipam| start_ipam(req, ipam, &mut rollback))
+        .transpose()?;
+    let bridge = ensure_bridge(&ns.host, s)?;
     fault_point("bridge-after-bridge")?;
 
-    let host_veth = create_veth(&host, &netns, ifname, s, &mut rollback)?;
+    let host_veth = create_veth(&ns.host, &ns.netns, ifname, s, &mut rollback)?;
     fault_point("bridge-after-veth")?;
-    wire_port(&host, &host_veth, &bridge, &PortSpec::container(s), true)?;
+    wire_port(&ns.host, &host_veth, &bridge, &PortSpec::container(s), true)?;
     fault_point("bridge-after-port")?;
-    let container_link = container.link_by_name(ifname).map_err(kernel_error)?;
+    let container_link = ns.container.link_by_name(ifname).map_err(kernel_error)?;
     let container_mac = container_link.mac.as_ref().map(format_mac);
-
     if s.macspoofchk {
         let mac = container_mac.clone().unwrap_or_default();
-        cni_firewall::setup_spoofcheck(&req.args.container_id, ifname, &host_veth.name, &mac)
-            .map_err(crate::firewall_error)?;
-        let (id, ifn) = (req.args.container_id.clone(), ifname.to_owned());
-        rollback.push("MAC spoof check", move || {
-            cni_firewall::teardown_spoofcheck(&id, &ifn).map_err(crate::firewall_error)
-        });
-        fault_point("bridge-after-spoofcheck")?;
+        setup_spoofcheck(&req.args, &host_veth, &mac, &mut rollback)?;
     }
 
     let mut result = CniResult::default();
     result.interfaces = vec![
-        Interface {
-            name: bridge.name.clone(),
-            mac: bridge.mac.as_ref().map(format_mac),
-            ..Default::default()
-        },
-        Interface {
-            name: host_veth.name.clone(),
-            mac: host_veth.mac.as_ref().map(format_mac),
-            ..Default::default()
-        },
-        Interface {
-            name: ifname.to_owned(),
-            mac: container_mac,
-            sandbox: Some(netns_path.display().to_string()),
-            ..Default::default()
-        },
+        host_interface(&bridge),
+        host_interface(&host_veth),
+        ns.container_interface(&container_link),
     ];
-
+    let mut ipam_dns = Dns::default();
     if let Some(pending) = ipam.take() {
-        let ipam_result = pending.finish_add(version)?;
-        fault_point("bridge-after-ipam")?;
+        let mut ipam_result = finish_ipam(pending, version, "bridge")?;
+        ipam_dns = std::mem::take(&mut ipam_result.dns);
         configure_l3(
             req,
             s,
-            &netns,
-            &container,
-            &host,
+            &ns,
             &bridge,
             container_link.index,
             ipam_result,
@@ -154,19 +108,63 @@ pub(crate) fn add(req: &Request<BridgeConfig>, s: &Settings) -> Result<CniResult
             &mut rollback,
         )?;
     } else if !s.disable_container_interface {
-        container
+        ns.container
             .set_link_up(container_link.index)
             .map_err(kernel_error)?;
     }
     fault_point("bridge-after-container")?;
 
+    report_host_macs(&ns.host, s, &bridge, &host_veth, &mut result)?;
+    result.dns = result_dns(&req.net, ipam_dns);
+    // Fail now, not after printing, if the result cannot be expressed in the request's
+    // version (e.g. L2 with 0.2.0): the rollback still removes everything.
+    result.to_value(version)?;
+    fault_point("bridge-before-result")?;
+    rollback.commit();
+    Ok(result)
+}
+
+/// The result's entry for a link in the host netns (no sandbox).
+fn host_interface(link: &Link) -> Interface {
+    Interface {
+        name: link.name.clone(),
+        mac: link.mac.as_ref().map(format_mac),
+        ..Default::default()
+    }
+}
+
+/// Drops frames from the container whose source MAC is not `mac`, and registers the undo.
+fn setup_spoofcheck(
+    args: &CmdArgs,
+    host_veth: &Link,
+    mac: &str,
+    rollback: &mut Rollback,
+) -> Result<()> {
+    cni_firewall::setup_spoofcheck(&args.container_id, &args.ifname, &host_veth.name, mac)
+        .map_err(crate::firewall_error)?;
+    let (id, ifn) = (args.container_id.clone(), args.ifname.clone());
+    rollback.push("MAC spoof check", move || {
+        cni_firewall::teardown_spoofcheck(&id, &ifn).map_err(crate::firewall_error)
+    });
+    fault_point("bridge-after-spoofcheck")
+}
+
+/// Waits for the host port to forward (unless the container end stays down), then puts
+/// the bridge's and the host veth's MACs as the kernel has them now into the result's
+/// first two interfaces: enslaving and addressing can change both after we read them
+/// (plugins #805), and CHECK must compare like with like.
+fn report_host_macs(
+    host: &Handle,
+    s: &Settings,
+    bridge: &Link,
+    host_veth: &Link,
+    result: &mut CniResult,
+) -> Result<()> {
     let forwarding = if s.disable_container_interface {
         None
     } else {
-        Some(wait_port_forwarding(&host, host_veth.index)?)
+        Some(wait_port_forwarding(host, host_veth.index)?)
     };
-    // Enslaving and addressing can change both MACs after we read them (plugins #805):
-    // report what the kernel has now, so CHECK compares like with like.
     let bridge_now = host.link_by_index(bridge.index).map_err(kernel_error)?;
     // The port as the wait above last read it: the same moment, one round trip less.
     let veth_now = match forwarding {
@@ -175,15 +173,7 @@ pub(crate) fn add(req: &Request<BridgeConfig>, s: &Settings) -> Result<CniResult
     };
     result.interfaces[0].mac = bridge_now.mac.as_ref().map(format_mac);
     result.interfaces[1].mac = veth_now.mac.as_ref().map(format_mac);
-    if let Some(dns) = req.net.dns.clone().filter(|d| !d.is_empty()) {
-        result.dns = dns;
-    }
-    // Fail now, not after printing, if the result cannot be expressed in the request's
-    // version (e.g. L2 with 0.2.0): the rollback still removes everything.
-    result.to_value(version)?;
-    fault_point("bridge-before-result")?;
-    rollback.commit();
-    Ok(result)
+    Ok(())
 }
 
 /// Creates the bridge if missing (EEXIST is another ADD winning the race: fine), checks it
@@ -465,25 +455,15 @@ fn wire_vlan_gateway(
 fn configure_l3(
     req: &Request<BridgeConfig>,
     s: &Settings,
-    netns: &Netns,
-    container: &Handle,
-    host: &Handle,
+    ns: &Namespaces,
     bridge: &Link,
     container_index: u32,
     ipam: CniResult,
     result: &mut CniResult,
     rollback: &mut Rollback,
 ) -> Result<()> {
-    if ipam.ips.is_empty() {
-        return Err(Error::plugin(
-            code::DELEGATE,
-            "IPAM plugin returned missing IP config",
-            None,
-        ));
-    }
     result.ips = ipam.ips;
     result.routes = ipam.routes;
-    result.dns = ipam.dns;
     let mut gateways = Vec::new();
     for ip in &mut result.ips {
         ip.interface = Some(CONTAINER_IF);
@@ -515,7 +495,7 @@ fn configure_l3(
 
     let ifname = req.args.ifname.clone();
     let enabledad = s.enabledad;
-    netns
+    ns.netns
         .run(move || {
             // Errors ignored as the reference does: IPv6 or ARP knobs may be absent.
             if enabledad {
@@ -528,8 +508,8 @@ fn configure_l3(
         })
         .map_err(kernel_error)?;
     configure_iface_at(
-        netns,
-        container,
+        &ns.netns,
+        &ns.container,
         &req.args.ifname,
         container_index,
         result,
@@ -542,7 +522,7 @@ fn configure_l3(
         // own port is not in that VLAN), which the result reports as a 4th interface.
         let gateway_link = match (&s.vlan_gateway, s.vlan) {
             (Some(name), Some(vlan)) if !gateways.is_empty() => {
-                let link = ensure_vlan_gateway(host, bridge, name, vlan, s)?;
+                let link = ensure_vlan_gateway(&ns.host, bridge, name, vlan, s)?;
                 result.interfaces.push(Interface {
                     name: link.name.clone(),
                     mac: link.mac.as_ref().map(format_mac),
@@ -553,7 +533,7 @@ fn configure_l3(
             _ => bridge.clone(),
         };
         for gw in &gateways {
-            ensure_link_address(host, &gateway_link, *gw, s.force_address)?;
+            ensure_link_address(&ns.host, &gateway_link, *gw, s.force_address)?;
         }
         // Pin the bridge MAC: otherwise it follows the lowest port MAC and changes as
         // containers come and go, and neighbours keep a stale ARP entry for the gateway.
@@ -562,9 +542,9 @@ fn configure_l3(
         // Pin the MAC it has now, not the one read before our port joined: a bridge whose
         // last port left has 00:00:00:00:00:00 until a port joins, and the kernel refuses
         // to set that (EADDRNOTAVAIL; found by the fault-injection test).
-        let current = host.link_by_index(bridge.index).map_err(kernel_error)?;
+        let current = ns.host.link_by_index(bridge.index).map_err(kernel_error)?;
         if let Some(mac) = current.mac.filter(|m| *m != [0; 6]) {
-            host.set_mac(bridge.index, mac).map_err(kernel_error)?;
+            ns.host.set_mac(bridge.index, mac).map_err(kernel_error)?;
         }
         if gateways.iter().any(IpNetwork::is_ipv4) {
             sysctl::ensure("net/ipv4/ip_forward", "1").map_err(kernel_error)?;
