@@ -1,10 +1,10 @@
-//! CHECK's comparisons of what a plugin made with what the kernel has now: MACs,
-//! addresses and routes from `prevResult` (spec "CHECK": later chained plugins may add
+//! CHECK's comparisons of what a plugin made with what the kernel has now: the container
+//! link, MACs, addresses and routes from `prevResult` (spec "CHECK": later chained plugins may add
 //! routes, so only presence is checked).
 
-use crate::kernel_error;
+use crate::{Namespaces, kernel_error};
 use cni::error::code;
-use cni::{CniResult, Error, Result};
+use cni::{CmdArgs, CniResult, Error, NetConf, Result};
 use cni_netlink::{Handle, IpFamily, Link, format_mac};
 
 /// The link's MAC equals `want` (any case), when `want` is given.
@@ -58,6 +58,45 @@ pub fn check_addresses_and_routes(container: &Handle, link: &Link, prev: &CniRes
         }
     }
     Ok(())
+}
+
+/// CHECK's common part: the prevResult (required), its entry for `CNI_IFNAME` in this
+/// sandbox, and the container link, which must be of `kind` and carry the entry's MAC.
+/// Returns the parsed prevResult and the link for the plugin's own checks.
+pub fn check_container_link(
+    net: &NetConf,
+    args: &CmdArgs,
+    ns: &Namespaces,
+    kind: &str,
+) -> Result<(CniResult, Link)> {
+    let prev = net
+        .prev_result
+        .as_ref()
+        .ok_or_else(|| Error::invalid_config("required prevResult missing"))?;
+    let prev = CniResult::from_prev_result(prev, net.cni_version)?;
+    let ifname = args.ifname.as_str();
+    let sandbox = ns.netns.path().display().to_string();
+    let entry = prev
+        .interfaces
+        .iter()
+        .find(|i| i.name == ifname && i.sandbox.as_deref() == Some(sandbox.as_str()))
+        .ok_or_else(|| {
+            check_failed(format!(
+                "interface {ifname:?} in sandbox {sandbox} not found in prevResult"
+            ))
+        })?;
+    let link = ns
+        .container
+        .link_by_name(ifname)
+        .map_err(|e| check_failed(format!("container interface {ifname:?} not found: {e}")))?;
+    if link.kind.as_deref() != Some(kind) {
+        return Err(check_failed(format!(
+            "container interface {ifname:?} is a {}, not a {kind}",
+            link.kind.as_deref().unwrap_or("link of unknown kind")
+        )));
+    }
+    check_mac(entry.mac.as_deref(), &link, "prevResult")?;
+    Ok((prev, link))
 }
 
 /// A CHECK that found a difference: code [`code::CHECK_FAILED`].

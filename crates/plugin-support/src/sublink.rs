@@ -4,13 +4,13 @@
 //! Policy-free about the link kind: the caller passes a closure that creates its kind of
 //! link, and its kind name for CHECK.
 
-use crate::check::{check_failed, check_mac};
+use crate::check::check_failed;
 use crate::{
     Namespaces, Rollback, combine_errors, delete_container_link, fault_point, kernel_error,
     random_link_name,
 };
 use cni::invoke::Pending;
-use cni::{CmdArgs, CniResult, Command, Error, NetConf, Result};
+use cni::{CmdArgs, Command, Error, NetConf, Result};
 use cni_netlink::{Handle, IpFamily, Link, Netns, sysctl};
 use std::path::Path;
 
@@ -131,45 +131,6 @@ pub fn del(net: &NetConf, args: &CmdArgs) -> Result<()> {
         errors.push(e);
     }
     combine_errors(errors)
-}
-
-/// CHECK's common part: the prevResult (required), its entry for `CNI_IFNAME` in this
-/// sandbox, and the container link, which must be of `kind` and carry the entry's MAC.
-/// Returns the parsed prevResult and the link for the plugin's own checks.
-pub fn check_container_link(
-    net: &NetConf,
-    args: &CmdArgs,
-    ns: &Namespaces,
-    kind: &str,
-) -> Result<(CniResult, Link)> {
-    let prev = net
-        .prev_result
-        .as_ref()
-        .ok_or_else(|| Error::invalid_config("required prevResult missing"))?;
-    let prev = CniResult::from_prev_result(prev, net.cni_version)?;
-    let ifname = args.ifname.as_str();
-    let sandbox = ns.netns.path().display().to_string();
-    let entry = prev
-        .interfaces
-        .iter()
-        .find(|i| i.name == ifname && i.sandbox.as_deref() == Some(sandbox.as_str()))
-        .ok_or_else(|| {
-            check_failed(format!(
-                "interface {ifname:?} in sandbox {sandbox} not found in prevResult"
-            ))
-        })?;
-    let link = ns
-        .container
-        .link_by_name(ifname)
-        .map_err(|e| check_failed(format!("container interface {ifname:?} not found: {e}")))?;
-    if link.kind.as_deref() != Some(kind) {
-        return Err(check_failed(format!(
-            "container interface {ifname:?} is a {}, not a {kind}",
-            link.kind.as_deref().unwrap_or("link of unknown kind")
-        )));
-    }
-    check_mac(entry.mac.as_deref(), &link, "prevResult")?;
-    Ok((prev, link))
 }
 
 /// The sub-interface still hangs off `master` (`IFLA_LINK` is the parent's index in the

@@ -5,26 +5,19 @@
 //! docs/reference.md#defect-1).
 
 use crate::config::{BridgeConfig, Settings};
-use cni::{CniResult, Command, Error, Request, Result};
-use cni_netlink::{Handle, Netns};
-use cni_plugin_support::check::{check_addresses_and_routes, check_failed, check_mac};
-use cni_plugin_support::kernel_error;
+use cni::{CniResult, Command, Request, Result};
+use cni_netlink::{Handle, Link};
+use cni_plugin_support::Namespaces;
+use cni_plugin_support::check::{
+    check_addresses_and_routes, check_container_link, check_failed, check_mac,
+};
 
 pub(crate) fn check(req: &Request<BridgeConfig>, s: &Settings) -> Result<()> {
-    let netns_path = req.args.required_netns()?;
-    let netns = Netns::from_path(netns_path).map_err(kernel_error)?;
+    let ns = Namespaces::open(&req.args)?;
     if let Some(ipam) = &s.ipam_type {
         cni::invoke::delegate(ipam, Command::Check, &req.args)?;
     }
-    let prev = req
-        .net
-        .prev_result
-        .as_ref()
-        .ok_or_else(|| Error::invalid_config("required prevResult missing"))?;
-    let prev = CniResult::from_prev_result(prev, req.net.cni_version)?;
-    let host = Handle::current().map_err(kernel_error)?;
-    let container = Handle::for_netns(&netns).map_err(kernel_error)?;
-    let sandbox = netns_path.display().to_string();
+    let (prev, veth) = check_container_link(&req.net, &req.args, &ns, "veth")?;
 
     let bridge_entry = prev
         .interfaces
@@ -36,15 +29,7 @@ pub(crate) fn check(req: &Request<BridgeConfig>, s: &Settings) -> Result<()> {
                 s.bridge
             ))
         })?;
-    let bridge = host.link_by_name(&s.bridge).map_err(|e| {
-        check_failed(format!(
-            "CNI created bridge {} was not found: {e}",
-            s.bridge
-        ))
-    })?;
-    if bridge.kind.as_deref() != Some("bridge") {
-        return Err(check_failed(format!("{} is not a bridge", s.bridge)));
-    }
+    let bridge = host_link_of_kind(&ns.host, &s.bridge, "bridge", "CNI created bridge")?;
     check_mac(bridge_entry.mac.as_deref(), &bridge, "prevResult")?;
     if bridge.promiscuous != s.promisc {
         return Err(check_failed(format!(
@@ -52,32 +37,41 @@ pub(crate) fn check(req: &Request<BridgeConfig>, s: &Settings) -> Result<()> {
             s.bridge, bridge.promiscuous, s.promisc
         )));
     }
+    check_host_veth(&ns.host, s, &prev, &veth, &bridge)?;
 
-    let ifname = req.args.ifname.as_str();
-    let container_entry = prev
-        .interfaces
-        .iter()
-        .find(|i| i.name == ifname && i.sandbox.as_deref() == Some(sandbox.as_str()))
-        .ok_or_else(|| {
-            check_failed(format!(
-                "CNI created interface in container {ifname} not found in prevResult"
-            ))
-        })?;
-    let veth = container.link_by_name(ifname).map_err(|e| {
-        check_failed(format!(
-            "CNI created interface in container {ifname} not found: {e}"
-        ))
-    })?;
-    if veth.kind.as_deref() != Some("veth") {
-        return Err(check_failed(format!(
-            "container interface {ifname} is not a veth"
-        )));
+    // The VLAN gateway interface, when ADD reported one (the reference does not check it).
+    if let Some(gateway_name) = &s.vlan_gateway {
+        if let Some(entry) = prev.interfaces.iter().find(|i| &i.name == gateway_name) {
+            let gateway =
+                host_link_of_kind(&ns.host, gateway_name, "veth", "VLAN gateway interface")?;
+            check_mac(entry.mac.as_deref(), &gateway, "prevResult")?;
+        }
     }
-    check_mac(container_entry.mac.as_deref(), &veth, "prevResult")?;
 
-    // The host end: a prevResult interface whose link is the container end's peer and
-    // which is enslaved to the bridge.
-    let host_veth = prev
+    check_addresses_and_routes(&ns.container, &veth, &prev)
+}
+
+/// The host link `name`, which must be of `kind`; `what` names it in the CHECK failure.
+fn host_link_of_kind(host: &Handle, name: &str, kind: &str, what: &str) -> Result<Link> {
+    let link = host
+        .link_by_name(name)
+        .map_err(|e| check_failed(format!("{what} {name} was not found: {e}")))?;
+    if link.kind.as_deref() != Some(kind) {
+        return Err(check_failed(format!("{what} {name} is not a {kind}")));
+    }
+    Ok(link)
+}
+
+/// The host end: a prevResult interface whose link is the container end's peer, enslaved
+/// to the bridge, with the MAC the prevResult gives.
+fn check_host_veth(
+    host: &Handle,
+    s: &Settings,
+    prev: &CniResult,
+    veth: &Link,
+    bridge: &Link,
+) -> Result<()> {
+    let (entry, host_veth) = prev
         .interfaces
         .iter()
         .filter(|i| i.sandbox.as_deref().is_none_or(str::is_empty) && i.name != s.bridge)
@@ -93,30 +87,11 @@ pub(crate) fn check(req: &Request<BridgeConfig>, s: &Settings) -> Result<()> {
                 s.bridge
             ))
         })?;
-    if host_veth.1.master != Some(bridge.index) {
+    if host_veth.master != Some(bridge.index) {
         return Err(check_failed(format!(
             "host veth {} is not attached to bridge {}",
-            host_veth.1.name, s.bridge
+            host_veth.name, s.bridge
         )));
     }
-    check_mac(host_veth.0.mac.as_deref(), &host_veth.1, "prevResult")?;
-
-    // The VLAN gateway interface, when ADD reported one (the reference does not check it).
-    if let Some(gateway_name) = &s.vlan_gateway {
-        if let Some(entry) = prev.interfaces.iter().find(|i| &i.name == gateway_name) {
-            let gateway = host.link_by_name(gateway_name).map_err(|e| {
-                check_failed(format!(
-                    "VLAN gateway interface {gateway_name} was not found: {e}"
-                ))
-            })?;
-            if gateway.kind.as_deref() != Some("veth") {
-                return Err(check_failed(format!(
-                    "VLAN gateway interface {gateway_name} is not a veth"
-                )));
-            }
-            check_mac(entry.mac.as_deref(), &gateway, "prevResult")?;
-        }
-    }
-
-    check_addresses_and_routes(&container, &veth, &prev)
+    check_mac(entry.mac.as_deref(), &host_veth, "prevResult")
 }

@@ -8,7 +8,7 @@
 use crate::config::{IpvlanConfig, mode_name, parse_mode};
 use cni::{Command, Request, Result};
 use cni_plugin_support::Namespaces;
-use cni_plugin_support::check::{check_addresses_and_routes, check_failed};
+use cni_plugin_support::check::{check_addresses_and_routes, check_container_link, check_failed};
 use cni_plugin_support::sublink;
 
 pub(crate) fn check(req: &Request<IpvlanConfig>) -> Result<()> {
@@ -24,7 +24,7 @@ pub(crate) fn check(req: &Request<IpvlanConfig>) -> Result<()> {
     if let Some(ipam) = req.net.ipam_type() {
         cni::invoke::delegate(ipam, Command::Check, &req.args)?;
     }
-    let (prev, link) = sublink::check_container_link(&req.net, &req.args, &ns, "ipvlan")?;
+    let (prev, link) = check_container_link(&req.net, &req.args, &ns, "ipvlan")?;
     if link.ipvlan_mode != Some(mode) {
         return Err(check_failed(format!(
             "{} has ipvlan mode {}, config says {}",

@@ -6,7 +6,9 @@ use crate::config::{MacvlanConfig, Settings, mode_name};
 use cni::{Command, Request, Result};
 use cni_netlink::format_mac;
 use cni_plugin_support::Namespaces;
-use cni_plugin_support::check::{check_addresses_and_routes, check_failed, check_mac};
+use cni_plugin_support::check::{
+    check_addresses_and_routes, check_container_link, check_failed, check_mac,
+};
 use cni_plugin_support::sublink;
 
 pub(crate) fn check(req: &Request<MacvlanConfig>, s: &Settings) -> Result<()> {
@@ -15,7 +17,7 @@ pub(crate) fn check(req: &Request<MacvlanConfig>, s: &Settings) -> Result<()> {
     if let Some(ipam) = &s.ipam_type {
         cni::invoke::delegate(ipam, Command::Check, &req.args)?;
     }
-    let (prev, link) = sublink::check_container_link(&req.net, &req.args, &ns, "macvlan")?;
+    let (prev, link) = check_container_link(&req.net, &req.args, &ns, "macvlan")?;
     if link.macvlan_mode != Some(s.mode) {
         return Err(check_failed(format!(
             "{} has macvlan mode {}, config says {}",
