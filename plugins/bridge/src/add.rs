@@ -97,16 +97,14 @@ pub(crate) fn add(req: &Request<BridgeConfig>, s: &Settings) -> Result<CniResult
     if let Some(pending) = ipam.take() {
         let mut ipam_result = finish_ipam(pending, version, "bridge")?;
         ipam_dns = std::mem::take(&mut ipam_result.dns);
-        configure_l3(
+        let l3 = L3Context {
             req,
             s,
-            &ns,
-            &bridge,
-            container_link.index,
-            ipam_result,
-            &mut result,
-            &mut rollback,
-        )?;
+            ns: &ns,
+            bridge: &bridge,
+            container_index: container_link.index,
+        };
+        configure_l3(&l3, ipam_result, &mut result, &mut rollback)?;
     } else if !s.disable_container_interface {
         ns.container
             .set_link_up(container_link.index)
@@ -449,21 +447,53 @@ fn wire_vlan_gateway(
     host.link_by_index(gateway.index).map_err(kernel_error)
 }
 
+/// What the L3 steps work on: the request, its settings, the namespaces and what ADD has
+/// made so far.
+struct L3Context<'a> {
+    req: &'a Request<BridgeConfig>,
+    s: &'a Settings,
+    ns: &'a Namespaces,
+    bridge: &'a Link,
+    /// The container interface's index.
+    container_index: u32,
+}
+
 /// L3 mode: IPAM result into the container, gateway on the bridge (or on the VLAN gateway
 /// interface), forwarding, masquerade.
-#[allow(clippy::too_many_arguments)]
 fn configure_l3(
-    req: &Request<BridgeConfig>,
-    s: &Settings,
-    ns: &Namespaces,
-    bridge: &Link,
-    container_index: u32,
+    ctx: &L3Context<'_>,
     ipam: CniResult,
     result: &mut CniResult,
     rollback: &mut Rollback,
 ) -> Result<()> {
+    let s = ctx.s;
     result.ips = ipam.ips;
     result.routes = ipam.routes;
+    let gateways = assign_gateways(s, result);
+    set_container_sysctls(&ctx.ns.netns, &ctx.req.args.ifname, s.enabledad)?;
+    configure_iface_at(
+        &ctx.ns.netns,
+        &ctx.ns.container,
+        &ctx.req.args.ifname,
+        ctx.container_index,
+        result,
+        !s.enabledad,
+    )?;
+    fault_point("bridge-after-addresses")?;
+    if s.is_gateway {
+        configure_gateway(ctx, &gateways, result)?;
+    }
+    fault_point("bridge-after-gateway")?;
+    if s.ip_masq {
+        setup_masquerade(ctx, result, rollback)?;
+    }
+    Ok(())
+}
+
+/// Points the result's IPs at the container interface, fills in the gateway (the subnet's
+/// first host) with `isGateway` and the default route with `isDefaultGateway`; returns
+/// the gateway addresses (with their subnet's prefix) to put on the host side.
+fn assign_gateways(s: &Settings, result: &mut CniResult) -> Vec<IpNetwork> {
     let mut gateways = Vec::new();
     for ip in &mut result.ips {
         ip.interface = Some(CONTAINER_IF);
@@ -492,10 +522,13 @@ fn configure_l3(
             }
         }
     }
+    gateways
+}
 
-    let ifname = req.args.ifname.clone();
-    let enabledad = s.enabledad;
-    ns.netns
+/// The container interface's DAD and ARP sysctls.
+fn set_container_sysctls(netns: &Netns, ifname: &str, enabledad: bool) -> Result<()> {
+    let ifname = ifname.to_owned();
+    netns
         .run(move || {
             // Errors ignored as the reference does: IPv6 or ARP knobs may be absent.
             if enabledad {
@@ -506,74 +539,73 @@ fn configure_l3(
             }
             let _ = sysctl::ensure(&format!("net/ipv4/conf/{ifname}/arp_notify"), "1");
         })
-        .map_err(kernel_error)?;
-    configure_iface_at(
-        &ns.netns,
-        &ns.container,
-        &req.args.ifname,
-        container_index,
-        result,
-        !s.enabledad,
-    )?;
-    fault_point("bridge-after-addresses")?;
+        .map_err(kernel_error)
+}
 
-    if s.is_gateway {
-        // With an access VLAN the gateway addresses go on `<bridge>.<vlan>` (the bridge's
-        // own port is not in that VLAN), which the result reports as a 4th interface.
-        let gateway_link = match (&s.vlan_gateway, s.vlan) {
-            (Some(name), Some(vlan)) if !gateways.is_empty() => {
-                let link = ensure_vlan_gateway(&ns.host, bridge, name, vlan, s)?;
-                result.interfaces.push(Interface {
-                    name: link.name.clone(),
-                    mac: link.mac.as_ref().map(format_mac),
-                    ..Default::default()
-                });
-                link
-            }
-            _ => bridge.clone(),
-        };
-        for gw in &gateways {
-            ensure_link_address(&ns.host, &gateway_link, *gw, s.force_address)?;
+/// The gateway side of L3 mode: the gateway addresses on the bridge or the VLAN gateway
+/// interface, the bridge MAC pinned, forwarding on.
+fn configure_gateway(
+    ctx: &L3Context<'_>,
+    gateways: &[IpNetwork],
+    result: &mut CniResult,
+) -> Result<()> {
+    let s = ctx.s;
+    // With an access VLAN the gateway addresses go on `<bridge>.<vlan>` (the bridge's
+    // own port is not in that VLAN), which the result reports as a 4th interface.
+    let gateway_link = match (&s.vlan_gateway, s.vlan) {
+        (Some(name), Some(vlan)) if !gateways.is_empty() => {
+            let link = ensure_vlan_gateway(&ctx.ns.host, ctx.bridge, name, vlan, s)?;
+            result.interfaces.push(host_interface(&link));
+            link
         }
-        // Pin the bridge MAC: otherwise it follows the lowest port MAC and changes as
-        // containers come and go, and neighbours keep a stale ARP entry for the gateway.
-        // (A VLAN gateway's MAC is its own veth's and never changes; the bridge MAC is
-        // pinned anyway, so the result's bridge MAC stays true across ADDs.)
-        // Pin the MAC it has now, not the one read before our port joined: a bridge whose
-        // last port left has 00:00:00:00:00:00 until a port joins, and the kernel refuses
-        // to set that (EADDRNOTAVAIL; found by the fault-injection test).
-        let current = ns.host.link_by_index(bridge.index).map_err(kernel_error)?;
-        if let Some(mac) = current.mac.filter(|m| *m != [0; 6]) {
-            ns.host.set_mac(bridge.index, mac).map_err(kernel_error)?;
-        }
-        if gateways.iter().any(IpNetwork::is_ipv4) {
-            sysctl::ensure("net/ipv4/ip_forward", "1").map_err(kernel_error)?;
-        }
-        if gateways.iter().any(IpNetwork::is_ipv6) {
-            sysctl::ensure("net/ipv6/conf/all/forwarding", "1").map_err(kernel_error)?;
-        }
+        _ => ctx.bridge.clone(),
+    };
+    for gw in gateways {
+        ensure_link_address(&ctx.ns.host, &gateway_link, *gw, s.force_address)?;
     }
-    fault_point("bridge-after-gateway")?;
-
-    if s.ip_masq {
-        let backend = cni_firewall::choose_backend(s.ip_masq_backend.as_deref())
-            .map_err(crate::firewall_error)?;
-        // The container's own address with the subnet's prefix: the rules match the source
-        // address and exempt the subnet as destination.
-        let ips: Vec<IpNetwork> = result.ips.iter().map(|ip| ip.address.0).collect();
-        let (network, id, ifn) = (
-            req.net.name.clone(),
-            req.args.container_id.clone(),
-            req.args.ifname.clone(),
-        );
-        cni_firewall::setup_masquerade(backend, &network, &id, &ifn, &ips)
-            .map_err(crate::firewall_error)?;
-        rollback.push("masquerade rules", move || {
-            cni_firewall::teardown_masquerade(&network, &id, &ifn).map_err(crate::firewall_error)
-        });
-        fault_point("bridge-after-masquerade")?;
+    // Pin the bridge MAC: otherwise it follows the lowest port MAC and changes as
+    // containers come and go, and neighbours keep a stale ARP entry for the gateway.
+    // (A VLAN gateway's MAC is its own veth's and never changes; the bridge MAC is
+    // pinned anyway, so the result's bridge MAC stays true across ADDs.)
+    // Pin the MAC it has now, not the one read before our port joined: a bridge whose
+    // last port left has 00:00:00:00:00:00 until a port joins, and the kernel refuses
+    // to set that (EADDRNOTAVAIL; found by the fault-injection test).
+    let host = &ctx.ns.host;
+    let current = host.link_by_index(ctx.bridge.index).map_err(kernel_error)?;
+    if let Some(mac) = current.mac.filter(|m| *m != [0; 6]) {
+        host.set_mac(ctx.bridge.index, mac).map_err(kernel_error)?;
+    }
+    if gateways.iter().any(IpNetwork::is_ipv4) {
+        sysctl::ensure("net/ipv4/ip_forward", "1").map_err(kernel_error)?;
+    }
+    if gateways.iter().any(IpNetwork::is_ipv6) {
+        sysctl::ensure("net/ipv6/conf/all/forwarding", "1").map_err(kernel_error)?;
     }
     Ok(())
+}
+
+/// Masquerades the container's addresses and registers the undo.
+fn setup_masquerade(
+    ctx: &L3Context<'_>,
+    result: &CniResult,
+    rollback: &mut Rollback,
+) -> Result<()> {
+    let backend = cni_firewall::choose_backend(ctx.s.ip_masq_backend.as_deref())
+        .map_err(crate::firewall_error)?;
+    // The container's own address with the subnet's prefix: the rules match the source
+    // address and exempt the subnet as destination.
+    let ips: Vec<IpNetwork> = result.ips.iter().map(|ip| ip.address.0).collect();
+    let (network, id, ifn) = (
+        ctx.req.net.name.clone(),
+        ctx.req.args.container_id.clone(),
+        ctx.req.args.ifname.clone(),
+    );
+    cni_firewall::setup_masquerade(backend, &network, &id, &ifn, &ips)
+        .map_err(crate::firewall_error)?;
+    rollback.push("masquerade rules", move || {
+        cni_firewall::teardown_masquerade(&network, &id, &ifn).map_err(crate::firewall_error)
+    });
+    fault_point("bridge-after-masquerade")
 }
 
 /// Puts the gateway address `gw` on `link` (the bridge, or the VLAN gateway interface):
