@@ -62,8 +62,8 @@ pub use error::{Error, Result};
 pub use handle::Handle;
 pub use ipnetwork::IpNetwork;
 pub use link::{
-    BridgeSpec, IpvlanMode, IpvlanSpec, Link, MacvlanMode, MacvlanSpec, OperState, VethSpec,
-    format_mac,
+    BridgeSpec, IpvlanMode, IpvlanSpec, Link, MacvlanMode, MacvlanSpec, OperState, UnknownMode,
+    VethSpec, format_mac,
 };
 pub use netns::Netns;
 pub use route::{IpFamily, NextHop, Route, RouteSpec, Scope, TABLE_MAIN};

@@ -99,6 +99,64 @@ pub enum IpvlanMode {
     L3s,
 }
 
+impl MacvlanMode {
+    /// The mode's word in `ip link` and in CNI configs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MacvlanMode::Bridge => "bridge",
+            MacvlanMode::Private => "private",
+            MacvlanMode::Vepa => "vepa",
+            MacvlanMode::Passthru => "passthru",
+        }
+    }
+}
+
+impl IpvlanMode {
+    /// The mode's word in `ip link` and in CNI configs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IpvlanMode::L2 => "l2",
+            IpvlanMode::L3 => "l3",
+            IpvlanMode::L3s => "l3s",
+        }
+    }
+}
+
+/// A word that names no mode of its link kind (what `FromStr` of a mode refuses).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {kind} mode: {word:?}")]
+pub struct UnknownMode {
+    /// The link kind: `macvlan` or `ipvlan`.
+    pub kind: &'static str,
+    /// The word as given.
+    pub word: String,
+}
+
+/// `FromStr` and `Display` of a mode enum through its `as_str` words.
+macro_rules! mode_words {
+    ($mode:ident, $kind:literal, [$($variant:ident),+]) => {
+        impl std::str::FromStr for $mode {
+            type Err = UnknownMode;
+
+            fn from_str(word: &str) -> std::result::Result<Self, UnknownMode> {
+                [$($mode::$variant),+]
+                    .into_iter()
+                    .find(|mode| mode.as_str() == word)
+                    .ok_or_else(|| UnknownMode { kind: $kind, word: word.to_owned() })
+            }
+        }
+
+        impl std::fmt::Display for $mode {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+mode_words!(MacvlanMode, "macvlan", [Bridge, Private, Vepa, Passthru]);
+mode_words!(IpvlanMode, "ipvlan", [L2, L3, L3s]);
+
 /// A veth pair to create with [`Handle::create_veth`].
 ///
 /// `name` is created in the **handle's** netns; `peer_name` is created straight into
@@ -645,6 +703,23 @@ pub(crate) mod tests {
         let mut bytes = vec![0; msg.buffer_len()];
         msg.emit(&mut bytes);
         bytes
+    }
+
+    #[test]
+    fn modes_round_trip_through_their_words() {
+        for mode in [
+            MacvlanMode::Bridge,
+            MacvlanMode::Private,
+            MacvlanMode::Vepa,
+            MacvlanMode::Passthru,
+        ] {
+            assert_eq!(mode.to_string().parse::<MacvlanMode>(), Ok(mode));
+        }
+        for mode in [IpvlanMode::L2, IpvlanMode::L3, IpvlanMode::L3s] {
+            assert_eq!(mode.to_string().parse::<IpvlanMode>(), Ok(mode));
+        }
+        let err = "L2".parse::<IpvlanMode>().unwrap_err();
+        assert_eq!(err.to_string(), r#"unknown ipvlan mode: "L2""#);
     }
 
     #[test]

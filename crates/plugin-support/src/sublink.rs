@@ -11,8 +11,47 @@ use crate::{
 };
 use cni::invoke::Pending;
 use cni::{CmdArgs, Command, Error, NetConf, Result};
-use cni_netlink::{Handle, IpFamily, Link, Netns, sysctl};
+use cni_netlink::{Handle, IpFamily, Link, Netns, UnknownMode, sysctl};
 use std::path::Path;
+use std::str::FromStr;
+
+/// The keys macvlan and ipvlan share about the master: which link, where, and the MTU
+/// wanted for the sub-interface.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MasterConfig {
+    /// The master's name (`None`: the default route's interface).
+    pub name: Option<String>,
+    /// `mtu` as configured: 0 = the master's; checked against it in [`MasterConfig::resolve`].
+    pub mtu: i64,
+    /// `linkInContainer`: the master lives in the container netns.
+    pub link_in_container: bool,
+}
+
+impl MasterConfig {
+    /// The master link (named, or the default route's; in the host or, with
+    /// `linkInContainer`, the container netns) and the MTU to set, checked against it.
+    pub fn resolve(&self, ns: &Namespaces) -> Result<(Link, Option<u32>)> {
+        let master = resolve_master(self.side(ns), self.name.as_deref())?;
+        let mtu = validate_mtu(self.mtu, &master)?;
+        Ok((master, mtu))
+    }
+
+    /// The handle of the netns the master lives in.
+    pub fn side<'a>(&self, ns: &'a Namespaces) -> &'a Handle {
+        ns.master_side(self.link_in_container)
+    }
+}
+
+/// A sub-interface's `mode` key: absent or empty means `default` (the reference's
+/// `modeFromString`); a word that names no mode is code 7.
+pub fn parse_mode<M: FromStr<Err = UnknownMode>>(word: Option<&str>, default: M) -> Result<M> {
+    match word.filter(|w| !w.is_empty()) {
+        Some(word) => word
+            .parse()
+            .map_err(|e: UnknownMode| Error::invalid_config(e.to_string())),
+        None => Ok(default),
+    }
+}
 
 /// The master by name, or — when none is configured — the interface of the first IPv4
 /// default route of the netns the master is looked up in (the reference's
@@ -34,7 +73,7 @@ pub fn resolve_master(side: &Handle, name: Option<&str>) -> Result<Link> {
 }
 
 /// Checks `mtu` against the master's, with the reference macvlan's message.
-pub fn validate_mtu(mtu: i64, master: &Link) -> Result<Option<u32>> {
+fn validate_mtu(mtu: i64, master: &Link) -> Result<Option<u32>> {
     match u32::try_from(mtu) {
         Ok(0) => Ok(None),
         Ok(m) if m <= master.mtu => Ok(Some(m)),

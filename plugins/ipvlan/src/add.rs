@@ -17,7 +17,7 @@ pub(crate) fn add(req: &Request<IpvlanConfig>, s: &Settings) -> Result<CniResult
     let ns = Namespaces::open(&req.args)?;
     let ifname = req.args.ifname.as_str();
     ns.ensure_ifname_free(ifname)?;
-    let (master, mtu) = s.resolve_master(&ns)?;
+    let (master, mtu) = s.master.resolve(&ns)?;
 
     let mut rollback = Rollback::new();
     let addresses = match &s.addressing {
@@ -32,9 +32,9 @@ pub(crate) fn add(req: &Request<IpvlanConfig>, s: &Settings) -> Result<CniResult
             mtu,
             // With linkInContainer the create runs on the container's socket: the link
             // is born there, next to its master.
-            netns: (!s.link_in_container).then_some(&ns.netns),
+            netns: (!s.master.link_in_container).then_some(&ns.netns),
         };
-        ns.master_side(s.link_in_container).create_ipvlan(&spec)
+        s.master.side(&ns).create_ipvlan(&spec)
     })?;
 
     let mut result = match addresses {

@@ -5,14 +5,14 @@
 //! result and cannot name the master. When `master` is configured, it must exist and be
 //! the link's parent.
 
-use crate::config::{IpvlanConfig, mode_name, parse_mode};
+use crate::config::{IpvlanConfig, parse_mode};
 use cni::{Command, Request, Result};
 use cni_plugin_support::Namespaces;
 use cni_plugin_support::check::{check_addresses_and_routes, check_container_link, check_failed};
 use cni_plugin_support::sublink;
 
 pub(crate) fn check(req: &Request<IpvlanConfig>) -> Result<()> {
-    let mode = parse_mode(req.config.mode.as_deref().unwrap_or(""))?;
+    let mode = parse_mode(req.config.mode.as_deref())?;
     let ns = Namespaces::open(&req.args)?;
     let master = match req.config.master.as_deref().filter(|m| !m.is_empty()) {
         Some(name) => Some(sublink::resolve_master(
@@ -29,8 +29,9 @@ pub(crate) fn check(req: &Request<IpvlanConfig>) -> Result<()> {
         return Err(check_failed(format!(
             "{} has ipvlan mode {}, config says {}",
             link.name,
-            link.ipvlan_mode.map_or("unknown", mode_name),
-            mode_name(mode)
+            link.ipvlan_mode
+                .map_or_else(|| "unknown".to_owned(), |m| m.to_string()),
+            mode
         )));
     }
     if let Some(master) = &master {

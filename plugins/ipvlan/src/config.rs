@@ -3,9 +3,8 @@
 //! `CNI_ARGS` are not read at all (ipvlan slaves share the master's MAC).
 
 use cni::{CniResult, Error, Request, Result};
-use cni_netlink::{IpvlanMode, Link};
-use cni_plugin_support::Namespaces;
-use cni_plugin_support::sublink::{resolve_master, validate_mtu};
+use cni_netlink::IpvlanMode;
+use cni_plugin_support::sublink::{self, MasterConfig};
 use serde::Deserialize;
 
 /// Raw keys as they arrive on stdin (Go field names and defaults).
@@ -39,15 +38,11 @@ pub enum Addressing {
 /// The validated settings one ADD works from.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// The master's name: configured, or the prevResult's single interface when chained;
-    /// `None`: the default route's interface.
-    pub master: Option<String>,
+    /// The master: its name configured, or the prevResult's single interface when chained
+    /// (`None`: the default route's interface); `mtu` and `linkInContainer` as configured.
+    pub master: MasterConfig,
     /// The ipvlan mode.
     pub mode: IpvlanMode,
-    /// `mtu` as configured (checked against the master in `resolve_master`).
-    pub mtu: i64,
-    /// The master is in the container netns.
-    pub link_in_container: bool,
     /// Where addresses come from.
     pub addressing: Addressing,
 }
@@ -57,7 +52,7 @@ impl Settings {
     /// the reference creates the link first and only then finds it has no addresses.
     pub fn from_request(req: &Request<IpvlanConfig>) -> Result<Settings> {
         let c = &req.config;
-        let mode = parse_mode(c.mode.as_deref().unwrap_or(""))?;
+        let mode = parse_mode(c.mode.as_deref())?;
         let prev = req
             .net
             .prev_result
@@ -80,23 +75,14 @@ impl Settings {
             }
         };
         Ok(Settings {
-            master,
+            master: MasterConfig {
+                name: master,
+                mtu: c.mtu,
+                link_in_container: c.link_in_container,
+            },
             mode,
-            mtu: c.mtu,
-            link_in_container: c.link_in_container,
             addressing,
         })
-    }
-
-    /// The master link (configured, chained or the default route's, in the host or with
-    /// `linkInContainer` the container netns) and the MTU to set, checked against it.
-    pub(crate) fn resolve_master(&self, ns: &Namespaces) -> Result<(Link, Option<u32>)> {
-        let master = resolve_master(
-            ns.master_side(self.link_in_container),
-            self.master.as_deref(),
-        )?;
-        let mtu = validate_mtu(self.mtu, &master)?;
-        Ok((master, mtu))
     }
 }
 
@@ -112,25 +98,9 @@ fn chained_master(prev: &CniResult) -> Result<String> {
     }
 }
 
-/// The reference's `modeFromString`: empty means `l2`.
-pub fn parse_mode(mode: &str) -> Result<IpvlanMode> {
-    match mode {
-        "" | "l2" => Ok(IpvlanMode::L2),
-        "l3" => Ok(IpvlanMode::L3),
-        "l3s" => Ok(IpvlanMode::L3s),
-        other => Err(Error::invalid_config(format!(
-            "unknown ipvlan mode: {other:?}"
-        ))),
-    }
-}
-
-/// The config word for a mode (for CHECK messages).
-pub fn mode_name(mode: IpvlanMode) -> &'static str {
-    match mode {
-        IpvlanMode::L2 => "l2",
-        IpvlanMode::L3 => "l3",
-        IpvlanMode::L3s => "l3s",
-    }
+/// The `mode` key: absent or empty means `l2`, as the reference's `modeFromString`.
+pub fn parse_mode(mode: Option<&str>) -> Result<IpvlanMode> {
+    sublink::parse_mode(mode, IpvlanMode::L2)
 }
 
 #[cfg(test)]
@@ -145,12 +115,13 @@ mod tests {
             ("l3", IpvlanMode::L3),
             ("l3s", IpvlanMode::L3s),
         ] {
-            assert_eq!(parse_mode(word).unwrap(), mode);
+            assert_eq!(parse_mode(Some(word)).unwrap(), mode);
             if !word.is_empty() {
-                assert_eq!(mode_name(mode), word);
+                assert_eq!(mode.to_string(), word);
             }
         }
-        let err = parse_mode("bridge").unwrap_err();
+        assert_eq!(parse_mode(None).unwrap(), IpvlanMode::L2);
+        let err = parse_mode(Some("bridge")).unwrap_err();
         assert_eq!(
             (err.code(), err.msg()),
             (7, r#"unknown ipvlan mode: "bridge""#.to_owned())

@@ -14,7 +14,7 @@ pub(crate) fn add(req: &Request<MacvlanConfig>, s: &Settings) -> Result<CniResul
     let ns = Namespaces::open(&req.args)?;
     let ifname = req.args.ifname.as_str();
     ns.ensure_ifname_free(ifname)?;
-    let (master, mtu) = s.resolve_master(&ns)?;
+    let (master, mtu) = s.master.resolve(&ns)?;
 
     let mut rollback = Rollback::new();
     let mut ipam = s
@@ -32,9 +32,9 @@ pub(crate) fn add(req: &Request<MacvlanConfig>, s: &Settings) -> Result<CniResul
             bcqueuelen: s.bcqueuelen,
             // With linkInContainer the create runs on the container's socket: the link
             // is born there, next to its master.
-            netns: (!s.link_in_container).then_some(&ns.netns),
+            netns: (!s.master.link_in_container).then_some(&ns.netns),
         };
-        ns.master_side(s.link_in_container).create_macvlan(&spec)
+        s.master.side(&ns).create_macvlan(&spec)
     })?;
 
     let mut result = CniResult::default();

@@ -2,7 +2,7 @@
 //! IPAM agrees, and the container interface is still the macvlan ADD made — kind, mode,
 //! MAC, parent — with the prevResult's addresses and routes.
 
-use crate::config::{MacvlanConfig, Settings, mode_name};
+use crate::config::{MacvlanConfig, Settings};
 use cni::{Command, Request, Result};
 use cni_netlink::format_mac;
 use cni_plugin_support::Namespaces;
@@ -13,7 +13,7 @@ use cni_plugin_support::sublink;
 
 pub(crate) fn check(req: &Request<MacvlanConfig>, s: &Settings) -> Result<()> {
     let ns = Namespaces::open(&req.args)?;
-    let (master, _) = s.resolve_master(&ns)?;
+    let (master, _) = s.master.resolve(&ns)?;
     if let Some(ipam) = &s.ipam_type {
         cni::invoke::delegate(ipam, Command::Check, &req.args)?;
     }
@@ -22,8 +22,9 @@ pub(crate) fn check(req: &Request<MacvlanConfig>, s: &Settings) -> Result<()> {
         return Err(check_failed(format!(
             "{} has macvlan mode {}, config says {}",
             link.name,
-            link.macvlan_mode.map_or("unknown", mode_name),
-            mode_name(s.mode)
+            link.macvlan_mode
+                .map_or_else(|| "unknown".to_owned(), |m| m.to_string()),
+            s.mode
         )));
     }
     check_mac(

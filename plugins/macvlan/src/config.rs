@@ -1,12 +1,11 @@
 //! The macvlan plugin's own configuration keys (docs/reference.md#macvlan), parsed and validated
 //! before anything touches the kernel. Unknown keys are ignored, as the reference does.
 //! What needs the kernel (the default master, the MTU bound) is checked in
-//! [`Settings::resolve_master`], which DEL never calls.
+//! [`MasterConfig::resolve`], which DEL never calls.
 
 use cni::{Error, MacAddr, Request, Result};
-use cni_netlink::{Link, MacvlanMode};
-use cni_plugin_support::Namespaces;
-use cni_plugin_support::sublink::{resolve_master, validate_mtu};
+use cni_netlink::MacvlanMode;
+use cni_plugin_support::sublink::{self, MasterConfig};
 use serde::Deserialize;
 
 /// Raw keys as they arrive on stdin (Go field names and defaults).
@@ -36,16 +35,12 @@ pub struct MacvlanConfig {
 /// The validated settings one ADD or CHECK works from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
-    /// `master` as configured (`None`: the default route's interface).
-    pub master: Option<String>,
+    /// `master`, `mtu` and `linkInContainer` as configured.
+    pub master: MasterConfig,
     /// The macvlan mode.
     pub mode: MacvlanMode,
-    /// `mtu` as configured (checked against the master in `resolve_master`).
-    pub mtu: i64,
     /// MAC by precedence: `runtimeConfig.mac` > `CNI_ARGS MAC=` > `mac`.
     pub mac: Option<[u8; 6]>,
-    /// The master is in the container netns.
-    pub link_in_container: bool,
     /// Broadcast queue length, if set.
     pub bcqueuelen: Option<u32>,
     /// The IPAM plugin, if any (L3 mode); `None` = L2 mode.
@@ -59,49 +54,22 @@ impl Settings {
         let c = &req.config;
         req.args.args.check_known(&["MAC"])?;
         Ok(Settings {
-            master: c.master.clone().filter(|m| !m.is_empty()),
-            mode: parse_mode(c.mode.as_deref().unwrap_or(""))?,
-            mtu: c.mtu,
+            master: MasterConfig {
+                name: c.master.clone().filter(|m| !m.is_empty()),
+                mtu: c.mtu,
+                link_in_container: c.link_in_container,
+            },
+            mode: parse_mode(c.mode.as_deref())?,
             mac: container_mac(req)?,
-            link_in_container: c.link_in_container,
             bcqueuelen: (c.bcqueuelen != 0).then_some(c.bcqueuelen),
             ipam_type: req.net.ipam_type().map(str::to_owned),
         })
     }
-
-    /// The master link (configured or the default route's, in the host or with
-    /// `linkInContainer` the container netns) and the MTU to set, checked against it.
-    pub(crate) fn resolve_master(&self, ns: &Namespaces) -> Result<(Link, Option<u32>)> {
-        let master = resolve_master(
-            ns.master_side(self.link_in_container),
-            self.master.as_deref(),
-        )?;
-        let mtu = validate_mtu(self.mtu, &master)?;
-        Ok((master, mtu))
-    }
 }
 
-/// The reference's `modeFromString`: empty means `bridge`.
-pub fn parse_mode(mode: &str) -> Result<MacvlanMode> {
-    match mode {
-        "" | "bridge" => Ok(MacvlanMode::Bridge),
-        "private" => Ok(MacvlanMode::Private),
-        "vepa" => Ok(MacvlanMode::Vepa),
-        "passthru" => Ok(MacvlanMode::Passthru),
-        other => Err(Error::invalid_config(format!(
-            "unknown macvlan mode: {other:?}"
-        ))),
-    }
-}
-
-/// The config word for a mode (for CHECK messages).
-pub fn mode_name(mode: MacvlanMode) -> &'static str {
-    match mode {
-        MacvlanMode::Bridge => "bridge",
-        MacvlanMode::Private => "private",
-        MacvlanMode::Vepa => "vepa",
-        MacvlanMode::Passthru => "passthru",
-    }
+/// The `mode` key: absent or empty means `bridge`, as the reference's `modeFromString`.
+pub fn parse_mode(mode: Option<&str>) -> Result<MacvlanMode> {
+    sublink::parse_mode(mode, MacvlanMode::Bridge)
 }
 
 /// The container MAC by the reference's precedence: `runtimeConfig.mac` (capability
@@ -138,12 +106,13 @@ mod tests {
             ("vepa", MacvlanMode::Vepa),
             ("passthru", MacvlanMode::Passthru),
         ] {
-            assert_eq!(parse_mode(word).unwrap(), mode);
+            assert_eq!(parse_mode(Some(word)).unwrap(), mode);
             if !word.is_empty() {
-                assert_eq!(mode_name(mode), word);
+                assert_eq!(mode.to_string(), word);
             }
         }
-        let err = parse_mode("source").unwrap_err();
+        assert_eq!(parse_mode(None).unwrap(), MacvlanMode::Bridge);
+        let err = parse_mode(Some("source")).unwrap_err();
         assert_eq!(
             (err.code(), err.msg()),
             (7, r#"unknown macvlan mode: "source""#.to_owned())
