@@ -20,6 +20,17 @@ pub fn start_ipam<C>(req: &Request<C>, ipam: &str, rollback: &mut Rollback) -> R
     Ok(pending)
 }
 
+/// [`start_ipam`] when the config names an IPAM plugin; `None` without one (L2 mode).
+pub fn start_configured_ipam<C>(
+    req: &Request<C>,
+    rollback: &mut Rollback,
+) -> Result<Option<Pending>> {
+    req.net
+        .ipam_type()
+        .map(|ipam| start_ipam(req, ipam, rollback))
+        .transpose()
+}
+
 /// The result of [`start_ipam`]; no IP is an error. `plugin` prefixes the fault point
 /// `<plugin>-after-ipam`.
 pub fn finish_ipam(pending: Pending, version: Version, plugin: &'static str) -> Result<CniResult> {

@@ -39,9 +39,16 @@ impl Namespaces {
         }
     }
 
-    /// Refuses an ADD whose `CNI_IFNAME` already exists in the container, before any change
-    /// (the spec: a second ADD of one attachment must fail; failing first changes nothing).
-    pub fn ensure_ifname_free(&self, ifname: &str) -> Result<()> {
+    /// [`Namespaces::open`] for ADD: also refuses a `CNI_IFNAME` that already exists in
+    /// the container, before any change (the spec: a second ADD of one attachment must
+    /// fail; failing first changes nothing).
+    pub fn open_for_add(args: &CmdArgs) -> Result<Namespaces> {
+        let ns = Namespaces::open(args)?;
+        ns.ensure_ifname_free(&args.ifname)?;
+        Ok(ns)
+    }
+
+    fn ensure_ifname_free(&self, ifname: &str) -> Result<()> {
         match self.container.link_by_name(ifname) {
             Ok(_) => Err(Error::plugin(
                 code::KERNEL,

@@ -10,7 +10,7 @@ use cni_netlink::{
     AddressOptions, BridgePortFlags, BridgeSpec, Handle, IpNetwork, Link, Netns, OperState,
     VethSpec, format_mac, sysctl,
 };
-use cni_plugin_support::ipam::{finish_ipam, result_dns, start_ipam};
+use cni_plugin_support::ipam::{finish_ipam, result_dns, start_configured_ipam};
 use cni_plugin_support::{
     Namespaces, Rollback, configure_iface_at, fault_point, kernel_error, random_link_name,
 };
@@ -61,18 +61,13 @@ impl<'a> PortSpec<'a> {
 
 pub(crate) fn add(req: &Request<BridgeConfig>, s: &Settings) -> Result<CniResult> {
     let version = req.net.cni_version;
-    let ns = Namespaces::open(&req.args)?;
+    let ns = Namespaces::open_for_add(&req.args)?;
     let ifname = req.args.ifname.as_str();
-    ns.ensure_ifname_free(ifname)?;
 
     let mut rollback = Rollback::new();
     // IPAM runs while we build the bridge side: it needs nothing from it, and run in series
     // its process start and store work were a third of ADD (bench/analysis.md).
-    let mut ipam = s
-        .ipam_type
-        .as_ref()
-        .map(|ipam| start_ipam(req, ipam, &mut rollback))
-        .transpose()?;
+    let mut ipam = start_configured_ipam(req, &mut rollback)?;
     let bridge = ensure_bridge(&ns.host, s)?;
     fault_point("bridge-after-bridge")?;
 

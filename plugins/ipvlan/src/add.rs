@@ -14,9 +14,8 @@ use cni_plugin_support::{Namespaces, Rollback, configure_iface, fault_point};
 
 pub(crate) fn add(req: &Request<IpvlanConfig>, s: &Settings) -> Result<CniResult> {
     let version = req.net.cni_version;
-    let ns = Namespaces::open(&req.args)?;
+    let ns = Namespaces::open_for_add(&req.args)?;
     let ifname = req.args.ifname.as_str();
-    ns.ensure_ifname_free(ifname)?;
     let (master, mtu) = s.master.resolve(&ns)?;
 
     let mut rollback = Rollback::new();

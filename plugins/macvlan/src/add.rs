@@ -5,23 +5,18 @@
 use crate::config::{MacvlanConfig, Settings};
 use cni::{CniResult, Request, Result};
 use cni_netlink::MacvlanSpec;
-use cni_plugin_support::ipam::{finish_ipam, result_dns, start_ipam};
+use cni_plugin_support::ipam::{finish_ipam, result_dns, start_configured_ipam};
 use cni_plugin_support::sublink;
 use cni_plugin_support::{Namespaces, Rollback, configure_iface, fault_point, kernel_error};
 
 pub(crate) fn add(req: &Request<MacvlanConfig>, s: &Settings) -> Result<CniResult> {
     let version = req.net.cni_version;
-    let ns = Namespaces::open(&req.args)?;
+    let ns = Namespaces::open_for_add(&req.args)?;
     let ifname = req.args.ifname.as_str();
-    ns.ensure_ifname_free(ifname)?;
     let (master, mtu) = s.master.resolve(&ns)?;
 
     let mut rollback = Rollback::new();
-    let mut ipam = s
-        .ipam_type
-        .as_ref()
-        .map(|ipam| start_ipam(req, ipam, &mut rollback))
-        .transpose()?;
+    let mut ipam = start_configured_ipam(req, &mut rollback)?;
     let link = sublink::create_in_container(&ns, ifname, "macvlan", &mut rollback, |name| {
         let spec = MacvlanSpec {
             name,
