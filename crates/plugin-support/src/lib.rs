@@ -21,7 +21,7 @@ pub use namespaces::Namespaces;
 pub use rollback::Rollback;
 
 use cni::error::code;
-use cni::{Error, Result};
+use cni::{CmdArgs, Command, Error, NetConf, Result};
 use cni_netlink::{Handle, Netns};
 use std::path::Path;
 
@@ -73,9 +73,30 @@ pub fn combine_errors(mut errors: Vec<Error>) -> Result<()> {
     }
 }
 
+/// DEL's common part: deletes `CNI_IFNAME` in the container, then has IPAM (if any)
+/// release the address; each is attempted whatever the other did, and every failure is
+/// returned. IPAM starts at once and loads while the kernel deletes the link, but gets its
+/// request only once the link is gone: the address is released strictly after the device
+/// that used it (plugins #666).
+pub fn delete_link_and_release_ip(net: &NetConf, args: &CmdArgs) -> Vec<Error> {
+    let mut errors = Vec::new();
+    let ipam = net
+        .ipam_type()
+        .map(|ipam| cni::invoke::spawn_delegate(ipam, Command::Del, args));
+    if let Some(path) = &args.netns {
+        if let Err(e) = delete_container_link(path, &args.ifname) {
+            errors.push(e);
+        }
+    }
+    if let Some(Err(e)) = ipam.map(|pending| pending.and_then(cni::invoke::Pending::finish)) {
+        errors.push(e);
+    }
+    errors
+}
+
 /// Deletes `ifname` in the container netns at `path` (a veth's peer goes with it). A
 /// missing netns or link is already the goal state: DEL must succeed on it.
-pub fn delete_container_link(path: &Path, ifname: &str) -> Result<()> {
+fn delete_container_link(path: &Path, ifname: &str) -> Result<()> {
     let netns = match Netns::from_path(path) {
         Ok(netns) => netns,
         Err(e) if e.is_not_found() => return Ok(()),

@@ -6,11 +6,10 @@
 
 use crate::check::check_failed;
 use crate::{
-    Namespaces, Rollback, combine_errors, delete_container_link, fault_point, kernel_error,
+    Namespaces, Rollback, combine_errors, delete_link_and_release_ip, fault_point, kernel_error,
     random_link_name,
 };
-use cni::invoke::Pending;
-use cni::{CmdArgs, Command, Error, NetConf, Result};
+use cni::{CmdArgs, Error, NetConf, Result};
 use cni_netlink::{Handle, IpFamily, Link, Netns, UnknownMode, sysctl};
 use std::path::Path;
 use std::str::FromStr;
@@ -155,21 +154,7 @@ pub fn set_notify_sysctls(netns: &Netns, ifname: &str) -> Result<()> {
 /// type — never the master, nor a default route — so it works after the master is gone
 /// or on a host without a default route. A missing netns or link is the goal state.
 pub fn del(net: &NetConf, args: &CmdArgs) -> Result<()> {
-    let mut errors = Vec::new();
-    // IPAM starts now and loads while the kernel deletes the link, but gets its request
-    // only once the link is gone: the address is released after the device (plugins #666).
-    let ipam = net
-        .ipam_type()
-        .map(|ipam| cni::invoke::spawn_delegate(ipam, Command::Del, args));
-    if let Some(path) = &args.netns {
-        if let Err(e) = delete_container_link(path, &args.ifname) {
-            errors.push(e);
-        }
-    }
-    if let Some(Err(e)) = ipam.map(|pending| pending.and_then(Pending::finish)) {
-        errors.push(e);
-    }
-    combine_errors(errors)
+    combine_errors(delete_link_and_release_ip(net, args))
 }
 
 /// The sub-interface still hangs off `master` (`IFLA_LINK` is the parent's index in the

@@ -6,25 +6,10 @@
 
 use crate::config::{BridgeConfig, Settings};
 use cni::{Command, Request, Result};
-use cni_plugin_support::{combine_errors, delete_container_link};
+use cni_plugin_support::{combine_errors, delete_link_and_release_ip};
 
 pub(crate) fn del(req: &Request<BridgeConfig>, s: &Settings) -> Result<()> {
-    let mut errors = Vec::new();
-    // IPAM starts now and loads while the kernel unregisters the veth (most of DEL's time),
-    // but gets its request only once the link is gone: the address is released strictly
-    // after the device that used it (plugins #666).
-    let ipam = s
-        .ipam_type
-        .as_ref()
-        .map(|ipam| cni::invoke::spawn_delegate(ipam, Command::Del, &req.args));
-    if let Some(path) = &req.args.netns {
-        if let Err(e) = delete_container_link(path, &req.args.ifname) {
-            errors.push(e);
-        }
-    }
-    if let Some(Err(e)) = ipam.map(|pending| pending.and_then(cni::invoke::Pending::finish)) {
-        errors.push(e);
-    }
+    let mut errors = delete_link_and_release_ip(&req.net, &req.args);
     if s.macspoofchk {
         if let Err(e) = cni_firewall::teardown_spoofcheck(&req.args.container_id, &req.args.ifname)
         {
