@@ -1,8 +1,8 @@
 //! What the sub-interface plugins (macvlan, ipvlan) share beyond the namespaces and IPAM:
-//! both make a sub-interface of a `master` link and hand it to the container under
-//! `CNI_IFNAME`; DEL removes it, CHECK finds it.
+//! both find a `master` link, make a sub-interface of it and hand that to the container
+//! under `CNI_IFNAME`; DEL removes it, CHECK checks its parent.
 //! Policy-free about the link kind: the caller passes a closure that creates its kind of
-//! link, and its kind name for CHECK.
+//! link.
 
 use crate::check::check_failed;
 use crate::{
