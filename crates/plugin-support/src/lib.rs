@@ -21,7 +21,7 @@ pub use namespaces::Namespaces;
 pub use rollback::Rollback;
 
 use cni::error::code;
-use cni::{CmdArgs, Command, Error, NetConf, Result};
+use cni::{CmdArgs, CniResult, Command, Error, NetConf, Result, Version};
 use cni_netlink::{Handle, Netns};
 use std::path::Path;
 
@@ -49,6 +49,22 @@ pub fn fault_point(name: &str) -> cni::Result<()> {
     }
     let _ = name;
     Ok(())
+}
+
+/// ADD's last step: fails now, not after printing, if `result` cannot be expressed in the
+/// request's `version` (e.g. L2 with 0.2.0), so that the rollback still removes
+/// everything; otherwise keeps everything. `plugin` prefixes the fault point
+/// `<plugin>-before-result`.
+pub fn finish_add(
+    result: CniResult,
+    version: Version,
+    plugin: &str,
+    rollback: Rollback,
+) -> Result<CniResult> {
+    result.to_value(version)?;
+    fault_point(&format!("{plugin}-before-result"))?;
+    rollback.commit();
+    Ok(result)
 }
 
 /// One error for many (DEL and GC do every step and report all failures): the first one's

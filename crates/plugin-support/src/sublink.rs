@@ -36,7 +36,7 @@ impl MasterConfig {
     }
 
     /// The handle of the netns the master lives in.
-    pub fn side<'a>(&self, ns: &'a Namespaces) -> &'a Handle {
+    fn side<'a>(&self, ns: &'a Namespaces) -> &'a Handle {
         ns.master_side(self.link_in_container)
     }
 }
@@ -89,21 +89,26 @@ fn validate_mtu(mtu: i64, master: &Link) -> Result<Option<u32>> {
 /// Why the detour: the kernel creates a link in the creating netns first and only then
 /// moves it, so creating it as `eth0` from the host fails with EEXIST whenever the host
 /// has an `eth0` (netavark `vlan.rs`, the reference's `RandomVethName`). The temporary
-/// name is unique enough that a clash is retried, not reported. `create` is called with
-/// the temporary name and must put the link into the container netns.
+/// name is unique enough that a clash is retried, not reported.
 ///
-/// `plugin` prefixes the fault points `<plugin>-after-create` and `<plugin>-after-rename`.
+/// `create` makes the link: on the socket it is given (that of the master's netns), under
+/// the temporary name, straight into the netns it is given (`None` with `linkInContainer`:
+/// the create runs on the container's socket, so the link is born there, next to its
+/// master). `plugin` prefixes the fault points `<plugin>-after-create` and
+/// `<plugin>-after-rename`.
 pub fn create_in_container(
     ns: &Namespaces,
     ifname: &str,
     plugin: &'static str,
+    master: &MasterConfig,
     rollback: &mut Rollback,
-    mut create: impl FnMut(&str) -> cni_netlink::Result<()>,
+    mut create: impl FnMut(&Handle, &str, Option<&Netns>) -> cni_netlink::Result<()>,
 ) -> Result<Link> {
+    let into = (!master.link_in_container).then_some(&ns.netns);
     let mut attempt = 0;
     let temp = loop {
         let name = random_link_name(plugin)?;
-        match create(&name) {
+        match create(master.side(ns), &name, into) {
             Ok(()) => break name,
             Err(e) if e.is_exists() && attempt < 5 => attempt += 1,
             Err(e) => return Err(kernel_error(e)),

@@ -12,7 +12,8 @@ use cni_netlink::{
 };
 use cni_plugin_support::ipam::{finish_ipam, result_dns, start_configured_ipam};
 use cni_plugin_support::{
-    Namespaces, Rollback, configure_iface_at, fault_point, kernel_error, random_link_name,
+    Namespaces, Rollback, configure_iface_at, fault_point, finish_add, kernel_error,
+    random_link_name,
 };
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
@@ -109,12 +110,7 @@ pub(crate) fn add(req: &Request<BridgeConfig>, s: &Settings) -> Result<CniResult
 
     report_host_macs(&ns.host, s, &bridge, &host_veth, &mut result)?;
     result.dns = result_dns(&req.net, ipam_dns);
-    // Fail now, not after printing, if the result cannot be expressed in the request's
-    // version (e.g. L2 with 0.2.0): the rollback still removes everything.
-    result.to_value(version)?;
-    fault_point("bridge-before-result")?;
-    rollback.commit();
-    Ok(result)
+    finish_add(result, version, "bridge", rollback)
 }
 
 /// The result's entry for a link in the host netns (no sandbox).

@@ -10,7 +10,7 @@ use cni::{CniResult, Request, Result};
 use cni_netlink::IpvlanSpec;
 use cni_plugin_support::ipam::{finish_ipam, result_dns, start_ipam};
 use cni_plugin_support::sublink;
-use cni_plugin_support::{Namespaces, Rollback, configure_iface, fault_point};
+use cni_plugin_support::{Namespaces, Rollback, configure_iface, fault_point, finish_add};
 
 pub(crate) fn add(req: &Request<IpvlanConfig>, s: &Settings) -> Result<CniResult> {
     let version = req.net.cni_version;
@@ -23,18 +23,22 @@ pub(crate) fn add(req: &Request<IpvlanConfig>, s: &Settings) -> Result<CniResult
         Addressing::Ipam(ipam) => Addresses::Ipam(start_ipam(req, ipam, &mut rollback)?),
         Addressing::Chained(prev) => Addresses::Chained(prev),
     };
-    let link = sublink::create_in_container(&ns, ifname, "ipvlan", &mut rollback, |name| {
-        let spec = IpvlanSpec {
-            name,
-            master_index: master.index,
-            mode: s.mode,
-            mtu,
-            // With linkInContainer the create runs on the container's socket: the link
-            // is born there, next to its master.
-            netns: (!s.master.link_in_container).then_some(&ns.netns),
-        };
-        s.master.side(&ns).create_ipvlan(&spec)
-    })?;
+    let link = sublink::create_in_container(
+        &ns,
+        ifname,
+        "ipvlan",
+        &s.master,
+        &mut rollback,
+        |side, name, netns| {
+            side.create_ipvlan(&IpvlanSpec {
+                name,
+                master_index: master.index,
+                mode: s.mode,
+                mtu,
+                netns,
+            })
+        },
+    )?;
 
     let mut result = match addresses {
         Addresses::Ipam(pending) => finish_ipam(pending, version, "ipvlan")?,
@@ -50,12 +54,7 @@ pub(crate) fn add(req: &Request<IpvlanConfig>, s: &Settings) -> Result<CniResult
     fault_point("ipvlan-after-addresses")?;
     let from_ipam = std::mem::take(&mut result.dns);
     result.dns = result_dns(&req.net, from_ipam);
-    // Fail now, not after printing, if the result cannot be expressed in the request's
-    // version: the rollback still removes everything.
-    result.to_value(version)?;
-    fault_point("ipvlan-before-result")?;
-    rollback.commit();
-    Ok(result)
+    finish_add(result, version, "ipvlan", rollback)
 }
 
 /// Where this ADD's addresses come from, once IPAM (if any) has been started.

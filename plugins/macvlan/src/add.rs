@@ -7,7 +7,9 @@ use cni::{CniResult, Request, Result};
 use cni_netlink::MacvlanSpec;
 use cni_plugin_support::ipam::{finish_ipam, result_dns, start_configured_ipam};
 use cni_plugin_support::sublink;
-use cni_plugin_support::{Namespaces, Rollback, configure_iface, fault_point, kernel_error};
+use cni_plugin_support::{
+    Namespaces, Rollback, configure_iface, fault_point, finish_add, kernel_error,
+};
 
 pub(crate) fn add(req: &Request<MacvlanConfig>, s: &Settings) -> Result<CniResult> {
     let version = req.net.cni_version;
@@ -17,20 +19,24 @@ pub(crate) fn add(req: &Request<MacvlanConfig>, s: &Settings) -> Result<CniResul
 
     let mut rollback = Rollback::new();
     let mut ipam = start_configured_ipam(req, &mut rollback)?;
-    let link = sublink::create_in_container(&ns, ifname, "macvlan", &mut rollback, |name| {
-        let spec = MacvlanSpec {
-            name,
-            master_index: master.index,
-            mode: s.mode,
-            mtu,
-            mac: s.mac,
-            bcqueuelen: s.bcqueuelen,
-            // With linkInContainer the create runs on the container's socket: the link
-            // is born there, next to its master.
-            netns: (!s.master.link_in_container).then_some(&ns.netns),
-        };
-        s.master.side(&ns).create_macvlan(&spec)
-    })?;
+    let link = sublink::create_in_container(
+        &ns,
+        ifname,
+        "macvlan",
+        &s.master,
+        &mut rollback,
+        |side, name, netns| {
+            side.create_macvlan(&MacvlanSpec {
+                name,
+                master_index: master.index,
+                mode: s.mode,
+                mtu,
+                mac: s.mac,
+                bcqueuelen: s.bcqueuelen,
+                netns,
+            })
+        },
+    )?;
 
     let mut result = CniResult::default();
     result.interfaces = vec![ns.container_interface(&link)];
@@ -50,10 +56,5 @@ pub(crate) fn add(req: &Request<MacvlanConfig>, s: &Settings) -> Result<CniResul
         ns.container.set_link_up(link.index).map_err(kernel_error)?;
     }
     result.dns = result_dns(&req.net, ipam_dns);
-    // Fail now, not after printing, if the result cannot be expressed in the request's
-    // version (L2 with 0.1.0/0.2.0): the rollback still removes everything.
-    result.to_value(version)?;
-    fault_point("macvlan-before-result")?;
-    rollback.commit();
-    Ok(result)
+    finish_add(result, version, "macvlan", rollback)
 }
