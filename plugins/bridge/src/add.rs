@@ -77,10 +77,8 @@ pub(crate) fn add(req: &Request<BridgeConfig>, s: &Settings) -> Result<CniResult
     wire_port(&ns.host, &host_veth, &bridge, &PortSpec::container(s), true)?;
     fault_point("bridge-after-port")?;
     let container_link = ns.container.link_by_name(ifname).map_err(kernel_error)?;
-    let container_mac = container_link.mac.as_ref().map(format_mac);
     if s.macspoofchk {
-        let mac = container_mac.clone().unwrap_or_default();
-        setup_spoofcheck(&req.args, &host_veth, &mac, &mut rollback)?;
+        setup_spoofcheck(&req.args, &host_veth, &container_link, &mut rollback)?;
     }
 
     let mut result = CniResult::default();
@@ -122,14 +120,16 @@ fn host_interface(link: &Link) -> Interface {
     }
 }
 
-/// Drops frames from the container whose source MAC is not `mac`, and registers the undo.
+/// Drops frames from the container whose source MAC is not `container`'s, and registers
+/// the undo.
 fn setup_spoofcheck(
     args: &CmdArgs,
     host_veth: &Link,
-    mac: &str,
+    container: &Link,
     rollback: &mut Rollback,
 ) -> Result<()> {
-    cni_firewall::setup_spoofcheck(&args.container_id, &args.ifname, &host_veth.name, mac)
+    let mac = container.mac.as_ref().map(format_mac).unwrap_or_default();
+    cni_firewall::setup_spoofcheck(&args.container_id, &args.ifname, &host_veth.name, &mac)
         .map_err(crate::firewall_error)?;
     let (id, ifn) = (args.container_id.clone(), args.ifname.clone());
     rollback.push("MAC spoof check", move || {
