@@ -1,6 +1,7 @@
 //! What the interface plugins share, so each stays thin: the one mapping from kernel errors
-//! to CNI codes ([`kernel_error`]), the ADD undo stack ([`Rollback`]), the test-only fault
-//! points ([`fault_point`]), configuring addresses and routes inside a container
+//! to CNI codes ([`kernel_error`]), the ADD undo stack ([`Rollback`]) and ADD's last step
+//! ([`finish_add`]), DEL's common part ([`delete_link_and_release_ip`]), the test-only
+//! fault points ([`fault_point`]), configuring addresses and routes inside a container
 //! ([`configure_iface`], the reference's `ConfigureIface`), the container netns and its
 //! sockets ([`Namespaces`]), delegation to IPAM ([`ipam`]), CHECK's comparisons
 //! ([`check`]) and the sub-interface plugins' own steps ([`sublink`]).
