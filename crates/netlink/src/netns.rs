@@ -4,9 +4,10 @@
 //! `/proc/<pid>/ns/net`). [`Netns::run`] is the only way this crate enters a namespace: it
 //! enters on the calling thread and a guard brings the thread back however the work ends.
 
-use std::fs::File;
+use std::fs::OpenOptions;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use nix::sched::CloneFlags;
@@ -26,23 +27,32 @@ pub struct Netns {
 }
 
 impl Netns {
-    /// Opens the netns at `path` (read-only, `O_CLOEXEC`).
+    /// Opens the netns at `path` (read-only, `O_CLOEXEC`, `O_NONBLOCK`, `O_NOCTTY`).
     ///
     /// Like Go's `ns.GetNS`, the file must live on nsfs (a bind mount made by `ip netns add`)
     /// or procfs (`/proc/<pid>/ns/net`); anything else is [`Error::NotNetns`]. A missing
     /// path is [`Error::NetnsNotFound`], which CNI DEL treats as "already gone".
+    ///
+    /// The open never waits: a FIFO opened for reading blocks until a writer appears, and a
+    /// `CNI_NETNS` naming one would hang the plugin before the nsfs check could refuse it.
+    /// `O_NONBLOCK` makes that open return at once (and is meaningless on an nsfs file);
+    /// `O_NOCTTY` keeps a terminal device from becoming our controlling terminal.
     pub fn from_path(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         // std opens with O_CLOEXEC, so plugin children (iptables, IPAM) do not inherit it.
-        let file = File::open(path).map_err(|source| {
-            if source.kind() == io::ErrorKind::NotFound {
-                Error::NetnsNotFound {
-                    path: path.to_owned(),
+        let file = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+            .open(path)
+            .map_err(|source| {
+                if source.kind() == io::ErrorKind::NotFound {
+                    Error::NetnsNotFound {
+                        path: path.to_owned(),
+                    }
+                } else {
+                    Error::io("open netns", path.display().to_string(), source)
                 }
-            } else {
-                Error::io("open netns", path.display().to_string(), source)
-            }
-        })?;
+            })?;
         let stat = fstatfs(&file)
             .map_err(|errno| Error::io("statfs netns", path.display().to_string(), errno.into()))?;
         let magic = stat.filesystem_type();

@@ -672,3 +672,44 @@ fn same_result_and_kernel_state_as_the_reference() {
     assert_eq!(ours.1, theirs.1, "kernel state after ADD");
     assert_eq!((ours.2, ours.3), (theirs.2, theirs.3), "state after DEL");
 }
+
+/// A FIFO named by `CNI_NETNS` is refused at once with a CNI error: opening it blocking
+/// would wait for a writer forever. No macvlan link and no lease are left.
+#[test]
+fn a_fifo_as_netns_fails_at_once_and_creates_nothing() {
+    let w = World::new();
+    let fifo = w.lab.dir().join("fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let conf = w.conf("macvlan", "1.0.0");
+    let links_before = link_names(w.lab.host());
+    for invocation in [
+        Invocation::add(w.lab.container(), "eth0"),
+        Invocation::check(w.lab.container(), "eth0"),
+        Invocation::del(w.lab.container(), "eth0"),
+    ] {
+        let command = invocation.command().to_owned();
+        let started = std::time::Instant::now();
+        let run = w.run(
+            "macvlan",
+            &invocation
+                .netns_path(&fifo)
+                .config(conf.clone())
+                .timeout(std::time::Duration::from_secs(10)),
+        );
+        assert!(started.elapsed().as_secs() < 5, "{command}: {run}");
+        assert!(
+            !run.succeeded() && run.error_code().is_some(),
+            "{command}: {run}"
+        );
+        assert!(
+            run.stdout.contains("fifo"),
+            "{command}: names the path: {run}"
+        );
+        assert_eq!(link_names(w.lab.host()), links_before, "{command}");
+        assert!(w.leases().is_empty(), "{command}: lease left");
+    }
+}
