@@ -4,7 +4,7 @@
 //!
 //! Every fault names the configuration path of the value at fault.
 
-use crate::dns::parse_resolv_conf;
+use crate::dns::read_resolv_conf;
 use crate::error::{Error, Result};
 use crate::range::{Range, RangeSet, RangeSpec, parse_ip};
 use cni::{CniArgs, Dns, NetConf, Route, Version};
@@ -116,11 +116,10 @@ impl IpamConfig {
         let Some(path) = &self.resolv_conf else {
             return Ok(Dns::default());
         };
-        let text = std::fs::read_to_string(path).map_err(|source| Error::ResolvConf {
+        read_resolv_conf(path).map_err(|source| Error::ResolvConf {
             path: path.clone(),
             source,
-        })?;
-        Ok(parse_resolv_conf(&text))
+        })
     }
 }
 

@@ -2,6 +2,57 @@
 //! reference's `parseResolvConf` reads it (PL:plugins/ipam/host-local/dns.go).
 
 use cni::Dns;
+use nix::fcntl::OFlag;
+use std::io::{self, Read};
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::path::Path;
+
+/// The longest line read, as the reference's `bufio.Scanner` (`MaxScanTokenSize`, 64 KiB):
+/// a longer line fails the read there too.
+pub const MAX_LINE: usize = 64 * 1024;
+
+/// The most read from the file: a real resolv.conf is a few hundred bytes, and without a
+/// bound a path like `/dev/zero` would grow the plugin until the OOM killer stops it.
+pub const MAX_SIZE: u64 = 1024 * 1024;
+
+/// Reads and parses the resolv.conf at `path`, refusing a FIFO or socket (reading one could
+/// wait forever), more than [`MAX_SIZE`] bytes or a line longer than [`MAX_LINE`].
+///
+/// The open is non-blocking too: opening a FIFO for reading would otherwise wait for a
+/// writer before the type could be checked.
+pub fn read_resolv_conf(path: &Path) -> io::Result<Dns> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags((OFlag::O_NONBLOCK | OFlag::O_NOCTTY).bits())
+        .open(path)?;
+    let file_type = file.metadata()?.file_type();
+    if file_type.is_fifo() || file_type.is_socket() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a file (a FIFO or socket)",
+        ));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_SIZE + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_SIZE {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("larger than {MAX_SIZE} bytes"),
+        ));
+    }
+    if bytes
+        .split(|&b| b == b'\n')
+        .any(|line| line.len() > MAX_LINE)
+    {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("a line is longer than {MAX_LINE} bytes"),
+        ));
+    }
+    let text = String::from_utf8(bytes)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not UTF-8 text"))?;
+    Ok(parse_resolv_conf(&text))
+}
 
 /// Parses resolv.conf text: `nameserver` appends its first word, `domain` keeps the last one
 /// seen, `search` and `options` append all their words; blank lines, `#`/`;` comments and
@@ -31,6 +82,32 @@ pub fn parse_resolv_conf(text: &str) -> Dns {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn oversized_input_and_fifos_are_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let long_line = dir.path().join("long-line");
+        std::fs::write(&long_line, vec![b'x'; MAX_LINE + 1]).unwrap();
+        let fifo = dir.path().join("fifo");
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(&fifo)
+                .status()
+                .unwrap()
+                .success()
+        );
+        for path in [Path::new("/dev/zero"), &long_line, &fifo] {
+            let err = read_resolv_conf(path).unwrap_err();
+            assert_ne!(err.kind(), io::ErrorKind::NotFound, "{path:?}: {err}");
+        }
+        let ok = dir.path().join("ok");
+        std::fs::write(
+            &ok,
+            format!("# {}\nnameserver 192.0.2.1\n", "y".repeat(MAX_LINE - 2)),
+        )
+        .unwrap();
+        assert_eq!(read_resolv_conf(&ok).unwrap().nameservers, ["192.0.2.1"]);
+    }
 
     #[test]
     fn simple_file_gives_nameservers_and_search() {
