@@ -16,6 +16,7 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::io::{self, Read, Write};
+use std::os::fd::FromRawFd;
 use std::panic::{self, AssertUnwindSafe};
 
 /// What a plugin is, for VERSION and for a person running the binary by hand.
@@ -89,7 +90,7 @@ pub fn dispatch<P: Plugin>(
     vars: &BTreeMap<String, OsString>,
     stdin: Vec<u8>,
 ) -> Outcome {
-    dispatch_reading(plugin, about, vars, || Ok(stdin))
+    dispatch_reading(plugin, about, vars, || Ok(stdin), &mut io::sink())
 }
 
 /// The plugin's `main`: installs the stderr logger, reads the process environment and stdin,
@@ -105,6 +106,7 @@ pub fn run<P: Plugin>(plugin: P, about: About) -> ! {
     // back: std::process resets SIGPIPE in every child it spawns.
     // SAFETY: installs SIG_IGN, no handler code; nothing else in the process handles SIGPIPE.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+    guard_standard_fds();
     crate::log::init(about.name);
     panic::set_hook(Box::new(|info| {
         log::error!("{info}");
@@ -113,21 +115,45 @@ pub fn run<P: Plugin>(plugin: P, about: About) -> ! {
     let vars: BTreeMap<String, OsString> = std::env::vars_os()
         .filter_map(|(name, value)| Some((name.into_string().ok()?, value)))
         .collect();
-    let outcome = dispatch_reading(&plugin, about, &vars, || {
+    let read_stdin = || {
         let mut stdin = Vec::new();
         io::stdin().lock().read_to_end(&mut stdin)?;
         Ok(stdin)
-    });
-    // Nothing useful can be done if the runtime closed our stdout or stderr.
+    };
+    // Not io::stdout(): std reports a write to a closed (EBADF) stdout as a success, and
+    // the result of an ADD must be known to have been written.
+    // SAFETY: fd 1 is open (guard_standard_fds); ManuallyDrop leaves it open after use.
+    let mut stdout =
+        std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(libc::STDOUT_FILENO) });
+    let outcome = dispatch_reading(&plugin, about, &vars, read_stdin, &mut *stdout);
+    // Nothing useful can be done if the runtime closed our stderr.
     let _ = io::stderr().lock().write_all(outcome.stderr.as_bytes());
-    let mut stdout = io::stdout().lock();
-    let _ = stdout.write_all(outcome.stdout.as_bytes());
-    let _ = stdout.flush();
-    drop(stdout);
     // Everything is written: leave without libc's exit path (atexit handlers, stdio
     // teardown), code that would only be paged in to run once.
     // SAFETY: _exit ends the process at once; nothing of ours is left to flush or join.
     unsafe { libc::_exit(outcome.exit_code) }
+}
+
+/// Puts `/dev/null` on whichever of fds 0, 1 and 2 the runtime left closed, as std's
+/// start-up does (skipped by `plugin_main!`): else the next file or socket opened would get
+/// the number, and the result would be written into it. Stdout gets a read-only
+/// `/dev/null`, so writing an ADD result to it fails and the ADD is undone: a runtime that
+/// closed our stdout cannot receive the result.
+fn guard_standard_fds() {
+    for (fd, flags) in [
+        (libc::STDIN_FILENO, libc::O_RDONLY),
+        (libc::STDOUT_FILENO, libc::O_RDONLY),
+        (libc::STDERR_FILENO, libc::O_WRONLY),
+    ] {
+        // SAFETY: F_GETFD only reads the descriptor's flags.
+        let closed = unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1
+            && io::Error::last_os_error().raw_os_error() == Some(libc::EBADF);
+        if closed {
+            // open returns the lowest free number, which is `fd`: the lower ones are open.
+            // SAFETY: a NUL-terminated path; the descriptor is deliberately kept for life.
+            unsafe { libc::open(c"/dev/null".as_ptr(), flags) };
+        }
+    }
 }
 
 /// Defines a plugin binary's entry point: a C `main` that calls [`run`] with the plugin
@@ -161,29 +187,105 @@ macro_rules! plugin_main {
     };
 }
 
-/// [`dispatch`] with stdin read lazily by `read_stdin`, after the environment is valid.
+/// [`dispatch`] with stdin read lazily by `read_stdin`, after the environment is valid, and
+/// the outcome's stdout written to `out`.
+///
+/// An ADD result that cannot be written (stdout closed, full, a broken pipe) leaves the
+/// runtime unable to know what was configured, and it would treat the empty output as a
+/// failure anyway: the attachment is removed again with the plugin's own DEL, and the
+/// outcome is an I/O error (code 5), so the process exits non-zero.
 fn dispatch_reading<P: Plugin>(
     plugin: &P,
     about: About,
     vars: &BTreeMap<String, OsString>,
     read_stdin: impl FnOnce() -> io::Result<Vec<u8>>,
+    out: &mut dyn Write,
 ) -> Outcome {
     // The request's version, once stdin named a known one: error objects carry it.
     let mut known_version = None;
-    let dispatched = panic::catch_unwind(AssertUnwindSafe(|| {
-        dispatch_checked(plugin, about, vars, read_stdin, &mut known_version)
-    }));
-    let result = dispatched.unwrap_or_else(|payload| {
+    let mut added = None;
+    let result = catch_panic(|| {
+        dispatch_checked(
+            plugin,
+            about,
+            vars,
+            read_stdin,
+            &mut known_version,
+            &mut added,
+        )
+    });
+    let outcome = match result {
+        Ok(outcome) => outcome,
+        Err(err) => error_outcome(&err, known_version),
+    };
+    let written = out
+        .write_all(outcome.stdout.as_bytes())
+        .and_then(|()| out.flush());
+    match (written, added) {
+        (Err(write_error), Some(added)) if outcome.exit_code == 0 => {
+            let undone = catch_panic(|| added.undo(plugin, &outcome.stdout));
+            let err = Error::Io {
+                msg: format!("cannot write the ADD result: {write_error}"),
+                details: Some(match undone {
+                    Ok(()) => "the ADD was undone".into(),
+                    Err(e) => format!("undoing the ADD failed: {e}"),
+                }),
+            };
+            log::error!("{err}: {}", err.details().unwrap_or_default());
+            let failed = error_outcome(&err, known_version);
+            // Most likely this fails too; the exit code tells the runtime.
+            let _ = out
+                .write_all(failed.stdout.as_bytes())
+                .and_then(|()| out.flush());
+            failed
+        }
+        // Nothing useful can be done if the runtime closed our stdout on another verb.
+        _ => outcome,
+    }
+}
+
+/// Runs `f`, turning a panic into a code-999 `plugin panicked: ...` error.
+fn catch_panic<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+    panic::catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|payload| {
         let what = payload
             .downcast_ref::<&str>()
             .map(|s| s.to_string())
             .or_else(|| payload.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "non-string panic payload".into());
         Err(Error::internal(format!("plugin panicked: {what}")))
-    });
-    match result {
-        Ok(outcome) => outcome,
-        Err(err) => error_outcome(&err, known_version),
+    })
+}
+
+/// What a successful ADD leaves to undo should its result not reach the runtime: the
+/// request's environment and config, from which the DEL request is made.
+struct AddedAttachment {
+    args: CmdArgs,
+    config: Value,
+    version: Version,
+}
+
+impl AddedAttachment {
+    /// Runs the plugin's DEL for the same attachment, with `printed` (the ADD result as
+    /// printed) as `prevResult` from 0.4.0 on, as a runtime sends it (SPEC.md "DEL").
+    fn undo<P: Plugin>(self, plugin: &P, printed: &str) -> Result<()> {
+        let AddedAttachment {
+            mut args,
+            mut config,
+            version,
+        } = self;
+        if let (Some(object), true) = (config.as_object_mut(), version.allows_check()) {
+            if let Ok(result) = serde_json::from_str::<Value>(printed) {
+                object.insert("prevResult".into(), result);
+            }
+        }
+        args.command = Command::Del;
+        args.stdin = serde_json::to_vec(&config).map_err(|e| Error::internal(e.to_string()))?;
+        let request = Request {
+            args,
+            net: decode_config(&config)?,
+            config: decode_config(&config)?,
+        };
+        plugin.del(request)
     }
 }
 
@@ -194,6 +296,7 @@ fn dispatch_checked<P: Plugin>(
     vars: &BTreeMap<String, OsString>,
     read_stdin: impl FnOnce() -> io::Result<Vec<u8>>,
     known_version: &mut Option<Version>,
+    added: &mut Option<AddedAttachment>,
 ) -> Result<Outcome> {
     match vars.get("CNI_COMMAND").filter(|c| !c.is_empty()) {
         None => return Ok(Outcome::success(String::new(), about_text(about))),
@@ -260,7 +363,16 @@ fn dispatch_checked<P: Plugin>(
         config: decode_config(&config)?,
     };
     let stdout = match request.args.command {
-        Command::Add => plugin.add(request)?.to_json_string(version)?,
+        Command::Add => {
+            let args = request.args.clone();
+            let printed = plugin.add(request)?.to_json_string(version)?;
+            *added = Some(AddedAttachment {
+                args,
+                config,
+                version,
+            });
+            printed
+        }
         Command::Del => plugin.del(request).map(|()| String::new())?,
         Command::Check => plugin.check(request).map(|()| String::new())?,
         Command::Status => plugin.status(request).map(|()| String::new())?,
@@ -439,6 +551,58 @@ mod tests {
 
     struct Fake;
 
+    thread_local! {
+        /// The stdin of every DEL the fake plugin ran on this thread.
+        static DELS: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+
+    /// A stdout the runtime closed.
+    struct ClosedPipe;
+
+    impl Write for ClosedPipe {
+        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+            Err(io::ErrorKind::BrokenPipe.into())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn an_add_result_that_cannot_be_written_is_undone_and_fails() {
+        for (version, with_prev) in [("0.3.1", false), ("1.0.0", true)] {
+            DELS.with_borrow_mut(Vec::clear);
+            let stdin = format!(r#"{{"cniVersion": "{version}", "name": "n"}}"#);
+            let outcome = dispatch_reading(
+                &Fake,
+                ABOUT,
+                &env("ADD"),
+                || Ok(stdin.into_bytes()),
+                &mut ClosedPipe,
+            );
+            assert_error(&outcome, 5, "cannot write the ADD result: broken pipe");
+            assert_eq!(
+                error_of(&outcome).details.as_deref(),
+                Some("the ADD was undone")
+            );
+            let dels = DELS.with_borrow(Clone::clone);
+            assert_eq!(dels.len(), 1, "{version}: one DEL");
+            let del: Value = serde_json::from_slice(&dels[0]).unwrap();
+            assert_eq!(del["name"], "n");
+            assert_eq!(
+                del["prevResult"]["ips"][0]["address"].as_str(),
+                with_prev.then_some("10.0.0.2/24"),
+                "{version}: {del}"
+            );
+        }
+        // Other verbs have nothing to undo: a closed stdout changes nothing for them.
+        DELS.with_borrow_mut(Vec::clear);
+        let stdin = br#"{"cniVersion": "1.0.0", "name": "n"}"#.to_vec();
+        let outcome = dispatch_reading(&Fake, ABOUT, &env("DEL"), || Ok(stdin), &mut ClosedPipe);
+        assert_eq!(outcome.exit_code, 0);
+        assert_eq!(DELS.with_borrow(Vec::len), 1);
+    }
+
     impl Fake {
         fn act(&self, req: &Request<FakeConfig>) -> Result<()> {
             if req.config.panic {
@@ -481,6 +645,7 @@ mod tests {
         }
 
         fn del(&self, req: Request<FakeConfig>) -> Result<()> {
+            DELS.with_borrow_mut(|dels| dels.push(req.args.stdin.clone()));
             self.act(&req)
         }
 
@@ -587,16 +752,20 @@ mod tests {
         let mut bad_env = env("ADD");
         bad_env.remove("CNI_IFNAME");
         for vars in [BTreeMap::new(), env("VERSION"), bad_env] {
-            dispatch_reading(&Fake, ABOUT, &vars, reader);
+            dispatch_reading(&Fake, ABOUT, &vars, reader, &mut io::sink());
             assert!(!read.get(), "{vars:?}");
         }
     }
 
     #[test]
     fn stdin_read_error_is_code_5() {
-        let outcome = dispatch_reading(&Fake, ABOUT, &env("ADD"), || {
-            Err(io::Error::other("broken pipe"))
-        });
+        let outcome = dispatch_reading(
+            &Fake,
+            ABOUT,
+            &env("ADD"),
+            || Err(io::Error::other("broken pipe")),
+            &mut io::sink(),
+        );
         assert_error(&outcome, 5, "error reading from stdin");
         assert_eq!(error_of(&outcome).details.as_deref(), Some("broken pipe"));
     }

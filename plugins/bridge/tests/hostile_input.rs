@@ -8,6 +8,7 @@
 
 mod common;
 
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use cni_conformance::{Invocation, Lab};
@@ -47,5 +48,50 @@ fn a_fifo_as_netns_fails_at_once_and_creates_nothing() {
         );
         assert!(lab.host().link("cni0").is_none(), "{command}: bridge made");
         assert_nothing_left(&lab, &[lab.container()], "eth0", &command);
+    }
+}
+
+/// An ADD whose result cannot be written (stdout closed, or a pipe whose reader is gone)
+/// exits non-zero and undoes itself: nobody can know its result, so nothing may stay.
+#[test]
+fn an_add_whose_result_cannot_be_written_fails_and_leaves_nothing() {
+    let lab = Lab::new();
+    for (i, closed) in [true, false].into_iter().enumerate() {
+        let backend = if i % 2 == 0 { "nftables" } else { "iptables" };
+        let conf = full_conf(&lab, backend);
+        let stdout = (!closed).then(|| {
+            let (reader, writer) = nix::unistd::pipe().unwrap();
+            drop(reader);
+            Stdio::from(writer)
+        });
+        let mut child = spawn_plugin_with_stdout(
+            &lab,
+            &Invocation::add(lab.container(), "eth0"),
+            &conf,
+            stdout,
+        );
+        let status = wait_at_most(&mut child, Duration::from_secs(30));
+        let context = if closed {
+            "stdout closed"
+        } else {
+            "broken pipe"
+        };
+        assert_eq!(status.code(), Some(5), "{context}");
+        assert_nothing_left(&lab, &[lab.container()], "eth0", context);
+    }
+}
+
+/// Waits for `child`, killing it after `limit`.
+fn wait_at_most(child: &mut std::process::Child, limit: Duration) -> std::process::ExitStatus {
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if started.elapsed() > limit {
+            child.kill().unwrap();
+            panic!("the plugin ran past {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
     }
 }

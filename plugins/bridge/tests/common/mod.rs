@@ -259,24 +259,38 @@ pub fn global_addresses(ns: &Netns, ifname: &str) -> Vec<String> {
 /// Starts the built `bridge` binary with `invocation`'s environment inside the lab's host
 /// netns, without waiting: for the SIGKILL tests. stdin gets `config`, then closes.
 pub fn spawn_plugin(lab: &Lab, invocation: &Invocation, config: &Value) -> Child {
+    spawn_plugin_with_stdout(lab, invocation, config, Some(Stdio::null()))
+}
+
+/// [`spawn_plugin`] with `stdout` as the plugin's stdout; `None` starts it with fd 1 closed.
+pub fn spawn_plugin_with_stdout(
+    lab: &Lab,
+    invocation: &Invocation,
+    config: &Value,
+    stdout: Option<Stdio>,
+) -> Child {
     let binary = plugin_path("bridge");
     let netns_fd = lab.host().as_fd().as_raw_fd();
+    let close_stdout = stdout.is_none();
     let mut command = Command::new(&binary);
     command
         .env_clear()
         .envs(invocation.environment(&binary))
         .current_dir(lab.dir())
         .stdin(Stdio::piped())
-        .stdout(Stdio::null())
+        .stdout(stdout.unwrap_or_else(Stdio::null))
         .stderr(Stdio::null())
         // Its own group, so the kill also reaches a delegated IPAM child.
         .process_group(0);
-    // SAFETY: one raw syscall between fork and exec, which is async-signal-safe; the fd
+    // SAFETY: raw syscalls between fork and exec, which are async-signal-safe; the fd
     // stays valid because `lab` outlives the spawn.
     unsafe {
         command.pre_exec(move || {
             if libc::setns(netns_fd, libc::CLONE_NEWNET) == -1 {
                 return Err(std::io::Error::last_os_error());
+            }
+            if close_stdout {
+                libc::close(1);
             }
             Ok(())
         });
