@@ -1,7 +1,7 @@
 //! The dispatcher every plugin's `main` calls: reads the environment and stdin, answers
 //! VERSION, validates, calls the plugin's verb, prints exactly one JSON document and exits
 //! with 0 or the error's code (never panics: a panic becomes a code-999 error).
-//! Order of checks follows the Go skel (docs/spec.md#dispatch), with the differences noted there.
+//! Order of checks follows the Go skel (cni-notes §1.12), with the differences noted there.
 
 use crate::args::{CmdArgs, Command};
 use crate::config::NetConf;
@@ -76,7 +76,7 @@ pub struct Outcome {
 /// Dispatches one invocation without touching the process (testable): `vars` is the
 /// environment, `stdin` the input.
 ///
-/// Order (docs/spec.md#dispatch): no `CNI_COMMAND` (absent or empty, as Go's `Getenv` cannot tell
+/// Order (cni-notes §1.12): no `CNI_COMMAND` (absent or empty, as Go's `Getenv` cannot tell
 /// them apart) → the about text on stderr, exit 0; VERSION → the version document (stdin
 /// ignored); the environment (code 4); stdin as JSON (code 6); the network name (code 7);
 /// `cniVersion` (code 1 unknown, 6 malformed); the CHECK/STATUS/GC version gates (code 1);
@@ -353,15 +353,30 @@ fn dispatch_checked<P: Plugin>(
     object.insert("cniVersion".into(), version.as_str().into());
     check_version_allows(args.command, version)?;
 
-    if matches!(args.command, Command::Add | Command::Del) && !netns_override(vars) {
-        refuse_own_netns(args.netns.as_deref())?;
-    }
+    let own_netns = match args.command {
+        Command::Add | Command::Del if !netns_override(vars) => {
+            refuse_own_netns(args.netns.as_deref()).err()
+        }
+        _ => None,
+    };
     let net: NetConf = decode_config(&config)?;
-    let request = Request {
+    let mut request = Request {
         args,
         net,
         config: decode_config(&config)?,
     };
+    if let Some(refused) = own_netns {
+        if request.args.command == Command::Del {
+            // What lives outside the netns (the IPAM reservation, host-side rules) is still
+            // the attachment's and must be released; nothing inside the netns is touched,
+            // as if it were already gone.
+            request.args.netns = None;
+            if let Err(e) = plugin.del(request) {
+                return Err(with_details(refused, format!("DEL without the netns: {e}")));
+            }
+        }
+        return Err(refused);
+    }
     let stdout = match request.args.command {
         Command::Add => {
             let args = request.args.clone();
@@ -392,8 +407,8 @@ fn netns_override(vars: &BTreeMap<String, OsString>) -> bool {
 
 /// Code 8 when `CNI_NETNS` is the plugin's own netns: a stale `/proc/<pid>/ns/net` that now
 /// points at the host must not get the host's interfaces changed (plugins #714). The Go lib
-/// checks this only after ADD/DEL ran (docs/reference.md#defect-11); we refuse before. A path that cannot
-/// be read counts as "not the same", as in Go.
+/// checks this only after ADD/DEL ran; we refuse ADD before it runs, and run DEL without the
+/// netns before refusing. A path that cannot be read counts as "not the same", as in Go.
 fn refuse_own_netns(netns: Option<&std::path::Path>) -> Result<()> {
     use std::os::unix::fs::MetadataExt;
     let id = |path: &std::path::Path| std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()));
@@ -408,6 +423,15 @@ fn refuse_own_netns(netns: Option<&std::path::Path>) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// `err` with `more` appended to its details.
+fn with_details(err: Error, more: String) -> Error {
+    let details = match err.details() {
+        Some(details) => format!("{details}; {more}"),
+        None => more,
+    };
+    Error::plugin(err.code(), err.to_string(), Some(details))
 }
 
 /// The Go skel's minimum versions: CHECK needs 0.4.0, STATUS and GC 1.1.0 (code 1).
@@ -429,7 +453,7 @@ fn check_version_allows(command: Command, version: Version) -> Result<()> {
 
 /// Decodes the request config into `T`: a wrong type is code 7 naming the field path and
 /// what was expected; an unknown key in a section a plugin declared strict
-/// (`deny_unknown_fields`) is code 2 with the key and value (docs/design.md#config-parsing).
+/// (`deny_unknown_fields`) is code 2 with the key and value (STYLE §4.5).
 fn decode_config<T: DeserializeOwned>(config: &Value) -> Result<T> {
     json::decode(config).map_err(|err| match err.unknown_field {
         Some((key, value)) => Error::UnsupportedField { key, value },
@@ -451,7 +475,7 @@ fn about_text(about: About) -> String {
 }
 
 /// The VERSION answer, compact with a trailing newline like the Go skel's
-/// (docs/spec.md#version): `cniVersion` is always the newest version, stdin is not consulted.
+/// (cni-notes §1.5.5): `cniVersion` is always the newest version, stdin is not consulted.
 fn version_document() -> String {
     #[derive(Serialize)]
     struct VersionInfo {
@@ -552,8 +576,9 @@ mod tests {
     struct Fake;
 
     thread_local! {
-        /// The stdin of every DEL the fake plugin ran on this thread.
-        static DELS: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
+        /// The netns and stdin of every DEL the fake plugin ran on this thread.
+        static DELS: std::cell::RefCell<Vec<(Option<std::path::PathBuf>, Vec<u8>)>> =
+            const { std::cell::RefCell::new(Vec::new()) };
     }
 
     /// A stdout the runtime closed.
@@ -587,7 +612,7 @@ mod tests {
             );
             let dels = DELS.with_borrow(Clone::clone);
             assert_eq!(dels.len(), 1, "{version}: one DEL");
-            let del: Value = serde_json::from_slice(&dels[0]).unwrap();
+            let del: Value = serde_json::from_slice(&dels[0].1).unwrap();
             assert_eq!(del["name"], "n");
             assert_eq!(
                 del["prevResult"]["ips"][0]["address"].as_str(),
@@ -645,7 +670,9 @@ mod tests {
         }
 
         fn del(&self, req: Request<FakeConfig>) -> Result<()> {
-            DELS.with_borrow_mut(|dels| dels.push(req.args.stdin.clone()));
+            DELS.with_borrow_mut(|dels| {
+                dels.push((req.args.netns.clone(), req.args.stdin.clone()))
+            });
             self.act(&req)
         }
 
@@ -698,12 +725,17 @@ mod tests {
         for command in ["ADD", "DEL"] {
             let mut vars = env(command);
             vars.insert("CNI_NETNS".into(), "/proc/thread-self/ns/net".into());
+            DELS.with_borrow_mut(Vec::clear);
             let outcome = dispatch(&Fake, ABOUT, &vars, config.as_bytes().to_vec());
             assert_error(
                 &outcome,
                 8,
                 "plugin's netns and netns from CNI_NETNS should not be the same",
             );
+            // DEL still releases what lies outside the netns: it runs without the netns.
+            let dels: Vec<_> = DELS.with_borrow(|d| d.iter().map(|(ns, _)| ns.clone()).collect());
+            let want = if command == "DEL" { vec![None] } else { vec![] };
+            assert_eq!(dels, want, "{command}");
             vars.insert("CNI_NETNS_OVERRIDE".into(), "TRUE".into());
             let outcome = dispatch(&Fake, ABOUT, &vars, config.as_bytes().to_vec());
             assert_eq!(outcome.exit_code, 0, "{outcome:?}");

@@ -95,3 +95,32 @@ fn wait_at_most(child: &mut std::process::Child, limit: Duration) -> std::proces
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// A DEL whose `CNI_NETNS` is the plugin's own netns (a stale `/proc/<pid>/ns/net` that now
+/// names the host) is refused with code 8, but first releases what lies outside it: the
+/// lease and the masquerade rule. Nothing in that netns is touched.
+#[test]
+fn a_del_in_the_plugins_own_netns_releases_the_lease_then_fails() {
+    let lab = Lab::new();
+    let conf = full_conf(&lab, "nftables");
+    add(&lab, &conf).assert_success();
+    assert!(!leases(&lab).is_empty());
+    let names = |ns: &cni_conformance::Netns| -> Vec<String> {
+        links(ns).iter().map(|l| l["ifname"].to_string()).collect()
+    };
+    let host_links = names(lab.host());
+    let run = lab.run(
+        "bridge",
+        &Invocation::del(lab.container(), "eth0")
+            .netns_path(lab.host().path())
+            .config(conf.clone()),
+    );
+    assert_eq!(run.error_code(), Some(8), "{run}");
+    assert_eq!(leases(&lab), Vec::<String>::new(), "lease kept: {run}");
+    assert!(nft_masq_rules(lab.host()).is_empty(), "masquerade kept");
+    assert!(spoofcheck_state(lab.host()).is_empty(), "spoof check kept");
+    assert_eq!(names(lab.host()), host_links, "links in the host touched");
+    assert!(lab.container().link("eth0").is_some());
+    del(&lab, &conf).assert_success();
+    assert_nothing_left(&lab, &[lab.container()], "eth0", "after the real DEL");
+}
