@@ -4,7 +4,10 @@
 //!
 //! Unknown keys are ignored, as the reference plugins do: runtimes add keys of their own.
 
+use crate::error::{Error, Result};
+use crate::json;
 use crate::version::Version;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -45,7 +48,7 @@ pub struct NetConf {
     pub capabilities: Option<BTreeMap<String, bool>>,
     /// `args` (e.g. `args.cni.ips`, `args.cni.mac`).
     #[serde(default)]
-    pub args: Option<BTreeMap<String, Value>>,
+    pub args: Option<Args>,
     /// `prevResult`, kept as JSON until a plugin needs it typed
     /// (see [`crate::result::CniResult::from_prev_result`]).
     #[serde(default)]
@@ -61,6 +64,19 @@ pub struct IpamSection {
     /// The IPAM plugin's binary name; empty means "no IPAM".
     #[serde(default, rename = "type")]
     pub plugin_type: String,
+}
+
+/// The `args` object (CONVENTIONS.md "Args in network config"): `args.cni` is for the
+/// plugins; any other key belongs to the runtime and is kept as written.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct Args {
+    /// `args.cni`: an object, as the reference plugins require (`"cni": true` is refused,
+    /// not ignored).
+    #[serde(default)]
+    pub cni: Option<BTreeMap<String, Value>>,
+    /// Every other key.
+    #[serde(flatten)]
+    pub other: BTreeMap<String, Value>,
 }
 
 /// One entry of `cni.dev/valid-attachments`.
@@ -89,6 +105,29 @@ impl NetConf {
 
     /// `args.cni.<key>`, if present.
     pub fn cni_arg(&self, key: &str) -> Option<&Value> {
-        self.args.as_ref()?.get("cni")?.get(key)
+        self.args.as_ref()?.cni.as_ref()?.get(key)
     }
+}
+
+/// Decodes `value`, found at `path` in the request config (`""` for the whole document),
+/// into `T`, as every configuration is read: structs and maps only from JSON objects (an
+/// array in place of one is code 2 naming its key and value, as is an unknown key in a
+/// section a plugin declared strict with `deny_unknown_fields`); any other wrong shape is
+/// code 7 naming the field's path and what was expected.
+pub fn decode<T: DeserializeOwned>(value: &Value, path: &str) -> Result<T> {
+    json::decode(value).map_err(|err| {
+        let at = match (path, err.path.as_str()) {
+            (outer, ".") => outer.to_owned(),
+            ("", inner) => inner.to_owned(),
+            (outer, inner) if inner.starts_with('[') => format!("{outer}{inner}"),
+            (outer, inner) => format!("{outer}.{inner}"),
+        };
+        match err.unknown_field {
+            Some((_, value)) => Error::UnsupportedField { key: at, value },
+            None if at.is_empty() => {
+                Error::invalid_config(format!("invalid network config: {}", err.message))
+            }
+            None => Error::invalid_config(format!("invalid network config: {at}: {}", err.message)),
+        }
+    })
 }

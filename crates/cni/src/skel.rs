@@ -451,17 +451,9 @@ fn check_version_allows(command: Command, version: Version) -> Result<()> {
     }
 }
 
-/// Decodes the request config into `T`: a wrong type is code 7 naming the field path and
-/// what was expected; an unknown key in a section a plugin declared strict
-/// (`deny_unknown_fields`) is code 2 with the key and value (STYLE §4.5).
+/// Decodes the request config into `T` ([`crate::config::decode`]).
 fn decode_config<T: DeserializeOwned>(config: &Value) -> Result<T> {
-    json::decode(config).map_err(|err| match err.unknown_field {
-        Some((key, value)) => Error::UnsupportedField { key, value },
-        None => Error::InvalidConfig {
-            msg: format!("invalid network config: {err}"),
-            details: None,
-        },
-    })
+    crate::config::decode(config, "")
 }
 
 /// `CNI <name> plugin v<version>` and the supported versions, for a person at a shell.
@@ -978,6 +970,55 @@ mod tests {
         for (stdin, code, msg) in cases {
             assert_error(&run_fake("ADD", stdin), code, msg);
         }
+    }
+
+    /// serde's derived struct decoding takes an array positionally; the reference takes
+    /// only objects, and so do we, at any depth.
+    #[test]
+    fn arrays_in_place_of_objects_are_refused() {
+        let cases = [
+            (
+                r#""ipam": []"#,
+                2,
+                r#"unsupported field "ipam" with value "[]""#,
+            ),
+            (
+                r#""ipam": ["x"]"#,
+                2,
+                r#"unsupported field "ipam" with value "[\"x\"]""#,
+            ),
+            (
+                r#""args": []"#,
+                2,
+                r#"unsupported field "args" with value "[]""#,
+            ),
+            (
+                r#""args": {"cni": []}"#,
+                2,
+                r#"unsupported field "args.cni" with value "[]""#,
+            ),
+            (
+                r#""args": {"cni": true}"#,
+                7,
+                "invalid network config: args.cni: invalid type: boolean `true`, expected a map",
+            ),
+            (
+                r#""strict": [true]"#,
+                2,
+                r#"unsupported field "strict" with value "[true]""#,
+            ),
+            (
+                r#""runtimeConfig": [1]"#,
+                2,
+                r#"unsupported field "runtimeConfig" with value "[1]""#,
+            ),
+        ];
+        for (keys, code, msg) in cases {
+            let stdin = format!(r#"{{"cniVersion": "1.0.0", "name": "n", {keys}}}"#);
+            assert_error(&run_fake("ADD", &stdin), code, msg);
+        }
+        let stdin = r#"{"cniVersion": "1.0.0", "name": "n", "args": {"cni": {"ips": ["10.0.0.9"]}, "k8s": 1}, "ipam": {"type": "x"}}"#;
+        assert_eq!(run_fake("ADD", stdin).exit_code, 0);
     }
 
     #[test]

@@ -123,12 +123,10 @@ impl IpamConfig {
     }
 }
 
-/// Deserializes one configuration value; a shape error names its path.
+/// Deserializes one configuration value as every configuration is read
+/// ([`cni::config::decode`]: objects only); a shape error names its path.
 fn parse_field<T: DeserializeOwned>(value: &Value, field: &str) -> Result<T> {
-    T::deserialize(value).map_err(|e| Error::InvalidField {
-        field: field.to_owned(),
-        reason: e.to_string(),
-    })
+    cni::config::decode(value, field).map_err(Error::Rejected)
 }
 
 /// `ip` or `ip/prefix` (Go's `ip.IP` text form); the prefix is dropped.
@@ -483,11 +481,44 @@ mod tests {
         assert_eq!(err, "invalid range set 0: ipam.ranges[0]: empty range set");
         let err = reason(json!({"cniVersion": "1.0.0", "name": "n",
             "ipam": {"type": "host-local", "subnet": "10.1.3.0/24", "routes": [{"dst": "10.0.0.0"}]}}));
-        assert!(err.starts_with("ipam.routes[0]: "), "{err}");
+        assert!(
+            err.starts_with("invalid network config: ipam.routes[0].dst: "),
+            "{err}"
+        );
         let err = reason(
             json!({"cniVersion": "1.0.0", "name": "n", "ipam": {"type": "host-local", "ranges": "x"}}),
         );
-        assert!(err.starts_with("ipam: "), "{err}");
+        assert!(
+            err.starts_with("invalid network config: ipam.ranges: "),
+            "{err}"
+        );
+    }
+
+    /// The reference requires objects: a range or route written as an array is code 2
+    /// naming its key, never read positionally.
+    #[test]
+    fn arrays_in_place_of_objects_are_unsupported_fields() {
+        let cases = [
+            (
+                json!({"ranges": [[["10.79.0.0/24", "10.79.0.50"]]]}),
+                "ipam.ranges[0][0]",
+            ),
+            (
+                json!({"subnet": "10.1.3.0/24", "routes": [["0.0.0.0/0", "10.1.3.1"]]}),
+                "ipam.routes[0]",
+            ),
+        ];
+        for (mut ipam, key) in cases {
+            ipam["type"] = json!("host-local");
+            let err = load(json!({"cniVersion": "1.0.0", "name": "n", "ipam": ipam})).unwrap_err();
+            let err = cni::Error::from(err);
+            assert_eq!(err.code(), 2, "{err}");
+            assert!(
+                err.to_string()
+                    .starts_with(&format!("unsupported field {key:?} with value \"[")),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use cni_conformance::{Invocation, Lab};
 use common::*;
+use serde_json::json;
 
 /// A FIFO named by `CNI_NETNS` is refused at once with a CNI error, before anything is
 /// made: opening it blocking would wait for a writer forever.
@@ -123,4 +124,58 @@ fn a_del_in_the_plugins_own_netns_releases_the_lease_then_fails() {
     assert!(lab.container().link("eth0").is_some());
     del(&lab, &conf).assert_success();
     assert_nothing_left(&lab, &[lab.container()], "eth0", "after the real DEL");
+}
+
+/// Arrays where the reference requires objects are refused (code 2 naming the key, or 7
+/// for `args.cni` of the wrong type), leaving nothing behind: `"ipam": []` must not run
+/// bridge in L2 mode, nor `["x"]` name IPAM type `x`, nor a range or route be read
+/// positionally.
+#[test]
+fn arrays_in_place_of_objects_are_refused_and_nothing_is_made() {
+    let lab = Lab::new();
+    let range_as_array = host_local(&lab, json!([[["10.79.0.0/24", "10.79.0.50"]]]));
+    let mut route_as_array = ipam_v4(&lab, "10.1.2.0/24");
+    route_as_array["routes"] = json!([["0.0.0.0/0", "10.1.2.1"]]);
+    let cases = [
+        (json!({"ipam": []}), 2, "\"ipam\"", true),
+        (json!({"ipam": ["host-local"]}), 2, "\"ipam\"", true),
+        (
+            json!({"ipam": ipam_v4(&lab, "10.1.2.0/24"), "args": {"cni": true}}),
+            7,
+            "args.cni",
+            true,
+        ),
+        (
+            json!({"ipam": ipam_v4(&lab, "10.1.2.0/24"), "vlanTrunk": [[1, 2]]}),
+            2,
+            "\"vlanTrunk[0]\"",
+            true,
+        ),
+        (
+            json!({"ipam": range_as_array}),
+            2,
+            "\"ipam.ranges[0][0]\"",
+            false,
+        ),
+        (
+            json!({"ipam": route_as_array}),
+            2,
+            "\"ipam.routes[0]\"",
+            false,
+        ),
+    ];
+    // The last flag: refused by bridge itself, before anything is made. host-local refuses
+    // the last ones while bridge builds its (shared) bridge, which then stays.
+    for (extra, code, key, by_bridge) in cases {
+        let conf = conf("1.0.0", extra);
+        let run = add(&lab, &conf);
+        assert_eq!(run.error_code(), Some(code), "{conf}: {run}");
+        let error: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+        let msg = error["msg"].as_str().unwrap();
+        assert!(msg.contains(key), "{conf}: names {key}: {run}");
+        if by_bridge {
+            assert!(lab.host().link("cni0").is_none(), "{conf}: bridge made");
+        }
+        assert_nothing_left(&lab, &[lab.container()], "eth0", &conf.to_string());
+    }
 }
