@@ -19,6 +19,13 @@ use std::io::{self, Read, Write};
 use std::os::fd::FromRawFd;
 use std::panic::{self, AssertUnwindSafe};
 
+/// The largest network config read from stdin: 1 MiB, a thousand times a large real one
+/// (a conflist entry with `runtimeConfig` and a `prevResult` is a few KiB). A longer input
+/// is refused with code 7 before it is parsed, so a runaway or hostile runtime cannot make
+/// the plugin build a JSON tree many times its size in memory (a 100 MB array of numbers
+/// took 1.66 GB). Documented in README.md ("Limits").
+pub const MAX_STDIN_BYTES: usize = 1024 * 1024;
+
 /// What a plugin is, for VERSION and for a person running the binary by hand.
 #[derive(Debug, Clone, Copy)]
 pub struct About {
@@ -117,7 +124,9 @@ pub fn run<P: Plugin>(plugin: P, about: About) -> ! {
         .collect();
     let read_stdin = || {
         let mut stdin = Vec::new();
-        io::stdin().lock().read_to_end(&mut stdin)?;
+        // One byte past the limit is enough to know it is exceeded.
+        let limit = MAX_STDIN_BYTES as u64 + 1;
+        io::stdin().lock().take(limit).read_to_end(&mut stdin)?;
         Ok(stdin)
     };
     // Not io::stdout(): std reports a write to a closed (EBADF) stdout as a success, and
@@ -310,6 +319,11 @@ fn dispatch_checked<P: Plugin>(
         msg: "error reading from stdin".into(),
         details: Some(e.to_string()),
     })?;
+    if args.stdin.len() > MAX_STDIN_BYTES {
+        return Err(Error::invalid_config(format!(
+            "network config on stdin is larger than {MAX_STDIN_BYTES} bytes"
+        )));
+    }
 
     let parsed: serde_json::Result<Value> = serde_json::from_slice(&args.stdin);
     *known_version = parsed
@@ -779,6 +793,24 @@ mod tests {
             dispatch_reading(&Fake, ABOUT, &vars, reader, &mut io::sink());
             assert!(!read.get(), "{vars:?}");
         }
+    }
+
+    #[test]
+    fn stdin_over_the_limit_is_code_7() {
+        let mut stdin = br#"{"cniVersion": "1.0.0", "name": "n", "pad": ""#.to_vec();
+        stdin.resize(MAX_STDIN_BYTES - 2, b' ');
+        stdin.extend_from_slice(b"\"}");
+        assert_eq!(
+            dispatch(&Fake, ABOUT, &env("ADD"), stdin.clone()).exit_code,
+            0
+        );
+        stdin.insert(stdin.len() - 2, b' ');
+        let outcome = dispatch(&Fake, ABOUT, &env("ADD"), stdin);
+        assert_error(
+            &outcome,
+            7,
+            "network config on stdin is larger than 1048576 bytes",
+        );
     }
 
     #[test]

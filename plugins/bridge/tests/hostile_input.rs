@@ -179,3 +179,27 @@ fn arrays_in_place_of_objects_are_refused_and_nothing_is_made() {
         assert_nothing_left(&lab, &[lab.container()], "eth0", &conf.to_string());
     }
 }
+
+/// A 100 MB config is refused with code 7 after reading just past the 1 MiB limit, before
+/// any parsing (it took 1.66 GB of memory to parse as a JSON tree), and nothing is made.
+#[test]
+fn an_oversized_config_is_refused_before_parsing() {
+    let lab = Lab::new();
+    let head = serde_json::to_string(&full_conf(&lab, "nftables")).unwrap();
+    let mut stdin = head.trim_end_matches('}').as_bytes().to_vec();
+    stdin.extend_from_slice(b",\"junk\":[1");
+    while stdin.len() < 100_000_000 {
+        stdin.extend_from_slice(&[b',', b'1'].repeat(1 << 20));
+    }
+    stdin.extend_from_slice(b"]}");
+    let started = Instant::now();
+    let run = lab.run(
+        "bridge",
+        &Invocation::add(lab.container(), "eth0").stdin(stdin),
+    );
+    assert_eq!(run.error_code(), Some(7), "{run}");
+    assert!(run.stdout.contains("larger than 1048576 bytes"), "{run}");
+    assert!(started.elapsed() < Duration::from_secs(10), "{run}");
+    assert!(lab.host().link("cni0").is_none(), "bridge made");
+    assert_nothing_left(&lab, &[lab.container()], "eth0", "oversized config");
+}
