@@ -6,45 +6,46 @@
 
 use std::sync::OnceLock;
 
-use crate::exec;
+use crate::{Error, Result, exec};
 
-/// True if `iptables` can query a chain: the reference's `SupportsIPTables` (go-iptables
+/// Whether `iptables` can query a chain: the reference's `SupportsIPTables` (go-iptables
 /// `ChainExists("filter", "INPUT")`). One process spawn, the first time only.
 ///
 /// `-S INPUT` only lists; with iptables-nft it does not create the filter table (checked on
 /// Debian's 1.8.9 in an empty netns).
-pub fn iptables_usable() -> bool {
+///
+/// An error is a probe that could not run at all (see [`verdict`]), not an unusable backend.
+pub fn iptables_usable() -> Result<bool> {
     static USABLE: OnceLock<bool> = OnceLock::new();
-    *USABLE.get_or_init(|| {
-        let result = exec::run(
+    cached(&USABLE, || {
+        let listed = exec::run(
             "iptables",
             "iptables",
             &["--wait", "-t", "filter", "-S", "INPUT"],
             None,
         );
-        if let Err(e) = &result {
-            log::debug!("iptables is not usable: {e}");
-        }
-        result.is_ok()
+        Ok(verdict("iptables", listed)?.is_some())
     })
 }
 
-/// True if `nft` is at least 1.0.1 and can check a transaction: the reference's
+/// Whether `nft` is at least 1.0.1 and can check a transaction: the reference's
 /// `SupportsNFTables` (`knftables.New`). Two process spawns, the first time only; `--check`
 /// never commits, so nothing is created.
-pub fn nftables_usable() -> bool {
+///
+/// An error is a probe that could not run at all (see [`verdict`]), not an unusable backend.
+pub fn nftables_usable() -> Result<bool> {
     static USABLE: OnceLock<bool> = OnceLock::new();
-    *USABLE.get_or_init(|| {
-        let version = match exec::run("nft", "nftables", &["--version"], None) {
-            Ok(out) => out,
-            Err(e) => {
-                log::debug!("nftables is not usable: {e}");
-                return false;
-            }
+    cached(&USABLE, || {
+        let Some(version) = verdict(
+            "nftables",
+            exec::run("nft", "nftables", &["--version"], None),
+        )?
+        else {
+            return Ok(false);
         };
         if !nft_version_ok(&version) {
             log::debug!("nftables is not usable: too old: {}", version.trim());
-            return false;
+            return Ok(false);
         }
         let check = exec::run(
             "nft",
@@ -52,11 +53,34 @@ pub fn nftables_usable() -> bool {
             &["--check", "-f", "-"],
             Some("add table inet cni_plugins_probe\n"),
         );
-        if let Err(e) = &check {
-            log::debug!("nftables is not usable: {e}");
-        }
-        check.is_ok()
+        Ok(verdict("nftables", check)?.is_some())
     })
+}
+
+/// The answer in `cell`, or `probe`'s, kept only when it is an answer: a probe that could
+/// not run is tried again next time.
+fn cached(cell: &OnceLock<bool>, probe: impl FnOnce() -> Result<bool>) -> Result<bool> {
+    if let Some(&usable) = cell.get() {
+        return Ok(usable);
+    }
+    let usable = probe()?;
+    Ok(*cell.get_or_init(|| usable))
+}
+
+/// A probe command's output, or `None` when its failure means the backend is not usable
+/// (not installed, or it ran and failed). A program that could not be started for another
+/// reason (too many open files, no memory, no processes left) says nothing about the
+/// backend: that error is returned, so the caller reports the real cause instead of
+/// "not available".
+fn verdict(backend: &str, result: Result<String>) -> Result<Option<String>> {
+    match result {
+        Ok(output) => Ok(Some(output)),
+        Err(e @ Error::Spawn { .. }) => Err(e),
+        Err(e) => {
+            log::debug!("{backend} is not usable: {e}");
+            Ok(None)
+        }
+    }
 }
 
 /// Parses `nftables v1.0.6 (Lester Gooch #5)` and checks for >= 1.0.1, knftables' minimum.

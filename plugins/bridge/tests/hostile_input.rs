@@ -11,9 +11,10 @@ mod common;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use cni_conformance::{Invocation, Lab};
+use cni_conformance::{Invocation, Lab, plugin_path};
 use common::*;
 use serde_json::json;
+use std::os::unix::fs::PermissionsExt;
 
 /// A FIFO named by `CNI_NETNS` is refused at once with a CNI error, before anything is
 /// made: opening it blocking would wait for a writer forever.
@@ -202,4 +203,52 @@ fn an_oversized_config_is_refused_before_parsing() {
     assert!(started.elapsed() < Duration::from_secs(10), "{run}");
     assert!(lab.host().link("cni0").is_none(), "bridge made");
     assert_nothing_left(&lab, &[lab.container()], "eth0", "oversized config");
+}
+
+/// With few free file descriptors, whatever step runs out reports the real cause (too many
+/// open files); the firewall probe no longer turns it into "iptables or nftables is not
+/// available". Every failure is a CNI error that leaves nothing behind, and with enough
+/// descriptors the same ADD succeeds.
+#[test]
+fn few_free_fds_report_the_real_cause() {
+    let lab = Lab::new();
+    let bridge = plugin_path("bridge");
+    // ipMasqBackend absent: the backend is chosen by probing both.
+    let conf = conf(
+        "1.0.0",
+        json!({"isGateway": true, "ipMasq": true, "ipam": ipam_v4(&lab, "10.1.2.0/24")}),
+    );
+    let mut succeeded = false;
+    for limit in 4..=24 {
+        let wrapper = lab.dir().join(format!("bridge-nofile-{limit}"));
+        std::fs::write(
+            &wrapper,
+            format!("#!/bin/sh\nulimit -n {limit}\nexec {}\n", bridge.display()),
+        )
+        .unwrap();
+        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let run = lab.run_binary(
+            &wrapper,
+            &Invocation::add(lab.container(), "eth0")
+                .cni_path(bridge.parent().unwrap())
+                .config(conf.clone()),
+        );
+        let context = format!("RLIMIT_NOFILE {limit}");
+        assert!(
+            !run.stdout.contains("not available"),
+            "{context}: the probe hid the cause: {run}"
+        );
+        if run.succeeded() {
+            succeeded = true;
+            del(&lab, &conf).assert_success();
+        } else {
+            assert!(run.error_code().is_some(), "{context}: {run}");
+            assert!(
+                run.stdout.contains("Too many open files"),
+                "{context}: {run}"
+            );
+        }
+        assert_nothing_left(&lab, &[lab.container()], "eth0", &context);
+    }
+    assert!(succeeded, "no limit up to 24 let the ADD through");
 }

@@ -37,7 +37,7 @@ impl MasqBackend {
         }
     }
 
-    fn usable(self) -> bool {
+    fn usable(self) -> Result<bool> {
         match self {
             MasqBackend::Nftables => nftables_usable(),
             MasqBackend::Iptables => iptables_usable(),
@@ -63,8 +63,8 @@ pub fn choose_backend(config: Option<&str>) -> Result<MasqBackend> {
         Some("iptables") => Ok(MasqBackend::Iptables),
         Some("nftables") => Ok(MasqBackend::Nftables),
         Some(other) => Err(Error::UnknownBackend(other.to_owned())),
-        None if iptables_usable() => Ok(MasqBackend::Iptables),
-        None if nftables_usable() => Ok(MasqBackend::Nftables),
+        None if iptables_usable()? => Ok(MasqBackend::Iptables),
+        None if nftables_usable()? => Ok(MasqBackend::Nftables),
         None => Err(Error::NotAvailable {
             backend: "iptables or nftables",
         }),
@@ -143,7 +143,10 @@ fn for_both_backends(selector: &Selector) -> Result<()> {
         match result {
             Ok(()) => {}
             // The probe costs spawns, so it only runs when there is an error to judge.
-            Err(e) if !backend.usable() => log::debug!("ignoring {backend} (not usable): {e}"),
+            // A probe that cannot run leaves the backend's own error as the one to report.
+            Err(e) if backend.usable().is_ok_and(|usable| !usable) => {
+                log::debug!("ignoring {backend} (not usable): {e}")
+            }
             Err(e) => errors.push(e),
         }
     }

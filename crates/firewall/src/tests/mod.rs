@@ -96,8 +96,8 @@ pub(crate) fn spawns() -> usize {
 #[test]
 fn choose_backend_absent_prefers_iptables_when_usable() {
     TestNetns::new().run(|| {
-        assert!(crate::iptables_usable());
-        assert!(crate::nftables_usable());
+        assert!(crate::iptables_usable().unwrap());
+        assert!(crate::nftables_usable().unwrap());
         assert_eq!(
             crate::choose_backend(None).unwrap(),
             crate::MasqBackend::Iptables
