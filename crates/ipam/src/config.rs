@@ -457,11 +457,11 @@ mod tests {
     fn faults_name_the_field_path() {
         let err = reason(
             json!({"cniVersion": "1.0.0", "name": "n", "ipam": {"type": "host-local",
-            "ranges": [[{"subnet": "10.1.2.0/24"}], [{"subnet": "10.1.3.0/24"}, {"subnet": "10.1.4.0/24", "gateway": "10.9.9.9"}]]}}),
+            "ranges": [[{"subnet": "10.1.2.0/24"}], [{"subnet": "10.1.3.0/24"}, {"subnet": "10.1.4.0/24", "gateway": "2001:db8::1"}]]}}),
         );
         assert_eq!(
             err,
-            "invalid range set 1: ipam.ranges[1][1].gateway: gateway 10.9.9.9 not in network 10.1.4.0/24"
+            "invalid range set 1: ipam.ranges[1][1].gateway: IP 2001:db8::1 is not the same protocol as subnet 10.1.4.0/24"
         );
         let err = reason(json!({"cniVersion": "1.0.0", "name": "n",
             "runtimeConfig": {"ipRanges": [[{"subnet": "10.1.2.0/31"}]]},

@@ -29,8 +29,9 @@ pub struct RangeSpec {
     pub gateway: Option<String>,
 }
 
-/// A validated range: every address in `range_start..=range_end` lies in `subnet`, and the
-/// gateway is in `subnet` too.
+/// A validated range: every address in `range_start..=range_end` lies in `subnet` and is
+/// neither its network nor its IPv4 broadcast address. The gateway has the subnet's family,
+/// and may lie outside it (as the reference allows).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Range {
     /// The network (host bits clear).
@@ -70,6 +71,14 @@ pub(crate) fn ip_to_u128(ip: IpAddr) -> u128 {
     }
 }
 
+/// The address before `ip` (wrapping at the bottom of the family).
+fn prev_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) => IpAddr::V4(Ipv4Addr::from(u32::from(v4).wrapping_sub(1))),
+        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6).wrapping_sub(1))),
+    }
+}
+
 /// The address after `ip` (wrapping at the top of the family, as Go's `ip.NextIP`).
 pub(crate) fn next_ip(ip: IpAddr) -> IpAddr {
     match ip {
@@ -96,10 +105,14 @@ fn broadcast(subnet: Cidr) -> Option<IpAddr> {
 }
 
 impl Range {
-    /// Validates and fills in one range entry, as the reference's `Range.Canonicalize`, plus
-    /// two checks it lacks: an explicit gateway must be inside the subnet (plugins #1294),
-    /// and no explicit gateway, `rangeStart` or `rangeEnd` may be the network address or the
-    /// IPv4 broadcast address (plugins #1295).
+    /// Validates and fills in one range entry, as the reference's `Range.Canonicalize`.
+    ///
+    /// What the reference accepts is accepted, so swapping its binary for ours never breaks a
+    /// working config, but with a warning where it is a mistake: a gateway outside the subnet
+    /// or on its network or IPv4 broadcast address (plugins #1294), and a `rangeStart` on the
+    /// network address or `rangeEnd` on the broadcast address (plugins #1295). Unlike the
+    /// reference, those two addresses are never allocated: the range is narrowed past them.
+    /// A gateway of the other family is still refused: its result could not be used.
     pub fn from_spec(spec: &RangeSpec) -> Result<Range, RangeFault> {
         let text =
             set_value(&spec.subnet).ok_or_else(|| RangeFault::new("subnet", "missing subnet"))?;
@@ -141,19 +154,20 @@ impl Range {
         if let Some(text) = set_value(&spec.gateway) {
             let gateway = range.parse_member("gateway", text)?;
             if !range.in_subnet(gateway) {
-                return Err(RangeFault::new(
-                    "gateway",
-                    format!("gateway {gateway} not in network {subnet}"),
-                ));
+                log::warn!(
+                    "gateway {gateway} is not in network {subnet}; accepted as the reference does"
+                );
+            } else if let Some(what) = range.reserved_address(gateway) {
+                log::warn!(
+                    "gateway {gateway} is the {what} of {subnet}; accepted as the reference does"
+                );
             }
-            range.refuse_reserved_address("gateway", gateway)?;
             range.gateway = gateway;
         }
         // The reference checks rangeStart while rangeEnd is still unset, then rangeEnd
         // against the final rangeStart, so `rangeEnd < rangeStart` reads "before start".
         if let Some(text) = set_value(&spec.range_start) {
             let start = range.parse_member("rangeStart", text)?;
-            range.refuse_reserved_address("rangeStart", start)?;
             range
                 .check_in_subnet(start)
                 .map_err(|reason| RangeFault::new("rangeStart", reason))?;
@@ -161,9 +175,10 @@ impl Range {
         }
         if let Some(text) = set_value(&spec.range_end) {
             let end = range.parse_member("rangeEnd", text)?;
-            range.refuse_reserved_address("rangeEnd", end)?;
+            // Up to the subnet's very last address: the broadcast address is narrowed away
+            // below, with a warning, rather than refused.
             let unbounded_end = Range {
-                range_end: last_ip(subnet),
+                range_end: broadcast(subnet).unwrap_or_else(|| last_ip(subnet)),
                 ..range
             };
             unbounded_end
@@ -171,7 +186,53 @@ impl Range {
                 .map_err(|reason| RangeFault::new("rangeEnd", reason))?;
             range.range_end = end;
         }
+        range.exclude_reserved_ends()?;
         Ok(range)
+    }
+
+    /// Narrows the range past a `rangeStart` on the network address and a `rangeEnd` on the
+    /// IPv4 broadcast address, neither of which a host may use, with a warning; a range of
+    /// nothing else is refused.
+    fn exclude_reserved_ends(&mut self) -> Result<(), RangeFault> {
+        let written = self.to_string();
+        if let Some(what) = self.reserved_address(self.range_start) {
+            log::warn!(
+                "rangeStart {} is the {what} of {}: it is never allocated",
+                self.range_start,
+                self.subnet
+            );
+            self.range_start = next_ip(self.range_start);
+        }
+        if let Some(what) = self.reserved_address(self.range_end) {
+            log::warn!(
+                "rangeEnd {} is the {what} of {}: it is never allocated",
+                self.range_end,
+                self.subnet
+            );
+            self.range_end = prev_ip(self.range_end);
+        }
+        if ip_to_u128(self.range_start) > ip_to_u128(self.range_end) {
+            return Err(RangeFault::new(
+                "rangeStart",
+                format!(
+                    "range {written} holds no address but the network or broadcast address of {}",
+                    self.subnet
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Which reserved address of the subnet `ip` is, if any: the network address, or the
+    /// IPv4 broadcast address.
+    fn reserved_address(&self, ip: IpAddr) -> Option<&'static str> {
+        if ip == self.subnet.ip() {
+            Some("network address")
+        } else if Some(ip) == broadcast(self.subnet) {
+            Some("broadcast address")
+        } else {
+            None
+        }
     }
 
     /// Parses an address field and checks its family against the subnet's.
@@ -185,23 +246,6 @@ impl Range {
             ));
         }
         Ok(ip)
-    }
-
-    /// plugins #1295: the network address (and IPv4 broadcast) is never a host address.
-    fn refuse_reserved_address(&self, field: &'static str, ip: IpAddr) -> Result<(), RangeFault> {
-        if ip == self.subnet.ip() {
-            return Err(RangeFault::new(
-                field,
-                format!("{ip} is the network address of {}", self.subnet),
-            ));
-        }
-        if Some(ip) == broadcast(self.subnet) {
-            return Err(RangeFault::new(
-                field,
-                format!("{ip} is the broadcast address of {}", self.subnet),
-            ));
-        }
-        Ok(())
     }
 
     fn in_subnet(&self, ip: IpAddr) -> bool {
@@ -522,17 +566,19 @@ mod tests {
         assert_eq!(r.gateway, ip("192.0.2.1"));
     }
 
-    /// plugins #1294: the reference accepts a gateway outside the subnet.
+    /// plugins #1294: the reference accepts a gateway outside the subnet, and so do we (with
+    /// a warning); one of the other family is refused.
     #[test]
-    fn gateway_outside_the_subnet_is_refused() {
-        let f = fault(RangeSpec {
-            gateway: Some("10.9.9.9".into()),
-            ..spec("192.0.2.0/24")
-        });
-        assert_eq!(
-            (f.field, f.reason.as_str()),
-            ("gateway", "gateway 10.9.9.9 not in network 192.0.2.0/24")
-        );
+    fn gateway_outside_the_subnet_is_accepted_but_not_of_the_other_family() {
+        for gateway in ["10.9.9.9", "192.0.2.0", "192.0.2.255"] {
+            let r = Range::from_spec(&RangeSpec {
+                gateway: Some(gateway.into()),
+                ..spec("192.0.2.0/24")
+            })
+            .unwrap();
+            assert_eq!(r.gateway, ip(gateway));
+            assert_eq!(r.to_string(), "192.0.2.1-192.0.2.254", "{gateway}");
+        }
         let f = fault(RangeSpec {
             gateway: Some("2001:db8::1".into()),
             ..spec("192.0.2.0/24")
@@ -540,41 +586,57 @@ mod tests {
         assert_eq!(f.field, "gateway");
     }
 
-    /// plugins #1295: explicit network or broadcast addresses would be handed out.
+    /// plugins #1295: a range written from the network to the broadcast address is accepted
+    /// as the reference does, but those two addresses are never handed out.
     #[test]
-    fn network_and_broadcast_addresses_are_refused() {
+    fn network_and_broadcast_range_ends_are_narrowed() {
         let cases = [
             (
-                "rangeStart",
-                "192.0.2.0",
-                "192.0.2.0 is the network address of 192.0.2.0/24",
+                "192.0.2.0/24",
+                Some("192.0.2.0"),
+                None,
+                "192.0.2.1-192.0.2.254",
             ),
             (
-                "rangeEnd",
-                "192.0.2.255",
-                "192.0.2.255 is the broadcast address of 192.0.2.0/24",
+                "192.0.2.0/24",
+                None,
+                Some("192.0.2.255"),
+                "192.0.2.1-192.0.2.254",
             ),
             (
-                "gateway",
-                "192.0.2.255",
-                "192.0.2.255 is the broadcast address of 192.0.2.0/24",
+                "192.0.2.0/30",
+                Some("192.0.2.0"),
+                Some("192.0.2.3"),
+                "192.0.2.1-192.0.2.2",
+            ),
+            (
+                "2001:db8::/64",
+                Some("2001:db8::"),
+                None,
+                "2001:db8::1-2001:db8::ffff:ffff:ffff:ffff",
             ),
         ];
-        for (field, value, reason) in cases {
-            let mut s = spec("192.0.2.0/24");
-            match field {
-                "rangeStart" => s.range_start = Some(value.into()),
-                "rangeEnd" => s.range_end = Some(value.into()),
-                _ => s.gateway = Some(value.into()),
-            }
-            let f = fault(s);
-            assert_eq!((f.field, f.reason.as_str()), (field, reason));
+        for (subnet, start, end, want) in cases {
+            let r = Range::from_spec(&RangeSpec {
+                range_start: start.map(Into::into),
+                range_end: end.map(Into::into),
+                ..spec(subnet)
+            })
+            .unwrap();
+            assert_eq!(r.to_string(), want, "{subnet} {start:?} {end:?}");
         }
         let f = fault(RangeSpec {
-            range_start: Some("2001:db8::".into()),
-            ..spec("2001:db8::/64")
+            range_start: Some("192.0.2.0".into()),
+            range_end: Some("192.0.2.0".into()),
+            ..spec("192.0.2.0/24")
         });
-        assert_eq!(f.field, "rangeStart");
+        assert_eq!(
+            (f.field, f.reason.as_str()),
+            (
+                "rangeStart",
+                "range 192.0.2.0-192.0.2.0 holds no address but the network or broadcast address of 192.0.2.0/24"
+            )
+        );
     }
 
     #[test]

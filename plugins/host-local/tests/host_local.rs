@@ -273,7 +273,7 @@ fn bad_input_gets_the_right_code_and_reserves_nothing() {
             OURS,
             "ADD",
             &[],
-            &with(&|c| c["ipam"]["ranges"][0][0]["gateway"] = json!("10.9.9.9")),
+            &with(&|c| c["ipam"]["ranges"][0][0]["gateway"] = json!("2001:db8::1")),
         )
         .error(7);
     assert!(msg.contains("ipam.ranges[0][0].gateway"), "{msg}");
@@ -281,7 +281,7 @@ fn bad_input_gets_the_right_code_and_reserves_nothing() {
         OURS,
         "ADD",
         &[],
-        &with(&|c| c["ipam"]["ranges"][0][0]["rangeEnd"] = json!("10.1.2.255")),
+        &with(&|c| c["ipam"]["ranges"][0][0]["rangeEnd"] = json!("10.1.3.5")),
     )
     .error(7);
     net.run_with(OURS, "ADD", &[], &with(&|c| c["ipam"] = Value::Null))
