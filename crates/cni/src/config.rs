@@ -115,19 +115,22 @@ impl NetConf {
 /// section a plugin declared strict with `deny_unknown_fields`); any other wrong shape is
 /// code 7 naming the field's path and what was expected.
 pub fn decode<T: DeserializeOwned>(value: &Value, path: &str) -> Result<T> {
-    json::decode(value).map_err(|err| {
-        let at = match (path, err.path.as_str()) {
-            (outer, ".") => outer.to_owned(),
-            ("", inner) => inner.to_owned(),
-            (outer, inner) if inner.starts_with('[') => format!("{outer}{inner}"),
-            (outer, inner) => format!("{outer}.{inner}"),
-        };
-        match err.unknown_field {
-            Some((_, value)) => Error::UnsupportedField { key: at, value },
-            None if at.is_empty() => {
-                Error::invalid_config(format!("invalid network config: {}", err.message))
-            }
-            None => Error::invalid_config(format!("invalid network config: {at}: {}", err.message)),
+    json::decode(value).map_err(|err| decode_error(err, path))
+}
+
+/// The CNI error of a decode failure at `path` ([`decode`]).
+fn decode_error(err: json::FieldError, path: &str) -> Error {
+    let at = match (path, err.path.as_str()) {
+        (outer, ".") => outer.to_owned(),
+        ("", inner) => inner.to_owned(),
+        (outer, inner) if inner.starts_with('[') => format!("{outer}{inner}"),
+        (outer, inner) => format!("{outer}.{inner}"),
+    };
+    match err.unknown_field {
+        Some((_, value)) => Error::UnsupportedField { key: at, value },
+        None if at.is_empty() => {
+            Error::invalid_config(format!("invalid network config: {}", err.message))
         }
-    })
+        None => Error::invalid_config(format!("invalid network config: {at}: {}", err.message)),
+    }
 }

@@ -2,9 +2,8 @@
 //! printing exactly as Go's `encoding/json` prints, decoding with a field path in the
 //! error, and Go's tolerance of `null`. Only [`to_go_string`] is public (for cnitool).
 
+use crate::objects_only::{ObjectsOnly, is_array_for_object};
 use serde::de::DeserializeOwned;
-use serde::de::value::BorrowedStrDeserializer;
-use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
@@ -196,223 +195,24 @@ impl fmt::Display for FieldError {
 /// Decodes `T` from a JSON value, naming the failing field's path. Structs and maps must be
 /// JSON objects (see [`ObjectsOnly`]).
 pub(crate) fn decode<T: DeserializeOwned>(value: &Value) -> Result<T, FieldError> {
-    serde_path_to_error::deserialize(ObjectsOnly(value)).map_err(|err| {
-        let path = err.path().to_string();
-        let message = err.inner().to_string();
-        // serde_path_to_error's path already ends with the unknown key; for an array in
-        // place of an object it is the key that holds the array.
-        let unknown_field = (unknown_field_name(&message).is_some() || message == ARRAY_FOR_OBJECT)
-            .then(|| {
-                let found = lookup(value, err.path()).map(Value::to_string);
-                (path.clone(), found.unwrap_or_default())
-            });
-        FieldError {
-            path,
-            message,
-            unknown_field,
-        }
-    })
+    serde_path_to_error::deserialize(ObjectsOnly(value)).map_err(|err| field_error(&err, value))
 }
 
-/// The error for an array where a struct or map is expected.
-const ARRAY_FOR_OBJECT: &str = "an array where an object is required";
-
-/// `Deserializer` methods for values without nested values to wrap: `&Value` answers them.
-macro_rules! forward_to_value {
-    ($($method:ident)*) => {$(
-        fn $method<V: Visitor<'de>>(self, visitor: V) -> serde_json::Result<V::Value> {
-            self.0.$method(visitor)
-        }
-    )*};
-}
-
-/// A deserializer over a borrowed [`Value`] that refuses an array wherever a struct or a map
-/// is expected, at every depth, and otherwise behaves as `&Value`'s own.
-///
-/// serde's derived `Deserialize` for a struct also accepts a sequence, its fields in
-/// declaration order, so `"ipam": ["x"]` would decode as `{"type": "x"}`. Go's
-/// `encoding/json`, which the reference plugins use, accepts only an object for a struct;
-/// so do we, for every configuration and result type, with no per-type code.
-#[derive(Clone, Copy)]
-struct ObjectsOnly<'de>(&'de Value);
-
-impl<'de> ObjectsOnly<'de> {
-    /// Visits an array with every element wrapped again.
-    fn visit_array<V: Visitor<'de>>(
-        items: &'de [Value],
-        visitor: V,
-    ) -> serde_json::Result<V::Value> {
-        let mut access = Elements(items.iter());
-        let value = visitor.visit_seq(&mut access)?;
-        match access.0.len() {
-            0 => Ok(value),
-            _ => Err(de::Error::invalid_length(
-                items.len(),
-                &"fewer elements in the array",
-            )),
-        }
-    }
-
-    /// Visits an object with every value wrapped again.
-    fn visit_object<V: Visitor<'de>>(
-        map: &'de serde_json::Map<String, Value>,
-        visitor: V,
-    ) -> serde_json::Result<V::Value> {
-        visitor.visit_map(Entries {
-            entries: map.iter(),
-            value: None,
-        })
-    }
-}
-
-impl<'de> Deserializer<'de> for ObjectsOnly<'de> {
-    type Error = serde_json::Error;
-
-    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> serde_json::Result<V::Value> {
-        match self.0 {
-            Value::Array(items) => Self::visit_array(items, visitor),
-            Value::Object(map) => Self::visit_object(map, visitor),
-            scalar => scalar.deserialize_any(visitor),
-        }
-    }
-
-    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> serde_json::Result<V::Value> {
-        match self.0 {
-            Value::Null => visitor.visit_none(),
-            _ => visitor.visit_some(self),
-        }
-    }
-
-    fn deserialize_newtype_struct<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        visitor: V,
-    ) -> serde_json::Result<V::Value> {
-        visitor.visit_newtype_struct(self)
-    }
-
-    fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> serde_json::Result<V::Value> {
-        match self.0 {
-            Value::Array(items) => Self::visit_array(items, visitor),
-            other => other.deserialize_seq(visitor),
-        }
-    }
-
-    fn deserialize_tuple<V: Visitor<'de>>(
-        self,
-        _len: usize,
-        visitor: V,
-    ) -> serde_json::Result<V::Value> {
-        self.deserialize_seq(visitor)
-    }
-
-    fn deserialize_tuple_struct<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        _len: usize,
-        visitor: V,
-    ) -> serde_json::Result<V::Value> {
-        self.deserialize_seq(visitor)
-    }
-
-    fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> serde_json::Result<V::Value> {
-        match self.0 {
-            Value::Object(map) => Self::visit_object(map, visitor),
-            Value::Array(_) => Err(de::Error::custom(ARRAY_FOR_OBJECT)),
-            other => other.deserialize_map(visitor),
-        }
-    }
-
-    fn deserialize_struct<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        _fields: &'static [&'static str],
-        visitor: V,
-    ) -> serde_json::Result<V::Value> {
-        self.deserialize_map(visitor)
-    }
-
-    fn deserialize_unit_struct<V: Visitor<'de>>(
-        self,
-        name: &'static str,
-        visitor: V,
-    ) -> serde_json::Result<V::Value> {
-        self.0.deserialize_unit_struct(name, visitor)
-    }
-
-    forward_to_value! {
-        deserialize_bool deserialize_i8 deserialize_i16 deserialize_i32 deserialize_i64
-        deserialize_u8 deserialize_u16 deserialize_u32 deserialize_u64 deserialize_f32
-        deserialize_f64 deserialize_char deserialize_str deserialize_string deserialize_bytes
-        deserialize_byte_buf deserialize_unit deserialize_identifier deserialize_ignored_any
-    }
-
-    fn deserialize_enum<V: Visitor<'de>>(
-        self,
-        name: &'static str,
-        variants: &'static [&'static str],
-        visitor: V,
-    ) -> serde_json::Result<V::Value> {
-        self.0.deserialize_enum(name, variants, visitor)
-    }
-}
-
-/// The elements of an array, each behind [`ObjectsOnly`].
-struct Elements<'de>(std::slice::Iter<'de, Value>);
-
-impl<'de> SeqAccess<'de> for Elements<'de> {
-    type Error = serde_json::Error;
-
-    fn next_element_seed<T: DeserializeSeed<'de>>(
-        &mut self,
-        seed: T,
-    ) -> serde_json::Result<Option<T::Value>> {
-        self.0
-            .next()
-            .map(|item| seed.deserialize(ObjectsOnly(item)))
-            .transpose()
-    }
-
-    fn size_hint(&self) -> Option<usize> {
-        Some(self.0.len())
-    }
-}
-
-/// The entries of an object, each value behind [`ObjectsOnly`].
-struct Entries<'de> {
-    entries: serde_json::map::Iter<'de>,
-    value: Option<&'de Value>,
-}
-
-impl<'de> MapAccess<'de> for Entries<'de> {
-    type Error = serde_json::Error;
-
-    fn next_key_seed<K: DeserializeSeed<'de>>(
-        &mut self,
-        seed: K,
-    ) -> serde_json::Result<Option<K::Value>> {
-        let Some((key, value)) = self.entries.next() else {
-            return Ok(None);
-        };
-        self.value = Some(value);
-        seed.deserialize(BorrowedStrDeserializer::new(key))
-            .map(Some)
-    }
-
-    fn next_value_seed<V: DeserializeSeed<'de>>(
-        &mut self,
-        seed: V,
-    ) -> serde_json::Result<V::Value> {
-        match self.value.take() {
-            Some(value) => seed.deserialize(ObjectsOnly(value)),
-            None => Err(de::Error::custom(
-                "a map value was asked for before its key",
-            )),
-        }
-    }
-
-    fn size_hint(&self) -> Option<usize> {
-        Some(self.entries.len())
+/// The [`FieldError`] of a failure to decode `root`.
+fn field_error(err: &serde_path_to_error::Error<serde_json::Error>, root: &Value) -> FieldError {
+    let path = err.path().to_string();
+    let message = err.inner().to_string();
+    // serde_path_to_error's path already ends with the unknown key; for an array in place
+    // of an object it is the key that holds the array.
+    let unknown_field = (unknown_field_name(&message).is_some() || is_array_for_object(&message))
+        .then(|| {
+            let found = lookup(root, err.path()).map(Value::to_string);
+            (path.clone(), found.unwrap_or_default())
+        });
+    FieldError {
+        path,
+        message,
+        unknown_field,
     }
 }
 

@@ -49,6 +49,7 @@ pub mod json;
 pub mod log;
 pub mod mac;
 pub mod names;
+mod objects_only;
 pub mod result;
 pub mod skel;
 pub mod version;

@@ -269,7 +269,6 @@ fn catch_panic<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
 /// request's environment and config, from which the DEL request is made.
 struct AddedAttachment {
     args: CmdArgs,
-    config: Value,
     version: Version,
 }
 
@@ -277,14 +276,15 @@ impl AddedAttachment {
     /// Runs the plugin's DEL for the same attachment, with `printed` (the ADD result as
     /// printed) as `prevResult` from 0.4.0 on, as a runtime sends it (SPEC.md "DEL").
     fn undo<P: Plugin>(self, plugin: &P, printed: &str) -> Result<()> {
-        let AddedAttachment {
-            mut args,
-            mut config,
-            version,
-        } = self;
-        if let (Some(object), true) = (config.as_object_mut(), version.allows_check()) {
-            if let Ok(result) = serde_json::from_str::<Value>(printed) {
-                object.insert("prevResult".into(), result);
+        let AddedAttachment { mut args, version } = self;
+        let mut config: Value = serde_json::from_slice(&args.stdin)
+            .map_err(|e| Error::internal(format!("cannot parse the ADD request again: {e}")))?;
+        if let Some(object) = config.as_object_mut() {
+            object.insert("cniVersion".into(), version.as_str().into());
+            if version.allows_check() {
+                if let Ok(result) = serde_json::from_str::<Value>(printed) {
+                    object.insert("prevResult".into(), result);
+                }
             }
         }
         args.command = Command::Del;
@@ -395,11 +395,7 @@ fn dispatch_checked<P: Plugin>(
         Command::Add => {
             let args = request.args.clone();
             let printed = plugin.add(request)?.to_json_string(version)?;
-            *added = Some(AddedAttachment {
-                args,
-                config,
-                version,
-            });
+            *added = Some(AddedAttachment { args, version });
             printed
         }
         Command::Del => plugin.del(request).map(|()| String::new())?,
