@@ -85,10 +85,12 @@ pub struct Outcome {
 ///
 /// Order (cni-notes §1.12): no `CNI_COMMAND` (absent or empty, as Go's `Getenv` cannot tell
 /// them apart) → the about text on stderr, exit 0; VERSION → the version document (stdin
-/// ignored); the environment (code 4); stdin as JSON (code 6); the network name (code 7);
-/// `cniVersion` (code 1 unknown, 6 malformed); the CHECK/STATUS/GC version gates (code 1);
-/// the typed config (code 7 naming the field, 2 for an unknown key in a strict section);
-/// the verb. ADD prints its result in the request's version; other verbs print nothing.
+/// ignored); the environment (code 4); stdin's size ([`MAX_STDIN_BYTES`], code 7); stdin as
+/// JSON (code 6); the network name (code 7); `cniVersion` (code 1 unknown, 6 malformed); the
+/// CHECK/STATUS/GC version gates (code 1); the typed config (code 7 naming the field, 2 for
+/// an unknown key in a strict section or an array where an object is required); an ADD or
+/// DEL in the plugin's own netns (code 8; DEL first runs without the netns); the verb. ADD
+/// prints its result in the request's version; other verbs print nothing.
 /// An error prints the spec's error object, with `cniVersion` when stdin named a known one.
 /// A panic anywhere becomes code 999 `plugin panicked: ...`.
 pub fn dispatch<P: Plugin>(
@@ -341,28 +343,7 @@ fn dispatch_checked<P: Plugin>(
         });
     };
 
-    match object.get("name") {
-        None | Some(Value::Null) => names::validate_network_name("")?,
-        Some(Value::String(name)) => names::validate_network_name(name)?,
-        Some(other) => {
-            return Err(Error::InvalidConfig {
-                msg: "invalid network name: expected a string".into(),
-                details: Some(other.to_string()),
-            });
-        }
-    }
-
-    let version = match object.get("cniVersion") {
-        None | Some(Value::Null) => Version::default(),
-        Some(Value::String(s)) if s.is_empty() => Version::default(),
-        Some(Value::String(s)) => s.parse()?,
-        Some(other) => {
-            return Err(Error::Decode {
-                msg: "invalid cniVersion: expected a string".into(),
-                details: Some(other.to_string()),
-            });
-        }
-    };
+    let version = network_name_and_version(object)?;
     // Both the plugin and NetConf see the version as resolved ("" and absent mean 0.1.0).
     object.insert("cniVersion".into(), version.as_str().into());
     check_version_allows(args.command, version)?;
@@ -374,22 +355,13 @@ fn dispatch_checked<P: Plugin>(
         _ => None,
     };
     let net: NetConf = decode_config(&config)?;
-    let mut request = Request {
+    let request = Request {
         args,
         net,
         config: decode_config(&config)?,
     };
     if let Some(refused) = own_netns {
-        if request.args.command == Command::Del {
-            // What lives outside the netns (the IPAM reservation, host-side rules) is still
-            // the attachment's and must be released; nothing inside the netns is touched,
-            // as if it were already gone.
-            request.args.netns = None;
-            if let Err(e) = plugin.del(request) {
-                return Err(with_details(refused, format!("DEL without the netns: {e}")));
-            }
-        }
-        return Err(refused);
+        return Err(refuse_in_own_netns(plugin, request, refused));
     }
     let stdout = match request.args.command {
         Command::Add => {
@@ -406,6 +378,49 @@ fn dispatch_checked<P: Plugin>(
         Command::Version => version_document(),
     };
     Ok(Outcome::success(stdout, String::new()))
+}
+
+/// Validates the network name (code 7) and reads `cniVersion` (code 6 malformed, 1
+/// unknown; absent or empty means 0.1.0).
+fn network_name_and_version(object: &serde_json::Map<String, Value>) -> Result<Version> {
+    match object.get("name") {
+        None | Some(Value::Null) => names::validate_network_name("")?,
+        Some(Value::String(name)) => names::validate_network_name(name)?,
+        Some(other) => {
+            return Err(Error::InvalidConfig {
+                msg: "invalid network name: expected a string".into(),
+                details: Some(other.to_string()),
+            });
+        }
+    }
+    match object.get("cniVersion") {
+        None | Some(Value::Null) => Ok(Version::default()),
+        Some(Value::String(s)) if s.is_empty() => Ok(Version::default()),
+        Some(Value::String(s)) => s.parse(),
+        Some(other) => Err(Error::Decode {
+            msg: "invalid cniVersion: expected a string".into(),
+            details: Some(other.to_string()),
+        }),
+    }
+}
+
+/// The `refused` error of an ADD or DEL whose `CNI_NETNS` is the plugin's own netns. A DEL
+/// first runs without the netns: what lives outside it (the IPAM reservation, host-side
+/// rules) is still the attachment's and must be released, and nothing inside the netns is
+/// touched, as if it were already gone.
+fn refuse_in_own_netns<P: Plugin>(
+    plugin: &P,
+    mut request: Request<P::Config>,
+    refused: Error,
+) -> Error {
+    if request.args.command != Command::Del {
+        return refused;
+    }
+    request.args.netns = None;
+    match plugin.del(request) {
+        Ok(()) => refused,
+        Err(e) => with_details(refused, format!("DEL without the netns: {e}")),
+    }
 }
 
 /// `CNI_NETNS_OVERRIDE` = `1` or `true` (any case) turns the guard below off (Go lib).

@@ -195,22 +195,21 @@ impl Range {
     /// nothing else is refused.
     fn exclude_reserved_ends(&mut self) -> Result<(), RangeFault> {
         let written = self.to_string();
-        if let Some(what) = self.reserved_address(self.range_start) {
+        let narrow = |field: &str, ip: IpAddr, past: fn(IpAddr) -> IpAddr| {
+            let Some(what) = self.reserved_address(ip) else {
+                return ip;
+            };
             log::warn!(
-                "rangeStart {} is the {what} of {}: it is never allocated",
-                self.range_start,
+                "{field} {ip} is the {what} of {}: it is never allocated",
                 self.subnet
             );
-            self.range_start = next_ip(self.range_start);
-        }
-        if let Some(what) = self.reserved_address(self.range_end) {
-            log::warn!(
-                "rangeEnd {} is the {what} of {}: it is never allocated",
-                self.range_end,
-                self.subnet
-            );
-            self.range_end = prev_ip(self.range_end);
-        }
+            past(ip)
+        };
+        let (start, end) = (
+            narrow("rangeStart", self.range_start, next_ip),
+            narrow("rangeEnd", self.range_end, prev_ip),
+        );
+        (self.range_start, self.range_end) = (start, end);
         if ip_to_u128(self.range_start) > ip_to_u128(self.range_end) {
             return Err(RangeFault::new(
                 "rangeStart",
