@@ -1,7 +1,7 @@
 //! The dispatcher every plugin's `main` calls: reads the environment and stdin, answers
 //! VERSION, validates, calls the plugin's verb, prints exactly one JSON document and exits
 //! with 0 or the error's code (never panics: a panic becomes a code-999 error).
-//! Order of checks follows the Go skel (cni-notes §1.12), with the differences noted there.
+//! Order of checks follows the Go skel (docs/spec.md#dispatch), with the differences noted there.
 
 use crate::args::{CmdArgs, Command};
 use crate::config::NetConf;
@@ -83,7 +83,7 @@ pub struct Outcome {
 /// Dispatches one invocation without touching the process (testable): `vars` is the
 /// environment, `stdin` the input.
 ///
-/// Order (cni-notes §1.12): no `CNI_COMMAND` (absent or empty, as Go's `Getenv` cannot tell
+/// Order (docs/spec.md#dispatch): no `CNI_COMMAND` (absent or empty, as Go's `Getenv` cannot tell
 /// them apart) → the about text on stderr, exit 0; VERSION → the version document (stdin
 /// ignored); the environment (code 4); stdin's size ([`MAX_STDIN_BYTES`], code 7); stdin as
 /// JSON (code 6); the network name (code 7); `cniVersion` (code 1 unknown, 6 malformed); the
@@ -492,7 +492,7 @@ fn about_text(about: About) -> String {
 }
 
 /// The VERSION answer, compact with a trailing newline like the Go skel's
-/// (cni-notes §1.5.5): `cniVersion` is always the newest version, stdin is not consulted.
+/// (docs/spec.md#version): `cniVersion` is always the newest version, stdin is not consulted.
 fn version_document() -> String {
     #[derive(Serialize)]
     struct VersionInfo {

@@ -685,7 +685,7 @@ fn a_fifo_as_netns_fails_at_once_and_creates_nothing() {
         .unwrap();
     assert!(made.success());
     let conf = w.conf("macvlan", "1.0.0");
-    let links_before = link_names(w.lab.host());
+    let links_before = w.lab.host().link_names();
     for invocation in [
         Invocation::add(w.lab.container(), "eth0"),
         Invocation::check(w.lab.container(), "eth0"),
@@ -709,7 +709,7 @@ fn a_fifo_as_netns_fails_at_once_and_creates_nothing() {
             run.stdout.contains("fifo"),
             "{command}: names the path: {run}"
         );
-        assert_eq!(link_names(w.lab.host()), links_before, "{command}");
+        assert_eq!(w.lab.host().link_names(), links_before, "{command}");
         assert!(w.leases().is_empty(), "{command}: lease left");
     }
 }
