@@ -1,9 +1,12 @@
-//! The real peak RSS of one call: the high-water mark of every program image the call
-//! exec'ed (the plugin and, for bridge and macvlan, its IPAM child), under ptrace.
+//! The memory of one call, under ptrace: the private memory and the real peak RSS of every
+//! program image the call exec'ed (the plugin and, for bridge and macvlan, its IPAM child).
 //!
-//! What is read: `VmHWM` from `/proc/<pid>/status` while each process is stopped at its
-//! exit (PTRACE_EVENT_EXIT, before the kernel drops its mm). Exec makes a fresh mm, so the
-//! mark counts the exec'ed image only. Fork, vfork and clone are followed, so the IPAM child
+//! What is read, from `/proc/<pid>/status` while each process is stopped at its exit
+//! (PTRACE_EVENT_EXIT, before the kernel drops its mm): `RssAnon`, the anonymous pages
+//! (heap, stacks, written data) that are the process's own, which the memory target is
+//! about; and `VmHWM`, the high-water mark of its whole RSS, which is mostly file pages
+//! shared with every other process mapping the same binary and libc. Exec makes a fresh
+//! mm, so both count the exec'ed image only. Fork, vfork and clone are followed, so the IPAM child
 //! and every thread are seen; the call's peak is the largest mark of any of its processes.
 //! ptrace slows every stop, so this runs in its own untimed pass, never on a timed call.
 //!
@@ -30,10 +33,29 @@ use anyhow::{Context, Result, bail};
 
 use crate::spawn::{self, Call};
 
+/// The memory of one process (or, for a call, the largest of its processes'), in KiB.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct Memory {
+    /// `VmHWM`: peak RSS, file pages included.
+    pub peak_kib: u64,
+    /// `RssAnon` at exit: private memory.
+    pub private_kib: u64,
+}
+
+impl Memory {
+    /// The larger of each figure.
+    fn max(self, other: Memory) -> Memory {
+        Memory {
+            peak_kib: self.peak_kib.max(other.peak_kib),
+            private_kib: self.private_kib.max(other.private_kib),
+        }
+    }
+}
+
 /// One traced call.
 pub struct Traced {
-    /// Largest `VmHWM` of any process of the call, in KiB.
-    pub peak_kib: u64,
+    /// Largest figures of any process of the call.
+    pub memory: Memory,
     pub success: bool,
     /// stdout then stderr, kept for failure messages.
     pub output: String,
@@ -58,7 +80,7 @@ pub fn run_traced(call: &Call<'_>, host: &impl AsFd) -> Result<Traced> {
         .spawn()
         .with_context(|| format!("cannot start {}", call.binary.display()))?;
     let (root, mut stdout, mut stderr) = spawn::feed(&mut child, call.config)?;
-    let mut peak_kib = 0;
+    let mut memory = Memory::default();
     let mut root_status = None;
     let mut options_set = false;
     loop {
@@ -88,7 +110,7 @@ pub fn run_traced(call: &Call<'_>, host: &impl AsFd) -> Result<Traced> {
         let signal = libc::WSTOPSIG(status);
         let event = status >> 16;
         let inject = if event == libc::PTRACE_EVENT_EXIT {
-            peak_kib = peak_kib.max(vm_hwm_kib(pid));
+            memory = memory.max(exit_memory(pid));
             0
         } else if event != 0 {
             // Fork, vfork, clone or exec: the new process is traced already.
@@ -119,22 +141,62 @@ pub fn run_traced(call: &Call<'_>, host: &impl AsFd) -> Result<Traced> {
         unsafe { libc::ptrace(libc::PTRACE_CONT, pid, 0, inject) };
     }
     let status = root_status.context("the traced plugin was never reaped")?;
-    if peak_kib == 0 {
+    if memory.peak_kib == 0 {
         bail!("no VmHWM read for {}", call.binary.display());
     }
     Ok(Traced {
-        peak_kib,
+        memory,
         success: spawn::exited_zero(status),
         output: spawn::collect_output(&mut stdout, &mut stderr),
     })
 }
 
-/// `VmHWM` of a process stopped at its exit, in KiB (0 if unreadable).
-fn vm_hwm_kib(pid: libc::pid_t) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
+/// The memory of a process stopped at its exit (zeros where unreadable).
+fn exit_memory(pid: libc::pid_t) -> Memory {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    Memory {
+        peak_kib: status_kib(&status, "VmHWM:"),
+        private_kib: status_kib(&status, "RssAnon:"),
+    }
+}
+
+/// The value of a `<field> <n> kB` line of `/proc/<pid>/status`, 0 if absent.
+fn status_kib(status: &str, field: &str) -> u64 {
+    status
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_fields_are_read_in_kib() {
+        let status = "Name:\tloopback\nVmHWM:\t    1696 kB\nRssAnon:\t     148 kB\n";
+        assert_eq!(status_kib(status, "VmHWM:"), 1696);
+        assert_eq!(status_kib(status, "RssAnon:"), 148);
+        assert_eq!(status_kib(status, "RssShmem:"), 0);
+    }
+
+    #[test]
+    fn a_call_keeps_the_largest_of_each_figure() {
+        let plugin = Memory {
+            peak_kib: 1700,
+            private_kib: 150,
+        };
+        let ipam = Memory {
+            peak_kib: 1500,
+            private_kib: 300,
+        };
+        assert_eq!(
+            plugin.max(ipam),
+            Memory {
+                peak_kib: 1700,
+                private_kib: 300
+            }
+        );
+    }
 }

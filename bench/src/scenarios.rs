@@ -618,11 +618,11 @@ pub fn startup(dirs: &Dirs, iterations: usize) -> Result<Vec<Startup>> {
     Ok(results)
 }
 
-/// Peak RSS of one side (or of `/bin/true`) in one scenario, KiB per call.
+/// Memory of one side in one scenario, one sample per call.
 #[derive(Debug, Default, Clone)]
 pub struct RssSamples {
-    pub add: Vec<u64>,
-    pub del: Vec<u64>,
+    pub add: Vec<rss::Memory>,
+    pub del: Vec<rss::Memory>,
     pub failures: Failures,
 }
 
@@ -634,8 +634,8 @@ impl RssSamples {
             return;
         }
         match verb {
-            "ADD" => self.add.push(traced.peak_kib),
-            _ => self.del.push(traced.peak_kib),
+            "ADD" => self.add.push(traced.memory),
+            _ => self.del.push(traced.memory),
         }
     }
 }
@@ -696,7 +696,7 @@ pub fn peak_rss(dirs: &Dirs, runs: usize) -> Result<(Vec<Rss>, RssFloor)> {
     let (mut traced, mut forked) = (Vec::new(), Vec::new());
     for _ in 0..runs {
         check_stop()?;
-        traced.push(rss::run_traced(&version, &host)?.peak_kib);
+        traced.push(rss::run_traced(&version, &host)?.memory.peak_kib);
         forked.push(spawn::run(&version, &host)?.max_rss_kib);
     }
     let floor = RssFloor {
