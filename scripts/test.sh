@@ -141,6 +141,13 @@ else
     test_status=1
 fi
 
+# --- Release ---------------------------------------------------------------------------
+# The static release build and its tarball (scripts/release.sh), the binaries run in a
+# chroot with no libc, and the installer's install/restore round trip.
+section "release"
+release_passed=0 release_failed=0
+if bash scripts/release-test.sh; then release_passed=1; else release_failed=1; test_status=1; fi
+
 # --- Benchmark smoke ---------------------------------------------------------------------
 # A few interleaved iterations of every benchmark scenario against the Go reference, so
 # the tool never rots (the full run is `bash scripts/bench.sh`, see BENCHMARKS.md). It
@@ -168,7 +175,7 @@ done
 
 # --- Summary ---------------------------------------------------------------------------
 # One line for the whole run: cargo test's per-binary results, the soak, the VM lane,
-# podman and containerd.
+# podman, containerd and the release.
 # sum_of WORD FILE REGEX: the sum of the "<N> WORD" figures on FILE's lines matching REGEX
 # (0 when FILE is missing, e.g. the VM lane was skipped).
 sum_of() {
@@ -181,8 +188,8 @@ cargo_failed=$(sum_of failed "$logs/cargo-test.log" '^test result:')
 # The lane's own closing line, "N passed, M failed".
 vm_passed=$(sum_of passed "$logs/vm-lane.log" '^[0-9]+ passed, [0-9]+ failed$')
 vm_failed=$(sum_of failed "$logs/vm-lane.log" '^[0-9]+ passed, [0-9]+ failed$')
-total_passed=$((cargo_passed + vm_passed + podman_passed + soak_passed + containerd_passed))
-total_failed=$((cargo_failed + vm_failed + podman_failed + soak_failed + containerd_failed))
+total_passed=$((cargo_passed + vm_passed + podman_passed + soak_passed + containerd_passed + release_passed))
+total_failed=$((cargo_failed + vm_failed + podman_failed + soak_failed + containerd_failed + release_failed))
 
 # --- Leak check ------------------------------------------------------------------------
 section "Leak check"
@@ -210,7 +217,7 @@ if ((leaks == 0)); then
 fi
 
 echo
-echo "cargo test: $cargo_passed passed, $cargo_failed failed; soak: $soak_passed passed, $soak_failed failed; VM lane: $vm_passed passed, $vm_failed failed; podman: $podman_passed passed, $podman_failed failed; containerd: $containerd_passed passed, $containerd_failed failed"
+echo "cargo test: $cargo_passed passed, $cargo_failed failed; soak: $soak_passed passed, $soak_failed failed; VM lane: $vm_passed passed, $vm_failed failed; podman: $podman_passed passed, $podman_failed failed; containerd: $containerd_passed passed, $containerd_failed failed; release: $release_passed passed, $release_failed failed"
 status=0
 if ((test_status != 0)); then
     echo "FAILED: the tests failed (exit status $test_status, see above)"
