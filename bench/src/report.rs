@@ -677,7 +677,7 @@ fn resources_table(md: &mut String, r: &Results) {
 fn memory_table(md: &mut String, r: &Results, title: &str, figure: impl Fn(&Memory) -> u64 + Copy) {
     let _ = writeln!(
         md,
-        "\n| scenario | ADD {title} ours | reference | ours / reference | DEL ours | reference | ours / reference |\n|---|---|---|---|---|---|---|"
+        "| scenario | ADD {title} ours | reference | ours / reference | DEL ours | reference | ours / reference |\n|---|---|---|---|---|---|---|"
     );
     for l in &r.rss {
         let q = |side: usize, add: bool| memory_median(l, side, add, figure);
