@@ -337,51 +337,47 @@ fn targets(md: &mut String, r: &Results) {
         }
     }
     let private = worst_memory_ratio(r, |m| m.private_kib);
-    let _ = writeln!(
-        md,
-        "| private memory (`RssAnon` at exit) ≤ ½ of the reference's | ours / reference, worst: {:.2} ({}) | {} |",
-        private.0,
-        private.1,
-        verdict(Some(private.0 <= 0.5))
-    );
+    half_target_row(md, "private memory (`RssAnon` at exit)", private, "");
     let peak = worst_memory_ratio(r, |m| m.peak_kib);
     let _ = writeln!(
         md,
         "| peak RSS (information: mostly file pages shared with other processes) | ours / reference, worst: {:.2} ({}) | no target |",
         peak.0, peak.1
     );
-    let worst_size = r
-        .sizes
-        .iter()
-        .map(|s| {
-            (
-                s.ours_stripped as f64 / s.reference_stripped as f64,
-                s.plugin.as_str(),
-            )
-        })
-        .fold((0.0, ""), |a, b| if b.0 > a.0 { b } else { a });
+    let sizes = r.sizes.iter().map(|s| {
+        (
+            s.ours_stripped as f64 / s.reference_stripped as f64,
+            s.plugin.as_str(),
+        )
+    });
+    half_target_row(md, "each binary", worst(sizes), " (stripped)");
+    md.push('\n');
+}
+
+/// A "≤ ½ of the reference's" target row from its worst ratio and where it was.
+fn half_target_row(md: &mut String, what: &str, (ratio, place): (f64, &str), qualifier: &str) {
     let _ = writeln!(
         md,
-        "| each binary ≤ ½ of the reference's (stripped) | ours / reference, worst: {:.2} ({}) | {} |\n",
-        worst_size.0,
-        worst_size.1,
-        verdict(Some(worst_size.0 <= 0.5))
+        "| {what} ≤ ½ of the reference's{qualifier} | ours / reference, worst: {ratio:.2} ({place}) | {} |",
+        verdict(Some(ratio <= 0.5))
     );
+}
+
+/// The largest ratio, with its label (0 and "" for none).
+fn worst<'a>(ratios: impl Iterator<Item = (f64, &'a str)>) -> (f64, &'a str) {
+    ratios.fold((0.0, ""), |a, b| if b.0 > a.0 { b } else { a })
 }
 
 /// The worst (largest) ours / reference ratio of one memory figure over every scenario's
 /// ADD and DEL medians, with the scenario's name.
 fn worst_memory_ratio(r: &Results, figure: impl Fn(&Memory) -> u64 + Copy) -> (f64, &'static str) {
-    r.rss
-        .iter()
-        .flat_map(|l| {
-            [true, false].map(|add| {
-                let ours = memory_median(l, 0, add, figure);
-                let reference = memory_median(l, 1, add, figure);
-                (ours / reference.max(1.0), l.name)
-            })
+    worst(r.rss.iter().flat_map(|l| {
+        [true, false].map(|add| {
+            let ours = memory_median(l, 0, add, figure);
+            let reference = memory_median(l, 1, add, figure);
+            (ours / reference.max(1.0), l.name)
         })
-        .fold((0.0, ""), |a, b| if b.0 > a.0 { b } else { a })
+    }))
 }
 
 /// Median of one memory figure of one side (0 ours, 1 reference) for ADD or DEL, in KiB.
