@@ -24,6 +24,8 @@ source scripts/lib.sh
 
 require_root "$0" "chroot and network namespaces"
 
+# The names in directory $1, hidden ones included, one per line, sorted.
+entries() { find "$1" -mindepth 1 -maxdepth 1 -printf '%f\n' | sort; }
 fail() {
     echo "release-test: FAIL: $*" >&2
     exit 1
@@ -49,7 +51,7 @@ tgz=$(bash scripts/release.sh | tail -n 1)
 expected=$(printf './\n./LICENSE\n./README.md\n'; printf './%s\n' "${PLUGINS[@]}")
 listed=$(tar -tzf "$tgz" | sort)
 [[ $listed == "$(sort <<<"$expected")" ]] ||
-    fail "tarball layout: got $(echo $listed), want $(echo $expected)"
+    fail "tarball layout: got $(tr '\n' ' ' <<<"$listed"), want $(tr '\n' ' ' <<<"$expected")"
 
 # --- In a chroot with no libc ------------------------------------------------------------
 step "static binaries in an empty chroot"
@@ -63,8 +65,8 @@ for plugin in "${PLUGINS[@]}"; do
     grep -q '"supportedVersions"' <<<"$out" || fail "$plugin VERSION printed: $out"
     echo "$plugin VERSION: ok"
 done
-[[ $(ls -A "$root" | sort) == "$(printf '%s\n' "${PLUGINS[@]}" | sort)" ]] ||
-    fail "the chroot holds more than the plugins: $(ls -A "$root")"
+[[ $(entries "$root") == "$(printf '%s\n' "${PLUGINS[@]}" | sort)" ]] ||
+    fail "the chroot holds more than the plugins: $(entries "$root" | tr '\n' ' ')"
 
 ip netns add "$HOST"
 ip netns add "$CTR"
@@ -120,8 +122,8 @@ bash scripts/install.sh --restore --dir "$bin"
 after=$(cd "$bin" && sha256sum -- * | sort)
 [[ $after == "$before" ]] || fail "restore did not bring the originals back:
 $(diff <(echo "$before") <(echo "$after"))"
-[[ -z $(ls -A "$bin" | grep -v -x -e bridge -e host-local -e loopback -e macvlan -e portmap) ]] ||
-    fail "restore left files behind: $(ls -A "$bin")"
+[[ $(entries "$bin") == "$(printf '%s\n' bridge host-local loopback macvlan portmap)" ]] ||
+    fail "restore left files behind: $(entries "$bin" | tr '\n' ' ')"
 echo "install/restore: ok"
 
 echo
