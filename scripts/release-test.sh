@@ -23,6 +23,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/lib.sh
 
 require_root "$0" "chroot and network namespaces"
+# readelf (binutils) for release.sh; the Go plugins stand for an existing installation.
+install_missing_packages binutils iproute2 containernetworking-plugins
 
 # The names in directory $1, hidden ones included, one per line, sorted.
 entries() { find "$1" -mindepth 1 -maxdepth 1 -printf '%f\n' | sort; }
