@@ -45,6 +45,8 @@ pub struct Link {
     pub link_netnsid: Option<i32>,
     /// Promiscuous mode set by the user (`IFF_PROMISC` as `ip link set promisc` sets it).
     pub promiscuous: bool,
+    /// All-multicast mode set by the user (`IFF_ALLMULTI`, `ip link set allmulticast`).
+    pub allmulti: bool,
     /// The macvlan mode, when [`Link::kind`] is `macvlan`.
     pub macvlan_mode: Option<MacvlanMode>,
     /// The ipvlan mode, when [`Link::kind`] is `ipvlan`.
@@ -301,6 +303,7 @@ const IFLA_INFO_DATA: u16 = 2;
 const IFLA_MODE: u16 = 1;
 const IFF_UP: u32 = 0x1;
 const IFF_PROMISC: u32 = 0x100;
+const IFF_ALLMULTI: u32 = 0x200;
 
 /// The interface index of an `ifinfomsg` (bytes 4..8).
 pub(crate) fn ifinfo_index(header: &[u8; IFINFOMSG_LEN]) -> u32 {
@@ -324,6 +327,7 @@ impl Link {
             link: None,
             link_netnsid: None,
             promiscuous: flags & IFF_PROMISC != 0,
+            allmulti: flags & IFF_ALLMULTI != 0,
             macvlan_mode: None,
             ipvlan_mode: None,
             txqueuelen: 0,
@@ -689,6 +693,26 @@ impl Handle {
             |b| b.promiscuous(on),
         )
     }
+
+    /// Turns all-multicast mode on or off (`ip link set X allmulticast on|off`).
+    pub fn set_allmulti(&self, index: u32, on: bool) -> Result<()> {
+        self.modify_link(
+            "set allmulticast",
+            index,
+            format_args!("allmulticast {on}"),
+            |b| b.allmulticast(on),
+        )
+    }
+
+    /// Sets a link's transmit queue length (`ip link set X txqueuelen N`).
+    pub fn set_txqueuelen(&self, index: u32, len: u32) -> Result<()> {
+        self.modify_link(
+            "set txqueuelen",
+            index,
+            format_args!("txqueuelen {len}"),
+            |b| b.txqueuelen(len),
+        )
+    }
 }
 
 #[cfg(test)]
@@ -729,7 +753,7 @@ pub(crate) mod tests {
             .address(vec![2, 0, 0, 0, 0, 9])
             .build();
         msg.header.index = 42;
-        msg.header.flags = LinkFlags::Up | LinkFlags::Promisc;
+        msg.header.flags = LinkFlags::Up | LinkFlags::Promisc | LinkFlags::Allmulti;
         msg.attributes.extend([
             LinkAttribute::OperState(State::LowerLayerDown),
             LinkAttribute::Controller(7),
@@ -751,6 +775,7 @@ pub(crate) mod tests {
                 link: Some(3),
                 link_netnsid: Some(2),
                 promiscuous: true,
+                allmulti: true,
                 macvlan_mode: Some(MacvlanMode::Vepa),
                 ipvlan_mode: None,
                 txqueuelen: 1000,
