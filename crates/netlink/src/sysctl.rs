@@ -74,6 +74,19 @@ pub fn write(name: &str, value: &str) -> Result<()> {
     Ok(())
 }
 
+/// Checks that a sysctl could be written, without writing it: the file is opened for
+/// writing and closed. A missing key is [`Error::SysctlNotFound`]; a key the netns shows
+/// read-only (one that is not per netns, outside the first netns) is an [`Error::Io`] with
+/// EACCES.
+pub fn check_writable(name: &str) -> Result<()> {
+    let path = path_of(name);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .map(drop)
+        .map_err(|source| map_err("open sysctl for writing", name, path, source))
+}
+
 /// Writes `value` only if the current value differs (netavark's and the Go plugins'
 /// `ip_forward` behaviour: no write, so no EROFS, when it is already right). Returns
 /// whether it wrote.

@@ -321,7 +321,6 @@ mod tests {
         for key in [
             "kernel.hostname",
             "net",
-            "net/../kernel/hostname",
             "netfoo.x",
             "../../proc/sys/net/ipv4/ip_forward",
             "",

@@ -103,7 +103,6 @@ impl Plugin for Tuning {
         let settings = Settings::from_request(&req)?;
         prev_result(&req)?;
         let netns = container_netns(&req)?;
-        sysctls::check(&netns, &settings.sysctls)?;
         let handle = Handle::for_netns(&netns).map_err(kernel_error)?;
         let link = handle.link_by_name(&req.args.ifname).map_err(|e| {
             if e.is_not_found() {
@@ -112,6 +111,7 @@ impl Plugin for Tuning {
                 kernel_error(e)
             }
         })?;
+        sysctls::check(&netns, &settings.sysctls)?;
         check_link(&link, &settings.link)
     }
 

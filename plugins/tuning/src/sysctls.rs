@@ -17,6 +17,12 @@ fn sysctl_error(entry: &Sysctl, err: cni_netlink::Error) -> Error {
             entry.key, entry.name
         ));
     }
+    if err.errno() == Some(libc::EACCES) {
+        return Error::invalid_config(format!(
+            "sysctl {:?} is read-only in the container's network namespace: it is not per netns",
+            entry.key
+        ));
+    }
     if err.errno() == Some(libc::EINVAL) {
         return Error::invalid_config(format!(
             "invalid value {:?} for sysctl {:?}",
@@ -34,13 +40,22 @@ fn read_all(entries: &[Sysctl]) -> Result<Vec<String>> {
         .collect()
 }
 
+/// The current values of `entries`, once each has been found writable.
+fn read_all_writable(entries: &[Sysctl]) -> Result<Vec<String>> {
+    for entry in entries {
+        sysctl::check_writable(&entry.name).map_err(|err| sysctl_error(entry, err))?;
+    }
+    read_all(entries)
+}
+
 /// Writes every entry inside `netns` and returns the values they had, for the undo. All
-/// keys are read before the first write, so an unknown key changes nothing; a write that
-/// fails puts back the ones written before it.
+/// keys are read and opened for writing before the first write, so an unknown or
+/// read-only key changes nothing; a write that fails (a value the kernel refuses) puts
+/// back the ones written before it.
 pub fn apply(netns: &Netns, entries: &[Sysctl]) -> Result<Vec<String>> {
     netns
         .run(|| {
-            let old = read_all(entries)?;
+            let old = read_all_writable(entries)?;
             for (at, entry) in entries.iter().enumerate() {
                 if let Err(err) = sysctl::write(&entry.name, &entry.value) {
                     put_back(&entries[..at], &old);
