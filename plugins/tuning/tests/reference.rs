@@ -120,7 +120,7 @@ fn each_restores_what_the_other_saved() {
 }
 
 /// CHECK agrees with the reference on a key without `IFNAME`; Debian's 1.1.1 CHECK does
-/// not substitute `IFNAME` (fixed upstream in v1.4.0), so it fails where ours passes.
+/// not substitute `IFNAME` (fixed upstream in v1.3.0), so it fails where ours passes.
 #[test]
 fn check_like_the_reference_except_ifname_keys() {
     let (w, _) = world();
