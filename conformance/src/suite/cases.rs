@@ -10,8 +10,8 @@ use serde_json::{Value, json};
 
 use super::shape::check_result;
 use super::world::{
-    BRIDGE, GATEWAY, MASTER, NETWORK, PluginKind, World, failed_with, failed_with_error_object,
-    is_up, merge, result_ips, succeeded,
+    BRIDGE, GATEWAY, MASTER, NETWORK, PluginKind, TUNED_MTU, World, failed_with,
+    failed_with_error_object, is_up, merge, result_ips, succeeded,
 };
 use super::{ALL_VERSIONS, Checked, Claims, Ctx, Stop, ensure, version_key};
 use crate::with_prev;
@@ -166,6 +166,7 @@ fn state_name(kind: PluginKind) -> &'static str {
         PluginKind::Ipvlan => "ipvlan-link-on-master",
         PluginKind::HostLocal => "lease-files-in-data-dir",
         PluginKind::Loopback => "lo-up-after-add-down-after-del",
+        PluginKind::Tuning => "mtu-and-sysctl-set-mtu-restored-by-del",
     }
 }
 
@@ -396,6 +397,13 @@ fn state_after_add(ctx: &Ctx) -> Checked {
     if ctx.kind == PluginKind::Loopback {
         ensure!(!is_up(ctr, "lo"), "lo is still up after DEL");
     }
+    if ctx.kind == PluginKind::Tuning {
+        let mtu = ctr.link("eth0").map(|l| l["mtu"].clone());
+        ensure!(
+            mtu == Some(json!(1500)),
+            "DEL did not put eth0's MTU back to 1500: {mtu:?}"
+        );
+    }
     let after = world.snapshot(Some(ctr));
     world.expect_no_leaks("after DEL", &before, &after, &result_ips(&result))
 }
@@ -492,6 +500,18 @@ fn verify_added(world: &World, ctr: &Netns, result: &Value) -> Checked {
             ensure!(
                 last.trim() == bare_ip,
                 "last_reserved_ip.0 holds {last:?}, expected {bare_ip}"
+            );
+        }
+        PluginKind::Tuning => {
+            let mtu = ctr.link(ifname).map(|l| l["mtu"].clone());
+            ensure!(
+                mtu == Some(json!(TUNED_MTU)),
+                "{ifname} has MTU {mtu:?}, the config says {TUNED_MTU}"
+            );
+            let somaxconn = ctr.sysctl("net.core.somaxconn");
+            ensure!(
+                somaxconn == "512",
+                "net.core.somaxconn is {somaxconn}, the config says 512"
             );
         }
         PluginKind::Loopback => {
@@ -618,6 +638,7 @@ enum Tamper {
     DeleteLeaseFiles,
     DetachHostVeth,
     LoopbackDown,
+    MtuChanged,
 }
 
 fn tampers(kind: PluginKind) -> &'static [Tamper] {
@@ -632,6 +653,7 @@ fn tampers(kind: PluginKind) -> &'static [Tamper] {
         }
         PluginKind::HostLocal => &[Tamper::DeleteLeaseFiles],
         PluginKind::Loopback => &[Tamper::LoopbackDown],
+        PluginKind::Tuning => &[Tamper::MtuChanged],
     }
 }
 
@@ -642,6 +664,7 @@ impl Tamper {
             Tamper::DeleteLeaseFiles => "check/detects-deleted-lease",
             Tamper::DetachHostVeth => "check/detects-veth-detached-from-bridge",
             Tamper::LoopbackDown => "check/detects-lo-down",
+            Tamper::MtuChanged => "check/detects-changed-mtu",
         }
     }
 
@@ -665,6 +688,9 @@ impl Tamper {
             }
             Tamper::LoopbackDown => {
                 ctr.ip(&["link", "set", "lo", "down"]);
+            }
+            Tamper::MtuChanged => {
+                ctr.ip(&["link", "set", ifname, "mtu", "1500"]);
             }
         }
     }

@@ -117,6 +117,18 @@ pub const KNOWN_DEFECTS: &[KnownDefect] = &[
         "docs/reference.md#defect-8",
         "loopback prints a 1.x-shaped result labelled 0.4.0 (no per-IP version)",
     ),
+    defect(
+        "tuning",
+        "del/empty-netns-releases-everything",
+        "docs/reference.md#defect-13",
+        "DEL with an empty CNI_NETNS returns before removing the saved-state file",
+    ),
+    defect(
+        "tuning",
+        "del/vanished-netns-releases-everything",
+        "docs/reference.md#defect-13",
+        "DEL with a vanished netns returns before removing the saved-state file",
+    ),
 ];
 
 /// The known defect for `(plugin, case)`, if the reference is expected to fail it.

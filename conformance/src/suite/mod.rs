@@ -33,7 +33,14 @@ pub use known_defects::{KNOWN_DEFECTS, KnownDefect};
 pub use report::Report;
 
 /// The plugin types the suite knows, in report order.
-pub const PLUGINS: [&str; 5] = ["bridge", "macvlan", "ipvlan", "host-local", "loopback"];
+pub const PLUGINS: [&str; 6] = [
+    "bridge",
+    "macvlan",
+    "ipvlan",
+    "host-local",
+    "loopback",
+    "tuning",
+];
 
 /// Every CNI spec version, oldest first.
 pub const ALL_VERSIONS: [&str; 7] = [

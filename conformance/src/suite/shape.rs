@@ -81,7 +81,9 @@ fn check_current(
     // Which entry is the container interface, and how many entries there must be.
     let (count, container_index) = match kind {
         PluginKind::Bridge => (3, Some(2)),
-        PluginKind::Macvlan | PluginKind::Ipvlan | PluginKind::Loopback => (1, Some(0)),
+        PluginKind::Macvlan | PluginKind::Ipvlan | PluginKind::Loopback | PluginKind::Tuning => {
+            (1, Some(0))
+        }
         PluginKind::HostLocal => (0, None),
     };
     ensure!(

@@ -19,6 +19,10 @@ pub const GATEWAY: &str = "10.88.0.1";
 pub const BRIDGE: &str = "cnibr0";
 /// The macvlan/ipvlan master in the lab host.
 pub const MASTER: &str = "cnimaster0";
+/// The MTU tuning sets (a fresh veth has 1500).
+pub const TUNED_MTU: u64 = 1400;
+/// The address the stand-in for the plugin before tuning reports.
+const CHAINED_IP: &str = "10.88.0.5/24";
 
 /// The plugin types the suite knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +32,7 @@ pub enum PluginKind {
     Ipvlan,
     HostLocal,
     Loopback,
+    Tuning,
 }
 
 impl PluginKind {
@@ -38,6 +43,7 @@ impl PluginKind {
             "ipvlan" => PluginKind::Ipvlan,
             "host-local" => PluginKind::HostLocal,
             "loopback" => PluginKind::Loopback,
+            "tuning" => PluginKind::Tuning,
             _ => return None,
         })
     }
@@ -49,6 +55,7 @@ impl PluginKind {
             PluginKind::Ipvlan => "ipvlan",
             PluginKind::HostLocal => "host-local",
             PluginKind::Loopback => "loopback",
+            PluginKind::Tuning => "tuning",
         }
     }
 
@@ -62,7 +69,13 @@ impl PluginKind {
 
     /// Whether the plugin reserves addresses through host-local (itself or delegated).
     pub fn uses_ipam(self) -> bool {
-        self != PluginKind::Loopback
+        !matches!(self, PluginKind::Loopback | PluginKind::Tuning)
+    }
+
+    /// Whether the plugin changes an interface an earlier plugin of a chain made, and
+    /// needs that plugin's result as `prevResult` (tuning).
+    pub fn is_chained(self) -> bool {
+        self == PluginKind::Tuning
     }
 
     /// Whether the plugin delegates to an IPAM plugin found in `CNI_PATH`.
@@ -158,6 +171,10 @@ impl World {
                 lab.host().ip(&["link", "set", MASTER, "up"]);
                 None
             }
+            PluginKind::Tuning => {
+                add_chained_interface(lab.container());
+                None
+            }
             _ => None,
         };
         Ok(World {
@@ -196,6 +213,21 @@ impl World {
         self.lab.dir().join("ipam")
     }
 
+    /// tuning's `dataDir`, where it saves the original link attributes.
+    pub fn tuning_dir(&self) -> PathBuf {
+        self.lab.dir().join("tuning")
+    }
+
+    /// The files in tuning's `dataDir`.
+    fn saved_state(&self) -> BTreeSet<String> {
+        let Ok(entries) = fs::read_dir(self.tuning_dir()) else {
+            return BTreeSet::new();
+        };
+        entries
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .collect()
+    }
+
     /// The host-local section every IPAM-using config shares.
     pub fn ipam(&self) -> Value {
         json!({
@@ -223,14 +255,25 @@ impl World {
             PluginKind::Ipvlan => json!({"master": MASTER, "mode": "l2", "ipam": self.ipam()}),
             PluginKind::HostLocal => json!({"ipam": self.ipam()}),
             PluginKind::Loopback => json!({}),
+            PluginKind::Tuning => json!({
+                "mtu": TUNED_MTU,
+                "sysctl": {"net.core.somaxconn": "512"},
+                "dataDir": self.tuning_dir(),
+            }),
         };
         merge(&mut conf, extra);
         conf
     }
 
-    /// ADD of the plugin's interface in `ctr`; the result, or a failure with the run.
+    /// ADD of the plugin's interface in `ctr`; the result, or a failure with the run. A
+    /// chained plugin gets the `prevResult` of a stand-in for the plugin before it.
     pub fn add(&self, ctr: &Netns, conf: &Value) -> Result<Value, Stop> {
-        let run = self.run_plugin(&Invocation::add(ctr, self.kind.ifname()).config(conf.clone()));
+        let conf = if self.kind.is_chained() {
+            with_prev(conf, &chained_prev_result(ctr, conf))
+        } else {
+            conf.clone()
+        };
+        let run = self.run_plugin(&Invocation::add(ctr, self.kind.ifname()).config(conf));
         succeeded(&run)?;
         run.json
             .clone()
@@ -259,6 +302,7 @@ impl World {
             host_links: link_names(self.lab.host()),
             container_links: ctr.map(link_names),
             leases: self.leases(),
+            saved_state: self.saved_state(),
             firewall: if self.kind.touches_firewall() {
                 firewall_lines(self.lab.host())
             } else {
@@ -306,6 +350,9 @@ impl World {
         for lease in after.leases.difference(&before.leases) {
             leaks.push(format!("host-local lease {lease}"));
         }
+        for file in after.saved_state.difference(&before.saved_state) {
+            leaks.push(format!("tuning saved-state file {file}"));
+        }
         for line in after.firewall.difference(&before.firewall) {
             let bare_ips = ips.iter().map(|ip| ip.split('/').next().unwrap_or(ip));
             if line.contains("CNI-") || bare_ips.clone().any(|ip| mentions_ip(line, ip)) {
@@ -335,6 +382,46 @@ impl World {
     }
 }
 
+/// The stand-in for the plugin before a chained one: a veth `eth0` in `ctr` (its peer
+/// beside it, so the host is untouched), made once; the container netns takes it along.
+fn add_chained_interface(ctr: &Netns) {
+    if ctr.link("eth0").is_none() {
+        ctr.ip(&[
+            "link",
+            "add",
+            "eth0",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth0-peer",
+        ]);
+        ctr.ip(&["addr", "add", CHAINED_IP, "dev", "eth0"]);
+    }
+}
+
+/// What the plugin before a chained one reports for `ctr`'s `eth0`, in the shape of the
+/// `conf`'s version.
+fn chained_prev_result(ctr: &Netns, conf: &Value) -> Value {
+    add_chained_interface(ctr);
+    let version = conf["cniVersion"].as_str().unwrap_or("0.1.0");
+    if super::version_key(version) < (0, 3, 0) {
+        return json!({"cniVersion": version, "ip4": {"ip": CHAINED_IP, "gateway": GATEWAY}, "dns": {}});
+    }
+    let mac = ctr.link("eth0").map(|l| l["address"].clone());
+    let mut ip = json!({"interface": 0, "address": CHAINED_IP, "gateway": GATEWAY});
+    if super::version_key(version) < (1, 0, 0) {
+        merge(&mut ip, json!({"version": "4"}));
+    }
+    json!({
+        "cniVersion": version,
+        "interfaces": [{"name": "eth0", "mac": mac, "sandbox": ctr.path()}],
+        "ips": [ip],
+        "routes": [{"dst": "0.0.0.0/0", "gw": GATEWAY}],
+        "dns": {},
+    })
+}
+
 /// Whether a firewall line names `ip` as a whole address (not `10.88.0.2` in `10.88.0.25`).
 fn mentions_ip(line: &str, ip: &str) -> bool {
     line.match_indices(ip).any(|(at, _)| {
@@ -349,6 +436,7 @@ pub struct Snapshot {
     pub host_links: BTreeSet<String>,
     pub container_links: Option<BTreeSet<String>>,
     pub leases: BTreeSet<String>,
+    pub saved_state: BTreeSet<String>,
     pub firewall: BTreeSet<String>,
 }
 
