@@ -244,7 +244,10 @@ fn a_failure_at_any_step_puts_everything_back() {
     let mut keys = everything();
     keys["mac"] = json!("01:00:5e:00:00:01");
     let run = w.run(&Invocation::add(w.lab.container(), IFNAME).config(w.conf("1.0.0", keys)));
-    let msg = run.assert_error(100).result()["msg"].as_str().unwrap().to_owned();
+    let msg = run.assert_error(100).result()["msg"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert!(msg.contains("set mac"), "{msg}");
     assert_eq!(w.state(&SYSCTLS), before);
     assert_eq!(w.saved(), None);
