@@ -32,7 +32,6 @@ use crate::scenarios::Dirs;
 /// file keeps them. Read when the report is written (not compiled in), so it can be
 /// edited while a long run is going.
 const ANALYSIS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/analysis.md");
-const PLUGINS: [&str; 5] = ["bridge", "macvlan", "ipvlan", "host-local", "loopback"];
 /// The load average under which the machine counts as quiet enough for absolute figures.
 const QUIET_LOAD: f64 = 0.7;
 
@@ -87,7 +86,7 @@ fn main() -> Result<()> {
         bail!("cni-bench must run as root: it creates network namespaces");
     }
     for dir in [&options.ours, &options.reference] {
-        for plugin in ["bridge", "macvlan", "host-local", "loopback"] {
+        for plugin in ["bridge", "macvlan", "host-local", "loopback", "tuning"] {
             if !dir.join(plugin).is_file() {
                 bail!(
                     "{} not found (build ours with `cargo build --release --workspace --bins`)",
@@ -241,7 +240,8 @@ fn sizes(dirs: &Dirs) -> Result<Vec<SizeRow>> {
         .prefix("cni-bench-size-")
         .tempdir()?;
     let mut rows = Vec::new();
-    for plugin in PLUGINS {
+    // Every plugin we replace (the conformance suite's list).
+    for plugin in cni_conformance::suite::PLUGINS {
         let (ours, reference) = (dirs.ours.join(plugin), dirs.reference.join(plugin));
         if !ours.is_file() || !reference.is_file() {
             continue;

@@ -129,7 +129,18 @@ struct Scenario {
     with_floor: bool,
     /// Extra setup of each side's host netns (macvlan's master).
     host_setup: fn(&Netns) -> Result<()>,
+    /// Untimed setup of each container netns (the interface a chained plugin changes).
+    container_setup: fn(&Netns) -> Result<()>,
     config: fn(&Path) -> Value,
+}
+
+impl Scenario {
+    /// A fresh container netns with the scenario's setup done.
+    fn container(&self) -> Result<Netns> {
+        let ctr = Netns::with_label("c");
+        (self.container_setup)(&ctr)?;
+        Ok(ctr)
+    }
 }
 
 fn no_setup(_: &Netns) -> Result<()> {
@@ -152,6 +163,20 @@ fn macvlan_master(host: &Netns) -> Result<()> {
     Ok(())
 }
 
+/// tuning changes an interface the plugin before it made: a veth `eth0` (peer beside it).
+fn chained_eth0(ctr: &Netns) -> Result<()> {
+    let out = ctr.exec(&[
+        "ip", "link", "add", "eth0", "type", "veth", "peer", "name", "eth0p",
+    ]);
+    if !out.status.success() {
+        bail!(
+            "creating the container's eth0: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
+}
+
 fn host_local_ipam(subnet: &str, data_dir: &Path) -> Value {
     json!({"type": "host-local", "subnet": subnet, "dataDir": data_dir})
 }
@@ -164,6 +189,7 @@ fn scenarios() -> Vec<Scenario> {
             ifname: "eth0",
             with_floor: true,
             host_setup: no_setup,
+            container_setup: no_setup,
             // isDefaultGateway: the container gets a default route, the same kernel work
             // as the floor's sequence. No ipMasq: iptables would dominate and is not
             // what this compares.
@@ -179,6 +205,7 @@ fn scenarios() -> Vec<Scenario> {
             ifname: "eth0",
             with_floor: false,
             host_setup: macvlan_master,
+            container_setup: no_setup,
             config: |dir| {
                 json!({"cniVersion": "1.0.0", "name": "benchmv", "type": "macvlan",
                        "master": "bm0", "mode": "bridge",
@@ -191,6 +218,7 @@ fn scenarios() -> Vec<Scenario> {
             ifname: "lo",
             with_floor: false,
             host_setup: no_setup,
+            container_setup: no_setup,
             config: |_| json!({"cniVersion": "1.0.0", "name": "benchlo", "type": "loopback"}),
         },
         Scenario {
@@ -199,9 +227,27 @@ fn scenarios() -> Vec<Scenario> {
             ifname: "eth0",
             with_floor: false,
             host_setup: no_setup,
+            container_setup: no_setup,
             config: |dir| {
                 json!({"cniVersion": "1.0.0", "name": "benchhl", "type": "host-local",
                        "ipam": host_local_ipam("10.24.0.0/16", dir)})
+            },
+        },
+        Scenario {
+            name: "tuning",
+            plugin: "tuning",
+            ifname: "eth0",
+            with_floor: false,
+            host_setup: no_setup,
+            container_setup: chained_eth0,
+            // A sysctl and a link attribute: both code paths, and the saved-state file.
+            config: |dir| {
+                json!({"cniVersion": "1.0.0", "name": "benchtu", "type": "tuning",
+                       "mtu": 1400, "sysctl": {"net.ipv4.conf.IFNAME.arp_notify": "1"},
+                       "dataDir": dir,
+                       "prevResult": {"cniVersion": "1.0.0",
+                                      "interfaces": [{"name": "eth0"}],
+                                      "ips": [{"address": "10.25.0.2/24", "interface": 0}]}})
             },
         },
     ]
@@ -327,7 +373,9 @@ pub fn latency(dirs: &Dirs, iterations: usize, warmup: usize) -> Result<Vec<Late
         for i in 0..warmup + iterations {
             check_stop()?;
             let timed = i >= warmup;
-            let containers: Vec<Netns> = (0..contenders).map(|_| Netns::with_label("c")).collect();
+            let containers: Vec<Netns> = (0..contenders)
+                .map(|_| scenario.container())
+                .collect::<Result<_>>()?;
             for k in 0..contenders {
                 // Rotate the order so no contender always follows the same one.
                 let who = (i + k) % contenders;
@@ -582,7 +630,7 @@ pub type Startup = (&'static str, [Vec<Duration>; 2]);
 pub fn startup(dirs: &Dirs, iterations: usize) -> Result<Vec<Startup>> {
     let host = Netns::with_label("startup");
     let mut results = Vec::new();
-    for plugin in ["bridge", "macvlan", "host-local", "loopback"] {
+    for plugin in ["bridge", "macvlan", "host-local", "loopback", "tuning"] {
         let binaries = Side::BOTH.map(|side| dirs.binary(side, plugin));
         let mut times: [Vec<Duration>; 2] = Default::default();
         for i in 0..iterations + 1 {
@@ -669,7 +717,7 @@ pub fn peak_rss(dirs: &Dirs, runs: usize) -> Result<(Vec<Rss>, RssFloor)> {
             for k in 0..2 {
                 let who = (i + k) % 2;
                 let (w, bin) = (&worlds[who], &binaries[who]);
-                let ctr = Netns::with_label("c");
+                let ctr = scenario.container()?;
                 let add =
                     rss::run_traced(&call(bin, "ADD", &ctr, scenario.ifname, &w.config), &w.host)?;
                 let del =

@@ -11,11 +11,12 @@ use std::path::PathBuf;
 /// Where the reference keeps the saved link attributes when `dataDir` is not set.
 pub const DEFAULT_DATA_DIR: &str = "/run/cni/tuning";
 
-/// Raw keys as they arrive on stdin (the reference's names; `null` reads as absent).
+/// Raw keys as they arrive on stdin (the reference's names; `null` reads as absent). The
+/// same keys in `args.cni` override these per container (see [`Settings::from_request`]).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TuningConfig {
-    /// `dataDir`: where the original link attributes are saved.
+    /// `dataDir`: where the original link attributes are saved (ignored in `args.cni`).
     #[serde(default)]
     pub data_dir: Option<String>,
     /// `sysctl`: name → value, written inside the container.
@@ -36,41 +37,21 @@ pub struct TuningConfig {
     /// `txQLen`: the transmit queue length.
     #[serde(default, rename = "txQLen")]
     pub tx_q_len: Option<u32>,
-    /// `args`: only `args.cni` is read.
-    #[serde(default)]
-    pub args: Option<ArgsSection>,
 }
 
-/// The `args` object.
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct ArgsSection {
-    /// `args.cni`: per-container overrides of the keys above.
-    #[serde(default)]
-    pub cni: Option<Overrides>,
-}
-
-/// `args.cni`: each key present replaces the configured one; `sysctl` entries are added.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Overrides {
-    /// Added to (and replacing entries of) `sysctl`.
-    #[serde(default)]
-    pub sysctl: Option<BTreeMap<String, String>>,
-    /// Replaces `mac`; an empty string means "no MAC change".
-    #[serde(default)]
-    pub mac: Option<String>,
-    /// Replaces `promisc`.
-    #[serde(default)]
-    pub promisc: Option<bool>,
-    /// Replaces `mtu`.
-    #[serde(default)]
-    pub mtu: Option<u32>,
-    /// Replaces `allmulti`.
-    #[serde(default)]
-    pub allmulti: Option<bool>,
-    /// Replaces `txQLen`.
-    #[serde(default, rename = "txQLen")]
-    pub tx_q_len: Option<u32>,
+/// `args.cni`, decoded as the same keys (code 7 naming the key's path).
+fn args_cni(req: &Request<TuningConfig>) -> Result<TuningConfig> {
+    let Some(value) = req.net.args.as_ref().and_then(|args| args.get("cni")) else {
+        return Ok(TuningConfig::default());
+    };
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let at = match path.as_str() {
+            "." => "args.cni".to_owned(),
+            path => format!("args.cni.{path}"),
+        };
+        Error::invalid_config(format!("invalid network config: {at}: {}", e.inner()))
+    })
 }
 
 /// The link attributes one ADD sets (and CHECK compares); `None` leaves one alone.
@@ -128,11 +109,9 @@ impl Settings {
         req.args.args.check_known(&["MAC"])?;
         refuse_duplicate_sysctls(&req.args.stdin)?;
         let c = &req.config;
-        let overrides = c
-            .args
-            .as_ref()
-            .and_then(|a| a.cni.clone())
-            .unwrap_or_default();
+        // Each key present in `args.cni` replaces the configured one (an empty `mac`
+        // means "no MAC change"); its `sysctl` entries are added.
+        let overrides = args_cni(req)?;
         let mut sysctl = c.sysctl.clone().unwrap_or_default();
         sysctl.extend(overrides.sysctl.unwrap_or_default());
         let sysctls = sysctl

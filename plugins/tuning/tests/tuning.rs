@@ -11,18 +11,11 @@ use cni_conformance::Invocation;
 use common::*;
 use serde_json::{Value, json};
 
-const SYSCTLS: [&str; 2] = ["net/ipv4/conf/eth0/arp_notify", "net/core/somaxconn"];
-
 /// Every key tuning has, each different from a fresh veth's value.
 fn everything() -> Value {
-    json!({
-        "sysctl": {"net.ipv4.conf.IFNAME.arp_notify": "1", "net.core.somaxconn": "512"},
-        "mac": "c2:11:22:33:44:55",
-        "mtu": 1400,
-        "promisc": true,
-        "allmulti": true,
-        "txQLen": 500,
-    })
+    let mut keys = tuned_keys();
+    keys["txQLen"] = json!(500);
+    keys
 }
 
 #[test]
@@ -180,6 +173,13 @@ fn bad_input_is_refused_and_changes_nothing() {
         ),
         (with(json!({"mtu": -1})), None, 7, "mtu"),
         (with(json!({"sysctl": "x"})), None, 7, "sysctl"),
+        (
+            with(json!({"args": {"cni": {"mtu": "x"}}})),
+            None,
+            7,
+            "args.cni.mtu",
+        ),
+        (with(json!({"args": {"cni": 5}})), None, 7, "args.cni"),
         (
             without_prev(&with(json!({}))),
             None,

@@ -11,6 +11,21 @@ use std::path::{Path, PathBuf};
 /// The container interface.
 pub const IFNAME: &str = "eth0";
 
+/// The sysctls [`tuned_keys`] writes, as `/proc/sys` paths.
+pub const SYSCTLS: [&str; 2] = ["net/ipv4/conf/eth0/arp_notify", "net/core/somaxconn"];
+
+/// Every key tuning has but `txQLen` (which Debian's 1.1.1 lacks), each different from a
+/// fresh veth's value.
+pub fn tuned_keys() -> Value {
+    json!({
+        "sysctl": {"net.ipv4.conf.IFNAME.arp_notify": "1", "net.core.somaxconn": "512"},
+        "mac": "c2:11:22:33:44:55",
+        "mtu": 1400,
+        "promisc": true,
+        "allmulti": true,
+    })
+}
+
 /// A lab whose container has `eth0`, a veth whose peer is in the lab host.
 pub struct World {
     /// Host + container + tempdir.
