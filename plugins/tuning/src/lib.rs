@@ -12,6 +12,7 @@
 //!   it, and removes the file when the netns or the interface is gone;
 //! * CHECK compares MACs as addresses, not as text, and sysctl values word by word.
 
+mod allowlist;
 mod config;
 mod saved;
 mod sysctls;
@@ -35,6 +36,7 @@ impl Plugin for Tuning {
 
     fn add(&self, req: Request<TuningConfig>) -> Result<CniResult> {
         let settings = Settings::from_request(&req)?;
+        allowlist::check(settings.sysctls.iter().map(|s| s.key.as_str()))?;
         let mut result = prev_result(&req)?;
         let netns = Rc::new(container_netns(&req)?);
         let mut rollback = Rollback::new();

@@ -53,6 +53,9 @@ fn read_all_writable(entries: &[Sysctl]) -> Result<Vec<String>> {
 /// read-only key changes nothing; a write that fails (a value the kernel refuses) puts
 /// back the ones written before it.
 pub fn apply(netns: &Netns, entries: &[Sysctl]) -> Result<Vec<String>> {
+    if entries.is_empty() {
+        return Ok(Vec::new());
+    }
     netns
         .run(|| {
             let old = read_all_writable(entries)?;

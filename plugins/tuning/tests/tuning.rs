@@ -395,3 +395,50 @@ fn status_is_ready_and_gc_removes_nothing() {
     assert!(w.saved().is_some(), "GC cannot tell whose file it is");
     w.del(&conf);
 }
+
+/// The node's allow list (a test copy: debug builds read `CNI_TEST_TUNING_ALLOWLIST`
+/// instead of `/etc/cni/tuning/allowlist.conf`) limits the sysctl names ADD accepts.
+#[test]
+fn the_allow_list_limits_sysctl_names() {
+    let w = World::new();
+    let list = w.lab.dir().join("allowlist.conf");
+    std::fs::write(&list, "^net\\.ipv4\\.conf\\.IFNAME\\.[a-z_]*$\n").unwrap();
+    let list = list.to_str().unwrap();
+    let before = w.state(&SYSCTLS);
+    let refused = w.conf(
+        "1.0.0",
+        json!({"sysctl": {"net.core.somaxconn": "512"}, "mtu": 1400}),
+    );
+    let run = w
+        .run(
+            &Invocation::add(w.lab.container(), IFNAME)
+                .config(refused)
+                .env("CNI_TEST_TUNING_ALLOWLIST", list),
+        )
+        .assert_error(7);
+    assert!(
+        run.result()["msg"]
+            .as_str()
+            .unwrap()
+            .contains("not allowed"),
+        "{run}"
+    );
+    assert_eq!(w.state(&SYSCTLS), before);
+    assert_eq!(w.saved(), None);
+
+    let allowed = w.conf(
+        "1.0.0",
+        json!({"sysctl": {"net.ipv4.conf.IFNAME.arp_notify": "1"}}),
+    );
+    w.run(
+        &Invocation::add(w.lab.container(), IFNAME)
+            .config(allowed.clone())
+            .env("CNI_TEST_TUNING_ALLOWLIST", list),
+    )
+    .assert_success();
+    assert_eq!(
+        w.lab.container().sysctl("net/ipv4/conf/eth0/arp_notify"),
+        "1"
+    );
+    w.del(&allowed);
+}
