@@ -111,7 +111,7 @@ fn each_restores_what_the_other_saved() {
 /// CHECK agrees with the reference on a key without `IFNAME`; Debian's 1.1.1 CHECK does
 /// not substitute `IFNAME` (fixed upstream in v1.3.0), so it fails where ours passes.
 #[test]
-fn check_like_the_reference_except_ifname_tuned_keys() {
+fn check_like_the_reference_except_ifname_keys() {
     let (w, _) = world();
     let plain = w.conf(
         "1.0.0",
@@ -150,4 +150,35 @@ fn check_like_the_reference_except_ifname_tuned_keys() {
     w.run(&Invocation::check(w.lab.container(), IFNAME).config(with_ifname.clone()))
         .assert_success();
     del(&w, &plugin_path("tuning"), &with_ifname);
+}
+
+/// The MAC's sources and `args.cni`'s overrides resolve as in the reference.
+#[test]
+fn same_precedence_of_mac_sources_and_args_cni() {
+    let cases = [
+        (json!({"mac": "c2:00:00:00:00:01"}), "MAC=c2:00:00:00:00:02"),
+        (
+            json!({"mac": "c2:00:00:00:00:01", "runtimeConfig": {"mac": "c2:00:00:00:00:03"}}),
+            "MAC=c2:00:00:00:00:02",
+        ),
+        (
+            json!({"runtimeConfig": {"mac": "c2:00:00:00:00:03"},
+                   "args": {"cni": {"mac": "c2:00:00:00:00:04", "mtu": 1280, "promisc": true}}}),
+            "IgnoreUnknown=1;K8S_POD_NAME=x;MAC=c2:00:00:00:00:02",
+        ),
+    ];
+    for (extra, cni_args) in cases {
+        let mut states = Vec::new();
+        for binary in [reference(), plugin_path("tuning")] {
+            let (w, _) = world();
+            let conf = w.conf("1.0.0", extra.clone());
+            let inv = Invocation::add(w.lab.container(), IFNAME)
+                .config(conf.clone())
+                .args(cni_args);
+            w.run_binary(&binary, &inv).assert_success();
+            states.push((w.state(&[]), w.saved()));
+            del(&w, &binary, &conf);
+        }
+        assert_eq!(states[0], states[1], "{extra} with CNI_ARGS {cni_args}");
+    }
 }
