@@ -7,7 +7,7 @@ Usage: cargo build --release --workspace && python3 scripts/startup.py [runs, de
 import subprocess, time, statistics, sys, os
 env={"CNI_COMMAND":"VERSION","PATH":"/usr/bin:/bin"}
 ROOT=os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-pairs=[(p, os.path.join(ROOT, "target/release", p), f"/usr/lib/cni/{p}") for p in ["bridge","host-local","loopback","macvlan","ipvlan"]]
+pairs=[(p, os.path.join(ROOT, "target/release", p), f"/usr/lib/cni/{p}") for p in ["bridge","host-local","loopback","macvlan","ipvlan","tuning"]]
 N=int(sys.argv[1]) if len(sys.argv)>1 else 200
 for name, ours, ref in pairs:
     t={"ours":[], "ref":[]}
