@@ -7,7 +7,8 @@ Why it pays: the kernel maps the page-cache pages around every page a process to
 whole binary in every call's resident set. Packed together, a call maps a few windows.
 
 How: the release plugins are built with linker maps, a set of typical calls (ADD, CHECK,
-DEL, STATUS, GC, VERSION of each plugin, bridge and macvlan with host-local as IPAM) runs
+DEL, STATUS, GC, VERSION of each plugin, bridge and macvlan with host-local as IPAM, tuning
+on a veth standing in for the plugin before it in a chain) runs
 under valgrind's lackey, which prints the address of every block of code executed, and the
 map turns those addresses back into function sections, written out as hash-free patterns.
 Each plugin's script lists its own hot code first, then what only the other plugins ran:
@@ -27,7 +28,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RELEASE = os.path.join(ROOT, "target/release")
 PLUGINS = {"bridge": "cni-plugin-bridge", "macvlan": "cni-plugin-macvlan",
            "ipvlan": "cni-plugin-ipvlan", "host-local": "cni-plugin-host-local",
-           "loopback": "cni-plugin-loopback"}
+           "loopback": "cni-plugin-loopback", "tuning": "cni-plugin-tuning"}
 # plugins/<name>/hot-text.ld, a linker script fragment: the default layout stays, the hot
 # code gets an output section of its own just before .text, next to .init, which every
 # call also runs.
@@ -155,8 +156,16 @@ def trace_calls(lab, trace_dir):
                    "hairpinMode": True, "ipam": ipam},
         "macvlan": {"type": "macvlan", "master": "uplink0", "mode": "bridge", "ipam": ipam},
         "ipvlan": {"type": "ipvlan", "master": "uplink0", "ipam": ipam},
+        "tuning": {"type": "tuning", "mtu": 1400, "promisc": True,
+                   "sysctl": {"net.ipv4.conf.IFNAME.arp_notify": "1"},
+                   "dataDir": os.path.join(lab.data_dir, "tuning"),
+                   "prevResult": {"cniVersion": "1.0.0", "interfaces": [{"name": "eth0"}],
+                                  "ips": [{"address": "10.88.7.5/24", "interface": 0}]}},
     }
     for plugin, body in confs.items():
+        if plugin == "tuning":  # changes the eth0 an earlier plugin of its chain made
+            run(["ip", "-n", lab.container, "link", "add", "eth0", "type", "veth",
+                 "peer", "name", "eth0p"])
         conf = {"name": "hotfn", **body}
         lab.call(plugin, "VERSION", {"cniVersion": "1.1.0", **conf}, trace_dir)
         for version in VERSIONS:
