@@ -34,7 +34,7 @@ fail() {
 }
 step() { printf '\n=== release-test: %s\n' "$*"; }
 
-PLUGINS=(bridge host-local ipvlan loopback macvlan)
+PLUGINS=(bridge host-local ipvlan loopback macvlan tuning)
 HOST=cnitest-$$-release-host
 CTR=cnitest-$$-release-ctr
 work=$(mktemp -d "${TMPDIR:-/tmp}/cnitest-lab-release-XXXXXX")

@@ -220,7 +220,7 @@ impl World {
 
     /// The files in tuning's `dataDir`.
     fn saved_state(&self) -> BTreeSet<String> {
-        let Ok(entries) = fs::read_dir(self.tuning_dir()) else {
+        let Ok(entries) = std::fs::read_dir(self.tuning_dir()) else {
             return BTreeSet::new();
         };
         entries

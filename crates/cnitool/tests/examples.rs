@@ -24,6 +24,10 @@ use std::path::Path;
 /// Every example file (its path under `examples/`) and its content.
 const EXAMPLES: &[(&str, &str)] = &[
     (
+        "bridge-tuning.conflist",
+        include_str!("../../../examples/bridge-tuning.conflist"),
+    ),
+    (
         "bridge.conflist",
         include_str!("../../../examples/bridge.conflist"),
     ),
@@ -70,12 +74,18 @@ fn example(path: &str) -> Value {
         .unwrap_or_else(|err| panic!("examples/{path} is not valid JSON: {err}"))
 }
 
-/// Every `ipam` object's `dataDir` (the examples name the node's) in the lab's directory.
+/// Every `ipam` object's `dataDir` and tuning's saved-state `dataDir` (the examples name
+/// the node's) in the lab's directory.
 fn with_lab_data_dir(mut conf: Value, lab: &Lab) -> Value {
     let data_dir = json!(lab.dir().join("ipam"));
     if let Some(plugins) = conf["plugins"].as_array_mut() {
-        for plugin in plugins.iter_mut().filter(|p| p.get("ipam").is_some()) {
-            plugin["ipam"]["dataDir"] = data_dir.clone();
+        for plugin in plugins.iter_mut() {
+            if plugin.get("ipam").is_some() {
+                plugin["ipam"]["dataDir"] = data_dir.clone();
+            }
+            if plugin["type"] == "tuning" {
+                plugin["dataDir"] = json!(lab.dir().join("tuning"));
+            }
         }
     } else if conf.get("ipam").is_some() {
         conf["ipam"]["dataDir"] = data_dir;
@@ -369,4 +379,28 @@ fn flannel_example_delegates_to_bridge_and_host_local() {
         .assert_success();
     assert!(leases(&lab, "cbr0").is_empty());
     assert!(ctr.link("eth0").is_none());
+}
+
+#[test]
+fn bridge_tuning_example_tunes_the_interface_bridge_made() {
+    const MAC: &str = "0a:58:0a:58:08:42";
+    let lab = Lab::new();
+    let ctr = lab.container();
+    let cap_args = json!({"mac": MAC}).to_string();
+    let saved_state = || fs::read_dir(lab.dir().join("tuning")).unwrap().count();
+    add_check_del(
+        &lab,
+        "bridge-tuning.conflist",
+        &[("CAP_ARGS", &cap_args)],
+        |result| {
+            let eth0 = ctr.link("eth0").unwrap();
+            assert_eq!(eth0["mtu"], 1400);
+            assert_eq!(eth0["address"], MAC);
+            assert_eq!(result["interfaces"][2]["mac"], MAC, "{result}");
+            assert_eq!(ctr.sysctl("net/ipv4/conf/eth0/arp_notify"), "1");
+            assert_eq!(ctr.sysctl("net/ipv6/conf/eth0/accept_ra"), "0");
+            assert_eq!(saved_state(), 1, "one saved-state file");
+        },
+    );
+    assert_eq!(saved_state(), 0, "tuning's DEL removes its saved state");
 }

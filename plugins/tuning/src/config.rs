@@ -41,17 +41,11 @@ pub struct TuningConfig {
 
 /// `args.cni`, decoded as the same keys (code 7 naming the key's path).
 fn args_cni(req: &Request<TuningConfig>) -> Result<TuningConfig> {
-    let Some(value) = req.net.args.as_ref().and_then(|args| args.get("cni")) else {
+    let Some(cni) = req.net.args.as_ref().and_then(|args| args.cni.as_ref()) else {
         return Ok(TuningConfig::default());
     };
-    serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = e.path().to_string();
-        let at = match path.as_str() {
-            "." => "args.cni".to_owned(),
-            path => format!("args.cni.{path}"),
-        };
-        Error::invalid_config(format!("invalid network config: {at}: {}", e.inner()))
-    })
+    let value = serde_json::Value::Object(cni.clone().into_iter().collect());
+    cni::config::decode(&value, "args.cni")
 }
 
 /// The link attributes one ADD sets (and CHECK compares); `None` leaves one alone.

@@ -134,12 +134,7 @@ fn prev_result(req: &Request<TuningConfig>) -> Result<CniResult> {
 
 /// The container's netns (`CNI_NETNS`, which the dispatcher requires for ADD and CHECK).
 fn container_netns(req: &Request<TuningConfig>) -> Result<Netns> {
-    let path = req
-        .args
-        .netns
-        .as_deref()
-        .ok_or_else(|| Error::invalid_env("required env variables [CNI_NETNS] missing"))?;
-    Netns::from_path(path).map_err(kernel_error)
+    Netns::from_path(req.args.required_netns()?).map_err(kernel_error)
 }
 
 /// `CNI_IFNAME` in the container; the plugin before this one must have made it.
