@@ -88,11 +88,46 @@ section "cargo build"
 # Plugin tests run the binaries of other plugins too (e.g. bridge delegates to
 # host-local), so every binary must exist before any test starts.
 cargo build --workspace --bins
+# --- Steps and their results ------------------------------------------------------------
+# Every step's passed and failed figures, in run order, for the summary.
+step_names=()
+declare -A step_passed=() step_failed=()
+record_step() { # NAME PASSED FAILED
+    step_names+=("$1")
+    step_passed[$1]=$2
+    step_failed[$1]=$3
+}
+# run_step NAME COMMAND...: a step that is one whole script, under its own heading, its
+# output also in $logs/NAME.log; it counts as one test, passed or failed.
+run_step() {
+    local name=$1
+    shift
+    section "$name"
+    if "$@" 2>&1 | tee "$logs/$name.log"; then
+        record_step "$name" 1 0
+    else
+        record_step "$name" 0 1
+        test_status=1
+    fi
+}
+# sum_of WORD FILE REGEX: the sum of the "<N> WORD" figures on FILE's lines matching REGEX
+# (0 when FILE is missing, e.g. the VM lane was skipped).
+sum_of() {
+    awk -v word="$1" -v re="$3" '$0 ~ re {
+        for (i = 1; i < NF; i++) if ($(i + 1) ~ "^" word) n += $i
+    } END { print n + 0 }' "$2" 2>/dev/null || echo 0
+}
+# record_counted NAME LOG REGEX: a step whose log counts its own tests on lines matching REGEX.
+record_counted() {
+    record_step "$1" "$(sum_of passed "$2" "$3")" "$(sum_of failed "$2" "$3")"
+}
+
 section "cargo test"
 # Tests marked #[ignore] need kernel features this machine lacks; the VM lane runs them.
 test_status=0
 # --no-fail-fast: one failing test binary must not hide the results of the others.
 cargo test --workspace --no-fail-fast 2>&1 | tee "$logs/cargo-test.log" || test_status=$?
+record_counted "cargo test" "$logs/cargo-test.log" '^test result:'
 
 # --- Soak ------------------------------------------------------------------------------
 # A short soak (scripts/soak.sh): random concurrent ADD/CHECK/DEL/GC across bridge (both
@@ -100,14 +135,7 @@ cargo test --workspace --no-fail-fast 2>&1 | tee "$logs/cargo-test.log" || test_
 # under live attachments, the node checked after every cycle, then a simulated reboot.
 # Fails on any violation; its seed is printed first for a replay. The 1000-cycle figures
 # are in README.md.
-section "soak"
-soak_passed=0 soak_failed=0
-if bash scripts/soak.sh 200 2>&1 | tee "$logs/soak.log"; then
-    soak_passed=1
-else
-    soak_failed=1
-    test_status=1
-fi
+run_step soak bash scripts/soak.sh 200
 
 # --- VM lane ---------------------------------------------------------------------------
 # The #[ignore]d tests whose names start with vm_ (ipvlan, bridge VLAN filtering, ...) in a
@@ -119,34 +147,25 @@ else
     section "VM lane"
     bash scripts/vm-lane.sh 2>&1 | tee "$logs/vm-lane.log" || test_status=$?
 fi
+# The lane's own closing line, "N passed, M failed".
+record_counted "VM lane" "$logs/vm-lane.log" '^[0-9]+ passed, [0-9]+ failed$'
 
 # --- podman end to end -----------------------------------------------------------------
 # podman (CNI backend) running containers on our plugins only; it works in the machine's
 # own namespace with names and subnets of its own and checks it left nothing behind.
-section "podman end to end"
-podman_passed=0 podman_failed=0
-if bash scripts/podman-e2e.sh; then podman_passed=1; else podman_failed=1; test_status=1; fi
+run_step podman bash scripts/podman-e2e.sh
 
 # --- containerd end to end (CRI) -------------------------------------------------------
 # kubelet's path: containerd's CRI plugin running pod sandboxes on our plugins only,
 # driven over its socket by scripts/cri-client.py; in the machine's own namespace with
 # names and subnets of its own, and it checks it left nothing behind. A few timed pods
 # keep its ours-vs-reference timing from rotting (the figures are in BENCHMARKS.md).
-section "containerd end to end"
-containerd_passed=0 containerd_failed=0
-if BENCH_PODS=3 bash scripts/containerd-e2e.sh; then
-    containerd_passed=1
-else
-    containerd_failed=1
-    test_status=1
-fi
+run_step containerd env BENCH_PODS=3 bash scripts/containerd-e2e.sh
 
 # --- Release ---------------------------------------------------------------------------
 # The static release build and its tarball (scripts/release.sh), the binaries run in a
 # chroot with no libc, and the installer's install/restore round trip.
-section "release"
-release_passed=0 release_failed=0
-if bash scripts/release-test.sh; then release_passed=1; else release_failed=1; test_status=1; fi
+run_step release bash scripts/release-test.sh
 
 # --- Benchmark smoke ---------------------------------------------------------------------
 # A few interleaved iterations of every benchmark scenario against the Go reference, so
@@ -174,22 +193,13 @@ for plugin in bridge macvlan ipvlan host-local loopback tuning; do
 done
 
 # --- Summary ---------------------------------------------------------------------------
-# One line for the whole run: cargo test's per-binary results, the soak, the VM lane,
-# podman, containerd and the release.
-# sum_of WORD FILE REGEX: the sum of the "<N> WORD" figures on FILE's lines matching REGEX
-# (0 when FILE is missing, e.g. the VM lane was skipped).
-sum_of() {
-    awk -v word="$1" -v re="$3" '$0 ~ re {
-        for (i = 1; i < NF; i++) if ($(i + 1) ~ "^" word) n += $i
-    } END { print n + 0 }' "$2" 2>/dev/null || echo 0
-}
-cargo_passed=$(sum_of passed "$logs/cargo-test.log" '^test result:')
-cargo_failed=$(sum_of failed "$logs/cargo-test.log" '^test result:')
-# The lane's own closing line, "N passed, M failed".
-vm_passed=$(sum_of passed "$logs/vm-lane.log" '^[0-9]+ passed, [0-9]+ failed$')
-vm_failed=$(sum_of failed "$logs/vm-lane.log" '^[0-9]+ passed, [0-9]+ failed$')
-total_passed=$((cargo_passed + vm_passed + podman_passed + soak_passed + containerd_passed + release_passed))
-total_failed=$((cargo_failed + vm_failed + podman_failed + soak_failed + containerd_failed + release_failed))
+# One line with every step's figures, and the totals.
+step_summary="" total_passed=0 total_failed=0
+for name in "${step_names[@]}"; do
+    step_summary+="${step_summary:+; }$name: ${step_passed[$name]} passed, ${step_failed[$name]} failed"
+    total_passed=$((total_passed + ${step_passed[$name]}))
+    total_failed=$((total_failed + ${step_failed[$name]}))
+done
 
 # --- Leak check ------------------------------------------------------------------------
 section "Leak check"
@@ -217,7 +227,7 @@ if ((leaks == 0)); then
 fi
 
 echo
-echo "cargo test: $cargo_passed passed, $cargo_failed failed; soak: $soak_passed passed, $soak_failed failed; VM lane: $vm_passed passed, $vm_failed failed; podman: $podman_passed passed, $podman_failed failed; containerd: $containerd_passed passed, $containerd_failed failed; release: $release_passed passed, $release_failed failed"
+echo "$step_summary"
 status=0
 if ((test_status != 0)); then
     echo "FAILED: the tests failed (exit status $test_status, see above)"
