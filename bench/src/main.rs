@@ -80,8 +80,8 @@ fn parse_args() -> Result<Options> {
     Ok(options)
 }
 
-fn main() -> Result<()> {
-    let options = parse_args()?;
+/// Root (for the namespaces) and every benchmarked plugin on both sides, before anything runs.
+fn ensure_root_and_plugins(options: &Options) -> Result<()> {
     if nix::unistd::geteuid().as_raw() != 0 {
         bail!("cni-bench must run as root: it creates network namespaces");
     }
@@ -95,6 +95,37 @@ fn main() -> Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+/// Writes the Markdown report and its SVG plot, and prints the tables for CI logs.
+fn write_report(options: &Options, results: &Results, started: Instant) -> Result<()> {
+    let svg_path = options.out.with_extension("svg");
+    let svg_name = svg_path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    std::fs::write(&svg_path, svg::render(results))
+        .with_context(|| format!("writing {}", svg_path.display()))?;
+    let analysis = std::fs::read_to_string(ANALYSIS).unwrap_or_default();
+    let md = report::markdown(results, &svg_name, &analysis);
+    std::fs::write(&options.out, &md)
+        .with_context(|| format!("writing {}", options.out.display()))?;
+    // The tables on stdout too, for CI logs.
+    let tables_end = md.find("## Analysis").unwrap_or(md.len());
+    println!("{}", &md[..tables_end]);
+    eprintln!(
+        "wrote {} and {} in {:.0} s",
+        options.out.display(),
+        svg_path.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    let options = parse_args()?;
+    ensure_root_and_plugins(&options)?;
     spawn::install_signal_handlers()?;
     spawn::raise_fd_limit();
     // Leftovers of an earlier run that was SIGKILLed (ours are cnitest-<dead pid>-*).
@@ -169,26 +200,7 @@ fn main() -> Result<()> {
             duration: format!("{:.0} s", started.elapsed().as_secs_f64()),
         },
     };
-    let svg_path = options.out.with_extension("svg");
-    let svg_name = svg_path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    std::fs::write(&svg_path, svg::render(&results))
-        .with_context(|| format!("writing {}", svg_path.display()))?;
-    let analysis = std::fs::read_to_string(ANALYSIS).unwrap_or_default();
-    let md = report::markdown(&results, &svg_name, &analysis);
-    std::fs::write(&options.out, &md)
-        .with_context(|| format!("writing {}", options.out.display()))?;
-    // The tables on stdout too, for CI logs.
-    let tables_end = md.find("## Analysis").unwrap_or(md.len());
-    println!("{}", &md[..tables_end]);
-    eprintln!(
-        "wrote {} and {} in {:.0} s",
-        options.out.display(),
-        svg_path.display(),
-        started.elapsed().as_secs_f64()
-    );
+    write_report(&options, &results, started)?;
     // CI runs --quick so the tool cannot rot: a plugin call that failed must fail the job,
     // not just show up as a number in a table nobody reads.
     let failures = report::total_failures(&results);

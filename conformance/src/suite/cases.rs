@@ -411,117 +411,152 @@ fn state_after_add(ctx: &Ctx) -> Checked {
 /// The kernel and disk state a successful ADD must have made.
 fn verify_added(world: &World, ctr: &Netns, result: &Value) -> Checked {
     let ifname = world.kind.ifname();
-    let ips = result_ips(result);
-    let ip = ips.first().cloned().unwrap_or_default();
-    let link_kind = |ns: &Netns, name: &str| {
-        ns.link(name).map(|l| {
-            l["linkinfo"]["info_kind"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned()
-        })
-    };
-    let has_default_route = || {
-        ctr.routes(crate::IpFamily::V4)
-            .iter()
-            .any(|r| r["dst"] == "default" && r["gateway"] == GATEWAY)
-    };
+    let ip = result_ips(result).first().cloned().unwrap_or_default();
     match world.kind {
-        PluginKind::Bridge => {
-            let host = world.lab.host();
-            ensure!(
-                link_kind(host, BRIDGE).as_deref() == Some("bridge"),
-                "no bridge {BRIDGE} in the host"
-            );
-            let bridge_mac = host.link(BRIDGE).map(|l| l["address"].clone());
-            ensure!(
-                result["interfaces"][0]["name"] == BRIDGE
-                    && Some(&result["interfaces"][0]["mac"]) == bridge_mac.as_ref(),
-                "interfaces[0] is not the bridge with its MAC {bridge_mac:?}: {result}"
-            );
-            let host_veth = result["interfaces"][1]["name"].as_str().unwrap_or_default();
-            let veth = host.link(host_veth);
-            ensure!(
-                veth.as_ref().is_some_and(|l| l["master"] == BRIDGE),
-                "host veth {host_veth:?} is not a port of {BRIDGE}: {veth:?}"
-            );
-            let gateway = format!("{GATEWAY}/24");
-            ensure!(
-                host.addresses(BRIDGE).contains(&gateway),
-                "{BRIDGE} lacks the gateway address {gateway}: {:?}",
-                host.addresses(BRIDGE)
-            );
-            ensure!(
-                link_kind(ctr, ifname).as_deref() == Some("veth"),
-                "{ifname} in the container is not a veth"
-            );
-            ensure!(ctr.addresses(ifname).contains(&ip), "{ifname} lacks {ip}");
-            ensure!(
-                has_default_route(),
-                "no default route via {GATEWAY} in the container"
-            );
-        }
-        PluginKind::Macvlan | PluginKind::Ipvlan => {
-            let expected = if world.kind == PluginKind::Macvlan {
-                "macvlan"
-            } else {
-                "ipvlan"
-            };
-            ensure!(
-                link_kind(ctr, ifname).as_deref() == Some(expected),
-                "{ifname} in the container is not a {expected}: {:?}",
-                ctr.link(ifname)
-            );
-            let link = ctr.link(ifname).unwrap_or_default();
-            ensure!(
-                result["interfaces"][0]["mac"] == link["address"],
-                "result MAC {} differs from the link's {}",
-                result["interfaces"][0]["mac"],
-                link["address"]
-            );
-            ensure!(ctr.addresses(ifname).contains(&ip), "{ifname} lacks {ip}");
-            ensure!(is_up(ctr, ifname), "{ifname} is not up");
-            ensure!(
-                has_default_route(),
-                "no default route via {GATEWAY} in the container"
-            );
-        }
-        PluginKind::HostLocal => {
-            let bare_ip = ip.split('/').next().unwrap_or_default();
-            let dir = world.data_dir().join(NETWORK);
-            let lease = fs::read_to_string(dir.join(bare_ip))
-                .map_err(|e| format!("no lease file {}/{bare_ip}: {e}", dir.display()))?;
-            let expected = format!("{}\r\n{ifname}", ctr.name());
-            ensure!(
-                lease == expected,
-                "lease file holds {lease:?}, expected {expected:?}"
-            );
-            let last = fs::read_to_string(dir.join("last_reserved_ip.0")).unwrap_or_default();
-            ensure!(
-                last.trim() == bare_ip,
-                "last_reserved_ip.0 holds {last:?}, expected {bare_ip}"
-            );
-        }
-        PluginKind::Tuning => {
-            let mtu = ctr.link(ifname).map(|l| l["mtu"].clone());
-            ensure!(
-                mtu == Some(json!(TUNED_MTU)),
-                "{ifname} has MTU {mtu:?}, the config says {TUNED_MTU}"
-            );
-            let somaxconn = ctr.sysctl("net.core.somaxconn");
-            ensure!(
-                somaxconn == "512",
-                "net.core.somaxconn is {somaxconn}, the config says 512"
-            );
-        }
-        PluginKind::Loopback => {
-            ensure!(is_up(ctr, "lo"), "lo is not up after ADD");
-            ensure!(
-                ctr.addresses("lo").contains(&"127.0.0.1/8".to_owned()),
-                "lo lacks 127.0.0.1/8"
-            );
-        }
+        PluginKind::Bridge => verify_bridge_added(world.lab.host(), ctr, ifname, &ip, result),
+        PluginKind::Macvlan => verify_sublink_added(ctr, ifname, "macvlan", &ip, result),
+        PluginKind::Ipvlan => verify_sublink_added(ctr, ifname, "ipvlan", &ip, result),
+        PluginKind::HostLocal => verify_lease_written(world, ctr, ifname, &ip),
+        PluginKind::Tuning => verify_tuned(ctr, ifname),
+        PluginKind::Loopback => verify_loopback_up(ctr),
     }
+}
+
+/// The `info_kind` of link `name` in `ns` ("bridge", "veth", ...), if it exists.
+fn link_kind(ns: &Netns, name: &str) -> Option<String> {
+    ns.link(name).map(|l| {
+        l["linkinfo"]["info_kind"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    })
+}
+
+fn has_default_route_via_gateway(ctr: &Netns) -> bool {
+    ctr.routes(crate::IpFamily::V4)
+        .iter()
+        .any(|r| r["dst"] == "default" && r["gateway"] == GATEWAY)
+}
+
+/// bridge: the bridge with the gateway address in the host, the host veth its port, the
+/// container's veth addressed and routed, and the result naming the bridge first.
+fn verify_bridge_added(
+    host: &Netns,
+    ctr: &Netns,
+    ifname: &str,
+    ip: &str,
+    result: &Value,
+) -> Checked {
+    ensure!(
+        link_kind(host, BRIDGE).as_deref() == Some("bridge"),
+        "no bridge {BRIDGE} in the host"
+    );
+    let bridge_mac = host.link(BRIDGE).map(|l| l["address"].clone());
+    ensure!(
+        result["interfaces"][0]["name"] == BRIDGE
+            && Some(&result["interfaces"][0]["mac"]) == bridge_mac.as_ref(),
+        "interfaces[0] is not the bridge with its MAC {bridge_mac:?}: {result}"
+    );
+    let host_veth = result["interfaces"][1]["name"].as_str().unwrap_or_default();
+    let veth = host.link(host_veth);
+    ensure!(
+        veth.as_ref().is_some_and(|l| l["master"] == BRIDGE),
+        "host veth {host_veth:?} is not a port of {BRIDGE}: {veth:?}"
+    );
+    let gateway = format!("{GATEWAY}/24");
+    ensure!(
+        host.addresses(BRIDGE).contains(&gateway),
+        "{BRIDGE} lacks the gateway address {gateway}: {:?}",
+        host.addresses(BRIDGE)
+    );
+    ensure!(
+        link_kind(ctr, ifname).as_deref() == Some("veth"),
+        "{ifname} in the container is not a veth"
+    );
+    ensure!(
+        ctr.addresses(ifname).iter().any(|a| a == ip),
+        "{ifname} lacks {ip}"
+    );
+    ensure!(
+        has_default_route_via_gateway(ctr),
+        "no default route via {GATEWAY} in the container"
+    );
+    Ok(())
+}
+
+/// macvlan and ipvlan: a link of `expected_kind` in the container, up, addressed and
+/// routed, with the MAC the result reports.
+fn verify_sublink_added(
+    ctr: &Netns,
+    ifname: &str,
+    expected_kind: &str,
+    ip: &str,
+    result: &Value,
+) -> Checked {
+    ensure!(
+        link_kind(ctr, ifname).as_deref() == Some(expected_kind),
+        "{ifname} in the container is not a {expected_kind}: {:?}",
+        ctr.link(ifname)
+    );
+    let link = ctr.link(ifname).unwrap_or_default();
+    ensure!(
+        result["interfaces"][0]["mac"] == link["address"],
+        "result MAC {} differs from the link's {}",
+        result["interfaces"][0]["mac"],
+        link["address"]
+    );
+    ensure!(
+        ctr.addresses(ifname).iter().any(|a| a == ip),
+        "{ifname} lacks {ip}"
+    );
+    ensure!(is_up(ctr, ifname), "{ifname} is not up");
+    ensure!(
+        has_default_route_via_gateway(ctr),
+        "no default route via {GATEWAY} in the container"
+    );
+    Ok(())
+}
+
+/// host-local: the lease file in the reference's format and the last reserved address.
+fn verify_lease_written(world: &World, ctr: &Netns, ifname: &str, ip: &str) -> Checked {
+    let bare_ip = ip.split('/').next().unwrap_or_default();
+    let dir = world.data_dir().join(NETWORK);
+    let lease = fs::read_to_string(dir.join(bare_ip))
+        .map_err(|e| format!("no lease file {}/{bare_ip}: {e}", dir.display()))?;
+    let expected = format!("{}\r\n{ifname}", ctr.name());
+    ensure!(
+        lease == expected,
+        "lease file holds {lease:?}, expected {expected:?}"
+    );
+    let last = fs::read_to_string(dir.join("last_reserved_ip.0")).unwrap_or_default();
+    ensure!(
+        last.trim() == bare_ip,
+        "last_reserved_ip.0 holds {last:?}, expected {bare_ip}"
+    );
+    Ok(())
+}
+
+/// tuning: the MTU and sysctl the config asks for.
+fn verify_tuned(ctr: &Netns, ifname: &str) -> Checked {
+    let mtu = ctr.link(ifname).map(|l| l["mtu"].clone());
+    ensure!(
+        mtu == Some(json!(TUNED_MTU)),
+        "{ifname} has MTU {mtu:?}, the config says {TUNED_MTU}"
+    );
+    let somaxconn = ctr.sysctl("net.core.somaxconn");
+    ensure!(
+        somaxconn == "512",
+        "net.core.somaxconn is {somaxconn}, the config says 512"
+    );
+    Ok(())
+}
+
+fn verify_loopback_up(ctr: &Netns) -> Checked {
+    ensure!(is_up(ctr, "lo"), "lo is not up after ADD");
+    ensure!(
+        ctr.addresses("lo").contains(&"127.0.0.1/8".to_owned()),
+        "lo lacks 127.0.0.1/8"
+    );
     Ok(())
 }
 
