@@ -33,13 +33,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/lib.sh
 REPO_ROOT=$PWD
 
+SCRIPT_TAG=containerd-e2e
 require_root "$0" "containerd and pod network namespaces"
-
-section() { printf '\n=== containerd-e2e: %s\n' "$*"; }
-fail() {
-    echo "containerd-e2e: FAIL: $*" >&2
-    exit 1
-}
 
 # --- Packages --------------------------------------------------------------------------
 # python3-grpcio: the CRI client's gRPC; gcc + libc6-dev: the static pause binary.
@@ -52,17 +47,10 @@ PYTHON=/usr/bin/python3
 start_timer
 
 # --- Names, subnets and their absence ------------------------------------------------
-BR_NET=cnice2e-br
-MV_NET=cnice2e-mv
-BRIDGE=cnice2e0
-MASTER=cnice2e-m0
-MASTER_PEER=cnice2e-m1
-BR_SUBNET=10.231.87
-MV_SUBNET=10.231.88
+e2e_networks cnice2e 10.231.87 10.231.88
 # The host's end of the macvlan network: an address on the master's peer.
 MV_HOST=$MV_SUBNET.254
 PAUSE_IMAGE=cnie2e.local/pause:1
-require_unused "$BRIDGE" "$MASTER" "$MASTER_PEER" -- "$BR_SUBNET" "$MV_SUBNET"
 
 # --- Binaries --------------------------------------------------------------------------
 PLUGINS=(bridge host-local loopback macvlan)
@@ -145,12 +133,7 @@ remove_empty_tables_iptables_made() {
 }
 leak_checks() {
     local stale
-    stale=$(find "$CNI_CACHE" -maxdepth 1 -name "cnice2e-*" 2>/dev/null)
-    if [[ -n $stale ]]; then
-        echo "LEAK: cache files left behind:"; echo "$stale"
-        find "$CNI_CACHE" -maxdepth 1 -name "cnice2e-*" -delete
-        leaks=1
-    fi
+    remove_stale_cache cnice2e || leaks=1
     stale=$(comm -13 "$BASE/shim-sockets" <(shim_sockets))
     if [[ -n $stale ]]; then
         echo "LEAK: shim sockets left behind:"; echo "$stale"
@@ -177,11 +160,7 @@ cleanup() {
     fi
     # Pod netns, the sandboxes' /dev/shm and snapshots: mounted under the work dir.
     findmnt -rn -o TARGET | grep "^$WORK" | sort -r | xargs -r -n1 umount -l
-    ip link delete "$BRIDGE" 2>/dev/null
-    ip link delete "$MASTER" 2>/dev/null
-    if [[ $(cat /proc/sys/net/ipv4/ip_forward) != "$IP_FORWARD" ]]; then
-        echo "$IP_FORWARD" >/proc/sys/net/ipv4/ip_forward
-    fi
+    remove_links_restore_forwarding
     remove_empty_tables_iptables_made
     leak_checks
     for dir in "${CREATED_DIRS[@]}"; do rmdir "$dir" 2>/dev/null; done
@@ -441,10 +420,8 @@ make_plugin_sets
 use_plugins logged
 # The macvlan master: a veth pair of the test's own; the peer, with an address, is the
 # host's end of the macvlan network.
-ip link add "$MASTER" type veth peer name "$MASTER_PEER"
-ip link set "$MASTER" up
+add_master_veth
 ip addr add "$MV_HOST/24" dev "$MASTER_PEER"
-ip link set "$MASTER_PEER" up
 start_containerd
 "${CTR[@]}" images import --snapshotter native "$WORK/pause.tar" >/dev/null
 step "set-up (pause image, containerd, master veth)"

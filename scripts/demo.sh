@@ -27,7 +27,6 @@ REPO_ROOT=$PWD
 
 require_root "$0" "it creates network namespaces"
 
-section() { printf '\n=== %s\n' "$*"; }
 # Shows a command, then runs it.
 run() {
     echo "\$ $*"

@@ -1,5 +1,13 @@
 # Shared by the scripts in this directory (sourced, not run).
 
+# `section TEXT` prints a step's heading and `fail TEXT` exits with an error, both tagged
+# with SCRIPT_TAG (the script's name) when the script sets it.
+section() { printf '\n=== %s%s\n' "${SCRIPT_TAG:+$SCRIPT_TAG: }" "$*"; }
+fail() {
+    echo "${SCRIPT_TAG:+$SCRIPT_TAG: }FAIL: $*" >&2
+    exit 1
+}
+
 # Exits unless running as root; $1 names the script, $2 says why root is needed.
 require_root() {
     if [[ $(id -u) -ne 0 ]]; then
@@ -66,6 +74,44 @@ require_unused() {
     if ip -o addr | grep -qE " (${subnets%|})\."; then
         fail "one of the subnets $* (/24) is in use on this machine"
     fi
+}
+
+# e2e_networks PREFIX BR_SUBNET MV_SUBNET: the names of the test's bridge and macvlan
+# networks and of the links they make, all from PREFIX, and their /24 subnets (first three
+# octets); exits if any of them is in use already.
+e2e_networks() {
+    BR_NET=$1-br MV_NET=$1-mv BRIDGE=${1}0 MASTER=$1-m0 MASTER_PEER=$1-m1
+    BR_SUBNET=$2 MV_SUBNET=$3
+    require_unused "$BRIDGE" "$MASTER" "$MASTER_PEER" -- "$BR_SUBNET" "$MV_SUBNET"
+}
+
+# The macvlan network's master: a veth pair of the test's own, both ends up.
+add_master_veth() {
+    ip link add "$MASTER" type veth peer name "$MASTER_PEER"
+    ip link set "$MASTER" up
+    ip link set "$MASTER_PEER" up
+}
+
+# Clean-up: the bridge and the master pair go, and net.ipv4.ip_forward gets back the
+# value saved in IP_FORWARD (the bridge's isGateway turns it on, as the Go bridge does).
+remove_links_restore_forwarding() {
+    ip link delete "$BRIDGE" 2>/dev/null
+    ip link delete "$MASTER" 2>/dev/null
+    if [[ $(cat /proc/sys/net/ipv4/ip_forward) != "$IP_FORWARD" ]]; then
+        echo "$IP_FORWARD" >/proc/sys/net/ipv4/ip_forward
+    fi
+}
+
+# remove_stale_cache PREFIX: lists and deletes the libcni cache files of the test's
+# networks (PREFIX-*) left in CNI_CACHE; fails when there were any.
+remove_stale_cache() {
+    local stale
+    stale=$(find "$CNI_CACHE" -maxdepth 1 -name "$1-*" 2>/dev/null)
+    [[ -z $stale ]] && return 0
+    echo "LEAK: cache files left behind:"
+    echo "$stale"
+    find "$CNI_CACHE" -maxdepth 1 -name "$1-*" -delete
+    return 1
 }
 
 # PLUGIN_SRC: the plugins under test, $CNI_BIN_DIR or target/debug; the workspace's

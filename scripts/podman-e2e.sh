@@ -30,13 +30,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/lib.sh
 REPO_ROOT=$PWD
 
+SCRIPT_TAG=podman-e2e
 require_root "$0" "podman with CNI networks"
-
-section() { printf '\n=== podman-e2e: %s\n' "$*"; }
-fail() {
-    echo "podman-e2e: FAIL: $*" >&2
-    exit 1
-}
 
 # --- Packages --------------------------------------------------------------------------
 PACKAGES=(podman runc conmon busybox-static iproute2 iputils-ping nftables iptables jq)
@@ -45,15 +40,8 @@ install_missing_packages "${PACKAGES[@]}"
 start_timer
 
 # --- Names, subnets and their absence ------------------------------------------------
-BR_NET=cnipe2e-br
-MV_NET=cnipe2e-mv
-BRIDGE=cnipe2e0
-MASTER=cnipe2e-m0
-MASTER_PEER=cnipe2e-m1
-BR_SUBNET=10.231.77
-MV_SUBNET=10.231.78
+e2e_networks cnipe2e 10.231.77 10.231.78
 CTR_PREFIX=cnipe2e-$$
-require_unused "$BRIDGE" "$MASTER" "$MASTER_PEER" -- "$BR_SUBNET" "$MV_SUBNET"
 
 # --- Binaries --------------------------------------------------------------------------
 plugins_under_test bridge host-local macvlan
@@ -85,23 +73,13 @@ cleanup() {
     "${PODMAN[@]}" rm --all --force --time 0 >/dev/null 2>&1
     # Anything podman left mounted under the work dir (container shm, storage).
     findmnt -rn -o TARGET | grep "^$WORK" | sort -r | xargs -r -n1 umount -l
-    ip link delete "$BRIDGE" 2>/dev/null
-    ip link delete "$MASTER" 2>/dev/null
+    remove_links_restore_forwarding
     for ns in $(comm -13 "$BASE/netns" <(netns_list)); do
         echo "removing netns $ns left by podman"
         ip netns delete "$ns"
         leaks=1
     done
-    if [[ $(cat /proc/sys/net/ipv4/ip_forward) != "$IP_FORWARD" ]]; then
-        echo "$IP_FORWARD" >/proc/sys/net/ipv4/ip_forward
-    fi
-    local stale
-    stale=$(find "$CNI_CACHE" -maxdepth 1 -name "cnipe2e-*" 2>/dev/null)
-    if [[ -n $stale ]]; then
-        echo "LEAK: cache files left behind:"; echo "$stale"
-        find "$CNI_CACHE" -maxdepth 1 -name "cnipe2e-*" -delete
-        leaks=1
-    fi
+    remove_stale_cache cnipe2e || leaks=1
     ((had_cache_dir)) || rmdir "$CNI_CACHE" 2>/dev/null
     ((had_var_lib_cni)) || rmdir /var/lib/cni 2>/dev/null
     ((had_run_runc)) || rmdir /run/runc 2>/dev/null
@@ -193,9 +171,7 @@ cat >"$WORK/net.d/20-$MV_NET.conflist" <<EOF
 }
 EOF
 # The macvlan master: a veth pair of the test's own, up, with no address.
-ip link add "$MASTER" type veth peer name "$MASTER_PEER"
-ip link set "$MASTER" up
-ip link set "$MASTER_PEER" up
+add_master_veth
 
 # A busybox rootfs: the static binary and one symlink per applet.
 cp /bin/busybox "$WORK/rootfs/bin/busybox"

@@ -21,6 +21,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=scripts/lib.sh
 source scripts/lib.sh
+SCRIPT_TAG=release-test
 
 require_root "$0" "chroot and network namespaces"
 # readelf (binutils) for release.sh; the Go plugins stand for an existing installation.
@@ -28,11 +29,6 @@ install_missing_packages binutils iproute2 containernetworking-plugins
 
 # The names in directory $1, hidden ones included, one per line, sorted.
 entries() { find "$1" -mindepth 1 -maxdepth 1 -printf '%f\n' | sort; }
-fail() {
-    echo "release-test: FAIL: $*" >&2
-    exit 1
-}
-step() { printf '\n=== release-test: %s\n' "$*"; }
 
 PLUGINS=(bridge host-local ipvlan loopback macvlan tuning)
 HOST=cnitest-$$-release-host
@@ -46,7 +42,7 @@ cleanup() {
 trap cleanup EXIT
 
 # --- Build and tarball -----------------------------------------------------------------
-step "build (scripts/release.sh)"
+section "build (scripts/release.sh)"
 tgz=$(bash scripts/release.sh | tail -n 1)
 (cd "$(dirname "$tgz")" && sha256sum --check "$(basename "$tgz").sha256") ||
     fail "$tgz does not match its .sha256"
@@ -56,7 +52,7 @@ listed=$(tar -tzf "$tgz" | sort)
     fail "tarball layout: got $(tr '\n' ' ' <<<"$listed"), want $(tr '\n' ' ' <<<"$expected")"
 
 # --- In a chroot with no libc ------------------------------------------------------------
-step "static binaries in an empty chroot"
+section "static binaries in an empty chroot"
 root=$work/root
 mkdir "$root"
 tar -C "$root" -xzf "$tgz"
@@ -104,7 +100,7 @@ out=$(call DEL host-local "$hostlocal") || fail "host-local DEL: $out"
 echo "host-local ADD/DEL: ok"
 
 # --- Installer round trip --------------------------------------------------------------
-step "scripts/install.sh round trip"
+section "scripts/install.sh round trip"
 bin=$work/bin
 mkdir "$bin"
 # The Go plugins stand for an existing installation; ipvlan is left out so the install

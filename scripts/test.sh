@@ -19,8 +19,6 @@ source scripts/lib.sh
 
 require_root "$0" "the tests create network namespaces"
 
-section() { printf '\n=== %s\n' "$*"; }
-
 # --- System packages -------------------------------------------------------------------
 # gcc and libc6-dev: the linker cargo needs. The rest: what tests run or compare against
 # (ip, ping, nft, iptables, the Go reference plugins in /usr/lib/cni, jq, sysctl).
