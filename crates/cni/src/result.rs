@@ -366,7 +366,11 @@ impl CniResult {
         let known = serde_json::to_value(&current)
             .map_err(|e| Error::internal(format!("cannot encode the result: {e}")))?;
         let mut map: serde_json::Map<String, Value> = self.extra.clone().into_iter().collect();
-        if let Value::Object(known) = known {
+        if let Value::Object(mut known) = known {
+            // 1.x drops an empty `dns` (Go lib >= 1.2); an `extra` one then stays.
+            if current.dns.is_empty() {
+                known.remove("dns");
+            }
             map.extend(known);
         }
         Ok(Value::Object(map))
@@ -520,9 +524,12 @@ impl From<LegacyResult> for CniResult {
     }
 }
 
-/// 0.3.x/0.4.0 wire shape (Go `types040.Result`); fields in Go's order.
+/// The wire shape from 0.3.0 on (Go `types040.Result`, `types100.Result`), fields in Go's
+/// order; the interface and IP entries differ by version. 0.x prints `dns` even when empty;
+/// 1.x drops an empty one (`to_current_map`).
 #[derive(Debug, Serialize, Deserialize)]
-struct PerIpVersionResult {
+#[serde(bound(deserialize = "I: Deserialize<'de>, P: Deserialize<'de>"))]
+struct ListResult<I, P> {
     #[serde(rename = "cniVersion", default, skip_deserializing)]
     cni_version: String,
     #[serde(
@@ -530,13 +537,13 @@ struct PerIpVersionResult {
         deserialize_with = "null_as_default",
         skip_serializing_if = "Vec::is_empty"
     )]
-    interfaces: Vec<PerIpVersionInterface>,
+    interfaces: Vec<I>,
     #[serde(
         default,
         deserialize_with = "null_as_default",
         skip_serializing_if = "Vec::is_empty"
     )]
-    ips: Vec<PerIpVersionIpConfig>,
+    ips: Vec<P>,
     #[serde(
         default,
         deserialize_with = "null_as_default",
@@ -547,6 +554,12 @@ struct PerIpVersionResult {
     dns: Dns,
 }
 
+/// 0.3.x/0.4.0 wire shape (Go `types040.Result`).
+type PerIpVersionResult = ListResult<PerIpVersionInterface, PerIpVersionIpConfig>;
+
+/// 1.0.0/1.1.0 wire shape (Go `types100.Result`); printed through a sorted map.
+type CurrentResult = ListResult<Interface, IpConfig>;
+
 /// 0.3.x/0.4.0 interface (Go `types040.Interface`).
 #[derive(Debug, Serialize, Deserialize)]
 struct PerIpVersionInterface {
@@ -555,6 +568,17 @@ struct PerIpVersionInterface {
     mac: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     sandbox: Option<String>,
+}
+
+impl From<PerIpVersionInterface> for Interface {
+    fn from(i: PerIpVersionInterface) -> Interface {
+        Interface {
+            name: i.name,
+            mac: i.mac,
+            sandbox: i.sandbox,
+            ..Interface::default()
+        }
+    }
 }
 
 /// 0.3.x/0.4.0 IP (Go `types040.IPConfig`); `version` is read but not trusted.
@@ -569,71 +593,21 @@ struct PerIpVersionIpConfig {
     gateway: Option<IpAddr>,
 }
 
-impl From<PerIpVersionResult> for CniResult {
-    fn from(result: PerIpVersionResult) -> CniResult {
-        CniResult {
-            interfaces: result
-                .interfaces
-                .into_iter()
-                .map(|i| Interface {
-                    name: i.name,
-                    mac: i.mac,
-                    sandbox: i.sandbox,
-                    ..Interface::default()
-                })
-                .collect(),
-            ips: result
-                .ips
-                .into_iter()
-                .map(|ip| IpConfig {
-                    interface: ip.interface,
-                    address: ip.address,
-                    gateway: ip.gateway,
-                })
-                .collect(),
-            routes: result.routes,
-            dns: result.dns,
-            extra: BTreeMap::new(),
+impl From<PerIpVersionIpConfig> for IpConfig {
+    fn from(ip: PerIpVersionIpConfig) -> IpConfig {
+        IpConfig {
+            interface: ip.interface,
+            address: ip.address,
+            gateway: ip.gateway,
         }
     }
 }
 
-/// 1.0.0/1.1.0 wire shape (Go `types100.Result`); printed through a sorted map.
-#[derive(Debug, Serialize, Deserialize)]
-struct CurrentResult {
-    #[serde(rename = "cniVersion", default, skip_deserializing)]
-    cni_version: String,
-    #[serde(
-        default,
-        deserialize_with = "null_as_default",
-        skip_serializing_if = "Vec::is_empty"
-    )]
-    interfaces: Vec<Interface>,
-    #[serde(
-        default,
-        deserialize_with = "null_as_default",
-        skip_serializing_if = "Vec::is_empty"
-    )]
-    ips: Vec<IpConfig>,
-    #[serde(
-        default,
-        deserialize_with = "null_as_default",
-        skip_serializing_if = "Vec::is_empty"
-    )]
-    routes: Vec<Route>,
-    #[serde(
-        default,
-        deserialize_with = "null_as_default",
-        skip_serializing_if = "Dns::is_empty"
-    )]
-    dns: Dns,
-}
-
-impl From<CurrentResult> for CniResult {
-    fn from(result: CurrentResult) -> CniResult {
+impl<I: Into<Interface>, P: Into<IpConfig>> From<ListResult<I, P>> for CniResult {
+    fn from(result: ListResult<I, P>) -> CniResult {
         CniResult {
-            interfaces: result.interfaces,
-            ips: result.ips,
+            interfaces: result.interfaces.into_iter().map(Into::into).collect(),
+            ips: result.ips.into_iter().map(Into::into).collect(),
             routes: result.routes,
             dns: result.dns,
             extra: BTreeMap::new(),
