@@ -8,19 +8,11 @@
 
 use std::time::{Duration, Instant};
 
-use cni_netlink::{AddressOptions, BridgeSpec, Handle, Netns, RouteSpec, VethSpec};
+mod common;
 
-/// A fresh anonymous netns: unshared on a helper thread, kept alive by its fd only.
-fn anon_netns() -> Result<Netns, Box<dyn std::error::Error>> {
-    let netns = std::thread::spawn(|| -> Result<Netns, String> {
-        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
-            .map_err(|errno| format!("unshare(CLONE_NEWNET) needs root: {errno}"))?;
-        Netns::current().map_err(|err| err.to_string())
-    })
-    .join()
-    .map_err(|_| "netns helper thread panicked")??;
-    Ok(netns)
-}
+use cni_netlink::{AddressOptions, BridgeSpec, Handle, RouteSpec, VethSpec};
+
+use crate::common::anon_netns;
 
 fn percentile(sorted: &[Duration], p: usize) -> Duration {
     sorted[(sorted.len() - 1) * p / 100]

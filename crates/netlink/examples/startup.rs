@@ -7,7 +7,7 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use cni_netlink::Netns;
+mod common;
 
 const RUNS: usize = 200;
 
@@ -15,13 +15,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let binary = std::env::args()
         .nth(1)
         .ok_or("usage: startup <path to dump_links>")?;
-    let netns = std::thread::spawn(|| -> Result<Netns, String> {
-        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
-            .map_err(|errno| format!("unshare(CLONE_NEWNET) needs root: {errno}"))?;
-        Netns::current().map_err(|err| err.to_string())
-    })
-    .join()
-    .map_err(|_| "netns helper thread panicked")??;
+    let netns = common::anon_netns()?;
 
     // Children inherit the netns of the thread that spawns them.
     let mut times = netns.run(|| -> std::io::Result<Vec<Duration>> {
