@@ -8,7 +8,7 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use super::shape::check_result;
+use super::shape::{AddRequest, check_result};
 use super::world::{
     BRIDGE, GATEWAY, MASTER, NETWORK, PluginKind, TUNED_MTU, World, failed_with,
     failed_with_error_object, is_up, merge, result_ips, succeeded,
@@ -343,13 +343,14 @@ fn result_in(ctx: &Ctx, version: &str) -> Checked {
     let conf = world.conf(version);
     let before = world.snapshot(Some(ctr));
     let result = world.add(ctr, &conf)?;
-    let shape = check_result(
-        ctx.kind,
-        &result,
+    let sandbox = ctr.path().display().to_string();
+    let request = AddRequest {
+        kind: ctx.kind,
         version,
-        &ctr.path().display().to_string(),
-        ctx.kind.ifname(),
-    );
+        sandbox: &sandbox,
+        ifname: ctx.kind.ifname(),
+    };
+    let shape = check_result(&request, &result);
     world.del(ctr, &conf, Some(&result))?;
     shape?;
     let after = world.snapshot(Some(ctr));

@@ -6,15 +6,22 @@ use serde_json::Value;
 use super::world::{GATEWAY, PluginKind};
 use super::{Checked, ensure, version_key};
 
-/// Checks `result` against the spec's result type for `version` and against what
-/// `kind` must report (interfaces, which interface the IPs sit on, addresses).
-pub fn check_result(
-    kind: PluginKind,
-    result: &Value,
-    version: &str,
-    sandbox: &str,
-    ifname: &str,
-) -> Checked {
+/// What an ADD asked for, which its result must reflect.
+pub struct AddRequest<'a> {
+    /// The plugin.
+    pub kind: PluginKind,
+    /// The request's `cniVersion`.
+    pub version: &'a str,
+    /// The container netns path (`CNI_NETNS`).
+    pub sandbox: &'a str,
+    /// `CNI_IFNAME`.
+    pub ifname: &'a str,
+}
+
+/// Checks `result` against the spec's result type for the request's version and against
+/// what its plugin must report (interfaces, which interface the IPs sit on, addresses).
+pub fn check_result(request: &AddRequest, result: &Value) -> Checked {
+    let version = request.version;
     ensure!(
         result["cniVersion"] == version,
         "result cniVersion is {}, the request's is {version}: {result}",
@@ -25,9 +32,9 @@ pub fn check_result(
         "dns is not an object: {result}"
     );
     if version_key(version) < (0, 3, 0) {
-        check_020(kind, result)
+        check_020(request.kind, result)
     } else {
-        check_current(kind, result, version, sandbox, ifname)
+        check_current(request, result)
     }
 }
 
@@ -53,13 +60,13 @@ fn check_020(kind: PluginKind, result: &Value) -> Checked {
 }
 
 /// 0.3.0 and later: `interfaces`, `ips` (with `version` before 1.0.0), `routes`.
-fn check_current(
-    kind: PluginKind,
-    result: &Value,
-    version: &str,
-    sandbox: &str,
-    ifname: &str,
-) -> Checked {
+fn check_current(request: &AddRequest, result: &Value) -> Checked {
+    let AddRequest {
+        kind,
+        version,
+        sandbox,
+        ifname,
+    } = *request;
     check_keys(
         result,
         &["cniVersion", "interfaces", "ips", "routes", "dns"],
