@@ -97,25 +97,11 @@ fn container_mac(req: &Request<MacvlanConfig>) -> Result<Option<[u8; 6]>> {
 mod tests {
     use super::*;
 
+    /// The words are cni-netlink's (`mode_words_are_the_references`), an unknown one's
+    /// code 7 is shared with ipvlan (its `mode_defaults_to_l2_and_a_macvlan_word_is_code_7`).
     #[test]
-    fn modes_parse_like_the_reference() {
-        for (word, mode) in [
-            ("", MacvlanMode::Bridge),
-            ("bridge", MacvlanMode::Bridge),
-            ("private", MacvlanMode::Private),
-            ("vepa", MacvlanMode::Vepa),
-            ("passthru", MacvlanMode::Passthru),
-        ] {
-            assert_eq!(parse_mode(Some(word)).unwrap(), mode);
-            if !word.is_empty() {
-                assert_eq!(mode.to_string(), word);
-            }
-        }
-        assert_eq!(parse_mode(None).unwrap(), MacvlanMode::Bridge);
-        let err = parse_mode(Some("source")).unwrap_err();
-        assert_eq!(
-            (err.code(), err.msg()),
-            (7, r#"unknown macvlan mode: "source""#.to_owned())
-        );
+    fn mode_absent_or_empty_is_bridge() {
+        let parsed = [None, Some("")].map(|word| parse_mode(word).unwrap());
+        assert_eq!(parsed, [MacvlanMode::Bridge; 2]);
     }
 }
