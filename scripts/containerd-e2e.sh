@@ -31,8 +31,6 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=scripts/lib.sh
 source scripts/lib.sh
-REPO_ROOT=$PWD
-
 SCRIPT_TAG=containerd-e2e
 require_root "$0" "containerd and pod network namespaces"
 
@@ -63,13 +61,7 @@ REFERENCE_SRC=/usr/lib/cni
 netns_list() { ip netns list 2>/dev/null | awk '{print $1}' | grep '^cni-' | sort || true; }
 shim_sockets() { find "$SHIM_SOCKETS" -mindepth 1 -maxdepth 1 2>/dev/null | sort || true; }
 
-WORK=$(mktemp -d /tmp/cnice2e-XXXXXX)
-BASE=$WORK/baseline
-mkdir -p "$BASE"
-save_root_state "$BASE"
-netns_list >"$BASE/netns"
-IP_FORWARD=$(cat /proc/sys/net/ipv4/ip_forward)
-CNI_CACHE=/var/lib/cni/results
+e2e_baseline cnice2e
 SHIM_SOCKETS=/run/containerd/s
 # The fixed directories containerd or libcni may create: removed again if they were not
 # there (deepest first).

@@ -23,7 +23,6 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=scripts/lib.sh
 source scripts/lib.sh
-REPO_ROOT=$PWD
 
 require_root "$0" "it creates network namespaces"
 

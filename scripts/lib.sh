@@ -1,5 +1,8 @@
 # Shared by the scripts in this directory (sourced, not run).
 
+# The repository, whatever directory the sourcing script runs from.
+REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
 # `section TEXT` prints a step's heading and `fail TEXT` exits with an error, both tagged
 # with SCRIPT_TAG (the script's name) when the script sets it.
 section() { printf '\n=== %s%s\n' "${SCRIPT_TAG:+$SCRIPT_TAG: }" "$*"; }
@@ -79,10 +82,25 @@ require_unused() {
 # e2e_networks PREFIX BR_SUBNET MV_SUBNET: the names of the test's bridge and macvlan
 # networks and of the links they make, all from PREFIX, and their /24 subnets (first three
 # octets); exits if any of them is in use already.
+# shellcheck disable=SC2034 # the names are for the sourcing script
 e2e_networks() {
     BR_NET=$1-br MV_NET=$1-mv BRIDGE=${1}0 MASTER=$1-m0 MASTER_PEER=$1-m1
     BR_SUBNET=$2 MV_SUBNET=$3
     require_unused "$BRIDGE" "$MASTER" "$MASTER_PEER" -- "$BR_SUBNET" "$MV_SUBNET"
+}
+
+# e2e_baseline PREFIX: the test's work directory WORK (/tmp/PREFIX-*) and, in WORK/baseline
+# (BASE), the root namespace's state and the script's `netns_list` before the test;
+# IP_FORWARD and CNI_CACHE for the clean-up.
+# shellcheck disable=SC2034 # the names are for the sourcing script
+e2e_baseline() {
+    WORK=$(mktemp -d "/tmp/$1-XXXXXX")
+    BASE=$WORK/baseline
+    mkdir -p "$BASE"
+    save_root_state "$BASE"
+    netns_list >"$BASE/netns"
+    IP_FORWARD=$(cat /proc/sys/net/ipv4/ip_forward)
+    CNI_CACHE=/var/lib/cni/results
 }
 
 # The macvlan network's master: a veth pair of the test's own, both ends up.

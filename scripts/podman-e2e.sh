@@ -28,8 +28,6 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=scripts/lib.sh
 source scripts/lib.sh
-REPO_ROOT=$PWD
-
 SCRIPT_TAG=podman-e2e
 require_root "$0" "podman with CNI networks"
 
@@ -50,13 +48,7 @@ plugins_under_test bridge host-local macvlan
 # Named netns except the test lab's and the demo's, which come and go with other runs.
 netns_list() { ip netns list 2>/dev/null | awk '{print $1}' | grep -vE '^(cnitest|cnidemo)-' | sort || true; }
 
-WORK=$(mktemp -d /tmp/cnipe2e-XXXXXX)
-BASE=$WORK/baseline
-mkdir -p "$BASE"
-save_root_state "$BASE"
-netns_list >"$BASE/netns"
-IP_FORWARD=$(cat /proc/sys/net/ipv4/ip_forward)
-CNI_CACHE=/var/lib/cni/results
+e2e_baseline cnipe2e
 had_var_lib_cni=0; [[ -d /var/lib/cni ]] && had_var_lib_cni=1
 had_cache_dir=0; [[ -d $CNI_CACHE ]] && had_cache_dir=1
 had_run_runc=0; [[ -d /run/runc ]] && had_run_runc=1
