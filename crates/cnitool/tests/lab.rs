@@ -73,6 +73,11 @@ impl Setup {
         ))
     }
 
+    /// host-local's lease file for `ip` on the test network.
+    fn lease_file(&self, ip: &str) -> PathBuf {
+        self.lab.dir().join("ipam").join(NETWORK).join(ip)
+    }
+
     /// Runs `cnitool <args>` in the lab's host netns (see [`common::cnitool`]).
     fn cnitool(&self, args: &[&str], extra: &[(&str, &str)]) -> Output {
         common::cnitool(&self.lab, args, extra)
@@ -170,15 +175,7 @@ fn add_two_containers_ping_check_del_with_the_cache() {
     setup.ok("del", c1, &[]);
     assert!(c1.link("eth0").is_none());
     assert!(!file.exists());
-    assert!(
-        !setup
-            .lab
-            .dir()
-            .join("ipam")
-            .join(NETWORK)
-            .join(&ip1)
-            .exists()
-    );
+    assert!(!setup.lease_file(&ip1).exists());
     setup.ok("del", c1, &[]);
 
     // A corrupt cache must not block DEL (cni #1055): it is ignored and removed.
@@ -187,15 +184,7 @@ fn add_two_containers_ping_check_del_with_the_cache() {
     setup.ok("del", &c2, &[]);
     assert!(c2.link("eth0").is_none());
     assert!(!file2.exists());
-    assert!(
-        !setup
-            .lab
-            .dir()
-            .join("ipam")
-            .join(NETWORK)
-            .join(&ip2)
-            .exists()
-    );
+    assert!(!setup.lease_file(&ip2).exists());
     assert_eq!(
         fs::read_dir(setup.cache_dir().join("results"))
             .unwrap()
@@ -231,15 +220,7 @@ fn gc_deletes_every_cached_attachment_and_status_succeeds() {
     setup.ok("gc", c1, &[]);
     assert!(c1.link("eth0").is_none() && c2.link("eth0").is_none());
     assert!(!setup.cache_file(c1).exists() && !setup.cache_file(&c2).exists());
-    assert!(
-        !setup
-            .lab
-            .dir()
-            .join("ipam")
-            .join(NETWORK)
-            .join(ipv4_of(&r1))
-            .exists()
-    );
+    assert!(!setup.lease_file(&ipv4_of(&r1)).exists());
 }
 
 #[test]
