@@ -193,6 +193,13 @@ fn del_ok(lab: &Lab, ctr: &Netns, conf: &Value) {
         .assert_success();
 }
 
+/// DEL succeeds and leaves no eth0 in the container and no lease.
+fn del_leaves_nothing(lab: &Lab, ctr: &Netns, conf: &Value) {
+    del_ok(lab, ctr, conf);
+    assert!(ctr.link("eth0").is_none());
+    assert!(leases(lab).is_empty());
+}
+
 #[test]
 #[ignore = "needs ipvlan: runs in the VM lane"]
 fn vm_every_mode_add_check_del() {
@@ -236,9 +243,7 @@ fn vm_every_mode_add_check_del() {
             &Invocation::check(ctr, "eth0").config(with_prev(&other, &result)),
         )
         .assert_error(106);
-        del_ok(&lab, ctr, &conf);
-        assert!(ctr.link("eth0").is_none());
-        assert!(leases(&lab).is_empty());
+        del_leaves_nothing(&lab, ctr, &conf);
     }
 }
 
@@ -363,9 +368,7 @@ fn vm_check_without_master_and_del_without_default_route() {
     check_ok(&lab, ctr, &conf, &result);
     host.ip(&["route", "del", "default"]);
     check_ok(&lab, ctr, &conf, &result);
-    del_ok(&lab, ctr, &conf);
-    assert!(ctr.link("eth0").is_none());
-    assert!(leases(&lab).is_empty());
+    del_leaves_nothing(&lab, ctr, &conf);
 }
 
 #[test]
@@ -377,9 +380,7 @@ fn vm_del_after_the_master_is_gone_releases_the_ip() {
     add_ok(&lab, ctr, &conf);
     lab.host().ip(&["link", "del", MASTER]);
     assert_eq!(leases(&lab).len(), 1);
-    del_ok(&lab, ctr, &conf);
-    assert!(leases(&lab).is_empty());
-    assert!(ctr.link("eth0").is_none());
+    del_leaves_nothing(&lab, ctr, &conf);
 }
 
 /// Each ADD step made to fail in turn: no link, no reservation left (the reference never
