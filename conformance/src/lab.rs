@@ -2,6 +2,7 @@
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
@@ -101,6 +102,51 @@ impl Lab {
     /// If the binary is missing, cannot be started or runs past the invocation's timeout.
     pub fn run(&self, plugin: &str, invocation: &Invocation) -> PluginRun {
         self.run_binary(&plugin_path(plugin), invocation)
+    }
+
+    /// Runs ADD, CHECK and DEL on `ifname` with `conf` through `run`, `CNI_NETNS` naming a
+    /// FIFO made in the lab's directory, and checks each is refused at once (under 5 s;
+    /// opening the FIFO blocking would wait for a writer forever) with a CNI error naming
+    /// the path. `after` then checks what the command must have left alone (it gets the
+    /// command's name).
+    ///
+    /// # Panics
+    /// When a command is not refused so, or `after` panics.
+    pub fn assert_fifo_netns_refused(
+        &self,
+        ifname: &str,
+        conf: &serde_json::Value,
+        run: impl Fn(&Invocation) -> PluginRun,
+        after: impl Fn(&str),
+    ) {
+        let fifo = self.dir().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600))
+            .expect("mkfifo in the lab's directory");
+        for invocation in [
+            Invocation::add(self.container(), ifname),
+            Invocation::check(self.container(), ifname),
+            Invocation::del(self.container(), ifname),
+        ] {
+            let command = invocation.command().to_owned();
+            let started = Instant::now();
+            let refused = run(&invocation
+                .netns_path(&fifo)
+                .config(conf.clone())
+                .timeout(Duration::from_secs(10)));
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "{command}: {refused}"
+            );
+            assert!(
+                !refused.succeeded() && refused.error_code().is_some(),
+                "{command}: {refused}"
+            );
+            assert!(
+                refused.stdout.contains("fifo"),
+                "{command}: names the path: {refused}"
+            );
+            after(&command);
+        }
     }
 
     /// Runs any executable as a plugin in the host namespace, e.g. a fake plugin script.

@@ -21,36 +21,15 @@ use std::os::unix::fs::PermissionsExt;
 #[test]
 fn a_fifo_as_netns_fails_at_once_and_creates_nothing() {
     let lab = Lab::new();
-    let fifo = lab.dir().join("fifo");
-    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
-    let conf = full_conf(&lab, "nftables");
-    for invocation in [
-        Invocation::add(lab.container(), "eth0"),
-        Invocation::check(lab.container(), "eth0"),
-        Invocation::del(lab.container(), "eth0"),
-    ] {
-        let command = invocation.command().to_owned();
-        let started = Instant::now();
-        let run = lab.run(
-            "bridge",
-            &invocation
-                .netns_path(&fifo)
-                .config(conf.clone())
-                .timeout(Duration::from_secs(10)),
-        );
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "{command}: {run}"
-        );
-        assert!(!run.succeeded(), "{command}: {run}");
-        assert!(run.error_code().is_some(), "{command}: {run}");
-        assert!(
-            run.stdout.contains("fifo"),
-            "{command}: names the path: {run}"
-        );
-        assert!(lab.host().link("cni0").is_none(), "{command}: bridge made");
-        assert_nothing_left(&lab, &[lab.container()], "eth0", &command);
-    }
+    lab.assert_fifo_netns_refused(
+        "eth0",
+        &full_conf(&lab, "nftables"),
+        |invocation| lab.run("bridge", invocation),
+        |command| {
+            assert!(lab.host().link("cni0").is_none(), "{command}: bridge made");
+            assert_nothing_left(&lab, &[lab.container()], "eth0", command);
+        },
+    );
 }
 
 /// An ADD whose result cannot be written (stdout closed, or a pipe whose reader is gone)

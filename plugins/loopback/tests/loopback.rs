@@ -236,35 +236,11 @@ fn status_and_gc_succeed() {
 #[test]
 fn a_fifo_as_netns_fails_at_once() {
     let lab = Lab::new();
-    let fifo = lab.dir().join("fifo");
-    let made = std::process::Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .unwrap();
-    assert!(made.success());
-    for invocation in [
-        Invocation::add(lab.container(), "lo"),
-        Invocation::check(lab.container(), "lo"),
-        Invocation::del(lab.container(), "lo"),
-    ] {
-        let command = invocation.command().to_owned();
-        let started = std::time::Instant::now();
-        let run = run(
-            &lab,
-            &invocation
-                .netns_path(&fifo)
-                .config(conf("1.0.0"))
-                .timeout(std::time::Duration::from_secs(10)),
-        );
-        assert!(started.elapsed().as_secs() < 5, "{command}: {run}");
-        assert!(
-            !run.succeeded() && run.error_code().is_some(),
-            "{command}: {run}"
-        );
-        assert!(
-            run.stdout.contains("fifo"),
-            "{command}: names the path: {run}"
-        );
-    }
+    lab.assert_fifo_netns_refused(
+        "lo",
+        &conf("1.0.0"),
+        |invocation| run(&lab, invocation),
+        |_| {},
+    );
     assert!(!lo_in(lab.container()).admin_up, "lo untouched");
 }

@@ -678,38 +678,14 @@ fn same_result_and_kernel_state_as_the_reference() {
 #[test]
 fn a_fifo_as_netns_fails_at_once_and_creates_nothing() {
     let w = World::new();
-    let fifo = w.lab.dir().join("fifo");
-    let made = std::process::Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .unwrap();
-    assert!(made.success());
-    let conf = w.conf("macvlan", "1.0.0");
     let links_before = w.lab.host().link_names();
-    for invocation in [
-        Invocation::add(w.lab.container(), "eth0"),
-        Invocation::check(w.lab.container(), "eth0"),
-        Invocation::del(w.lab.container(), "eth0"),
-    ] {
-        let command = invocation.command().to_owned();
-        let started = std::time::Instant::now();
-        let run = w.run(
-            "macvlan",
-            &invocation
-                .netns_path(&fifo)
-                .config(conf.clone())
-                .timeout(std::time::Duration::from_secs(10)),
-        );
-        assert!(started.elapsed().as_secs() < 5, "{command}: {run}");
-        assert!(
-            !run.succeeded() && run.error_code().is_some(),
-            "{command}: {run}"
-        );
-        assert!(
-            run.stdout.contains("fifo"),
-            "{command}: names the path: {run}"
-        );
-        assert_eq!(w.lab.host().link_names(), links_before, "{command}");
-        assert!(w.leases().is_empty(), "{command}: lease left");
-    }
+    w.lab.assert_fifo_netns_refused(
+        "eth0",
+        &w.conf("macvlan", "1.0.0"),
+        |invocation| w.run("macvlan", invocation),
+        |command| {
+            assert_eq!(w.lab.host().link_names(), links_before, "{command}");
+            assert!(w.leases().is_empty(), "{command}: lease left");
+        },
+    );
 }
