@@ -149,6 +149,36 @@ impl Lab {
         }
     }
 
+    /// Runs ADD on `ifname` with `conf` through `run`, made to fail at each of `points` in
+    /// turn (`CNI_TEST_FAIL_AT`), and checks each failure is code 999 naming its point and
+    /// leaves the container with `lo` alone. `after` then checks the rest (it gets the point).
+    ///
+    /// # Panics
+    /// When a failure is not so, or `after` panics.
+    pub fn assert_add_faults_undone(
+        &self,
+        ifname: &str,
+        conf: &serde_json::Value,
+        points: &[&str],
+        run: impl Fn(&Invocation) -> PluginRun,
+        after: impl Fn(&str),
+    ) {
+        for point in points {
+            let failed = run(&Invocation::add(self.container(), ifname)
+                .config(conf.clone())
+                .env("CNI_TEST_FAIL_AT", point))
+            .assert_error(999);
+            let msg = failed.result()["msg"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            assert!(msg.contains(point), "{failed}");
+            let links = self.container().link_names();
+            assert_eq!(links, ["lo"], "after a failure at {point}");
+            after(point);
+        }
+    }
+
     /// Runs any executable as a plugin in the host namespace, e.g. a fake plugin script.
     ///
     /// # Panics

@@ -391,27 +391,25 @@ fn vm_a_failure_at_any_add_step_leaves_no_link_and_no_lease() {
     let lab = dummy_lab();
     let ctr = lab.container();
     let conf = conf(&lab);
-    for point in [
+    let points = [
         "ipvlan-after-create",
         "ipvlan-after-rename",
         "ipvlan-after-ipam",
         "ipvlan-after-addresses",
         "ipvlan-before-result",
-    ] {
-        let inv = Invocation::add(ctr, "eth0")
-            .config(conf.clone())
-            .env("CNI_TEST_FAIL_AT", point);
-        let run = lab.run("ipvlan", &inv).assert_error(999);
-        assert!(
-            run.result()["msg"].as_str().unwrap().contains(point),
-            "{run}"
-        );
-        assert_eq!(ctr.link_names(), ["lo"], "after a failure at {point}");
-        assert!(
-            leases(&lab).is_empty(),
-            "lease left after a failure at {point}"
-        );
-    }
+    ];
+    lab.assert_add_faults_undone(
+        "eth0",
+        &conf,
+        &points,
+        |invocation| lab.run("ipvlan", invocation),
+        |point| {
+            assert!(
+                leases(&lab).is_empty(),
+                "lease left after a failure at {point}"
+            )
+        },
+    );
     add_ok(&lab, ctr, &conf);
     lab.run("ipvlan", &Invocation::add(ctr, "eth0").config(conf.clone()))
         .assert_error(100);

@@ -525,27 +525,25 @@ fn a_failure_at_any_add_step_leaves_no_link_and_no_lease() {
     let w = World::new();
     let ctr = w.lab.container();
     let conf = w.conf("macvlan", "1.0.0");
-    for point in [
+    let points = [
         "macvlan-after-create",
         "macvlan-after-rename",
         "macvlan-after-ipam",
         "macvlan-after-addresses",
         "macvlan-before-result",
-    ] {
-        let inv = Invocation::add(ctr, "eth0")
-            .config(conf.clone())
-            .env("CNI_TEST_FAIL_AT", point);
-        let run = w.run("macvlan", &inv).assert_error(999);
-        assert!(
-            run.result()["msg"].as_str().unwrap().contains(point),
-            "{run}"
-        );
-        assert_eq!(ctr.link_names(), ["lo"], "after a failure at {point}");
-        assert!(
-            w.leases().is_empty(),
-            "lease left after a failure at {point}"
-        );
-    }
+    ];
+    w.lab.assert_add_faults_undone(
+        "eth0",
+        &conf,
+        &points,
+        |invocation| w.run("macvlan", invocation),
+        |point| {
+            assert!(
+                w.leases().is_empty(),
+                "lease left after a failure at {point}"
+            )
+        },
+    );
     // A second ADD of a live attachment fails before changing anything.
     add(&w, &conf);
     w.run(
