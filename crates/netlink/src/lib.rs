@@ -1,5 +1,5 @@
 //! Kernel operations for the CNI plugins: network namespaces, links, addresses, routes,
-//! bridge ports and sysctls, behind a synchronous API.
+//! bridge ports, traffic control (qdiscs, filters) and sysctls, behind a synchronous API.
 //!
 //! This crate has **no CNI policy**: it never picks names, MTUs or modes, and it does not
 //! know the `cni` crate. It only does what it is told, in the caller's vocabulary:
@@ -54,6 +54,7 @@ mod netns;
 mod route;
 mod socket;
 pub mod sysctl;
+mod tc;
 mod wire;
 
 pub use addr::{Address, AddressFlags, AddressOptions};
@@ -67,3 +68,4 @@ pub use link::{
 };
 pub use netns::Netns;
 pub use route::{IpFamily, NextHop, Route, RouteSpec, Scope, TABLE_MAIN};
+pub use tc::{Qdisc, Tbf, psched_ticks_per_usec};

@@ -551,6 +551,24 @@ impl Handle {
         )
     }
 
+    /// Creates an `ifb` link, up, with `mtu` and a transmit queue length of 0 (as the
+    /// reference's bandwidth plugin makes it). A kernel without `CONFIG_IFB` gives
+    /// [`Error::UnsupportedKind`].
+    pub fn create_ifb(&self, name: &str, mtu: u32) -> Result<()> {
+        let msg = LinkMessageBuilder::<LinkUnspec>::new_with_info_kind(InfoKind::Ifb)
+            .name(name.to_owned())
+            .mtu(mtu)
+            .txqueuelen(0)
+            .up()
+            .build();
+        self.create_link(
+            ("create ifb", "ifb", None),
+            name,
+            msg,
+            format_args!(" with mtu {mtu}"),
+        )
+    }
+
     /// Creates a macvlan on a parent link, optionally straight into another netns.
     pub fn create_macvlan(&self, spec: &MacvlanSpec<'_>) -> Result<()> {
         let mut builder = with_common(
