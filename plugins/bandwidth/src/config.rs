@@ -137,7 +137,9 @@ impl Rate {
 /// Go's `uint32(f)` on amd64: truncation to a 64-bit integer, then its low 32 bits;
 /// out of range (and NaN) is 0 there.
 fn go_u32(f: f64) -> u32 {
-    if f.is_nan() || f >= 9.223_372_036_854_775_807e18 || f < -9.223_372_036_854_775_808e18 {
+    // 2^63: the first value outside i64 (NaN is outside every range).
+    const LIMIT: f64 = 9_223_372_036_854_775_808.0;
+    if !(-LIMIT..LIMIT).contains(&f) {
         return 0;
     }
     (f as i64) as u32
