@@ -24,6 +24,10 @@ use std::path::Path;
 /// Every example file (its path under `examples/`) and its content.
 const EXAMPLES: &[(&str, &str)] = &[
     (
+        "bridge-bandwidth.conflist",
+        include_str!("../../../examples/bridge-bandwidth.conflist"),
+    ),
+    (
         "bridge-tuning.conflist",
         include_str!("../../../examples/bridge-tuning.conflist"),
     ),
@@ -379,6 +383,42 @@ fn flannel_example_delegates_to_bridge_and_host_local() {
         .assert_success();
     assert!(leases(&lab, "cbr0").is_empty());
     assert!(ctr.link("eth0").is_none());
+}
+
+#[test]
+fn bridge_bandwidth_example_shapes_the_veth_bridge_made() {
+    let lab = Lab::new();
+    let ctr = lab.container();
+    // 8 Mbit/s each way: tbf rates of 1000000 bytes/s.
+    let cap_args = json!({"bandwidth": {
+        "ingressRate": 8_000_000, "ingressBurst": 800_000,
+        "egressRate": 8_000_000, "egressBurst": 800_000,
+    }})
+    .to_string();
+    let tbf_rates = || {
+        let out = lab.host().exec(&["tc", "-j", "qdisc", "show"]);
+        let qdiscs: Value = serde_json::from_slice(&out.stdout).unwrap();
+        qdiscs
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|q| q["kind"] == "tbf")
+            .map(|q| q["options"]["rate"].as_u64().unwrap())
+            .collect::<Vec<_>>()
+    };
+    let ifbs = || lab.host().ip_json(&["link", "show", "type", "ifb"]);
+    add_check_del(
+        &lab,
+        "bridge-bandwidth.conflist",
+        &[("CAP_ARGS", &cap_args)],
+        |result| {
+            assert_eq!(tbf_rates(), [1_000_000, 1_000_000]);
+            let ifb = ifbs()[0]["ifname"].clone();
+            assert_eq!(result["interfaces"][3]["name"], ifb, "{result}");
+            assert_pings(ctr, "10.88.9.1");
+        },
+    );
+    assert_eq!(ifbs(), json!([]), "bandwidth's DEL removes the ifb");
 }
 
 #[test]
