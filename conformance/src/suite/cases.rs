@@ -167,6 +167,7 @@ fn state_name(kind: PluginKind) -> &'static str {
         PluginKind::HostLocal => "lease-files-in-data-dir",
         PluginKind::Loopback => "lo-up-after-add-down-after-del",
         PluginKind::Tuning => "mtu-and-sysctl-set-mtu-restored-by-del",
+        PluginKind::Bandwidth => "tbf-on-veth-and-ifb-removed-by-del",
     }
 }
 
@@ -409,6 +410,19 @@ fn state_after_add(ctx: &Ctx) -> Checked {
     world.expect_no_leaks("after DEL", &before, &after, &result_ips(&result))
 }
 
+/// The host links with a tbf qdisc (bandwidth's shaping), from `tc -j qdisc show`.
+fn tbf_links(world: &World) -> Vec<String> {
+    let out = world.lab.host().exec(&["tc", "-j", "qdisc", "show"]);
+    let qdiscs: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    qdiscs
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|q| q["kind"] == "tbf")
+        .filter_map(|q| q["dev"].as_str().map(str::to_owned))
+        .collect()
+}
+
 /// The kernel and disk state a successful ADD must have made.
 fn verify_added(world: &World, ctr: &Netns, result: &Value) -> Checked {
     let ifname = world.kind.ifname();
@@ -419,8 +433,20 @@ fn verify_added(world: &World, ctr: &Netns, result: &Value) -> Checked {
         PluginKind::Ipvlan => verify_sublink_added(ctr, ifname, "ipvlan", &ip, result),
         PluginKind::HostLocal => verify_lease_written(world, ctr, ifname, &ip),
         PluginKind::Tuning => verify_tuned(ctr, ifname),
+        PluginKind::Bandwidth => verify_shaped(world, result),
         PluginKind::Loopback => verify_loopback_up(ctr),
     }
+}
+
+/// Bandwidth's ADD: a tbf on the host veth and on the ifb the result names.
+fn verify_shaped(world: &World, result: &Value) -> Checked {
+    let links = tbf_links(world);
+    let ifb = result["interfaces"][2]["name"].as_str().unwrap_or_default();
+    ensure!(
+        links.len() == 2 && links.iter().any(|l| l == ifb),
+        "expected a tbf on the host veth and on the ifb {ifb}, found them on {links:?}"
+    );
+    Ok(())
 }
 
 /// The `info_kind` of link `name` in `ns` ("bridge", "veth", ...), if it exists.
@@ -675,6 +701,7 @@ enum Tamper {
     DetachHostVeth,
     LoopbackDown,
     MtuChanged,
+    TbfRateChanged,
 }
 
 fn tampers(kind: PluginKind) -> &'static [Tamper] {
@@ -690,6 +717,7 @@ fn tampers(kind: PluginKind) -> &'static [Tamper] {
         PluginKind::HostLocal => &[Tamper::DeleteLeaseFiles],
         PluginKind::Loopback => &[Tamper::LoopbackDown],
         PluginKind::Tuning => &[Tamper::MtuChanged],
+        PluginKind::Bandwidth => &[Tamper::TbfRateChanged],
     }
 }
 
@@ -701,6 +729,7 @@ impl Tamper {
             Tamper::DetachHostVeth => "check/detects-veth-detached-from-bridge",
             Tamper::LoopbackDown => "check/detects-lo-down",
             Tamper::MtuChanged => "check/detects-changed-mtu",
+            Tamper::TbfRateChanged => "check/detects-changed-tbf-rate",
         }
     }
 
@@ -727,6 +756,14 @@ impl Tamper {
             }
             Tamper::MtuChanged => {
                 ctr.ip(&["link", "set", ifname, "mtu", "1500"]);
+            }
+            Tamper::TbfRateChanged => {
+                for tbf in tbf_links(world) {
+                    world.lab.host().exec(&[
+                        "tc", "qdisc", "change", "dev", &tbf, "root", "handle", "1:", "tbf",
+                        "rate", "1mbit", "burst", "100000", "latency", "25ms",
+                    ]);
+                }
             }
         }
     }

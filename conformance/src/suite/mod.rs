@@ -33,13 +33,14 @@ pub use known_defects::{KNOWN_DEFECTS, KnownDefect};
 pub use report::Report;
 
 /// The plugin types the suite knows, in report order.
-pub const PLUGINS: [&str; 6] = [
+pub const PLUGINS: [&str; 7] = [
     "bridge",
     "macvlan",
     "ipvlan",
     "host-local",
     "loopback",
     "tuning",
+    "bandwidth",
 ];
 
 /// Every CNI spec version, oldest first.

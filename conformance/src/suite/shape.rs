@@ -92,6 +92,8 @@ fn check_current(request: &AddRequest, result: &Value) -> Checked {
             (1, Some(0))
         }
         PluginKind::HostLocal => (0, None),
+        // The stand-in's host veth, the container's eth0, the ifb.
+        PluginKind::Bandwidth => (3, Some(1)),
     };
     ensure!(
         interfaces.len() == count,

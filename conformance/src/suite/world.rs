@@ -23,6 +23,12 @@ pub const MASTER: &str = "cnimaster0";
 pub const TUNED_MTU: u64 = 1400;
 /// The address the stand-in for the plugin before tuning reports.
 const CHAINED_IP: &str = "10.88.0.5/24";
+/// The rate (bits/s) bandwidth limits both directions to, and its burst (bits).
+pub const BANDWIDTH_RATE: u64 = 8_000_000;
+pub const BANDWIDTH_BURST: u64 = 800_000;
+/// The start of the host end's name of the stand-in veth before bandwidth: the stand-in
+/// made it, not the plugin, so it is no leak.
+const STAND_IN_HOST_PREFIX: &str = "standin";
 
 /// The plugin types the suite knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +39,7 @@ pub enum PluginKind {
     HostLocal,
     Loopback,
     Tuning,
+    Bandwidth,
 }
 
 impl PluginKind {
@@ -44,6 +51,7 @@ impl PluginKind {
             "host-local" => PluginKind::HostLocal,
             "loopback" => PluginKind::Loopback,
             "tuning" => PluginKind::Tuning,
+            "bandwidth" => PluginKind::Bandwidth,
             _ => return None,
         })
     }
@@ -56,6 +64,7 @@ impl PluginKind {
             PluginKind::HostLocal => "host-local",
             PluginKind::Loopback => "loopback",
             PluginKind::Tuning => "tuning",
+            PluginKind::Bandwidth => "bandwidth",
         }
     }
 
@@ -69,13 +78,16 @@ impl PluginKind {
 
     /// Whether the plugin reserves addresses through host-local (itself or delegated).
     pub fn uses_ipam(self) -> bool {
-        !matches!(self, PluginKind::Loopback | PluginKind::Tuning)
+        !matches!(
+            self,
+            PluginKind::Loopback | PluginKind::Tuning | PluginKind::Bandwidth
+        )
     }
 
     /// Whether the plugin changes an interface an earlier plugin of a chain made, and
-    /// needs that plugin's result as `prevResult` (tuning).
+    /// needs that plugin's result as `prevResult` (tuning, bandwidth).
     pub fn is_chained(self) -> bool {
-        self == PluginKind::Tuning
+        matches!(self, PluginKind::Tuning | PluginKind::Bandwidth)
     }
 
     /// Whether the plugin delegates to an IPAM plugin found in `CNI_PATH`.
@@ -171,8 +183,8 @@ impl World {
                 lab.host().ip(&["link", "set", MASTER, "up"]);
                 None
             }
-            PluginKind::Tuning => {
-                add_chained_interface(lab.container());
+            PluginKind::Tuning | PluginKind::Bandwidth => {
+                add_chained_interface(ctx.kind, lab.host(), lab.container());
                 None
             }
             _ => None,
@@ -260,6 +272,10 @@ impl World {
                 "sysctl": {"net.core.somaxconn": "512"},
                 "dataDir": self.tuning_dir(),
             }),
+            PluginKind::Bandwidth => json!({
+                "ingressRate": BANDWIDTH_RATE, "ingressBurst": BANDWIDTH_BURST,
+                "egressRate": BANDWIDTH_RATE, "egressBurst": BANDWIDTH_BURST,
+            }),
         };
         merge(&mut conf, extra);
         conf
@@ -269,7 +285,10 @@ impl World {
     /// chained plugin gets the `prevResult` of a stand-in for the plugin before it.
     pub fn add(&self, ctr: &Netns, conf: &Value) -> Result<Value, Stop> {
         let conf = if self.kind.is_chained() {
-            with_prev(conf, &chained_prev_result(ctr, conf))
+            with_prev(
+                conf,
+                &chained_prev_result(self.kind, self.lab.host(), ctr, conf),
+            )
         } else {
             conf.clone()
         };
@@ -336,7 +355,7 @@ impl World {
         let mut leaks = Vec::new();
         let persistent = self.kind.persistent_host_links();
         for link in after.host_links.difference(&before.host_links) {
-            if !persistent.contains(&link.as_str()) {
+            if !persistent.contains(&link.as_str()) && !link.starts_with(STAND_IN_HOST_PREFIX) {
                 leaks.push(format!("host link {link}"));
             }
         }
@@ -382,10 +401,30 @@ impl World {
     }
 }
 
-/// The stand-in for the plugin before a chained one: a veth `eth0` in `ctr` (its peer
-/// beside it, so the host is untouched), made once; the container netns takes it along.
-fn add_chained_interface(ctr: &Netns) {
-    if ctr.link("eth0").is_none() {
+/// The stand-in for the plugin before a chained one: a veth `eth0` in `ctr`, made once.
+/// Its peer stays beside it (the host untouched) for tuning; bandwidth shapes the host
+/// end, so there the peer is in `host`, named by [`stand_in_host_peer`]. The container
+/// netns takes the pair along.
+fn add_chained_interface(kind: PluginKind, host: &Netns, ctr: &Netns) {
+    if ctr.link("eth0").is_some() {
+        return;
+    }
+    if kind == PluginKind::Bandwidth {
+        let peer = stand_in_host_peer(ctr);
+        host.ip(&[
+            "link",
+            "add",
+            &peer,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth0",
+            "netns",
+            ctr.name(),
+        ]);
+        host.ip(&["link", "set", &peer, "up"]);
+    } else {
         ctr.ip(&[
             "link",
             "add",
@@ -396,26 +435,40 @@ fn add_chained_interface(ctr: &Netns) {
             "name",
             "eth0-peer",
         ]);
-        ctr.ip(&["addr", "add", CHAINED_IP, "dev", "eth0"]);
     }
+    ctr.ip(&["addr", "add", CHAINED_IP, "dev", "eth0"]);
 }
 
-/// What the plugin before a chained one reports for `ctr`'s `eth0`, in the shape of the
-/// `conf`'s version.
-fn chained_prev_result(ctr: &Netns, conf: &Value) -> Value {
-    add_chained_interface(ctr);
+/// The host end of the stand-in's veth for `ctr`: the prefix and a hash of the
+/// container's netns name (unique per lab container, at most 15 characters).
+fn stand_in_host_peer(ctr: &Netns) -> String {
+    let hash = ctr.name().bytes().fold(0x811c_9dc5u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
+    format!("{STAND_IN_HOST_PREFIX}{hash:08x}")
+}
+
+/// What the plugin before a chained one reports for `ctr`'s `eth0` (and, for bandwidth,
+/// the host end of its veth), in the shape of the `conf`'s version.
+fn chained_prev_result(kind: PluginKind, host: &Netns, ctr: &Netns, conf: &Value) -> Value {
+    add_chained_interface(kind, host, ctr);
     let version = conf["cniVersion"].as_str().unwrap_or("0.1.0");
     if super::version_key(version) < (0, 3, 0) {
         return json!({"cniVersion": version, "ip4": {"ip": CHAINED_IP, "gateway": GATEWAY}, "dns": {}});
     }
     let mac = ctr.link("eth0").map(|l| l["address"].clone());
-    let mut ip = json!({"interface": 0, "address": CHAINED_IP, "gateway": GATEWAY});
+    let mut interfaces = vec![json!({"name": "eth0", "mac": mac, "sandbox": ctr.path()})];
+    if kind == PluginKind::Bandwidth {
+        interfaces.insert(0, json!({"name": stand_in_host_peer(ctr)}));
+    }
+    let index = interfaces.len() - 1;
+    let mut ip = json!({"interface": index, "address": CHAINED_IP, "gateway": GATEWAY});
     if super::version_key(version) < (1, 0, 0) {
         merge(&mut ip, json!({"version": "4"}));
     }
     json!({
         "cniVersion": version,
-        "interfaces": [{"name": "eth0", "mac": mac, "sandbox": ctr.path()}],
+        "interfaces": interfaces,
         "ips": [ip],
         "routes": [{"dst": "0.0.0.0/0", "gw": GATEWAY}],
         "dns": {},

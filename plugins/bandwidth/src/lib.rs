@@ -119,7 +119,8 @@ fn prev_result(req: &Request<BandwidthConfig>) -> Result<CniResult> {
 }
 
 /// The host end of the container's veth, as the reference finds it: the peer of
-/// `CNI_IFNAME`, which must also be a host interface (no `sandbox`) of the `prevResult`.
+/// `CNI_IFNAME`, which must also be a host interface (no `sandbox`) of the `prevResult`
+/// when it lists interfaces.
 fn host_veth(req: &Request<BandwidthConfig>, result: &CniResult, host: &Handle) -> Result<Link> {
     let ifname = &req.args.ifname;
     let netns = Netns::from_path(req.args.required_netns()?).map_err(kernel_error)?;
@@ -146,10 +147,12 @@ fn host_veth(req: &Request<BandwidthConfig>, result: &CniResult, host: &Handle) 
             kernel_error(e)
         }
     })?;
-    let listed = result
-        .interfaces
-        .iter()
-        .any(|iface| iface.sandbox.as_deref().unwrap_or("").is_empty() && iface.name == veth.name);
+    // A 0.1.0 or 0.2.0 prevResult has no interfaces to look in (the reference refuses
+    // those versions): the peer alone decides.
+    let listed = result.interfaces.is_empty()
+        || result.interfaces.iter().any(|iface| {
+            iface.sandbox.as_deref().unwrap_or("").is_empty() && iface.name == veth.name
+        });
     if !listed {
         return Err(Error::invalid_config(
             "no veth peer of container interface found in host ns",
