@@ -92,11 +92,7 @@ impl Plugin for Bandwidth {
         if let Some(rate) = limits.egress {
             let name = ifb_name(&req.net.name, &req.args.container_id);
             let ifb = host.link_by_name(&name).map_err(|e| {
-                if e.is_not_found() {
-                    check_failed(format!("ifb device {name} not found"))
-                } else {
-                    kernel_error(e)
-                }
+                missing_or_kernel(e, || check_failed(format!("ifb device {name} not found")))
             })?;
             check_tbf(&host, &ifb, rate, ticks)?;
         }
@@ -126,11 +122,9 @@ fn host_veth(req: &Request<BandwidthConfig>, result: &CniResult, host: &Handle) 
     let netns = Netns::from_path(req.args.required_netns()?).map_err(kernel_error)?;
     let container = Handle::for_netns(&netns).map_err(kernel_error)?;
     let link = container.link_by_name(ifname).map_err(|e| {
-        if e.is_not_found() {
+        missing_or_kernel(e, || {
             Error::invalid_config(format!("container interface {ifname} not found"))
-        } else {
-            kernel_error(e)
-        }
+        })
     })?;
     let peer = match (link.kind.as_deref(), link.link) {
         (Some("veth"), Some(peer)) => peer,
@@ -141,11 +135,9 @@ fn host_veth(req: &Request<BandwidthConfig>, result: &CniResult, host: &Handle) 
         }
     };
     let veth = host.link_by_index(peer).map_err(|e| {
-        if e.is_not_found() {
+        missing_or_kernel(e, || {
             Error::invalid_config(format!("veth peer with index {peer} is not in host ns"))
-        } else {
-            kernel_error(e)
-        }
+        })
     })?;
     // A 0.1.0 or 0.2.0 prevResult has no interfaces to look in (the reference refuses
     // those versions): the peer alone decides.
@@ -159,6 +151,15 @@ fn host_veth(req: &Request<BandwidthConfig>, result: &CniResult, host: &Handle) 
         ));
     }
     Ok(veth)
+}
+
+/// `missing()` when `err` says the link does not exist, else the kernel error.
+fn missing_or_kernel(err: cni_netlink::Error, missing: impl FnOnce() -> Error) -> Error {
+    if err.is_not_found() {
+        missing()
+    } else {
+        kernel_error(err)
+    }
 }
 
 /// Creates the ifb (registering its removal, which takes its tbf along), redirects the
