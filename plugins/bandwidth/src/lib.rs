@@ -22,7 +22,7 @@ pub use config::BandwidthConfig;
 use cni::{CniResult, Error, Interface, Plugin, Request, Result};
 use cni_netlink::{Handle, Link, Netns, Qdisc, Tbf, format_mac, psched_ticks_per_usec};
 use cni_plugin_support::check::check_failed;
-use cni_plugin_support::{Rollback, fault_point, kernel_error};
+use cni_plugin_support::{Rollback, chained_prev_result, fault_point, finish_add, kernel_error};
 use config::{Limits, Rate, ifb_name};
 use std::rc::Rc;
 
@@ -61,10 +61,7 @@ impl Plugin for Bandwidth {
                 ..Interface::default()
             });
         }
-        result.to_value(req.net.cni_version)?;
-        fault_point("bandwidth-before-result")?;
-        rollback.commit();
-        Ok(result)
+        finish_add(result, req.net.cni_version, "bandwidth", rollback)
     }
 
     fn del(&self, req: Request<BandwidthConfig>) -> Result<()> {
@@ -106,12 +103,7 @@ impl Plugin for Bandwidth {
 
 /// The `prevResult` in the request's version: a chained plugin needs one (code 7).
 fn prev_result(req: &Request<BandwidthConfig>) -> Result<CniResult> {
-    let prev = req
-        .net
-        .prev_result
-        .as_ref()
-        .ok_or_else(|| Error::invalid_config("must be called as chained plugin"))?;
-    CniResult::from_prev_result(prev, req.net.cni_version)
+    chained_prev_result(&req.net, "must be called as chained plugin")
 }
 
 /// The host end of the container's veth, as the reference finds it: the peer of

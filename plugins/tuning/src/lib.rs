@@ -23,7 +23,7 @@ use cni::error::code;
 use cni::{CniResult, Error, Plugin, Request, Result};
 use cni_netlink::{Handle, Link, Netns, format_mac};
 use cni_plugin_support::check::check_failed;
-use cni_plugin_support::{Rollback, fault_point, kernel_error};
+use cni_plugin_support::{Rollback, chained_prev_result, fault_point, kernel_error};
 use config::{LinkSettings, Settings};
 use saved::SavedLink;
 use std::rc::Rc;
@@ -124,12 +124,7 @@ impl Plugin for Tuning {
 
 /// The `prevResult` in the request's version: a chained plugin needs one (code 7).
 fn prev_result(req: &Request<TuningConfig>) -> Result<CniResult> {
-    let prev = req
-        .net
-        .prev_result
-        .as_ref()
-        .ok_or_else(|| Error::invalid_config("required prevResult missing"))?;
-    CniResult::from_prev_result(prev, req.net.cni_version)
+    chained_prev_result(&req.net, "required prevResult missing")
 }
 
 /// The container's netns (`CNI_NETNS`, which the dispatcher requires for ADD and CHECK).
