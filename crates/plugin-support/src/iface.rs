@@ -135,7 +135,7 @@ fn wait_for_dad(container: &Handle, index: u32) -> Result<()> {
 }
 
 /// A random link name `<prefix>` + 8 hex digits, as the reference names host veths
-/// (`veth` + 4 random bytes) and temporary macvlan/ipvlan names.
+/// (`veth` + 4 random bytes).
 pub fn random_link_name(prefix: &str) -> Result<String> {
     let mut bytes = [0u8; 4];
     std::fs::File::open("/dev/urandom")

@@ -50,14 +50,19 @@ impl Namespaces {
 
     fn ensure_ifname_free(&self, ifname: &str) -> Result<()> {
         match self.container.link_by_name(ifname) {
-            Ok(_) => Err(Error::plugin(
-                code::KERNEL,
-                format!("container interface {ifname:?} already exists"),
-                Some(format!("in netns {}", self.netns.path().display())),
-            )),
+            Ok(_) => Err(self.ifname_taken(ifname)),
             Err(e) if e.is_not_found() => Ok(()),
             Err(e) => Err(kernel_error(e)),
         }
+    }
+
+    /// The refusal of an ADD whose `CNI_IFNAME` already exists in the container.
+    pub(crate) fn ifname_taken(&self, ifname: &str) -> Error {
+        Error::plugin(
+            code::KERNEL,
+            format!("container interface {ifname:?} already exists"),
+            Some(format!("in netns {}", self.netns.path().display())),
+        )
     }
 
     /// The result's entry for `link`, an interface in the container.

@@ -1,6 +1,6 @@
 //! ipvlan ADD, top to bottom (docs/reference.md#ipvlan-add): validate, resolve the master, create
-//! the ipvlan into the container under a temporary name and rename it, addresses from IPAM
-//! or the prevResult, result.
+//! the ipvlan as `CNI_IFNAME` straight into the container, addresses from IPAM or the
+//! prevResult, result.
 //!
 //! The link is created before IPAM is asked: on a kernel without ipvlan (code 101,
 //! `kernel lacks ipvlan support`) nothing has been reserved yet.

@@ -1,6 +1,6 @@
 //! macvlan ADD, top to bottom (docs/reference.md#macvlan-add): validate, resolve the master, create
-//! the macvlan into the container under a temporary name and rename it, IPAM, addresses
-//! and routes (or just link up in L2 mode), result.
+//! the macvlan as `CNI_IFNAME` straight into the container, IPAM, addresses and routes (or
+//! just link up in L2 mode), result.
 
 use crate::config::{MacvlanConfig, Settings};
 use cni::{CniResult, Request, Result};
