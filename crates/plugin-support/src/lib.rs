@@ -40,11 +40,18 @@ pub fn kernel_error(err: cni_netlink::Error) -> cni::Error {
 
 /// A test-only fault point: in debug builds, fails with code 999 when the environment
 /// variable `CNI_TEST_FAIL_AT` names this point, so tests can make each ADD step fail in
-/// turn and prove the rollback. Release builds compile it to nothing.
+/// turn and prove the rollback; aborts when `CNI_TEST_KILL_AT` names it, which like a
+/// SIGKILL runs no rollback, so tests can prove DEL cleans up after a killed ADD. Release
+/// builds compile it to nothing.
 pub fn fault_point(name: &str) -> cni::Result<()> {
     #[cfg(debug_assertions)]
-    if std::env::var("CNI_TEST_FAIL_AT").is_ok_and(|at| at == name) {
-        return Err(cni::Error::internal(format!("injected fault at {name}")));
+    {
+        if std::env::var("CNI_TEST_FAIL_AT").is_ok_and(|at| at == name) {
+            return Err(cni::Error::internal(format!("injected fault at {name}")));
+        }
+        if std::env::var("CNI_TEST_KILL_AT").is_ok_and(|at| at == name) {
+            std::process::abort();
+        }
     }
     let _ = name;
     Ok(())
@@ -121,7 +128,7 @@ pub fn delete_link_and_release_ip(net: &NetConf, args: &CmdArgs) -> Vec<Error> {
 
 /// Deletes `ifname` in the container netns at `path` (a veth's peer goes with it). A
 /// missing netns or link is already the goal state: DEL must succeed on it.
-fn delete_container_link(path: &Path, ifname: &str) -> Result<()> {
+pub(crate) fn delete_container_link(path: &Path, ifname: &str) -> Result<()> {
     let netns = match Netns::from_path(path) {
         Ok(netns) => netns,
         Err(e) if e.is_not_found() => return Ok(()),

@@ -6,7 +6,8 @@
 
 use crate::check::check_failed;
 use crate::{
-    Namespaces, Rollback, combine_errors, delete_link_and_release_ip, fault_point, kernel_error,
+    Namespaces, Rollback, combine_errors, delete_container_link, delete_link_and_release_ip,
+    fault_point, kernel_error,
 };
 use cni::{CmdArgs, Error, NetConf, Result};
 use cni_netlink::{Handle, IpFamily, Link, Netns, UnknownMode, sysctl};
@@ -82,41 +83,64 @@ fn validate_mtu(mtu: i64, master: &Link) -> Result<Option<u32>> {
     }
 }
 
-/// Creates the sub-interface as `ifname` straight into the container and registers its
-/// deletion.
+/// Creates the sub-interface as `CNI_IFNAME` straight into the container and registers
+/// its deletion.
 ///
 /// A link created with `IFLA_NET_NS_FD` is registered, and its name checked, in the target
-/// netns only, so a host link named like `ifname` does not clash (the macvlan and ipvlan
-/// tests keep one in the lab's host; see docs/design.md#creating-links-from-the-host).
-/// Born under its final name, the link is always one DEL can find: an ADD killed at any
-/// point leaves at most `ifname` in the container, never a name of its own.
+/// netns, and on Linux 6.18 that is all: a host link named like `CNI_IFNAME` does not
+/// clash. Older kernels (6.1 does) first look the name up in the creating netns and fail
+/// with EEXIST when the host has it; only then is the link made under
+/// [`temporary_name`] and renamed in the container (see
+/// docs/design.md#creating-links-from-the-host). That name is the attachment's own, so a
+/// DEL after an ADD killed between the two steps still finds the link ([`del`]).
 ///
-/// `create` makes the link: on the socket it is given (that of the master's netns), named
-/// `ifname`, straight into the netns it is given (`None` with `linkInContainer`: the create
-/// runs on the container's socket, so the link is born there, next to its master).
+/// `create` makes the link: on the socket it is given (that of the master's netns), under
+/// the name it is given, straight into the netns it is given (`None` with
+/// `linkInContainer`: the create runs on the container's socket, so the link is born
+/// there, next to its master, and an EEXIST can only mean the container has the name).
 /// `plugin` prefixes the fault point `<plugin>-after-create`.
 pub fn create_in_container(
     ns: &Namespaces,
-    ifname: &str,
+    args: &CmdArgs,
     plugin: &'static str,
     master: &MasterConfig,
     rollback: &mut Rollback,
-    create: impl FnOnce(&Handle, &str, Option<&Netns>) -> cni_netlink::Result<()>,
+    create: impl Fn(&Handle, &str, Option<&Netns>) -> cni_netlink::Result<()>,
 ) -> Result<Link> {
+    let ifname = args.ifname.as_str();
     let into = (!master.link_in_container).then_some(&ns.netns);
-    create(master.side(ns), ifname, into).map_err(|e| {
-        if e.is_exists() {
-            // Made there since `Namespaces::open_for_add` checked: the same refusal.
-            ns.ifname_taken(ifname)
-        } else {
-            kernel_error(e)
+    let name = match create(master.side(ns), ifname, into) {
+        Ok(()) => ifname.to_owned(),
+        Err(e) if e.is_exists() && into.is_some() => {
+            let temp = temporary_name(plugin, args);
+            create(master.side(ns), &temp, into).map_err(kernel_error)?;
+            temp
         }
-    })?;
-    let link = ns.container.link_by_name(ifname).map_err(kernel_error)?;
+        // Made there since `Namespaces::open_for_add` checked: the same refusal.
+        Err(e) if e.is_exists() => return Err(ns.ifname_taken(ifname)),
+        Err(e) => return Err(kernel_error(e)),
+    };
+    let link = ns.container.link_by_name(&name).map_err(kernel_error)?;
     let (path, index) = (ns.netns.path().to_owned(), link.index);
     rollback.push("container link", move || delete_link_by_index(&path, index));
     fault_point(&format!("{plugin}-after-create"))?;
-    Ok(link)
+    if name != ifname {
+        ns.container
+            .rename_link(link.index, ifname)
+            .map_err(kernel_error)?;
+    }
+    ns.container.link_by_index(link.index).map_err(kernel_error)
+}
+
+/// The name an attachment's link has between its creation and its rename: `<plugin>` and
+/// 8 hex digits of a hash (32-bit FNV-1a) of the container ID and `CNI_IFNAME`, so that
+/// DEL, given the same two, can find it after an ADD killed before the rename.
+fn temporary_name(plugin: &str, args: &CmdArgs) -> String {
+    let key = format!("{}/{}", args.container_id, args.ifname);
+    let hash = key.bytes().fold(0x811c_9dc5_u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
+    format!("{plugin}{hash:08x}")
 }
 
 /// Undo of [`create_in_container`]: reopens the netns (the undo must be `'static`).
@@ -152,8 +176,17 @@ pub fn set_notify_sysctls(netns: &Netns, ifname: &str) -> Result<()> {
 /// the other did, every failure reported. Needs nothing but the attachment and the IPAM
 /// type — never the master, nor a default route — so it works after the master is gone
 /// or on a host without a default route. A missing netns or link is the goal state.
-pub fn del(net: &NetConf, args: &CmdArgs) -> Result<()> {
-    combine_errors(delete_link_and_release_ip(net, args))
+///
+/// Also deletes the attachment's [`temporary_name`] link, left by an ADD killed before its
+/// rename. `plugin` is the prefix ADD gave it.
+pub fn del(net: &NetConf, args: &CmdArgs, plugin: &str) -> Result<()> {
+    let mut errors = delete_link_and_release_ip(net, args);
+    if let Some(path) = &args.netns {
+        if let Err(e) = delete_container_link(path, &temporary_name(plugin, args)) {
+            errors.push(e);
+        }
+    }
+    combine_errors(errors)
 }
 
 /// The sub-interface still hangs off `master` (`IFLA_LINK` is the parent's index in the

@@ -25,7 +25,7 @@ pub(crate) fn add(req: &Request<IpvlanConfig>, s: &Settings) -> Result<CniResult
     };
     let link = sublink::create_in_container(
         &ns,
-        ifname,
+        &req.args,
         "ipvlan",
         &s.master,
         &mut rollback,

@@ -37,7 +37,7 @@ impl Plugin for Ipvlan {
     /// Deliberately validates nothing of the plugin's own keys and never resolves the
     /// master: the reference's DEL fails on a host without a default route (defect 7).
     fn del(&self, req: Request<IpvlanConfig>) -> Result<()> {
-        sublink::del(&req.net, &req.args)
+        sublink::del(&req.net, &req.args, "ipvlan")
     }
 
     fn check(&self, req: Request<IpvlanConfig>) -> Result<()> {

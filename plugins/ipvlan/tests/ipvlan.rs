@@ -317,6 +317,30 @@ fn vm_a_host_link_named_like_ifname_does_not_clash() {
     }
 }
 
+/// An ADD killed right after creating the link (no rollback runs), with a host link named
+/// like `CNI_IFNAME`: on this kernel (6.1 checks the name in the host too) the link still
+/// has the attachment's temporary name, and DEL removes it.
+#[test]
+#[ignore = "needs ipvlan: runs in the VM lane"]
+fn vm_del_after_an_add_killed_after_the_create_leaves_nothing() {
+    let lab = dummy_lab();
+    let ctr = lab.container();
+    lab.host().ip(&["link", "add", "eth0", "type", "dummy"]);
+    let conf = conf(&lab);
+    let inv = Invocation::add(ctr, "eth0")
+        .config(conf.clone())
+        .env("CNI_TEST_KILL_AT", "ipvlan-after-create");
+    let run = lab.run("ipvlan", &inv);
+    // The run ends when its stderr closes, so also its IPAM child is done: unable to
+    // hand over its result, host-local undoes its reservation.
+    assert!(!run.succeeded(), "{run}");
+    assert_eq!(ctr.link_names().len(), 2, "the link is left: {run}");
+    del_ok(&lab, ctr, &conf);
+    assert_eq!(ctr.link_names(), ["lo"]);
+    assert!(leases(&lab).is_empty());
+    assert!(lab.host().link("eth0").is_some());
+}
+
 /// Chained without IPAM: the master is the prevResult's single interface, the addresses
 /// and routes are the prevResult's; the result names only the ipvlan. CHECK and DEL of
 /// that chained config (no `master`, no IPAM) work.

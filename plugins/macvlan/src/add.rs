@@ -21,7 +21,7 @@ pub(crate) fn add(req: &Request<MacvlanConfig>, s: &Settings) -> Result<CniResul
     let mut ipam = start_configured_ipam(req, &mut rollback)?;
     let link = sublink::create_in_container(
         &ns,
-        ifname,
+        &req.args,
         "macvlan",
         &s.master,
         &mut rollback,

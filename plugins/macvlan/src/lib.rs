@@ -35,7 +35,7 @@ impl Plugin for Macvlan {
     /// Deliberately validates nothing of the plugin's own keys: DEL must clean up even
     /// when the master or the default route is gone (see [`sublink::del`]).
     fn del(&self, req: Request<MacvlanConfig>) -> Result<()> {
-        sublink::del(&req.net, &req.args)
+        sublink::del(&req.net, &req.args, "macvlan")
     }
 
     fn check(&self, req: Request<MacvlanConfig>) -> Result<()> {

@@ -544,6 +544,31 @@ fn a_host_link_named_like_ifname_does_not_clash() {
     }
 }
 
+/// An ADD killed right after creating the link (no rollback runs), with a host link named
+/// like `CNI_IFNAME`: whatever name the link has at that moment (`eth0`, or on kernels
+/// that check the name in the host too, the attachment's temporary one), DEL removes it.
+#[test]
+fn del_after_an_add_killed_after_the_create_leaves_nothing() {
+    let w = World::new();
+    let ctr = w.lab.container();
+    w.lab.host().ip(&[
+        "link", "add", "eth0", "type", "veth", "peer", "name", "eth0p",
+    ]);
+    let conf = w.conf("macvlan", "1.0.0");
+    let inv = Invocation::add(ctr, "eth0")
+        .config(conf.clone())
+        .env("CNI_TEST_KILL_AT", "macvlan-after-create");
+    let run = w.run("macvlan", &inv);
+    // The run ends when its stderr closes, so also its IPAM child is done: unable to
+    // hand over its result, host-local undoes its reservation.
+    assert!(!run.succeeded(), "{run}");
+    assert_eq!(ctr.link_names().len(), 2, "the link is left: {run}");
+    del(&w, &conf);
+    assert_eq!(ctr.link_names(), ["lo"]);
+    assert!(w.leases().is_empty());
+    assert!(w.lab.host().link("eth0").is_some());
+}
+
 /// Each ADD step made to fail in turn: never a link, never a reservation left (the
 /// reference leaks the macvlan when the L3 part fails, defect 6).
 #[test]
