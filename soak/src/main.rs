@@ -113,13 +113,11 @@ fn summary(stats: &Stats) -> String {
         .map(|(verb, n)| format!("{n} {}", verb.as_str()))
         .collect();
     format!(
-        "{} calls ({}), {} SIGKILLed, {} netns deleted under a live attachment, \
-         {} temporary links left in a killed ADD's netns",
+        "{} calls ({}), {} SIGKILLed, {} netns deleted under a live attachment",
         stats.calls.iter().sum::<u64>(),
         calls.join(", "),
         stats.sigkills,
-        stats.vanished_netns,
-        stats.temp_links_after_killed_add
+        stats.vanished_netns
     )
 }
 
