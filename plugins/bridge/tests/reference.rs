@@ -97,7 +97,10 @@ fn kernel_state(lab: &Lab, container: &Netns) -> Value {
         routes
     };
     let bridge = host.link("cni0");
-    let eth0 = container.link("eth0");
+    // Read again until UP: operstate follows carrier a moment after ADD returns.
+    let eth0 = container
+        .link("eth0")
+        .map(|_| link_once_up(container, "eth0"));
     json!({
         "bridge exists": bridge.is_some(),
         "bridge up": bridge.as_ref().map(|b| b["operstate"].clone()),
