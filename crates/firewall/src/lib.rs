@@ -26,6 +26,7 @@
 
 mod error;
 mod exec;
+mod forward;
 mod masq;
 mod naming;
 mod nft;
@@ -36,6 +37,11 @@ mod spoofcheck;
 mod tests;
 
 pub use error::{Error, Result};
+pub use forward::{
+    DEFAULT_ADMIN_CHAIN, FORWARD_CHAIN, ForwardPlan, Isolation, allow_forwarding, check_chain_name,
+    firewalld_add_sources, firewalld_missing_sources, firewalld_remove_sources,
+    firewalld_running, missing_forwarding, revoke_forwarding,
+};
 pub use masq::{MasqBackend, choose_backend, gc_masquerade, setup_masquerade, teardown_masquerade};
 pub use naming::{
     format_chain_name, format_chain_name_with_prefix, masquerade_chain_name, masquerade_comment,

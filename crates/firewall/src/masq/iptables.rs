@@ -24,7 +24,7 @@ use crate::{Error, Result, exec};
 const BACKEND: &str = "iptables";
 
 /// (`iptables`, `iptables-restore`) for the family.
-fn programs(family: Family) -> (&'static str, &'static str) {
+pub(crate) fn programs(family: Family) -> (&'static str, &'static str) {
     match family {
         Family::V4 => ("iptables", "iptables-restore"),
         Family::V6 => ("ip6tables", "ip6tables-restore"),
@@ -41,19 +41,19 @@ fn host_len(family: Family) -> u8 {
 
 /// One `-A` line of `iptables -S`.
 #[derive(Debug)]
-struct SavedRule {
-    chain: String,
+pub(crate) struct SavedRule {
+    pub(crate) chain: String,
     /// The line after `-A`: ` CHAIN <rule spec>`, re-usable as `-D` + `spec` in a restore batch.
-    spec: String,
+    pub(crate) spec: String,
     comment: Option<String>,
 }
 
-/// The `nat` table as `iptables -t nat -S` prints it.
+/// A table as `iptables -t <table> -S` prints it.
 #[derive(Debug, Default)]
-struct Saved {
+pub(crate) struct Saved {
     /// User chains (`-N` lines).
-    chains: BTreeSet<String>,
-    rules: Vec<SavedRule>,
+    pub(crate) chains: BTreeSet<String>,
+    pub(crate) rules: Vec<SavedRule>,
 }
 
 /// Lists the `nat` table (1 spawn). Listing does not create the table (iptables-nft 1.8.9,
@@ -64,7 +64,7 @@ fn list(family: Family) -> Result<Saved> {
     Ok(parse_saved(&out))
 }
 
-fn parse_saved(out: &str) -> Saved {
+pub(crate) fn parse_saved(out: &str) -> Saved {
     let mut saved = Saved::default();
     for line in out.lines() {
         if let Some(chain) = line.strip_prefix("-N ") {
@@ -102,7 +102,7 @@ fn parse_comment(line: &str) -> Option<String> {
 }
 
 /// Quotes `s` for an iptables-restore line, escaping as iptables-save does.
-fn quote(s: &str) -> String {
+pub(crate) fn quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {

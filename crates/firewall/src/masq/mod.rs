@@ -7,7 +7,7 @@
 //! netns or the interface is already gone (the reference's iptables teardown needs the
 //! container's IPs and leaks its chain in that case: defect #810, docs/reference.md#defect-2).
 
-mod iptables;
+pub(crate) mod iptables;
 mod nftables;
 
 use std::collections::HashSet;
@@ -155,7 +155,7 @@ fn for_both_backends(selector: &Selector) -> Result<()> {
 
 /// IP family of one masqueraded address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Family {
+pub(crate) enum Family {
     V4,
     V6,
 }
