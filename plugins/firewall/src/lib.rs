@@ -1,0 +1,183 @@
+//! The CNI `firewall` meta plugin (docs/reference.md#firewall): chained after a plugin that
+//! gave the container addresses, it lets their traffic through the host's `FORWARD` chain
+//! (iptables: `CNI-FORWARD` and the admin chain; or a firewalld zone), optionally isolates
+//! bridges from each other (`ingressPolicy`), and passes the `prevResult` on.
+//!
+//! Where it does better than the reference, each pinned by a test in `tests/firewall.rs`:
+//! * every key is checked before the first change (an unknown `ingressPolicy` or `backend`
+//!   is code 7 with nothing installed; the reference installs the rules, then fails, or
+//!   silently picks a backend);
+//! * ADD is all or nothing: the rules of one address family go in as one atomic batch, and a
+//!   failure in the second family takes the first family's container rules out again;
+//! * CHECK creates nothing (the reference's CHECK creates missing chains) and names the
+//!   missing rule with code 106.
+
+mod config;
+
+pub use config::{Backend, FirewallConfig, IngressPolicy, Settings};
+
+use cni::error::code;
+use cni::{CniResult, Error, Plugin, Request, Result};
+use cni_firewall::{ForwardPlan, Isolation};
+use std::net::IpAddr;
+
+/// The firewall plugin.
+pub struct Firewall;
+
+impl Plugin for Firewall {
+    type Config = FirewallConfig;
+
+    fn add(&self, req: Request<FirewallConfig>) -> Result<CniResult> {
+        let settings = settings(&req)?;
+        let result = prev_result(&req)?;
+        // Fail now, before any change, if the result cannot be expressed in the request's
+        // version.
+        result.to_value(req.net.cni_version)?;
+        let ips = addresses(&result);
+        let isolation = isolation(&settings, &result)?;
+        match &settings.backend {
+            Backend::Iptables { admin_chain } => cni_firewall::allow_forwarding(&ForwardPlan {
+                admin_chain: Some(admin_chain),
+                ips: &ips,
+                isolation: isolation.as_ref(),
+            })
+            .map_err(firewall_error)?,
+            Backend::Firewalld { zone } => {
+                cni_firewall::firewalld_add_sources(zone, &ips).map_err(firewall_error)?;
+                // The reference isolates with iptables whatever the backend.
+                if let Some(isolation) = &isolation {
+                    let isolated = cni_firewall::allow_forwarding(&ForwardPlan {
+                        admin_chain: None,
+                        ips: &ips,
+                        isolation: Some(isolation),
+                    });
+                    if let Err(e) = isolated {
+                        if let Err(undo) = cni_firewall::firewalld_remove_sources(zone, &ips) {
+                            log::warn!("firewall: undoing the firewalld sources failed: {undo}");
+                        }
+                        return Err(firewall_error(e));
+                    }
+                }
+            }
+        }
+        Ok(result)
+    }
+
+    /// Removes the container's rules, found by the addresses in `prevResult`. Without one
+    /// there is nothing to find them by (the rules name only addresses, as the
+    /// reference's), so nothing is removed. The shared chains and the isolation rules stay:
+    /// other containers use them.
+    fn del(&self, req: Request<FirewallConfig>) -> Result<()> {
+        let settings = settings(&req)?;
+        let Some(prev) = req.net.prev_result.as_ref() else {
+            return Ok(());
+        };
+        let ips = addresses(&CniResult::from_prev_result(prev, req.net.cni_version)?);
+        match &settings.backend {
+            Backend::Iptables { .. } => cni_firewall::revoke_forwarding(&ips),
+            Backend::Firewalld { zone } => cni_firewall::firewalld_remove_sources(zone, &ips),
+        }
+        .map_err(firewall_error)
+    }
+
+    fn check(&self, req: Request<FirewallConfig>) -> Result<()> {
+        let settings = settings(&req)?;
+        let ips = addresses(&prev_result(&req)?);
+        let missing = match &settings.backend {
+            Backend::Iptables { admin_chain } => {
+                cni_firewall::missing_forwarding(admin_chain, &ips)
+            }
+            Backend::Firewalld { zone } => cni_firewall::firewalld_missing_sources(zone, &ips),
+        }
+        .map_err(firewall_error)?;
+        if missing.is_empty() {
+            return Ok(());
+        }
+        Err(Error::plugin(
+            code::CHECK_FAILED,
+            format!("firewall: missing {}", missing.join("; ")),
+            None,
+        ))
+    }
+
+    /// Ready when the configured backend's tool can be used.
+    fn status(&self, req: Request<FirewallConfig>) -> Result<()> {
+        let settings = settings(&req)?;
+        let usable = match &settings.backend {
+            Backend::Iptables { .. } => cni_firewall::iptables_usable(),
+            Backend::Firewalld { .. } => cni_firewall::firewalld_running(),
+        }
+        .map_err(firewall_error)?;
+        if usable {
+            return Ok(());
+        }
+        Err(Error::NotAvailable {
+            msg: match settings.backend {
+                Backend::Iptables { .. } => "iptables is not usable on this host".into(),
+                Backend::Firewalld { .. } => "firewalld is not running".into(),
+            },
+        })
+    }
+
+    // GC: the default, nothing. The rules name only container addresses, and GC is given
+    // attachments, not addresses, so a rule cannot be traced to an attachment (see
+    // docs/reference.md#firewall).
+}
+
+fn settings(req: &Request<FirewallConfig>) -> Result<Settings> {
+    Settings::from_config(&req.config, || {
+        cni_firewall::firewalld_running().unwrap_or_else(|e| {
+            log::warn!("firewall: cannot tell whether firewalld runs, assuming not: {e}");
+            false
+        })
+    })
+}
+
+/// The `prevResult` in the request's version: ADD and CHECK need one (code 7).
+fn prev_result(req: &Request<FirewallConfig>) -> Result<CniResult> {
+    let prev = req
+        .net
+        .prev_result
+        .as_ref()
+        .ok_or_else(|| Error::invalid_config("missing prevResult from earlier plugin"))?;
+    CniResult::from_prev_result(prev, req.net.cni_version)
+}
+
+fn addresses(result: &CniResult) -> Vec<IpAddr> {
+    result.ips.iter().map(|ip| ip.address.ip()).collect()
+}
+
+/// The bridge to isolate: the first interface of `prevResult`, as the reference takes it
+/// (the bridge plugin reports its bridge first).
+fn isolation(settings: &Settings, result: &CniResult) -> Result<Option<Isolation>> {
+    let same_bridge_too = match settings.ingress {
+        IngressPolicy::Open => return Ok(None),
+        IngressPolicy::SameBridge => false,
+        IngressPolicy::Isolated => true,
+    };
+    let Some(bridge) = result.interfaces.first().filter(|i| !i.name.is_empty()) else {
+        return Err(Error::invalid_config(
+            "the ingress policy needs the bridge as the first interface of prevResult: \
+             chain the firewall plugin after the bridge plugin",
+        ));
+    };
+    Ok(Some(Isolation {
+        bridge: bridge.name.clone(),
+        same_bridge_too,
+    }))
+}
+
+/// The one place a `cni_firewall::Error` becomes a CNI error: 7 for a bad value, else 105.
+fn firewall_error(err: cni_firewall::Error) -> Error {
+    if err.is_config_error() {
+        Error::invalid_config(err.to_string())
+    } else if err.is_not_available() {
+        Error::plugin(
+            code::FIREWALL,
+            err.to_string(),
+            Some("install and start it, or choose another backend".into()),
+        )
+    } else {
+        Error::plugin(code::FIREWALL, err.to_string(), None)
+    }
+}
