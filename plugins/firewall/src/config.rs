@@ -131,8 +131,8 @@ mod tests {
                 ingress: IngressPolicy::Open,
             }
         );
-        let s = Settings::from_config(&config(serde_json::json!({"backend": ""})), || true)
-            .unwrap();
+        let s =
+            Settings::from_config(&config(serde_json::json!({"backend": ""})), || true).unwrap();
         assert_eq!(
             s.backend,
             Backend::Firewalld {
@@ -145,7 +145,10 @@ mod tests {
     fn bad_values_are_code_7_naming_the_key() {
         for (json, word) in [
             (serde_json::json!({"backend": "ebtables"}), "backend"),
-            (serde_json::json!({"ingressPolicy": "closed"}), "ingressPolicy"),
+            (
+                serde_json::json!({"ingressPolicy": "closed"}),
+                "ingressPolicy",
+            ),
             (
                 serde_json::json!({"backend": "iptables", "iptablesAdminChainName": "a b"}),
                 "iptablesAdminChainName",
