@@ -28,6 +28,10 @@ const EXAMPLES: &[(&str, &str)] = &[
         include_str!("../../../examples/bridge-bandwidth.conflist"),
     ),
     (
+        "bridge-firewall.conflist",
+        include_str!("../../../examples/bridge-firewall.conflist"),
+    ),
+    (
         "bridge-tuning.conflist",
         include_str!("../../../examples/bridge-tuning.conflist"),
     ),
@@ -419,6 +423,32 @@ fn bridge_bandwidth_example_shapes_the_veth_bridge_made() {
         },
     );
     assert_eq!(ifbs(), json!([]), "bandwidth's DEL removes the ifb");
+}
+
+#[test]
+fn bridge_firewall_example_accepts_the_container_and_isolates_its_bridge() {
+    let lab = Lab::new();
+    let iptables = || {
+        let out = lab.host().exec(&["iptables", "-S"]);
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let mut address = String::new();
+    add_check_del(&lab, "bridge-firewall.conflist", &[], |result| {
+        let ip = result["ips"][0]["address"].as_str().unwrap();
+        address = ip.split('/').next().unwrap().to_owned();
+        let rules = iptables();
+        assert!(
+            rules.contains(&format!("-A CNI-FORWARD -s {address}/32 -j ACCEPT")),
+            "{rules}"
+        );
+        assert!(
+            rules.contains("-A CNI-ISOLATION-STAGE-2 -o cni-fw0 "),
+            "{rules}"
+        );
+    });
+    let rules = iptables();
+    assert!(!rules.contains(&format!("{address}/32")), "{rules}");
 }
 
 #[test]
