@@ -38,9 +38,10 @@ mod tests;
 
 pub use error::{Error, Result};
 pub use forward::{
-    DEFAULT_ADMIN_CHAIN, FORWARD_CHAIN, ForwardPlan, Isolation, allow_forwarding, check_chain_name,
-    firewalld_add_sources, firewalld_missing_sources, firewalld_remove_sources,
-    firewalld_running, missing_forwarding, revoke_forwarding,
+    Attachment, DEFAULT_ADMIN_CHAIN, FORWARD_CHAIN, ForwardPlan, Isolation, allow_forwarding,
+    check_chain_name, firewalld_add_sources, firewalld_missing_sources, firewalld_remove_sources,
+    firewalld_running, missing_forwarding, nft_allow_forwarding, nft_collect_stale_forwarding,
+    nft_missing_forwarding, nft_revoke_forwarding, revoke_forwarding,
 };
 pub use masq::{MasqBackend, choose_backend, gc_masquerade, setup_masquerade, teardown_masquerade};
 pub use naming::{

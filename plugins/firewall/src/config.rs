@@ -11,7 +11,7 @@ pub const DEFAULT_ZONE: &str = "trusted";
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FirewallConfig {
-    /// `backend`: `iptables` or `firewalld`; absent or empty: firewalld when it is running,
+    /// `backend`: `iptables`, `firewalld` or `nftables` (ours); absent or empty: firewalld when it is running,
     /// else iptables.
     #[serde(default)]
     pub backend: Option<String>,
@@ -34,6 +34,8 @@ pub enum Backend {
         /// The admin chain's name.
         admin_chain: String,
     },
+    /// Our own `table inet cni_plugins_firewall` (not in the reference).
+    Nftables,
     /// The addresses as sources of a firewalld zone.
     Firewalld {
         /// The zone.
@@ -95,9 +97,10 @@ impl Settings {
         let backend = match non_empty(&config.backend) {
             Some("iptables") => iptables()?,
             Some("firewalld") => firewalld(),
+            Some("nftables") => Backend::Nftables,
             Some(other) => {
                 return Err(Error::invalid_config(format!(
-                    "unknown firewall backend {other:?} (backend is iptables or firewalld)"
+                    "unknown firewall backend {other:?} (backend is iptables, nftables or firewalld)"
                 )));
             }
             None if firewalld_running() => firewalld(),

@@ -42,6 +42,15 @@ impl Plugin for Firewall {
                 isolation: isolation.as_ref(),
             })
             .map_err(firewall_error)?,
+            Backend::Nftables => cni_firewall::nft_allow_forwarding(
+                &ForwardPlan {
+                    admin_chain: None,
+                    ips: &ips,
+                    isolation: isolation.as_ref(),
+                },
+                &attachment(&req),
+            )
+            .map_err(firewall_error)?,
             Backend::Firewalld { zone } => {
                 cni_firewall::firewalld_add_sources(zone, &ips).map_err(firewall_error)?;
                 // The reference isolates with iptables whatever the backend.
@@ -63,18 +72,19 @@ impl Plugin for Firewall {
         Ok(result)
     }
 
-    /// Removes the container's rules, found by the addresses in `prevResult`. Without one
-    /// there is nothing to find them by (the rules name only addresses, as the
-    /// reference's), so nothing is removed. The shared chains and the isolation rules stay:
-    /// other containers use them.
+    /// Removes the container's rules. iptables and firewalld find them by the addresses in
+    /// `prevResult`; without one there is nothing to find them by (the rules name only
+    /// addresses, as the reference's), so nothing is removed. nftables finds them by the
+    /// attachment. The shared chains and the isolation rules stay: other containers use them.
     fn del(&self, req: Request<FirewallConfig>) -> Result<()> {
         let settings = settings(&req)?;
-        let Some(prev) = req.net.prev_result.as_ref() else {
-            return Ok(());
+        let ips = match req.net.prev_result.as_ref() {
+            Some(prev) => addresses(&CniResult::from_prev_result(prev, req.net.cni_version)?),
+            None => Vec::new(),
         };
-        let ips = addresses(&CniResult::from_prev_result(prev, req.net.cni_version)?);
         match &settings.backend {
             Backend::Iptables { .. } => cni_firewall::revoke_forwarding(&ips),
+            Backend::Nftables => cni_firewall::nft_revoke_forwarding(&attachment(&req)),
             Backend::Firewalld { zone } => cni_firewall::firewalld_remove_sources(zone, &ips),
         }
         .map_err(firewall_error)
@@ -87,6 +97,7 @@ impl Plugin for Firewall {
             Backend::Iptables { admin_chain } => {
                 cni_firewall::missing_forwarding(admin_chain, &ips)
             }
+            Backend::Nftables => cni_firewall::nft_missing_forwarding(&ips, &attachment(&req)),
             Backend::Firewalld { zone } => cni_firewall::firewalld_missing_sources(zone, &ips),
         }
         .map_err(firewall_error)?;
@@ -105,6 +116,7 @@ impl Plugin for Firewall {
         let settings = settings(&req)?;
         let usable = match &settings.backend {
             Backend::Iptables { .. } => cni_firewall::iptables_usable(),
+            Backend::Nftables => cni_firewall::nftables_usable(),
             Backend::Firewalld { .. } => cni_firewall::firewalld_running(),
         }
         .map_err(firewall_error)?;
@@ -114,14 +126,35 @@ impl Plugin for Firewall {
         Err(Error::NotAvailable {
             msg: match settings.backend {
                 Backend::Iptables { .. } => "iptables is not usable on this host".into(),
+                Backend::Nftables => "nftables is not usable on this host".into(),
                 Backend::Firewalld { .. } => "firewalld is not running".into(),
             },
         })
     }
 
-    // GC: the default, nothing. The rules name only container addresses, and GC is given
-    // attachments, not addresses, so a rule cannot be traced to an attachment (see
-    // docs/reference.md#firewall).
+    /// Removes the nftables rules of attachments not in `cni.dev/valid-attachments`. The
+    /// iptables and firewalld state stays: it names only container addresses, and GC is
+    /// given attachments, not addresses, so it cannot be traced (docs/reference.md#firewall).
+    fn gc(&self, req: Request<FirewallConfig>) -> Result<()> {
+        let Some(valid) = req.net.valid_attachments.as_deref() else {
+            log::warn!("GC without cni.dev/valid-attachments: nothing collected");
+            return Ok(());
+        };
+        let valid: Vec<(&str, &str)> = valid
+            .iter()
+            .map(|a| (a.container_id.as_str(), a.ifname.as_str()))
+            .collect();
+        cni_firewall::nft_collect_stale_forwarding(&req.net.name, &valid).map_err(firewall_error)
+    }
+}
+
+/// The attachment the nftables rules are keyed by.
+fn attachment(req: &Request<FirewallConfig>) -> cni_firewall::Attachment<'_> {
+    cni_firewall::Attachment {
+        network: &req.net.name,
+        container_id: &req.args.container_id,
+        ifname: &req.args.ifname,
+    }
 }
 
 fn settings(req: &Request<FirewallConfig>) -> Result<Settings> {

@@ -290,6 +290,31 @@ fn pings(from: &Netns, to: &str) -> bool {
 
 #[test]
 fn same_bridge_isolation_blocks_other_bridges_and_allows_its_own() {
+    let w = isolation_world(json!({"ingressPolicy": "same-bridge"}));
+    let rules = w.rules(false);
+    assert_eq!(
+        rules.matches("-A CNI-ISOLATION-STAGE-2 -o fwa ").count(),
+        1,
+        "once per bridge:\n{rules}"
+    );
+}
+
+#[test]
+fn same_bridge_isolation_with_nftables() {
+    let w = isolation_world(json!({"ingressPolicy": "same-bridge", "backend": "nftables"}));
+    let rules = w.rules(false);
+    assert_eq!(rules.lines().count(), 3, "no iptables rule:\n{rules}");
+    let ruleset = w.ruleset();
+    assert_eq!(
+        ruleset.matches("oifname \"fwa\" drop").count(),
+        1,
+        "{ruleset}"
+    );
+}
+
+/// Two bridges in the lab host, two containers on `fwa` and one on `fwb`, each added with
+/// `keys`; pings prove the isolation: within `fwa` yes, between the bridges no.
+fn isolation_world(keys: Value) -> World {
     let w = World::new();
     let host = w.lab.host();
     for (bridge, gateway) in [("fwa", "10.71.1.1/24"), ("fwb", "10.71.2.1/24")] {
@@ -315,11 +340,7 @@ fn same_bridge_isolation_blocks_other_bridges_and_allows_its_own() {
         (&a2, "fwa", "10.71.1.3/24"),
         (&b1, "fwb", "10.71.2.2/24"),
     ] {
-        let conf = conf(
-            "1.0.0",
-            json!({"ingressPolicy": "same-bridge"}),
-            prev_result("1.0.0", bridge, &[addr]),
-        );
+        let conf = conf("1.0.0", keys.clone(), prev_result("1.0.0", bridge, &[addr]));
         w.run(&Invocation::add(ctr, IFNAME).config(conf))
             .assert_success();
     }
@@ -328,12 +349,8 @@ fn same_bridge_isolation_blocks_other_bridges_and_allows_its_own() {
     assert!(pings(a1, "10.71.1.1"), "the host's bridge address");
     assert!(!pings(a1, "10.71.2.2"), "fwa to fwb is blocked");
     assert!(!pings(&b1, "10.71.1.2"), "fwb to fwa is blocked");
-    let rules = w.rules(false);
-    assert_eq!(
-        rules.matches("-A CNI-ISOLATION-STAGE-2 -o fwa ").count(),
-        1,
-        "once per bridge:\n{rules}"
-    );
+    drop((a2, b1));
+    w
 }
 
 #[test]
@@ -355,4 +372,72 @@ fn isolated_blocks_within_the_bridge_too() {
         rules.contains(r#"-A CNI-ISOLATION-STAGE-1 -i fwi -o fwi -m comment --comment "CNI firewall plugin rules (ingressPolicy: isolated)" -j DROP"#),
         "{rules}"
     );
+}
+
+#[test]
+fn nftables_rules_are_found_by_attachment_for_del_check_and_gc() {
+    let w = World::new();
+    let ctr = w.lab.container();
+    let keys = json!({"backend": "nftables"});
+    let one = conf(
+        "1.1.0",
+        keys.clone(),
+        prev_result("1.1.0", "cni0", &["10.88.0.5/16", "fd00::5/64"]),
+    );
+    let two = conf(
+        "1.1.0",
+        keys.clone(),
+        prev_result("1.1.0", "cni0", &["10.88.0.6/16"]),
+    );
+    w.run(&Invocation::add(ctr, IFNAME).config(one.clone()))
+        .assert_success();
+    w.run(&Invocation::add(ctr, "net1").config(two.clone()))
+        .assert_success();
+    let ruleset = w.ruleset();
+    assert!(
+        ruleset.contains("table inet cni_plugins_firewall"),
+        "{ruleset}"
+    );
+    assert!(
+        ruleset.contains("ip daddr 10.88.0.5 ct state established,related accept"),
+        "{ruleset}"
+    );
+    assert!(ruleset.contains("ip6 saddr fd00::5 accept"), "{ruleset}");
+    assert_eq!(w.rules(false).lines().count(), 3, "no iptables rule");
+    w.run(&Invocation::check(ctr, IFNAME).config(one.clone()))
+        .assert_success();
+
+    // DEL without prevResult finds the rules by attachment; the other one stays.
+    w.run(&Invocation::del(ctr, IFNAME).config(without_prev(&one)))
+        .assert_success();
+    let ruleset = w.ruleset();
+    assert!(
+        !ruleset.contains("10.88.0.5") && !ruleset.contains("fd00::5"),
+        "{ruleset}"
+    );
+    assert!(ruleset.contains("10.88.0.6"), "{ruleset}");
+    let run = w
+        .run(&Invocation::check(ctr, IFNAME).config(one.clone()))
+        .assert_error(106);
+    assert!(
+        run.result()["msg"].as_str().unwrap().contains("10.88.0.5"),
+        "{run}"
+    );
+    w.run(&Invocation::del(ctr, IFNAME).config(without_prev(&one)))
+        .assert_success();
+
+    // GC: the valid attachment stays, a stale one goes.
+    w.run(&Invocation::add(ctr, IFNAME).config(one.clone()))
+        .assert_success();
+    let gc = |valid: Value| {
+        let keys = json!({"backend": "nftables", "cni.dev/valid-attachments": valid});
+        w.run(&Invocation::gc().config(conf("1.1.0", keys, json!(null))))
+            .assert_success();
+    };
+    gc(json!([{"containerID": ctr.name(), "ifname": "net1"}]));
+    let ruleset = w.ruleset();
+    assert!(!ruleset.contains("10.88.0.5"), "{ruleset}");
+    assert!(ruleset.contains("10.88.0.6"), "{ruleset}");
+    gc(json!([]));
+    assert!(!w.ruleset().contains("10.88.0.6"));
 }

@@ -106,7 +106,10 @@ fn isolation_rules(isolation: &Isolation) -> Vec<PlannedRule> {
         rules.push(PlannedRule {
             chain: STAGE1,
             first: true,
-            spec: format!("-i {bridge} -o {bridge} {}", commented(&policy_comment, "DROP")),
+            spec: format!(
+                "-i {bridge} -o {bridge} {}",
+                commented(&policy_comment, "DROP")
+            ),
         });
     }
     rules.extend([
@@ -156,7 +159,10 @@ fn restore(family: Family, commands: &str) -> Result<()> {
 fn render_allow(plan: &ForwardPlan, family: Family, saved: &Saved) -> (String, Vec<String>) {
     let have = present(saved);
     let mut batch = String::new();
-    let mut chains = vec![FORWARD_CHAIN, plan.admin_chain];
+    let mut chains = Vec::new();
+    if let Some(admin_chain) = plan.admin_chain {
+        chains.extend([FORWARD_CHAIN, admin_chain]);
+    }
     if plan.isolation.is_some() {
         chains.extend([STAGE1, STAGE2]);
     }
@@ -165,9 +171,10 @@ fn render_allow(plan: &ForwardPlan, family: Family, saved: &Saved) -> (String, V
             let _ = writeln!(batch, "-N {chain}");
         }
     }
-    let mut rules = base_rules(plan.admin_chain);
+    let mut rules = plan.admin_chain.map(base_rules).unwrap_or_default();
     let mut added = Vec::new();
-    for ip in plan.ips.iter().filter(|ip| family_of(ip) == family) {
+    let container_ips = plan.ips.iter().filter(|_| plan.admin_chain.is_some());
+    for ip in container_ips.filter(|ip| family_of(ip) == family) {
         for spec in container_rules(ip) {
             if !have.contains(&format!("{FORWARD_CHAIN} {spec}")) && !added.contains(&spec) {
                 added.push(spec.clone());
@@ -273,25 +280,25 @@ pub(super) fn revoke(ips: &[IpAddr]) -> Result<()> {
     Error::collect(errors)
 }
 
-pub(super) fn missing(plan: &ForwardPlan) -> Result<Vec<String>> {
+pub(super) fn missing(admin_chain: &str, ips: &[IpAddr]) -> Result<Vec<String>> {
     let mut missing = Vec::new();
     for family in [Family::V4, Family::V6] {
-        if !plan.ips.iter().any(|ip| family_of(ip) == family) {
+        if !ips.iter().any(|ip| family_of(ip) == family) {
             continue;
         }
         let saved = list(family)?;
         let have = present(&saved);
         let (iptables, _) = programs(family);
-        for chain in [FORWARD_CHAIN, plan.admin_chain] {
+        for chain in [FORWARD_CHAIN, admin_chain] {
             if !saved.chains.contains(chain) {
                 missing.push(format!("{iptables} chain {chain}"));
             }
         }
-        let mut wanted: Vec<String> = base_rules(plan.admin_chain)
+        let mut wanted: Vec<String> = base_rules(admin_chain)
             .into_iter()
             .map(|rule| format!("{} {}", rule.chain, rule.spec))
             .collect();
-        for ip in plan.ips.iter().filter(|ip| family_of(ip) == family) {
+        for ip in ips.iter().filter(|ip| family_of(ip) == family) {
             wanted.extend(
                 container_rules(ip)
                     .into_iter()
@@ -324,7 +331,7 @@ mod tests {
             same_bridge_too: false,
         };
         let plan = ForwardPlan {
-            admin_chain: "CNI-ADMIN",
+            admin_chain: Some("CNI-ADMIN"),
             ips: &ips,
             isolation: Some(&isolation),
         };

@@ -10,14 +10,18 @@
 
 mod firewalld;
 mod iptables;
+mod nftables;
 
 use std::net::IpAddr;
 
 use crate::{Error, Result};
 
 pub use firewalld::{
-    firewalld_add_sources, firewalld_missing_sources, firewalld_remove_sources,
-    firewalld_running,
+    firewalld_add_sources, firewalld_missing_sources, firewalld_remove_sources, firewalld_running,
+};
+pub use nftables::{
+    Attachment, allow as nft_allow_forwarding, collect_stale as nft_collect_stale_forwarding,
+    missing as nft_missing_forwarding, revoke as nft_revoke_forwarding,
 };
 
 /// The reference's own chain, jumped to from `FORWARD`.
@@ -37,8 +41,9 @@ pub struct Isolation {
 /// What one container's ADD installs.
 #[derive(Debug, Clone)]
 pub struct ForwardPlan<'a> {
-    /// The admin chain, checked by [`check_chain_name`].
-    pub admin_chain: &'a str,
+    /// The admin chain, checked by [`check_chain_name`]; `None` installs only the isolation
+    /// (the firewalld backend, which the reference isolates with iptables all the same).
+    pub admin_chain: Option<&'a str>,
     /// The container's addresses.
     pub ips: &'a [IpAddr],
     /// Bridge isolation, if asked for.
@@ -50,7 +55,9 @@ pub struct ForwardPlan<'a> {
 /// container rules an earlier one added are removed again; the shared chains and jumps stay,
 /// as the reference leaves them.
 pub fn allow_forwarding(plan: &ForwardPlan) -> Result<()> {
-    check_chain_name(plan.admin_chain)?;
+    if let Some(chain) = plan.admin_chain {
+        check_chain_name(chain)?;
+    }
     if let Some(isolation) = plan.isolation {
         check_bridge_name(&isolation.bridge)?;
     }
@@ -63,11 +70,11 @@ pub fn revoke_forwarding(ips: &[IpAddr]) -> Result<()> {
     iptables::revoke(ips)
 }
 
-/// What of `plan`'s rules is missing (chains, jumps, container rules), as readable
+/// What of the container's rules and their chains is missing (chains, jumps, container rules), as readable
 /// descriptions; empty when everything is there. Creates nothing.
-pub fn missing_forwarding(plan: &ForwardPlan) -> Result<Vec<String>> {
-    check_chain_name(plan.admin_chain)?;
-    iptables::missing(plan)
+pub fn missing_forwarding(admin_chain: &str, ips: &[IpAddr]) -> Result<Vec<String>> {
+    check_chain_name(admin_chain)?;
+    iptables::missing(admin_chain, ips)
 }
 
 /// An iptables chain name we can render: 1 to 28 characters (the kernel's limit), no
@@ -82,8 +89,10 @@ pub fn check_chain_name(name: &str) -> Result<()> {
         Some("must not contain whitespace, quotes or backslashes")
     } else if name.starts_with(['-', '!']) {
         Some("must not start with '-' or '!'")
-    } else if ["ACCEPT", "DROP", "RETURN", "QUEUE", "FORWARD", "INPUT", "OUTPUT"]
-        .contains(&name)
+    } else if [
+        "ACCEPT", "DROP", "RETURN", "QUEUE", "FORWARD", "INPUT", "OUTPUT",
+    ]
+    .contains(&name)
     {
         Some("must not be a built-in chain or target")
     } else {
@@ -138,7 +147,10 @@ mod tests {
     fn bridge_names() {
         check_bridge_name("cni0").unwrap();
         for bad in ["", "a/b", "x y", "0123456789abcdef"] {
-            assert!(check_bridge_name(bad).unwrap_err().is_config_error(), "{bad}");
+            assert!(
+                check_bridge_name(bad).unwrap_err().is_config_error(),
+                "{bad}"
+            );
         }
     }
 }

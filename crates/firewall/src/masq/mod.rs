@@ -124,14 +124,7 @@ pub fn teardown_masquerade(network: &str, container_id: &str, ifname: &str) -> R
 /// The reference implements this for nftables only; for iptables it is a FIXME. Process spawns:
 /// as [`teardown_masquerade`].
 pub fn gc_masquerade(network: &str, valid: &[(&str, &str)]) -> Result<()> {
-    let selector = Selector::NetworkExcept {
-        network: network_hash(network),
-        valid: valid
-            .iter()
-            .map(|(container_id, ifname)| instance_hash(network, container_id, ifname))
-            .collect(),
-    };
-    for_both_backends(&selector)
+    for_both_backends(&Selector::stale(network, valid))
 }
 
 fn for_both_backends(selector: &Selector) -> Result<()> {
@@ -224,7 +217,7 @@ impl MasqPlan {
 
 /// Which existing masquerade state to remove, judged from a rule's comment.
 #[derive(Debug)]
-enum Selector {
+pub(crate) enum Selector {
     /// One attachment (teardown). `chain` is its iptables chain, removed even if empty.
     Attachment { instance: String, chain: String },
     /// One network's attachments except the valid ones (GC).
@@ -235,9 +228,21 @@ enum Selector {
 }
 
 impl Selector {
+    /// GC's selector: `network`'s attachments except the `(container_id, ifname)` pairs in
+    /// `valid`.
+    pub(crate) fn stale(network: &str, valid: &[(&str, &str)]) -> Selector {
+        Selector::NetworkExcept {
+            network: network_hash(network),
+            valid: valid
+                .iter()
+                .map(|(container_id, ifname)| instance_hash(network, container_id, ifname))
+                .collect(),
+        }
+    }
+
     /// True if a rule with this comment is to be removed. Matching is on the hash prefix only, so
     /// it survives truncation and any later change to the human-readable part.
-    fn matches(&self, comment: &str) -> bool {
+    pub(crate) fn matches(&self, comment: &str) -> bool {
         let Some(instance) = comment.get(..INSTANCE_HASH_LEN) else {
             return false;
         };
