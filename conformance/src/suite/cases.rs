@@ -168,6 +168,7 @@ fn state_name(kind: PluginKind) -> &'static str {
         PluginKind::Loopback => "lo-up-after-add-down-after-del",
         PluginKind::Tuning => "mtu-and-sysctl-set-mtu-restored-by-del",
         PluginKind::Bandwidth => "tbf-on-veth-and-ifb-removed-by-del",
+        PluginKind::Firewall => "forward-rules-accept-the-container-del-removes-them",
     }
 }
 
@@ -434,8 +435,28 @@ fn verify_added(world: &World, ctr: &Netns, result: &Value) -> Checked {
         PluginKind::HostLocal => verify_lease_written(world, ctr, ifname, &ip),
         PluginKind::Tuning => verify_tuned(ctr, ifname),
         PluginKind::Bandwidth => verify_shaped(world, result),
+        PluginKind::Firewall => verify_forwarded(world, &ip),
         PluginKind::Loopback => verify_loopback_up(ctr),
     }
+}
+
+/// Firewall's ADD: the two per-address rules in the host's `CNI-FORWARD`.
+fn verify_forwarded(world: &World, ip: &str) -> Checked {
+    let host = world.lab.host();
+    let rules = String::from_utf8_lossy(&host.exec(&["iptables", "-S"]).stdout).into_owned();
+    let bare_ip = ip.split('/').next().unwrap_or_default();
+    for rule in [
+        format!("-A CNI-FORWARD -s {bare_ip}/32 -j ACCEPT"),
+        format!(
+            "-A CNI-FORWARD -d {bare_ip}/32 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT"
+        ),
+    ] {
+        ensure!(
+            rules.contains(&rule),
+            "no rule {rule:?} in the host:\n{rules}"
+        );
+    }
+    Ok(())
 }
 
 /// Bandwidth's ADD: a tbf on the host veth and on the ifb the result names.
@@ -702,6 +723,7 @@ enum Tamper {
     LoopbackDown,
     MtuChanged,
     TbfRateChanged,
+    DeleteForwardRule,
 }
 
 fn tampers(kind: PluginKind) -> &'static [Tamper] {
@@ -718,6 +740,7 @@ fn tampers(kind: PluginKind) -> &'static [Tamper] {
         PluginKind::Loopback => &[Tamper::LoopbackDown],
         PluginKind::Tuning => &[Tamper::MtuChanged],
         PluginKind::Bandwidth => &[Tamper::TbfRateChanged],
+        PluginKind::Firewall => &[Tamper::DeleteForwardRule],
     }
 }
 
@@ -730,6 +753,7 @@ impl Tamper {
             Tamper::LoopbackDown => "check/detects-lo-down",
             Tamper::MtuChanged => "check/detects-changed-mtu",
             Tamper::TbfRateChanged => "check/detects-changed-tbf-rate",
+            Tamper::DeleteForwardRule => "check/detects-deleted-forward-rule",
         }
     }
 
@@ -764,6 +788,21 @@ impl Tamper {
                         "rate", "1mbit", "burst", "100000", "latency", "25ms",
                     ]);
                 }
+            }
+            Tamper::DeleteForwardRule => {
+                let ip = result_ips(result).first().cloned().unwrap_or_default();
+                let host_ip = format!("{}/32", ip.split('/').next().unwrap_or_default());
+                let argv = [
+                    "iptables",
+                    "-D",
+                    "CNI-FORWARD",
+                    "-s",
+                    &host_ip,
+                    "-j",
+                    "ACCEPT",
+                ];
+                let out = world.lab.host().exec(&argv);
+                assert!(out.status.success(), "{argv:?}: {out:?}");
             }
         }
     }

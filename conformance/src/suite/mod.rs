@@ -33,7 +33,7 @@ pub use known_defects::{KNOWN_DEFECTS, KnownDefect};
 pub use report::Report;
 
 /// The plugin types the suite knows, in report order.
-pub const PLUGINS: [&str; 7] = [
+pub const PLUGINS: [&str; 8] = [
     "bridge",
     "macvlan",
     "ipvlan",
@@ -41,6 +41,7 @@ pub const PLUGINS: [&str; 7] = [
     "loopback",
     "tuning",
     "bandwidth",
+    "firewall",
 ];
 
 /// Every CNI spec version, oldest first.

@@ -88,9 +88,11 @@ fn check_current(request: &AddRequest, result: &Value) -> Checked {
     // Which entry is the container interface, and how many entries there must be.
     let (count, container_index) = match kind {
         PluginKind::Bridge => (3, Some(2)),
-        PluginKind::Macvlan | PluginKind::Ipvlan | PluginKind::Loopback | PluginKind::Tuning => {
-            (1, Some(0))
-        }
+        PluginKind::Macvlan
+        | PluginKind::Ipvlan
+        | PluginKind::Loopback
+        | PluginKind::Tuning
+        | PluginKind::Firewall => (1, Some(0)),
         PluginKind::HostLocal => (0, None),
         // The stand-in's host veth, the container's eth0, the ifb.
         PluginKind::Bandwidth => (3, Some(1)),

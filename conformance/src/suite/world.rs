@@ -40,6 +40,7 @@ pub enum PluginKind {
     Loopback,
     Tuning,
     Bandwidth,
+    Firewall,
 }
 
 impl PluginKind {
@@ -52,6 +53,7 @@ impl PluginKind {
             "loopback" => PluginKind::Loopback,
             "tuning" => PluginKind::Tuning,
             "bandwidth" => PluginKind::Bandwidth,
+            "firewall" => PluginKind::Firewall,
             _ => return None,
         })
     }
@@ -65,6 +67,7 @@ impl PluginKind {
             PluginKind::Loopback => "loopback",
             PluginKind::Tuning => "tuning",
             PluginKind::Bandwidth => "bandwidth",
+            PluginKind::Firewall => "firewall",
         }
     }
 
@@ -80,14 +83,20 @@ impl PluginKind {
     pub fn uses_ipam(self) -> bool {
         !matches!(
             self,
-            PluginKind::Loopback | PluginKind::Tuning | PluginKind::Bandwidth
+            PluginKind::Loopback
+                | PluginKind::Tuning
+                | PluginKind::Bandwidth
+                | PluginKind::Firewall
         )
     }
 
     /// Whether the plugin changes an interface an earlier plugin of a chain made, and
     /// needs that plugin's result as `prevResult` (tuning, bandwidth).
     pub fn is_chained(self) -> bool {
-        matches!(self, PluginKind::Tuning | PluginKind::Bandwidth)
+        matches!(
+            self,
+            PluginKind::Tuning | PluginKind::Bandwidth | PluginKind::Firewall
+        )
     }
 
     /// Whether the plugin delegates to an IPAM plugin found in `CNI_PATH`.
@@ -103,9 +112,15 @@ impl PluginKind {
         self.delegates_ipam()
     }
 
-    /// Whether the plugin writes firewall rules (bridge `ipMasq`).
+    /// Whether the plugin writes firewall rules (bridge `ipMasq`, firewall).
     pub fn touches_firewall(self) -> bool {
-        self == PluginKind::Bridge
+        matches!(self, PluginKind::Bridge | PluginKind::Firewall)
+    }
+
+    /// Whether the plugin's DEL legitimately keeps shared chains and jumps that name no
+    /// container (firewall's `CNI-FORWARD`, `CNI-ADMIN`, as the reference keeps them).
+    pub fn keeps_shared_firewall_chains(self) -> bool {
+        self == PluginKind::Firewall
     }
 
     /// Host links the plugin legitimately leaves after DEL (the spec lets bridge keep
@@ -183,7 +198,7 @@ impl World {
                 lab.host().ip(&["link", "set", MASTER, "up"]);
                 None
             }
-            PluginKind::Tuning | PluginKind::Bandwidth => {
+            PluginKind::Tuning | PluginKind::Bandwidth | PluginKind::Firewall => {
                 add_chained_interface(ctx.kind, lab.host(), lab.container());
                 None
             }
@@ -276,6 +291,7 @@ impl World {
                 "ingressRate": BANDWIDTH_RATE, "ingressBurst": BANDWIDTH_BURST,
                 "egressRate": BANDWIDTH_RATE, "egressBurst": BANDWIDTH_BURST,
             }),
+            PluginKind::Firewall => json!({"backend": "iptables"}),
         };
         merge(&mut conf, extra);
         conf
@@ -374,7 +390,8 @@ impl World {
         }
         for line in after.firewall.difference(&before.firewall) {
             let bare_ips = ips.iter().map(|ip| ip.split('/').next().unwrap_or(ip));
-            if line.contains("CNI-") || bare_ips.clone().any(|ip| mentions_ip(line, ip)) {
+            let shared_chain = line.contains("CNI-") && !self.kind.keeps_shared_firewall_chains();
+            if shared_chain || bare_ips.clone().any(|ip| mentions_ip(line, ip)) {
                 leaks.push(format!("firewall: {line}"));
             }
         }

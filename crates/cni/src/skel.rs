@@ -51,6 +51,10 @@ pub trait Plugin {
     /// The plugin-specific configuration (unknown keys ignored).
     type Config: DeserializeOwned;
 
+    /// The oldest spec version the plugin speaks: VERSION lists it and the newer ones, and
+    /// a config of an older version is refused with code 1, as the Go skel refuses it.
+    const OLDEST_VERSION: Version = Version::V0_1_0;
+
     /// ADD: returns the result, printed by the dispatcher in the request's version.
     fn add(&self, req: Request<Self::Config>) -> Result<CniResult>;
     /// DEL: best effort, idempotent.
@@ -310,9 +314,17 @@ fn dispatch_checked<P: Plugin>(
     added: &mut Option<AddedAttachment>,
 ) -> Result<Outcome> {
     match vars.get("CNI_COMMAND").filter(|c| !c.is_empty()) {
-        None => return Ok(Outcome::success(String::new(), about_text(about))),
+        None => {
+            return Ok(Outcome::success(
+                String::new(),
+                about_text(about, P::OLDEST_VERSION),
+            ));
+        }
         Some(command) if command == "VERSION" => {
-            return Ok(Outcome::success(version_document(), String::new()));
+            return Ok(Outcome::success(
+                version_document(P::OLDEST_VERSION),
+                String::new(),
+            ));
         }
         Some(_) => {}
     }
@@ -344,6 +356,19 @@ fn dispatch_checked<P: Plugin>(
     };
 
     let version = network_name_and_version(object)?;
+    if version < P::OLDEST_VERSION {
+        return Err(Error::IncompatibleVersion {
+            msg: "incompatible CNI versions".into(),
+            details: Some(format!(
+                "config is {:?}, plugin supports [{}]",
+                version.as_str(),
+                supported(P::OLDEST_VERSION)
+                    .map(|v| format!("{:?}", v.as_str()))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            )),
+        });
+    }
     // Both the plugin and NetConf see the version as resolved ("" and absent mean 0.1.0).
     object.insert("cniVersion".into(), version.as_str().into());
     check_version_allows(args.command, version)?;
@@ -375,7 +400,7 @@ fn dispatch_checked<P: Plugin>(
         Command::Status => plugin.status(request).map(|()| String::new())?,
         Command::Gc => plugin.gc(request).map(|()| String::new())?,
         // Answered before the environment was read.
-        Command::Version => version_document(),
+        Command::Version => version_document(P::OLDEST_VERSION),
     };
     Ok(Outcome::success(stdout, String::new()))
 }
@@ -482,28 +507,36 @@ fn decode_config<T: DeserializeOwned>(config: &Value) -> Result<T> {
 }
 
 /// `CNI <name> plugin v<version>` and the supported versions, for a person at a shell.
-fn about_text(about: About) -> String {
+fn about_text(about: About, oldest: Version) -> String {
     format!(
         "CNI {} plugin v{}\nCNI protocol versions supported: {}\n",
         about.name,
         about.version,
-        Version::ALL.map(Version::as_str).join(", ")
+        supported(oldest)
+            .map(Version::as_str)
+            .collect::<Vec<_>>()
+            .join(", ")
     )
+}
+
+/// The versions from `oldest` on, oldest first.
+fn supported(oldest: Version) -> impl Iterator<Item = Version> {
+    Version::ALL.into_iter().filter(move |v| *v >= oldest)
 }
 
 /// The VERSION answer, compact with a trailing newline like the Go skel's
 /// (docs/spec.md#version): `cniVersion` is always the newest version, stdin is not consulted.
-fn version_document() -> String {
+fn version_document(oldest: Version) -> String {
     #[derive(Serialize)]
     struct VersionInfo {
         #[serde(rename = "cniVersion")]
         cni_version: Version,
         #[serde(rename = "supportedVersions")]
-        supported_versions: [Version; 7],
+        supported_versions: Vec<Version>,
     }
     let info = VersionInfo {
         cni_version: Version::CURRENT,
-        supported_versions: Version::ALL,
+        supported_versions: supported(oldest).collect(),
     };
     match serde_json::to_string(&info) {
         Ok(json) => json + "\n",
@@ -701,6 +734,48 @@ mod tests {
         fn status(&self, req: Request<FakeConfig>) -> Result<()> {
             self.act(&req)
         }
+    }
+
+    /// [`Fake`] speaking 0.4.0 and up only.
+    struct FromV040;
+
+    impl Plugin for FromV040 {
+        type Config = FakeConfig;
+        const OLDEST_VERSION: Version = Version::V0_4_0;
+
+        fn add(&self, req: Request<FakeConfig>) -> Result<CniResult> {
+            Fake.add(req)
+        }
+        fn del(&self, req: Request<FakeConfig>) -> Result<()> {
+            Fake.del(req)
+        }
+        fn check(&self, req: Request<FakeConfig>) -> Result<()> {
+            Fake.check(req)
+        }
+    }
+
+    #[test]
+    fn versions_older_than_the_plugins_oldest_are_refused_and_not_claimed() {
+        let version = dispatch(&FromV040, ABOUT, &env("VERSION"), Vec::new());
+        assert_eq!(
+            version.stdout,
+            "{\"cniVersion\":\"1.1.0\",\"supportedVersions\":[\"0.4.0\",\"1.0.0\",\"1.1.0\"]}\n"
+        );
+        let stdin = br#"{"cniVersion": "0.3.1", "name": "n"}"#.to_vec();
+        let outcome = dispatch(&FromV040, ABOUT, &env("ADD"), stdin);
+        assert_error(&outcome, 1, "incompatible CNI versions");
+        assert_eq!(
+            error_of(&outcome).details.as_deref(),
+            Some(r#"config is "0.3.1", plugin supports ["0.4.0" "1.0.0" "1.1.0"]"#)
+        );
+        let stdin = br#"{"cniVersion": "0.4.0", "name": "n"}"#.to_vec();
+        let outcome = dispatch(&FromV040, ABOUT, &env("ADD"), stdin);
+        assert_eq!(outcome.exit_code, 0, "{outcome:?}");
+        let about = dispatch(&FromV040, ABOUT, &BTreeMap::new(), Vec::new());
+        assert!(
+            about.stderr.ends_with("supported: 0.4.0, 1.0.0, 1.1.0\n"),
+            "{about:?}"
+        );
     }
 
     fn env(command: &str) -> BTreeMap<String, OsString> {

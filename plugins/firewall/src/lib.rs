@@ -17,7 +17,7 @@ mod config;
 pub use config::{Backend, FirewallConfig, IngressPolicy, Settings};
 
 use cni::error::code;
-use cni::{CniResult, Error, Plugin, Request, Result};
+use cni::{CniResult, Error, Plugin, Request, Result, Version};
 use cni_firewall::{ForwardPlan, Isolation};
 use std::net::IpAddr;
 
@@ -26,6 +26,10 @@ pub struct Firewall;
 
 impl Plugin for Firewall {
     type Config = FirewallConfig;
+
+    /// As the reference: below 0.4.0 a runtime's DEL carries no `prevResult`, and without
+    /// one the iptables rules, which name only addresses, could never be found again.
+    const OLDEST_VERSION: Version = Version::V0_4_0;
 
     fn add(&self, req: Request<FirewallConfig>) -> Result<CniResult> {
         let settings = settings(&req)?;

@@ -216,6 +216,21 @@ fn bad_input_is_refused_with_its_code_and_leaves_nothing() {
         assert!(msg.contains(words), "{words}: {msg}");
         assert_eq!(w.ruleset(), before, "{words}: nothing left");
     }
+    // Below 0.4.0, as the reference: code 1, and VERSION says so.
+    let old = conf(
+        "0.3.1",
+        json!({}),
+        prev_result("0.3.1", "cni0", &["10.88.0.9/16"]),
+    );
+    let run = w
+        .run(&Invocation::add(ctr, IFNAME).config(old))
+        .assert_error(1);
+    assert_eq!(run.result()["msg"], "incompatible CNI versions", "{run}");
+    let version = w.run(&Invocation::version()).assert_success();
+    assert_eq!(
+        version.result()["supportedVersions"],
+        json!(["0.4.0", "1.0.0", "1.1.0"])
+    );
     // same-bridge without the bridge in prevResult.
     let mut no_ifaces = prev.clone();
     no_ifaces.as_object_mut().unwrap().remove("interfaces");
