@@ -107,6 +107,16 @@ impl NetConf {
     pub fn cni_arg(&self, key: &str) -> Option<&Value> {
         self.args.as_ref()?.cni.as_ref()?.get(key)
     }
+
+    /// `prevResult` in the request's version, for a chained plugin that needs one: code 7
+    /// with `missing` (the plugin's own wording) when there is none.
+    pub fn required_prev_result(&self, missing: &str) -> Result<crate::CniResult> {
+        let prev = self
+            .prev_result
+            .as_ref()
+            .ok_or_else(|| Error::invalid_config(missing))?;
+        crate::CniResult::from_prev_result(prev, self.cni_version)
+    }
 }
 
 /// Decodes `value`, found at `path` in the request config (`""` for the whole document),

@@ -172,12 +172,8 @@ fn settings(req: &Request<FirewallConfig>) -> Result<Settings> {
 
 /// The `prevResult` in the request's version: ADD and CHECK need one (code 7).
 fn prev_result(req: &Request<FirewallConfig>) -> Result<CniResult> {
-    let prev = req
-        .net
-        .prev_result
-        .as_ref()
-        .ok_or_else(|| Error::invalid_config("missing prevResult from earlier plugin"))?;
-    CniResult::from_prev_result(prev, req.net.cni_version)
+    req.net
+        .required_prev_result("missing prevResult from earlier plugin")
 }
 
 fn addresses(result: &CniResult) -> Vec<IpAddr> {

@@ -124,7 +124,7 @@ impl Plugin for Tuning {
 
 /// The `prevResult` in the request's version: a chained plugin needs one (code 7).
 fn prev_result(req: &Request<TuningConfig>) -> Result<CniResult> {
-    chained_prev_result(&req.net, "required prevResult missing")
+    req.net.required_prev_result("required prevResult missing")
 }
 
 /// The container's netns (`CNI_NETNS`, which the dispatcher requires for ADD and CHECK).
