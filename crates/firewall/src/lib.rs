@@ -1,10 +1,11 @@
-//! Netfilter state for the CNI plugins: IP masquerade (bridge `ipMasq`) and the MAC spoof check
-//! (bridge `macspoofchk`), rule-for-rule compatible with the reference Go plugins
+//! Netfilter state for the CNI plugins: IP masquerade (bridge `ipMasq`), the MAC spoof check
+//! (bridge `macspoofchk`) and the firewall plugin's forwarding rules ([`allow_forwarding`],
+//! docs/reference.md#firewall), rule-for-rule compatible with the reference Go plugins
 //! (containernetworking/plugins `pkg/ip/ipmasq_*.go`, `pkg/link/spoofcheck.go`; summarised in
 //! docs/reference.md#masquerade), so that a node running both sees one consistent ruleset.
 //!
 //! What this crate owns: naming ([`format_chain_name`], [`masquerade_comment`], ...), rendering
-//! rules for nftables and iptables, and running `nft`, `iptables(-restore)` and
+//! rules for nftables and iptables, and running `nft`, `iptables(-restore)`, `firewall-cmd` and
 //! `ip6tables(-restore)`. What it must not do: enter any network namespace or know about the CNI
 //! protocol. Every command runs in the **calling thread's** network namespace (a child process
 //! inherits its thread's netns), so plugins call it from a thread in the host netns. Errors are
