@@ -456,3 +456,48 @@ fn nftables_rules_are_found_by_attachment_for_del_check_and_gc() {
     gc(json!([]));
     assert!(!w.ruleset().contains("10.88.0.6"));
 }
+
+#[test]
+fn a_failing_second_family_takes_the_first_familys_rules_out_again() {
+    use std::os::unix::fs::PermissionsExt;
+    let w = World::new();
+    let ctr = w.lab.container();
+    // An ip6tables-restore that always fails, found first in PATH.
+    let bin = w.lab.dir().join("failing-bin");
+    std::fs::create_dir(&bin).unwrap();
+    let fake = bin.join("ip6tables-restore");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\necho 'ip6tables-restore: refused by the test' >&2\nexit 1\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:/usr/local/sbin:/usr/sbin:/sbin:/usr/bin:/bin",
+        bin.display()
+    );
+
+    let before = w.rules(false);
+    let conf = conf(
+        "1.0.0",
+        json!({"backend": "iptables"}),
+        prev_result("1.0.0", "cni0", &["10.88.0.5/16", "fd00::5/64"]),
+    );
+    let run = w
+        .run(&Invocation::add(ctr, IFNAME).config(conf).env("PATH", &path))
+        .assert_error(105);
+    assert!(
+        run.result()["msg"]
+            .as_str()
+            .unwrap()
+            .contains("refused by the test"),
+        "{run}"
+    );
+    let after = w.rules(false);
+    assert!(
+        !after.contains("10.88.0.5"),
+        "the IPv4 rules were taken out:\n{after}"
+    );
+    assert_ne!(before, after, "the shared chains stay, as after a DEL");
+    assert!(!w.rules(true).contains("fd00::5"));
+}
