@@ -22,7 +22,7 @@ pub use config::BandwidthConfig;
 use cni::{CniResult, Error, Interface, Plugin, Request, Result};
 use cni_netlink::{Handle, Link, Netns, Qdisc, Tbf, format_mac, psched_ticks_per_usec};
 use cni_plugin_support::check::check_failed;
-use cni_plugin_support::{Rollback, chained_prev_result, fault_point, finish_add, kernel_error};
+use cni_plugin_support::{Rollback, fault_point, finish_add, kernel_error};
 use config::{Limits, Rate, ifb_name};
 use std::rc::Rc;
 
@@ -103,7 +103,8 @@ impl Plugin for Bandwidth {
 
 /// The `prevResult` in the request's version: a chained plugin needs one (code 7).
 fn prev_result(req: &Request<BandwidthConfig>) -> Result<CniResult> {
-    chained_prev_result(&req.net, "must be called as chained plugin")
+    req.net
+        .required_prev_result("must be called as chained plugin")
 }
 
 /// The host end of the container's veth, as the reference finds it: the peer of

@@ -23,7 +23,7 @@ use cni::error::code;
 use cni::{CniResult, Error, Plugin, Request, Result};
 use cni_netlink::{Handle, Link, Netns, format_mac};
 use cni_plugin_support::check::check_failed;
-use cni_plugin_support::{Rollback, chained_prev_result, fault_point, kernel_error};
+use cni_plugin_support::{Rollback, fault_point, kernel_error};
 use config::{LinkSettings, Settings};
 use saved::SavedLink;
 use std::rc::Rc;
