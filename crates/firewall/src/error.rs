@@ -67,6 +67,13 @@ pub enum Error {
         reason: String,
     },
 
+    /// State that CHECK expected is not there.
+    #[error("{what} not found")]
+    Missing {
+        /// What is missing, e.g. `chain CNI-DN-... in table nat`.
+        what: String,
+    },
+
     /// Several independent steps failed (teardown and GC try every backend and report all).
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
     Several(Vec<Error>),

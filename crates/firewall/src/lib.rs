@@ -31,6 +31,7 @@ mod forward;
 mod masq;
 mod naming;
 mod nft;
+mod portmap;
 mod probe;
 mod spoofcheck;
 
@@ -48,6 +49,10 @@ pub use masq::{MasqBackend, choose_backend, gc_masquerade, setup_masquerade, tea
 pub use naming::{
     format_chain_name, format_chain_name_with_prefix, masquerade_chain_name, masquerade_comment,
     spoofcheck_comment, spoofcheck_iface_chain, spoofcheck_mac_chain,
+};
+pub use portmap::{
+    MarkChain, PortMapBackend, PortMapSpec, PortMapping, Protocol, check_ports, forward_ports,
+    flush_udp_conntrack, gc_ports, unforward_ports,
 };
 pub use probe::{iptables_usable, nftables_usable};
 pub use spoofcheck::{gc_spoofcheck, setup_spoofcheck, teardown_spoofcheck};

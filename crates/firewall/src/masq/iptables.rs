@@ -45,7 +45,7 @@ pub(crate) struct SavedRule {
     pub(crate) chain: String,
     /// The line after `-A`: ` CHAIN <rule spec>`, re-usable as `-D` + `spec` in a restore batch.
     pub(crate) spec: String,
-    comment: Option<String>,
+    pub(crate) comment: Option<String>,
 }
 
 /// A table as `iptables -t <table> -S` prints it.
@@ -58,7 +58,7 @@ pub(crate) struct Saved {
 
 /// Lists the `nat` table (1 spawn). Listing does not create the table (iptables-nft 1.8.9,
 /// checked in an empty netns).
-fn list(family: Family) -> Result<Saved> {
+pub(crate) fn list(family: Family) -> Result<Saved> {
     let (iptables, _) = programs(family);
     let out = exec::run(iptables, BACKEND, &["--wait", "-t", "nat", "-S"], None)?;
     Ok(parse_saved(&out))
@@ -117,7 +117,7 @@ pub(crate) fn quote(s: &str) -> String {
 
 /// Feeds one `*nat ... COMMIT` batch to `iptables-restore --noflush` (1 spawn). `--noflush`
 /// leaves everything not named in the batch alone.
-fn restore(family: Family, commands: &str) -> Result<()> {
+pub(crate) fn restore(family: Family, commands: &str) -> Result<()> {
     let (_, restore) = programs(family);
     let batch = format!("*nat\n{commands}COMMIT\n");
     exec::run(restore, BACKEND, &["--wait", "--noflush"], Some(&batch)).map(drop)

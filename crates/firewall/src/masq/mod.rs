@@ -146,7 +146,7 @@ fn for_both_backends(selector: &Selector) -> Result<()> {
     Error::collect(errors)
 }
 
-/// IP family of one masqueraded address.
+/// IP family of one masqueraded address (also the family of a port mapping).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Family {
     V4,

@@ -1,0 +1,170 @@
+//! The nftables backend of port forwarding, as the reference's
+//! (upstream `plugins/meta/portmap/portmap_nftables.go`, knftables text syntax):
+//! `table ip cni_hostport` and `table ip6 cni_hostport`, one DNAT rule per mapping in
+//! `hostports` and the hairpin/localhost masquerades in `masquerading`, each commented with the
+//! container ID.
+//!
+//! Better than the reference: a repeated ADD replaces the container's rules of that family in
+//! the same transaction instead of adding duplicates.
+
+use std::fmt::Write as _;
+
+use super::{PortMapSpec, both_families, ip_port};
+use crate::nft::{self, Listing};
+use crate::{Error, Result};
+
+const TABLE_NAME: &str = "cni_hostport";
+const HOSTPORTS: &str = "hostports";
+/// Kept (empty) because older reference versions put `hostIP` rules there.
+const HOSTIP_HOSTPORTS: &str = "hostip_hostports";
+const HOSTPORTS_ALL: &str = "hostports_all";
+const MASQUERADING: &str = "masquerading";
+
+fn family_word(v6: bool) -> &'static str {
+    if v6 { "ip6" } else { "ip" }
+}
+
+fn table(v6: bool) -> String {
+    format!("{} {TABLE_NAME}", family_word(v6))
+}
+
+/// The rule comment: the container ID, without what cannot sit in a quoted comment.
+fn comment(container_id: &str) -> String {
+    container_id
+        .chars()
+        .filter(|c| *c != '"' && !c.is_control())
+        .collect()
+}
+
+/// The family's table, if it exists (1 spawn).
+fn list(v6: bool) -> Result<Option<Listing>> {
+    nft::list(&["table", family_word(v6), TABLE_NAME])
+}
+
+/// `delete rule` lines for the container's rules in the listing.
+fn render_deletes(out: &mut String, listing: Option<&Listing>, v6: bool, container_id: &str) {
+    let comment = comment(container_id);
+    let table = table(v6);
+    for rule in listing.into_iter().flat_map(|l| &l.rules) {
+        if rule.comment.as_deref() == Some(comment.as_str()) {
+            let _ = writeln!(out, "delete rule {table} {} handle {}", rule.chain, rule.handle);
+        }
+    }
+}
+
+/// The whole ADD transaction for one address.
+fn render_forward(spec: &PortMapSpec, listing: Option<&Listing>) -> String {
+    let v6 = spec.is_v6();
+    let t = table(v6);
+    let ip = family_word(v6);
+    let mut s = String::new();
+    let _ = writeln!(s, "add table {t} {{ comment \"CNI portmap plugin\" ; }}");
+    for chain in [HOSTPORTS, HOSTIP_HOSTPORTS, HOSTPORTS_ALL] {
+        let _ = writeln!(s, "add chain {t} {chain}");
+    }
+    let _ = writeln!(s, "flush chain {t} {HOSTPORTS_ALL}");
+    for target in [HOSTIP_HOSTPORTS, HOSTPORTS] {
+        let _ = writeln!(s, "add rule {t} {HOSTPORTS_ALL} jump {target}");
+    }
+    let conditions: String = spec.conditions.iter().map(|c| format!("{c} ")).collect();
+    for (chain, hook) in [("prerouting", "prerouting"), ("output", "output")] {
+        let _ = writeln!(
+            s,
+            "add chain {t} {chain} {{ type nat hook {hook} priority dstnat ; }}"
+        );
+        let _ = writeln!(s, "flush chain {t} {chain}");
+        let _ = writeln!(
+            s,
+            "add rule {t} {chain} {conditions}fib daddr type local jump {HOSTPORTS_ALL}"
+        );
+    }
+    if spec.snat {
+        let _ = writeln!(
+            s,
+            "add chain {t} {MASQUERADING} {{ type nat hook postrouting priority srcnat ; }}"
+        );
+    }
+    render_deletes(&mut s, listing, v6, &spec.container_id);
+    let comment = comment(&spec.container_id);
+    let container = spec.container.ip();
+    for m in spec.mappings() {
+        let destination = m
+            .host_destination()
+            .map(|host| format!("{ip} daddr {host} "))
+            .unwrap_or_default();
+        let _ = writeln!(
+            s,
+            "add rule {t} {HOSTPORTS} {destination}{} dport {} dnat to {} comment \"{comment}\"",
+            m.protocol.as_str(),
+            m.host_port,
+            ip_port(container, m.container_port)
+        );
+    }
+    if spec.snat {
+        let source = match (spec.masq_all, v6) {
+            (false, _) => container.to_string(),
+            (true, false) => "0.0.0.0/0".into(),
+            (true, true) => "::/0".into(),
+        };
+        let mut sources = vec![source];
+        if !v6 && !spec.masq_all {
+            sources.push("127.0.0.1".into());
+        }
+        for source in sources {
+            let _ = writeln!(
+                s,
+                "add rule {t} {MASQUERADING} {ip} saddr {source} {ip} daddr {container} masquerade comment \"{comment}\""
+            );
+        }
+    }
+    s
+}
+
+/// ADD for one address: list the table, then one transaction (2 spawns).
+pub(super) fn forward(spec: &PortMapSpec) -> Result<()> {
+    let listing = list(spec.is_v6())?;
+    nft::apply_text(&render_forward(spec, listing.as_ref()))
+}
+
+/// DEL: every rule commented with the container ID, in both families' tables.
+pub(super) fn unforward(container_id: &str) -> Result<()> {
+    both_families(|v6| {
+        let mut script = String::new();
+        render_deletes(&mut script, list(v6)?.as_ref(), v6, container_id);
+        if script.is_empty() {
+            return Ok(());
+        }
+        nft::apply_text(&script)
+    })
+}
+
+/// CHECK as the reference: at least as many rules with the container's comment as it needs in
+/// `hostports` and `masquerading`.
+pub(super) fn check(spec: &PortMapSpec) -> Result<()> {
+    let v6 = spec.is_v6();
+    let listing = list(v6)?.unwrap_or_default();
+    let comment = comment(&spec.container_id);
+    let count = |chain: &str| {
+        listing
+            .rules
+            .iter()
+            .filter(|r| r.chain == chain && r.comment.as_deref() == Some(comment.as_str()))
+            .count()
+    };
+    let masquerades = match (spec.snat, v6 || spec.masq_all) {
+        (false, _) => 0,
+        (true, true) => 1,
+        (true, false) => 2,
+    };
+    for (chain, wanted) in [
+        (HOSTPORTS, spec.mappings().count()),
+        (MASQUERADING, masquerades),
+    ] {
+        if count(chain) < wanted {
+            return Err(Error::Missing {
+                what: format!("hostport rules in chain {chain} of table {}", table(v6)),
+            });
+        }
+    }
+    Ok(())
+}
