@@ -82,9 +82,10 @@ impl Settings {
             (_, Some(chain)) => MarkChain::External(chain.clone()),
             (bit, None) => {
                 let bit = bit.unwrap_or(DEFAULT_MARK_BIT);
-                let bit = u8::try_from(bit).ok().filter(|b| *b <= 31).ok_or_else(|| {
-                    Error::invalid_config("MasqMarkBit must be between 0 and 31")
-                })?;
+                let bit = u8::try_from(bit)
+                    .ok()
+                    .filter(|b| *b <= 31)
+                    .ok_or_else(|| Error::invalid_config("MasqMarkBit must be between 0 and 31"))?;
                 MarkChain::Bit(bit)
             }
         };
@@ -167,7 +168,11 @@ fn backend(c: &PortMapConfig) -> Result<PortMapBackend> {
         ("conditionsV6", &c.conditions_v6),
     ] {
         // An iptables condition starts with `-` or `!`; no nftables one does.
-        match conditions.as_deref().and_then(|c| c.first()).map(String::as_str) {
+        match conditions
+            .as_deref()
+            .and_then(|c| c.first())
+            .map(String::as_str)
+        {
             None | Some("") => {}
             Some(first) if first.starts_with(['-', '!']) => iptables_only.push(key),
             Some(_) => nftables_only.push(key),
@@ -204,11 +209,17 @@ pub fn container_addresses(result: &CniResult, ifname: &str) -> Vec<IpNetwork> {
         let foreign = ip
             .interface
             .and_then(|i| result.interfaces.get(i))
-            .is_some_and(|iface| iface.name != ifname || iface.sandbox.as_deref().unwrap_or("").is_empty());
+            .is_some_and(|iface| {
+                iface.name != ifname || iface.sandbox.as_deref().unwrap_or("").is_empty()
+            });
         if foreign {
             continue;
         }
-        let slot = if ip.address.0.is_ipv4() { &mut v4 } else { &mut v6 };
+        let slot = if ip.address.0.is_ipv4() {
+            &mut v4
+        } else {
+            &mut v6
+        };
         slot.get_or_insert(ip.address.0);
     }
     v4.into_iter().chain(v6).collect()

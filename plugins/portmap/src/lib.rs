@@ -72,9 +72,8 @@ impl Plugin for PortMap {
                 break;
             }
             let spec = spec(&req, &settings, container);
-            cni_firewall::check_ports(settings.backend, &spec).map_err(|e| {
-                cni_plugin_support::check::check_failed(format!("portmap: {e}"))
-            })?;
+            cni_firewall::check_ports(settings.backend, &spec)
+                .map_err(|e| cni_plugin_support::check::check_failed(format!("portmap: {e}")))?;
         }
         Ok(())
     }

@@ -92,7 +92,10 @@ fn declare(batch: &mut String, saved: &Saved, chain: &str) {
 
 /// One word of a rule, quoted if `iptables-restore` would otherwise split it.
 fn word(w: &str) -> String {
-    if w.is_empty() || w.chars().any(|c| c.is_whitespace() || c == '"' || c == '\\') {
+    if w.is_empty()
+        || w.chars()
+            .any(|c| c.is_whitespace() || c == '"' || c == '\\')
+    {
         quote(w)
     } else {
         w.to_owned()
@@ -115,8 +118,9 @@ fn render_forward(spec_: &PortMapSpec, saved: &Saved) -> Result<String> {
                 ensure(&mut batch, saved, SET_MARK, &set_mark, false);
                 let masq = format!("-m mark --mark {mark} -j MASQUERADE");
                 ensure(&mut batch, saved, MARK_MASQ, &masq, false);
-                let entry =
-                    format!(r#"-m comment --comment "CNI portfwd requiring masquerade" -j {MARK_MASQ}"#);
+                let entry = format!(
+                    r#"-m comment --comment "CNI portfwd requiring masquerade" -j {MARK_MASQ}"#
+                );
                 ensure(&mut batch, saved, "POSTROUTING", &entry, true);
             }
             SET_MARK
@@ -188,10 +192,13 @@ fn render_entry_rules(batch: &mut String, spec_: &PortMapSpec, chain: &str) {
         .iter()
         .map(|c| format!(" {}", word(c)))
         .collect();
-    let protocols: BTreeSet<_> = spec_.mappings().map(|m| m.protocol).collect();
+    // Every mapping counts here, even one whose `hostIP` is of the other family: the
+    // reference groups them all, and the same rules let a node switch plugins.
+    let protocols: BTreeSet<_> = spec_.mappings.iter().map(|m| m.protocol).collect();
     for protocol in protocols {
         let ports: Vec<String> = spec_
-            .mappings()
+            .mappings
+            .iter()
             .filter(|m| m.protocol == protocol)
             .map(|m| m.host_port.to_string())
             .collect();
@@ -289,9 +296,10 @@ pub(super) fn check(spec_: &PortMapSpec) -> Result<()> {
     render_dnat_rules(&mut expected, spec_, &chain, "");
     for line in expected.lines().filter(|l| l.contains(" DNAT ")) {
         let target = line.rsplit_once(' ').map(|(_, t)| t).unwrap_or_default();
-        let found = saved.rules.iter().any(|r| {
-            r.chain == chain && r.spec.ends_with(&format!("--to-destination {target}"))
-        });
+        let found = saved
+            .rules
+            .iter()
+            .any(|r| r.chain == chain && r.spec.ends_with(&format!("--to-destination {target}")));
         if !found {
             return Err(missing(format!("DNAT to {target} in chain {chain}")));
         }

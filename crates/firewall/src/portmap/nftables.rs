@@ -47,7 +47,11 @@ fn render_deletes(out: &mut String, listing: Option<&Listing>, v6: bool, contain
     let table = table(v6);
     for rule in listing.into_iter().flat_map(|l| &l.rules) {
         if rule.comment.as_deref() == Some(comment.as_str()) {
-            let _ = writeln!(out, "delete rule {table} {} handle {}", rule.chain, rule.handle);
+            let _ = writeln!(
+                out,
+                "delete rule {table} {} handle {}",
+                rule.chain, rule.handle
+            );
         }
     }
 }
@@ -70,7 +74,7 @@ fn render_forward(spec: &PortMapSpec, listing: Option<&Listing>) -> String {
     for (chain, hook) in [("prerouting", "prerouting"), ("output", "output")] {
         let _ = writeln!(
             s,
-            "add chain {t} {chain} {{ type nat hook {hook} priority dstnat ; }}"
+            "add chain {t} {chain} {{ type nat hook {hook} priority -100 ; }}"
         );
         let _ = writeln!(s, "flush chain {t} {chain}");
         let _ = writeln!(
@@ -81,7 +85,7 @@ fn render_forward(spec: &PortMapSpec, listing: Option<&Listing>) -> String {
     if spec.snat {
         let _ = writeln!(
             s,
-            "add chain {t} {MASQUERADING} {{ type nat hook postrouting priority srcnat ; }}"
+            "add chain {t} {MASQUERADING} {{ type nat hook postrouting priority 100 ; }}"
         );
     }
     render_deletes(&mut s, listing, v6, &spec.container_id);
