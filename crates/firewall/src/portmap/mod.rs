@@ -50,15 +50,16 @@ impl fmt::Display for PortMapBackend {
     }
 }
 
-/// A transport protocol a mapping may name.
+/// A transport protocol a mapping may name. Ordered by name, the order in which the
+/// reference writes its per-protocol jumps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Protocol {
+    /// `sctp`.
+    Sctp,
     /// `tcp`.
     Tcp,
     /// `udp`.
     Udp,
-    /// `sctp`.
-    Sctp,
 }
 
 impl Protocol {

@@ -1,0 +1,307 @@
+//! The portmap binary in a lab: a host netns routing between a container (an HTTP listener on
+//! 10.99.0.2:80) and a client netns; every rule lives in the lab host's own tables.
+
+use cni_conformance::{Invocation, Lab, Netns, PluginRun};
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const CONTAINER_ID: &str = "pm-ctr";
+
+struct World {
+    lab: Lab,
+    client: Netns,
+    listener: Option<Child>,
+}
+
+impl World {
+    fn new() -> World {
+        let lab = Lab::new();
+        let client = lab.new_container();
+        let host = lab.host();
+        host.bring_up_loopback();
+        lab.container().bring_up_loopback();
+        lab.container()
+            .add_veth_to("eth0", host, "pm-h0", "10.99.0.1/24");
+        lab.container()
+            .ip(&["addr", "add", "10.99.0.2/24", "dev", "eth0"]);
+        lab.container()
+            .ip(&["route", "add", "default", "via", "10.99.0.1"]);
+        client.add_veth_to("eth0", host, "pm-c0", "10.98.0.1/24");
+        client.ip(&["addr", "add", "10.98.0.2/24", "dev", "eth0"]);
+        client.ip(&["route", "add", "default", "via", "10.98.0.1"]);
+        host.exec(&["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+        World {
+            lab,
+            client,
+            listener: None,
+        }
+    }
+
+    /// An HTTP server on 10.99.0.2:80 in the container, ready when this returns.
+    fn listen(&mut self) {
+        let mut command = Command::new("python3");
+        command
+            .args(["-m", "http.server", "80", "--bind", "10.99.0.2"])
+            .current_dir(self.lab.dir())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        self.lab.container().enter_before_exec(&mut command);
+        self.listener = Some(command.spawn().expect("python3 http.server"));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !fetch(self.lab.container(), "10.99.0.2:80") {
+            assert!(Instant::now() < deadline, "the listener did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn conf(&self, backend: &str, mappings: Value) -> Value {
+        json!({
+            "cniVersion": "1.0.0",
+            "name": "pmnet",
+            "type": "portmap",
+            "backend": backend,
+            "runtimeConfig": {"portMappings": mappings},
+            "prevResult": {
+                "cniVersion": "1.0.0",
+                "interfaces": [{"name": "eth0", "sandbox": self.lab.container().path()}],
+                "ips": [{"interface": 0, "address": "10.99.0.2/24", "gateway": "10.99.0.1"}],
+            },
+        })
+    }
+
+    fn run(&self, binary: Option<&PathBuf>, inv: Invocation) -> PluginRun {
+        let inv = inv.container_id(CONTAINER_ID);
+        match binary {
+            Some(path) => self.lab.run_binary(path, &inv),
+            None => self.lab.run("portmap", &inv),
+        }
+    }
+
+    fn add(&self, conf: &Value) -> PluginRun {
+        self.run(
+            None,
+            Invocation::add(self.lab.container(), "eth0").config(conf.clone()),
+        )
+    }
+
+    fn del(&self, conf: &Value) -> PluginRun {
+        let mut conf = conf.clone();
+        conf.as_object_mut().map(|c| c.remove("prevResult"));
+        self.run(
+            None,
+            Invocation::del(self.lab.container(), "eth0").config(conf),
+        )
+    }
+
+    /// Everything in the lab host's firewall, iptables (both families) and nftables.
+    fn rules(&self) -> String {
+        let host = self.lab.host();
+        let mut out = String::new();
+        for argv in [
+            ["iptables", "-t", "nat", "-S"],
+            ["ip6tables", "-t", "nat", "-S"],
+        ] {
+            out += &String::from_utf8_lossy(&host.exec(&argv).stdout);
+        }
+        let nft = host.exec(&["nft", "list", "table", "ip", "cni_hostport"]);
+        out += &String::from_utf8_lossy(&nft.stdout);
+        out
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.listener.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Whether an HTTP GET of `addr` from `netns` succeeds within 3 s.
+fn fetch(netns: &Netns, addr: &str) -> bool {
+    let script =
+        format!("import urllib.request; urllib.request.urlopen('http://{addr}/', timeout=3)");
+    netns.exec(&["python3", "-c", &script]).status.success()
+}
+
+fn web() -> Value {
+    json!([{"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}])
+}
+
+/// The rules the container's DNAT chain and jumps are made of, per backend.
+fn has_container_rules(rules: &str) -> bool {
+    rules.contains("CNI-DN-") || rules.contains("comment \"pm-ctr\"")
+}
+
+#[test]
+fn host_port_reaches_the_container_and_hairpins_in_both_backends() {
+    for backend in ["iptables", "nftables"] {
+        let mut world = World::new();
+        world.listen();
+        let conf = world.conf(backend, web());
+        assert!(
+            !fetch(&world.client, "10.98.0.1:8080"),
+            "{backend}: before ADD"
+        );
+        let result = world.add(&conf).assert_success();
+        assert_eq!(
+            result.result()["ips"],
+            conf["prevResult"]["ips"],
+            "{backend}"
+        );
+        assert!(fetch(&world.client, "10.98.0.1:8080"), "{backend}: client");
+        assert!(
+            fetch(world.lab.container(), "10.98.0.1:8080"),
+            "{backend}: hairpin from the container itself"
+        );
+        world
+            .run(
+                None,
+                Invocation::check(world.lab.container(), "eth0").config(conf.clone()),
+            )
+            .assert_success();
+        world.del(&conf).assert_success();
+        assert!(
+            !has_container_rules(&world.rules()),
+            "{backend}: {}",
+            world.rules()
+        );
+        assert!(
+            !fetch(&world.client, "10.98.0.1:8080"),
+            "{backend}: after DEL"
+        );
+        world.del(&conf).assert_success();
+        // CHECK now fails: the rules are gone.
+        world
+            .run(
+                None,
+                Invocation::check(world.lab.container(), "eth0").config(conf.clone()),
+            )
+            .assert_error(106);
+    }
+}
+
+#[test]
+fn iptables_rules_are_the_references() {
+    let reference = PathBuf::from("/usr/lib/cni/portmap");
+    assert!(
+        reference.is_file(),
+        "the Go reference {} is missing: apt-get install containernetworking-plugins",
+        reference.display()
+    );
+    let world = World::new();
+    let mappings = json!([
+        {"hostPort": 8080, "containerPort": 80, "protocol": "tcp"},
+        {"hostPort": 8443, "containerPort": 443, "protocol": "tcp", "hostIP": "10.98.0.1"},
+        {"hostPort": 5353, "containerPort": 53, "protocol": "udp"},
+        {"hostPort": 9000, "containerPort": 9000, "protocol": "sctp", "hostIP": "fd00::1"},
+    ]);
+    let mut conf = world.conf("iptables", mappings);
+    conf.as_object_mut().map(|c| c.remove("backend"));
+    conf["prevResult"]["ips"]
+        .as_array_mut()
+        .map(|ips| ips.push(json!({"interface": 0, "address": "fd00::2/64"})));
+    let add = |binary: Option<&PathBuf>| {
+        world
+            .run(
+                binary,
+                Invocation::add(world.lab.container(), "eth0").config(conf.clone()),
+            )
+            .assert_success();
+        world.rules()
+    };
+    let theirs = add(Some(&reference));
+    world
+        .run(
+            Some(&reference),
+            Invocation::del(world.lab.container(), "eth0").config(conf.clone()),
+        )
+        .assert_success();
+    let ours = add(None);
+    assert_eq!(ours, theirs);
+    // The reference's DEL removes our rules, as a node switching back needs.
+    world
+        .run(
+            Some(&reference),
+            Invocation::del(world.lab.container(), "eth0").config(conf.clone()),
+        )
+        .assert_success();
+    assert!(!has_container_rules(&world.rules()), "{}", world.rules());
+}
+
+#[test]
+fn bad_mappings_are_refused_and_leave_nothing() {
+    let world = World::new();
+    for (mapping, words) in [
+        (
+            json!({"hostPort": 8080, "containerPort": 80, "protocol": "icmp"}),
+            "protocol",
+        ),
+        (
+            json!({"hostPort": 0, "containerPort": 80, "protocol": "tcp"}),
+            "host port",
+        ),
+        (
+            json!({"hostPort": 65536, "containerPort": 80, "protocol": "tcp"}),
+            "host port",
+        ),
+        (
+            json!({"hostPort": 80, "containerPort": -1, "protocol": "tcp"}),
+            "container port",
+        ),
+        (
+            json!({"hostPort": 80, "containerPort": 80, "protocol": "tcp", "hostIP": "x"}),
+            "hostIP",
+        ),
+    ] {
+        let conf = world.conf("iptables", json!([web()[0], mapping]));
+        let run = world.add(&conf).assert_error(7);
+        let msg = run.result()["msg"].as_str().unwrap_or_default().to_owned();
+        assert!(msg.contains(words), "{msg}");
+        assert!(!has_container_rules(&world.rules()), "{}", world.rules());
+    }
+    let mut conf = world.conf("nftables", web());
+    conf["externalSetMarkChain"] = json!("KUBE-MARK-MASQ");
+    world.add(&conf).assert_error(7);
+    let mut conf = world.conf("iptables", web());
+    conf.as_object_mut().map(|c| c.remove("prevResult"));
+    world.add(&conf).assert_error(7);
+}
+
+#[test]
+fn a_failure_after_the_rules_removes_them() {
+    let world = World::new();
+    let conf = world.conf("iptables", web());
+    world
+        .run(
+            None,
+            Invocation::add(world.lab.container(), "eth0")
+                .config(conf)
+                .env("CNI_TEST_FAIL_AT", "portmap-before-result"),
+        )
+        .assert_error(999);
+    assert!(!has_container_rules(&world.rules()), "{}", world.rules());
+}
+
+#[test]
+fn gc_removes_rules_of_containers_not_in_the_valid_list() {
+    let world = World::new();
+    let conf = world.conf("iptables", web());
+    world.add(&conf).assert_success();
+    let mut gc = conf.clone();
+    gc.as_object_mut().map(|c| c.remove("prevResult"));
+    gc["cniVersion"] = json!("1.1.0");
+    gc["cni.dev/valid-attachments"] = json!([{"containerID": CONTAINER_ID, "ifname": "eth0"}]);
+    world
+        .run(None, Invocation::gc().config(gc.clone()))
+        .assert_success();
+    assert!(has_container_rules(&world.rules()));
+    gc["cni.dev/valid-attachments"] = json!([]);
+    world
+        .run(None, Invocation::gc().config(gc))
+        .assert_success();
+    assert!(!has_container_rules(&world.rules()), "{}", world.rules());
+}
