@@ -19,7 +19,7 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-PLUGINS=(bandwidth bridge firewall host-local ipvlan loopback macvlan tuning)
+PLUGINS=(bandwidth bridge firewall host-local ipvlan loopback macvlan portmap tuning)
 TARGET=x86_64-unknown-linux-gnu
 ARCH=amd64
 DIST=dist

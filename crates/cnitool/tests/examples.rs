@@ -32,6 +32,10 @@ const EXAMPLES: &[(&str, &str)] = &[
         include_str!("../../../examples/bridge-firewall.conflist"),
     ),
     (
+        "bridge-portmap.conflist",
+        include_str!("../../../examples/bridge-portmap.conflist"),
+    ),
+    (
         "bridge-tuning.conflist",
         include_str!("../../../examples/bridge-tuning.conflist"),
     ),
@@ -473,4 +477,29 @@ fn bridge_tuning_example_tunes_the_interface_bridge_made() {
         },
     );
     assert_eq!(saved_state(), 0, "tuning's DEL removes its saved state");
+}
+
+#[test]
+fn bridge_portmap_example_forwards_the_host_port() {
+    let lab = Lab::new();
+    let host = lab.host();
+    let cap_args =
+        json!({"portMappings": [{"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}]})
+            .to_string();
+    add_check_del(
+        &lab,
+        "bridge-portmap.conflist",
+        &[("CAP_ARGS", &cap_args)],
+        |result| {
+            let rules = firewall_rules(host);
+            let dnat = format!(
+                "--dport 8080 -j DNAT --to-destination {}:80",
+                address_of(result, 0)
+            );
+            assert!(rules.contains(&dnat), "{rules}");
+            assert!(rules.contains(r#"dnat name: \"demo-ports\""#), "{rules}");
+        },
+    );
+    let rules = firewall_rules(host);
+    assert!(!rules.contains("CNI-DN-"), "portmap's DEL left {rules}");
 }
