@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::shape::{AddRequest, check_result};
 use super::world::{
-    BRIDGE, GATEWAY, MASTER, NETWORK, PluginKind, TUNED_MTU, World, failed_with,
+    BRIDGE, GATEWAY, MASTER, NETWORK, PORTMAP_TARGET, PluginKind, TUNED_MTU, World, failed_with,
     failed_with_error_object, is_up, merge, result_ips, succeeded,
 };
 use super::{ALL_VERSIONS, Checked, Claims, Ctx, Stop, ensure, version_key};
@@ -169,6 +169,7 @@ fn state_name(kind: PluginKind) -> &'static str {
         PluginKind::Tuning => "mtu-and-sysctl-set-mtu-restored-by-del",
         PluginKind::Bandwidth => "tbf-on-veth-and-ifb-removed-by-del",
         PluginKind::Firewall => "forward-rules-accept-the-container-del-removes-them",
+        PluginKind::Portmap => "dnat-chain-added-removed-by-del",
     }
 }
 
@@ -436,6 +437,7 @@ fn verify_added(world: &World, ctr: &Netns, result: &Value) -> Checked {
         PluginKind::Tuning => verify_tuned(ctr, ifname),
         PluginKind::Bandwidth => verify_shaped(world, result),
         PluginKind::Firewall => verify_forwarded(world, &ip),
+        PluginKind::Portmap => verify_port_mapped(world),
         PluginKind::Loopback => verify_loopback_up(ctr),
     }
 }
@@ -456,6 +458,16 @@ fn verify_forwarded(world: &World, ip: &str) -> Checked {
             "no rule {rule:?} in the host:\n{rules}"
         );
     }
+    Ok(())
+}
+
+/// Portmap's ADD: a `CNI-DN-` chain with the DNAT to the container's port.
+fn verify_port_mapped(world: &World) -> Checked {
+    let rules = world.firewall_text();
+    ensure!(
+        rules.contains("CNI-DN-") && rules.contains(&format!("--to-destination {PORTMAP_TARGET}")),
+        "no DNAT to {PORTMAP_TARGET} in a CNI-DN- chain after ADD:\n{rules}"
+    );
     Ok(())
 }
 
@@ -724,6 +736,7 @@ enum Tamper {
     MtuChanged,
     TbfRateChanged,
     DeleteForwardRule,
+    DnatChainFlushed,
 }
 
 fn tampers(kind: PluginKind) -> &'static [Tamper] {
@@ -741,6 +754,7 @@ fn tampers(kind: PluginKind) -> &'static [Tamper] {
         PluginKind::Tuning => &[Tamper::MtuChanged],
         PluginKind::Bandwidth => &[Tamper::TbfRateChanged],
         PluginKind::Firewall => &[Tamper::DeleteForwardRule],
+        PluginKind::Portmap => &[Tamper::DnatChainFlushed],
     }
 }
 
@@ -754,6 +768,7 @@ impl Tamper {
             Tamper::MtuChanged => "check/detects-changed-mtu",
             Tamper::TbfRateChanged => "check/detects-changed-tbf-rate",
             Tamper::DeleteForwardRule => "check/detects-deleted-forward-rule",
+            Tamper::DnatChainFlushed => "check/detects-flushed-dnat-chain",
         }
     }
 
@@ -803,6 +818,14 @@ impl Tamper {
                 ];
                 let out = world.lab.host().exec(&argv);
                 assert!(out.status.success(), "{argv:?}: {out:?}");
+            }
+            Tamper::DnatChainFlushed => {
+                let host = world.lab.host();
+                let listing = host.exec(&["iptables", "-t", "nat", "-S"]).stdout;
+                let listing = String::from_utf8_lossy(&listing);
+                for chain in listing.lines().filter_map(|l| l.strip_prefix("-N CNI-DN-")) {
+                    host.exec(&["iptables", "-t", "nat", "-F", &format!("CNI-DN-{chain}")]);
+                }
             }
         }
     }

@@ -129,6 +129,12 @@ pub const KNOWN_DEFECTS: &[KnownDefect] = &[
         "docs/reference.md#defect-13",
         "DEL with a vanished netns returns before removing the saved-state file",
     ),
+    defect(
+        "portmap",
+        "lifecycle/add-check-del-del",
+        "docs/reference.md#defect-14",
+        "CHECK of an IPv4-only container looks for its chain in ip6tables too",
+    ),
 ];
 
 /// The known defect for `(plugin, case)`, if the reference is expected to fail it.

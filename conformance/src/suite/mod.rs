@@ -33,7 +33,7 @@ pub use known_defects::{KNOWN_DEFECTS, KnownDefect};
 pub use report::Report;
 
 /// The plugin types the suite knows, in report order.
-pub const PLUGINS: [&str; 8] = [
+pub const PLUGINS: [&str; 9] = [
     "bridge",
     "macvlan",
     "ipvlan",
@@ -42,6 +42,7 @@ pub const PLUGINS: [&str; 8] = [
     "tuning",
     "bandwidth",
     "firewall",
+    "portmap",
 ];
 
 /// Every CNI spec version, oldest first.

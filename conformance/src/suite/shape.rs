@@ -92,7 +92,8 @@ fn check_current(request: &AddRequest, result: &Value) -> Checked {
         | PluginKind::Ipvlan
         | PluginKind::Loopback
         | PluginKind::Tuning
-        | PluginKind::Firewall => (1, Some(0)),
+        | PluginKind::Firewall
+        | PluginKind::Portmap => (1, Some(0)),
         PluginKind::HostLocal => (0, None),
         // The stand-in's host veth, the container's eth0, the ifb.
         PluginKind::Bandwidth => (3, Some(1)),

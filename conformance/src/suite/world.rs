@@ -29,6 +29,11 @@ pub const BANDWIDTH_BURST: u64 = 800_000;
 /// The start of the host end's name of the stand-in veth before bandwidth: the stand-in
 /// made it, not the plugin, so it is no leak.
 const STAND_IN_HOST_PREFIX: &str = "standin";
+/// The one host port portmap forwards, and where to: 8080 to the chained address's 80.
+pub static PORTMAP_MAPPING: std::sync::LazyLock<Value> =
+    std::sync::LazyLock::new(|| json!({"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}));
+/// The DNAT target portmap's rules name for [`PORTMAP_MAPPING`].
+pub const PORTMAP_TARGET: &str = "10.88.0.5:80";
 
 /// The plugin types the suite knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +46,7 @@ pub enum PluginKind {
     Tuning,
     Bandwidth,
     Firewall,
+    Portmap,
 }
 
 impl PluginKind {
@@ -54,6 +60,7 @@ impl PluginKind {
             "tuning" => PluginKind::Tuning,
             "bandwidth" => PluginKind::Bandwidth,
             "firewall" => PluginKind::Firewall,
+            "portmap" => PluginKind::Portmap,
             _ => return None,
         })
     }
@@ -68,6 +75,7 @@ impl PluginKind {
             PluginKind::Tuning => "tuning",
             PluginKind::Bandwidth => "bandwidth",
             PluginKind::Firewall => "firewall",
+            PluginKind::Portmap => "portmap",
         }
     }
 
@@ -87,15 +95,16 @@ impl PluginKind {
                 | PluginKind::Tuning
                 | PluginKind::Bandwidth
                 | PluginKind::Firewall
+                | PluginKind::Portmap
         )
     }
 
     /// Whether the plugin changes an interface an earlier plugin of a chain made, and
-    /// needs that plugin's result as `prevResult` (tuning, bandwidth).
+    /// needs that plugin's result as `prevResult` (tuning, bandwidth, firewall, portmap).
     pub fn is_chained(self) -> bool {
         matches!(
             self,
-            PluginKind::Tuning | PluginKind::Bandwidth | PluginKind::Firewall
+            PluginKind::Tuning | PluginKind::Bandwidth | PluginKind::Firewall | PluginKind::Portmap
         )
     }
 
@@ -112,15 +121,27 @@ impl PluginKind {
         self.delegates_ipam()
     }
 
-    /// Whether the plugin writes firewall rules (bridge `ipMasq`, firewall).
+    /// Whether the plugin writes firewall rules (bridge `ipMasq`, firewall, portmap).
     pub fn touches_firewall(self) -> bool {
-        matches!(self, PluginKind::Bridge | PluginKind::Firewall)
+        matches!(
+            self,
+            PluginKind::Bridge | PluginKind::Firewall | PluginKind::Portmap
+        )
     }
 
     /// Whether the plugin's DEL legitimately keeps shared chains and jumps that name no
     /// container (firewall's `CNI-FORWARD`, `CNI-ADMIN`, as the reference keeps them).
     pub fn keeps_shared_firewall_chains(self) -> bool {
         self == PluginKind::Firewall
+    }
+
+    /// Firewall lines the plugin legitimately leaves after DEL: portmap's chains shared by
+    /// every container (`CNI-HOSTPORT-*`), as the spec lets bridge keep its bridge.
+    pub fn persistent_firewall_marker(self) -> Option<&'static str> {
+        match self {
+            PluginKind::Portmap => Some("CNI-HOSTPORT-"),
+            _ => None,
+        }
     }
 
     /// Host links the plugin legitimately leaves after DEL (the spec lets bridge keep
@@ -198,7 +219,10 @@ impl World {
                 lab.host().ip(&["link", "set", MASTER, "up"]);
                 None
             }
-            PluginKind::Tuning | PluginKind::Bandwidth | PluginKind::Firewall => {
+            PluginKind::Tuning
+            | PluginKind::Bandwidth
+            | PluginKind::Firewall
+            | PluginKind::Portmap => {
                 add_chained_interface(ctx.kind, lab.host(), lab.container());
                 None
             }
@@ -292,6 +316,9 @@ impl World {
                 "egressRate": BANDWIDTH_RATE, "egressBurst": BANDWIDTH_BURST,
             }),
             PluginKind::Firewall => json!({"backend": "iptables"}),
+            PluginKind::Portmap => json!({
+                "runtimeConfig": {"portMappings": [PORTMAP_MAPPING.clone()]},
+            }),
         };
         merge(&mut conf, extra);
         conf
@@ -329,6 +356,12 @@ impl World {
         host_local_leases(&self.data_dir().join(NETWORK))
             .into_iter()
             .collect()
+    }
+
+    /// The lab host's firewall (nftables and iptables of both families), one line each.
+    pub fn firewall_text(&self) -> String {
+        let lines: Vec<String> = firewall_lines(self.lab.host()).into_iter().collect();
+        lines.join("\n")
     }
 
     /// What the plugin may leave behind, for a before/after comparison.
@@ -388,7 +421,11 @@ impl World {
         for file in after.saved_state.difference(&before.saved_state) {
             leaks.push(format!("tuning saved-state file {file}"));
         }
+        let persistent_marker = self.kind.persistent_firewall_marker();
         for line in after.firewall.difference(&before.firewall) {
+            if persistent_marker.is_some_and(|marker| persistent_line(line, marker)) {
+                continue;
+            }
             let bare_ips = ips.iter().map(|ip| ip.split('/').next().unwrap_or(ip));
             let shared_chain = line.contains("CNI-") && !self.kind.keeps_shared_firewall_chains();
             if shared_chain || bare_ips.clone().any(|ip| mentions_ip(line, ip)) {
@@ -627,4 +664,11 @@ pub fn result_ips(result: &Value) -> Vec<String> {
         }
     }
     ips
+}
+
+/// Whether a firewall line only declares, fills or jumps to one of the shared chains whose
+/// names start with `marker` (never a line about a container's own chain).
+fn persistent_line(line: &str, marker: &str) -> bool {
+    let names_own_chain = line.contains("CNI-DN-") || line.contains("CNI-SN-");
+    line.contains(marker) && !names_own_chain
 }
