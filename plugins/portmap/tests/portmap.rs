@@ -33,7 +33,18 @@ impl World {
         client.add_veth_to("eth0", host, "pm-c0", "10.98.0.1/24");
         client.ip(&["addr", "add", "10.98.0.2/24", "dev", "eth0"]);
         client.ip(&["route", "add", "default", "via", "10.98.0.1"]);
+        // IPv6 beside IPv4, without duplicate address detection so it is usable at once.
+        for (ns, ifname, addr, gateway) in [
+            (lab.container(), "eth0", "fd00:99::2/64", "fd00:99::1"),
+            (&client, "eth0", "fd00:98::2/64", "fd00:98::1"),
+        ] {
+            ns.ip(&["addr", "add", addr, "dev", ifname, "nodad"]);
+            ns.ip(&["-6", "route", "add", "default", "via", gateway]);
+        }
+        host.ip(&["addr", "add", "fd00:99::1/64", "dev", "pm-h0", "nodad"]);
+        host.ip(&["addr", "add", "fd00:98::1/64", "dev", "pm-c0", "nodad"]);
         host.exec(&["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+        host.exec(&["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"]);
         World {
             lab,
             client,
@@ -45,7 +56,8 @@ impl World {
     fn listen(&mut self) {
         let mut command = Command::new("python3");
         command
-            .args(["-m", "http.server", "80", "--bind", "10.99.0.2"])
+            // `::` listens on IPv4 too (Python's dual-stack server).
+            .args(["-m", "http.server", "80", "--bind", "::"])
             .current_dir(self.lab.dir())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
@@ -68,7 +80,10 @@ impl World {
             "prevResult": {
                 "cniVersion": "1.0.0",
                 "interfaces": [{"name": "eth0", "sandbox": self.lab.container().path()}],
-                "ips": [{"interface": 0, "address": "10.99.0.2/24", "gateway": "10.99.0.1"}],
+                "ips": [
+                    {"interface": 0, "address": "10.99.0.2/24", "gateway": "10.99.0.1"},
+                    {"interface": 0, "address": "fd00:99::2/64", "gateway": "fd00:99::1"},
+                ],
             },
         })
     }
@@ -154,11 +169,16 @@ fn host_port_reaches_the_container_and_hairpins_in_both_backends() {
             conf["prevResult"]["ips"],
             "{backend}"
         );
-        assert!(fetch(&world.client, "10.98.0.1:8080"), "{backend}: client");
-        assert!(
-            fetch(world.lab.container(), "10.98.0.1:8080"),
-            "{backend}: hairpin from the container itself"
-        );
+        for host_port in ["10.98.0.1:8080", "[fd00:98::1]:8080"] {
+            assert!(
+                fetch(&world.client, host_port),
+                "{backend}: client to {host_port}"
+            );
+            assert!(
+                fetch(world.lab.container(), host_port),
+                "{backend}: hairpin from the container itself to {host_port}"
+            );
+        }
         world
             .run(
                 None,
@@ -203,9 +223,6 @@ fn iptables_rules_are_the_references() {
     ]);
     let mut conf = world.conf("iptables", mappings);
     conf.as_object_mut().map(|c| c.remove("backend"));
-    if let Some(ips) = conf["prevResult"]["ips"].as_array_mut() {
-        ips.push(json!({"interface": 0, "address": "fd00::2/64"}));
-    }
     let add = |binary: Option<&PathBuf>| {
         world
             .run(
