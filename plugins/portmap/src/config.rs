@@ -224,3 +224,99 @@ pub fn container_addresses(result: &CniResult, ifname: &str) -> Vec<IpNetwork> {
     }
     v4.into_iter().chain(v6).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn raw(value: serde_json::Value) -> RawMapping {
+        serde_json::from_value(value).unwrap()
+    }
+
+    #[test]
+    fn mappings_are_checked() {
+        let m = mapping(&raw(
+            json!({"hostPort": 8080, "containerPort": 80, "protocol": "UDP", "hostIP": "10.0.0.1"}),
+        ))
+        .unwrap();
+        assert_eq!(m.protocol, Protocol::Udp);
+        assert_eq!(m.host_ip, Some("10.0.0.1".parse().unwrap()));
+        for (bad, words) in [
+            (
+                json!({"hostPort": 0, "containerPort": 80, "protocol": "tcp"}),
+                "Invalid host port number: 0",
+            ),
+            (
+                json!({"hostPort": 65536, "containerPort": 80, "protocol": "tcp"}),
+                "Invalid host port number: 65536",
+            ),
+            (
+                json!({"hostPort": 1, "containerPort": 0, "protocol": "tcp"}),
+                "Invalid container port number: 0",
+            ),
+            (
+                json!({"hostPort": 1, "containerPort": 1, "protocol": "icmp"}),
+                "Invalid protocol \"icmp\"",
+            ),
+            (
+                json!({"hostPort": 1, "containerPort": 1, "protocol": "tcp", "hostIP": "nope"}),
+                "Invalid hostIP",
+            ),
+        ] {
+            let err = mapping(&raw(bad)).unwrap_err();
+            assert_eq!(err.code(), 7);
+            assert!(err.msg().contains(words), "{}", err.msg());
+        }
+    }
+
+    #[test]
+    fn backend_options_of_the_other_backend_are_refused() {
+        let conf = |v: serde_json::Value| -> PortMapConfig { serde_json::from_value(v).unwrap() };
+        let ok = backend(&conf(
+            json!({"backend": "nftables", "conditionsV4": ["ip saddr 1.2.3.4"]}),
+        ));
+        assert_eq!(ok.unwrap(), PortMapBackend::Nftables);
+        let err = backend(&conf(
+            json!({"backend": "nftables", "externalSetMarkChain": "X"}),
+        ))
+        .unwrap_err();
+        assert!(
+            err.msg()
+                .contains(r#"iptables-specific options ["externalSetMarkChain"]"#),
+            "{}",
+            err.msg()
+        );
+        let err = backend(&conf(
+            json!({"backend": "iptables", "conditionsV6": ["ip6 saddr ::1"]}),
+        ))
+        .unwrap_err();
+        assert!(
+            err.msg().contains("nftables-specific options"),
+            "{}",
+            err.msg()
+        );
+        let err = backend(&conf(json!({"backend": "ebtables"}))).unwrap_err();
+        assert_eq!(err.msg(), r#"unrecognized backend "ebtables""#);
+    }
+
+    #[test]
+    fn container_addresses_are_the_first_of_each_family_on_ifname() {
+        let prev = json!({
+            "cniVersion": "1.0.0",
+            "interfaces": [{"name": "br0"}, {"name": "eth0", "sandbox": "/run/netns/x"}],
+            "ips": [
+                {"interface": 0, "address": "10.0.0.1/24"},
+                {"interface": 1, "address": "10.0.0.2/24"},
+                {"interface": 1, "address": "10.0.0.3/24"},
+                {"address": "fd00::2/64"},
+            ],
+        });
+        let result = CniResult::from_prev_result(&prev, cni::Version::V1_0_0).unwrap();
+        let found: Vec<String> = container_addresses(&result, "eth0")
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(found, ["10.0.0.2/24", "fd00::2/64"]);
+    }
+}

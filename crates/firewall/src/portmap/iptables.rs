@@ -314,3 +314,111 @@ pub(super) fn check(spec_: &PortMapSpec) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::masq::iptables::parse_saved;
+    use crate::portmap::{PortMapping, Protocol};
+
+    fn spec(mark: MarkChain, mappings: Vec<PortMapping>) -> PortMapSpec {
+        PortMapSpec {
+            network: "net".into(),
+            container_id: "ctr".into(),
+            container: "10.0.0.2/24".parse().unwrap(),
+            mappings,
+            snat: true,
+            masq_all: false,
+            mark,
+            conditions: vec!["-d".into(), "10.1.0.0/16".into()],
+        }
+    }
+
+    fn tcp(host_port: u16) -> PortMapping {
+        PortMapping {
+            host_port,
+            container_port: 80,
+            protocol: Protocol::Tcp,
+            host_ip: None,
+        }
+    }
+
+    #[test]
+    fn renders_the_reference_rules_and_skips_what_exists() {
+        let spec = spec(MarkChain::Bit(13), vec![tcp(8080)]);
+        let chain = dnat_chain("net", "ctr").unwrap();
+        let batch = render_forward(&spec, &Saved::default()).unwrap();
+        let expected = format!(
+            r#":CNI-HOSTPORT-SETMARK - [0:0]
+:CNI-HOSTPORT-MASQ - [0:0]
+-A CNI-HOSTPORT-SETMARK -m comment --comment "CNI portfwd masquerade mark" -j MARK --set-xmark 0x2000/0x2000
+-A CNI-HOSTPORT-MASQ -m mark --mark 0x2000/0x2000 -j MASQUERADE
+-I POSTROUTING 1 -m comment --comment "CNI portfwd requiring masquerade" -j CNI-HOSTPORT-MASQ
+:CNI-HOSTPORT-DNAT - [0:0]
+-A PREROUTING -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT
+-A OUTPUT -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT
+:{chain} - [0:0]
+-A {chain} -s 10.0.0.0/24 -p tcp -m tcp --dport 8080 -j CNI-HOSTPORT-SETMARK
+-A {chain} -s 127.0.0.1/32 -p tcp -m tcp --dport 8080 -j CNI-HOSTPORT-SETMARK
+-A {chain} -p tcp -m tcp --dport 8080 -j DNAT --to-destination 10.0.0.2:80
+-A CNI-HOSTPORT-DNAT -p tcp -m comment --comment "dnat name: \"net\" id: \"ctr\"" -m multiport --dports 8080 -d 10.1.0.0/16 -j {chain}
+"#
+        );
+        assert_eq!(batch, expected);
+
+        // Against a table that has all of it, only the container's chain is rebuilt.
+        let listed: String = expected
+            .lines()
+            .map(|l| {
+                if let Some(chain) = l.strip_prefix(':') {
+                    format!("-N {}\n", chain.split(' ').next().unwrap())
+                } else {
+                    format!("{}\n", l.replace("-I POSTROUTING 1", "-A POSTROUTING"))
+                }
+            })
+            .collect();
+        let again = render_forward(&spec, &parse_saved(&listed)).unwrap();
+        assert!(
+            again.starts_with(&format!("-D CNI-HOSTPORT-DNAT -p tcp")),
+            "{again}"
+        );
+        assert!(!again.contains("SETMARK -m comment"), "{again}");
+        assert!(!again.contains("PREROUTING"), "{again}");
+    }
+
+    #[test]
+    fn external_mark_chain_and_multiport_groups_of_15() {
+        let mappings = (1..=16).map(tcp).collect();
+        let spec = spec(MarkChain::External("KUBE-MARK-MASQ".into()), mappings);
+        let batch = render_forward(&spec, &Saved::default()).unwrap();
+        assert!(!batch.contains("CNI-HOSTPORT-SETMARK"), "{batch}");
+        assert!(batch.contains("--dport 1 -j KUBE-MARK-MASQ"), "{batch}");
+        assert!(batch.contains("--dports 1,2,3,4,5,6,7,8,9,10,11,12,13,14,15 "));
+        assert!(batch.contains("--dports 16 "));
+    }
+
+    #[test]
+    fn long_comments_are_cut_as_the_reference_cuts_them() {
+        let comment = dnat_comment(&"n".repeat(300), "ctr");
+        assert_eq!(comment.len(), 256);
+        assert!(comment.ends_with("..."));
+        assert_eq!(mark_def(0), "0x1/0x1");
+        assert_eq!(mark_def(31), "0x80000000/0x80000000");
+    }
+
+    #[test]
+    fn removal_takes_the_jumps_and_the_chain() {
+        let chain = dnat_chain("net", "ctr").unwrap();
+        let saved = parse_saved(&format!(
+            "-N CNI-HOSTPORT-DNAT\n-N {chain}\n-A CNI-HOSTPORT-DNAT -p tcp -m multiport --dports 80 -j {chain}\n-A {chain} -p tcp -m tcp --dport 80 -j DNAT --to-destination 10.0.0.2:80\n"
+        ));
+        let batch = render_remove(&saved, &[(TOP_DNAT, chain.clone())]).unwrap();
+        assert_eq!(
+            batch,
+            format!(
+                "-D CNI-HOSTPORT-DNAT -p tcp -m multiport --dports 80 -j {chain}\n-F {chain}\n-X {chain}\n"
+            )
+        );
+        assert_eq!(render_remove(&Saved::default(), &[(TOP_DNAT, chain)]), None);
+    }
+}

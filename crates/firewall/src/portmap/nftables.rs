@@ -172,3 +172,55 @@ pub(super) fn check(spec: &PortMapSpec) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::portmap::{MarkChain, PortMapping, Protocol};
+
+    #[test]
+    fn renders_the_reference_rules() {
+        let spec = PortMapSpec {
+            network: "net".into(),
+            container_id: "ctr".into(),
+            container: "10.0.0.2/24".parse().unwrap(),
+            mappings: vec![
+                PortMapping {
+                    host_port: 8080,
+                    container_port: 80,
+                    protocol: Protocol::Tcp,
+                    host_ip: Some("192.168.1.1".parse().unwrap()),
+                },
+                PortMapping {
+                    host_port: 53,
+                    container_port: 53,
+                    protocol: Protocol::Udp,
+                    host_ip: Some("fd00::1".parse().unwrap()),
+                },
+            ],
+            snat: true,
+            masq_all: false,
+            mark: MarkChain::Bit(13),
+            conditions: vec!["ip saddr 10.1.0.0/16".into()],
+        };
+        let expected = r#"add table ip cni_hostport { comment "CNI portmap plugin" ; }
+add chain ip cni_hostport hostports
+add chain ip cni_hostport hostip_hostports
+add chain ip cni_hostport hostports_all
+flush chain ip cni_hostport hostports_all
+add rule ip cni_hostport hostports_all jump hostip_hostports
+add rule ip cni_hostport hostports_all jump hostports
+add chain ip cni_hostport prerouting { type nat hook prerouting priority -100 ; }
+flush chain ip cni_hostport prerouting
+add rule ip cni_hostport prerouting ip saddr 10.1.0.0/16 fib daddr type local jump hostports_all
+add chain ip cni_hostport output { type nat hook output priority -100 ; }
+flush chain ip cni_hostport output
+add rule ip cni_hostport output ip saddr 10.1.0.0/16 fib daddr type local jump hostports_all
+add chain ip cni_hostport masquerading { type nat hook postrouting priority 100 ; }
+add rule ip cni_hostport hostports ip daddr 192.168.1.1 tcp dport 8080 dnat to 10.0.0.2:80 comment "ctr"
+add rule ip cni_hostport masquerading ip saddr 10.0.0.2 ip daddr 10.0.0.2 masquerade comment "ctr"
+add rule ip cni_hostport masquerading ip saddr 127.0.0.1 ip daddr 10.0.0.2 masquerade comment "ctr"
+"#;
+        assert_eq!(render_forward(&spec, None), expected);
+    }
+}
