@@ -378,10 +378,7 @@ mod tests {
             })
             .collect();
         let again = render_forward(&spec, &parse_saved(&listed)).unwrap();
-        assert!(
-            again.starts_with(&format!("-D CNI-HOSTPORT-DNAT -p tcp")),
-            "{again}"
-        );
+        assert!(again.starts_with("-D CNI-HOSTPORT-DNAT -p tcp"), "{again}");
         assert!(!again.contains("SETMARK -m comment"), "{again}");
         assert!(!again.contains("PREROUTING"), "{again}");
     }
