@@ -104,8 +104,8 @@ section "scripts/install.sh round trip"
 bin=$work/bin
 mkdir "$bin"
 # The Go plugins stand for an existing installation; ipvlan is left out so the install
-# adds one binary, and portmap is one the install must not touch.
-for plugin in bridge host-local loopback macvlan portmap; do
+# adds one binary, and sbr is one the install must not touch.
+for plugin in bridge host-local loopback macvlan portmap sbr; do
     cp -p "/usr/lib/cni/$plugin" "$bin/"
 done
 before=$(cd "$bin" && sha256sum -- * | sort)
@@ -113,14 +113,14 @@ bash scripts/install.sh --dir "$bin" --from "$tgz"
 for plugin in "${PLUGINS[@]}"; do
     cmp -s "$root/$plugin" "$bin/$plugin" || fail "$bin/$plugin is not the release's"
 done
-cmp -s /usr/lib/cni/portmap "$bin/portmap" || fail "the install changed portmap"
+cmp -s /usr/lib/cni/sbr "$bin/sbr" || fail "the install changed sbr"
 # A second install must keep the originals, not back up our own binaries.
 bash scripts/install.sh --dir "$bin" --from "$tgz" >/dev/null
 bash scripts/install.sh --restore --dir "$bin"
 after=$(cd "$bin" && sha256sum -- * | sort)
 [[ $after == "$before" ]] || fail "restore did not bring the originals back:
 $(diff <(echo "$before") <(echo "$after"))"
-[[ $(entries "$bin") == "$(printf '%s\n' bridge host-local loopback macvlan portmap)" ]] ||
+[[ $(entries "$bin") == "$(printf '%s\n' bridge host-local loopback macvlan portmap sbr)" ]] ||
     fail "restore left files behind: $(entries "$bin" | tr '\n' ' ')"
 echo "install/restore: ok"
 
