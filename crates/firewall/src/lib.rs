@@ -1,6 +1,7 @@
 //! Netfilter state for the CNI plugins: IP masquerade (bridge `ipMasq`), the MAC spoof check
-//! (bridge `macspoofchk`) and the firewall plugin's forwarding rules ([`allow_forwarding`],
-//! docs/reference.md#firewall), rule-for-rule compatible with the reference Go plugins
+//! (bridge `macspoofchk`), the firewall plugin's forwarding rules ([`allow_forwarding`],
+//! docs/reference.md#firewall) and host port forwarding (`portmap`, [`forward_ports`]),
+//! rule-for-rule compatible with the reference Go plugins
 //! (containernetworking/plugins `pkg/ip/ipmasq_*.go`, `pkg/link/spoofcheck.go`; summarised in
 //! docs/reference.md#masquerade), so that a node running both sees one consistent ruleset.
 //!
