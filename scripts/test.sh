@@ -22,9 +22,9 @@ require_root "$0" "the tests create network namespaces"
 # --- System packages -------------------------------------------------------------------
 # gcc and libc6-dev: the linker cargo needs. The rest: what tests run or compare against
 # (ip, tc, ping, nft, iptables, the Go reference plugins in /usr/lib/cni, jq, sysctl,
-# python3 for bandwidth's timed transfers).
+# python3 for bandwidth's timed transfers, conntrack for portmap's flush of stale UDP flows).
 PACKAGES=(gcc libc6-dev iproute2 iputils-ping nftables iptables
-    containernetworking-plugins jq procps python3)
+    containernetworking-plugins jq procps python3 conntrack)
 install_missing_packages "${PACKAGES[@]}"
 if command -v rustup >/dev/null; then
     # A minimal rustup profile has neither; the default profile has both (then a no-op).

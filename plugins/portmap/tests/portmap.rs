@@ -324,3 +324,35 @@ fn gc_removes_rules_of_containers_not_in_the_valid_list() {
         .assert_success();
     assert!(!has_container_rules(&world.rules()), "{}", world.rules());
 }
+
+/// The lab host's tracked UDP flows to `port`, as `conntrack -L` lists them.
+fn udp_flows(host: &Netns, port: &str) -> usize {
+    let out = host.exec(&["conntrack", "-L", "-p", "udp", "--dport", port]);
+    String::from_utf8_lossy(&out.stdout).lines().count()
+}
+
+#[test]
+fn add_flushes_stale_udp_conntrack_entries_of_mapped_ports() {
+    let has_tool = Command::new("conntrack").arg("--version").output().is_ok();
+    assert!(
+        has_tool,
+        "the conntrack tool is missing: apt-get install conntrack (scripts/test.sh installs it)"
+    );
+    let world = World::new();
+    let host = world.lab.host();
+    // Something in the lab host that needs connection tracking, so flows are tracked.
+    host.exec(&["nft", "add table ip pmtrack"]);
+    host.exec(&[
+        "nft",
+        "add chain ip pmtrack pre { type filter hook prerouting priority 0 ; ct state new accept ; }",
+    ]);
+    let send = "import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); \
+                s.sendto(b'x', ('10.98.0.1', 5353))";
+    world.client.exec(&["python3", "-c", send]);
+    assert_eq!(udp_flows(host, "5353"), 1, "the flow before ADD is tracked");
+    let udp = json!([{"hostPort": 5353, "containerPort": 53, "protocol": "udp"}]);
+    let conf = world.conf("iptables", udp);
+    world.add(&conf).assert_success();
+    assert_eq!(udp_flows(host, "5353"), 0, "ADD flushed the stale flow");
+    world.del(&conf).assert_success();
+}
