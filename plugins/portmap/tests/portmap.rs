@@ -249,6 +249,10 @@ fn iptables_rules_are_the_references() {
         )
         .assert_success();
     assert!(!has_container_rules(&world.rules()), "{}", world.rules());
+    // And ours removes the reference's, without a prevResult.
+    add(Some(&reference));
+    world.del(&conf).assert_success();
+    assert!(!has_container_rules(&world.rules()), "{}", world.rules());
 }
 
 #[test]
