@@ -16,7 +16,7 @@ pub use config::PortMapConfig;
 use cni::{CniResult, Error, Plugin, Request, Result};
 use cni_firewall::{IpNetwork, PortMapSpec};
 use cni_netlink::{Handle, IpFamily, TABLE_MAIN};
-use cni_plugin_support::{Rollback, fault_point, kernel_error};
+use cni_plugin_support::{Rollback, fault_point, finish_add, kernel_error};
 use config::{Settings, container_addresses};
 
 /// The portmap plugin.
@@ -47,10 +47,7 @@ impl Plugin for PortMap {
                 enable_route_localnet(container)?;
             }
         }
-        result.to_value(req.net.cni_version)?;
-        fault_point("portmap-before-result")?;
-        rollback.commit();
-        Ok(result)
+        finish_add(result, req.net.cni_version, "portmap", rollback)
     }
 
     fn del(&self, req: Request<PortMapConfig>) -> Result<()> {
@@ -90,12 +87,7 @@ impl Plugin for PortMap {
 
 /// The `prevResult` in the request's version: portmap must be chained (code 7).
 fn prev_result(req: &Request<PortMapConfig>) -> Result<CniResult> {
-    let prev = req
-        .net
-        .prev_result
-        .as_ref()
-        .ok_or_else(|| Error::invalid_config("must be called as chained plugin"))?;
-    CniResult::from_prev_result(prev, req.net.cni_version)
+    cni_plugin_support::chained_prev_result(&req.net, "must be called as chained plugin")
 }
 
 fn spec(req: &Request<PortMapConfig>, s: &Settings, container: IpNetwork) -> PortMapSpec {
