@@ -73,16 +73,6 @@ pub fn finish_add(
     Ok(result)
 }
 
-/// A chained plugin's `prevResult`, in the request's version; `missing` is the reference's
-/// message for its absence (code 7).
-pub fn chained_prev_result(net: &NetConf, missing: &str) -> Result<CniResult> {
-    let prev = net
-        .prev_result
-        .as_ref()
-        .ok_or_else(|| Error::invalid_config(missing))?;
-    CniResult::from_prev_result(prev, net.cni_version)
-}
-
 /// One error for many (DEL and GC do every step and report all failures): the first one's
 /// code, every message in the details.
 pub fn combine_errors(mut errors: Vec<Error>) -> Result<()> {

@@ -87,7 +87,8 @@ impl Plugin for PortMap {
 
 /// The `prevResult` in the request's version: portmap must be chained (code 7).
 fn prev_result(req: &Request<PortMapConfig>) -> Result<CniResult> {
-    cni_plugin_support::chained_prev_result(&req.net, "must be called as chained plugin")
+    req.net
+        .required_prev_result("must be called as chained plugin")
 }
 
 fn spec(req: &Request<PortMapConfig>, s: &Settings, container: IpNetwork) -> PortMapSpec {
