@@ -30,8 +30,10 @@ install_missing_packages() {
     done
     if ((${#missing[@]})); then
         printf '\n=== Installing %s\n' "${missing[*]}"
-        DEBIAN_FRONTEND=noninteractive apt-get update
-        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
+        # Wait for another apt or dpkg run (a concurrent script, unattended upgrades) to
+        # finish instead of failing on its lock.
+        DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 update
+        DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends "${missing[@]}"
     fi
 }
 

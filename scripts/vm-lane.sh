@@ -113,7 +113,7 @@ parse_args() {
 apt_update_once() {
     ((APT_UPDATED)) && return 1
     log "apt-get update"
-    apt-get update -qq >&2 || die "apt-get update failed"
+    apt-get -o DPkg::Lock::Timeout=600 update -qq >&2 || die "apt-get update failed"
     APT_UPDATED=1
 }
 
@@ -125,7 +125,7 @@ apt_install() {
     done
     ((${#missing[@]})) || return 0
     log "apt-get install ${missing[*]}"
-    until DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    until DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends \
         --no-remove "${missing[@]}" >"$CACHE/apt-install.log" 2>&1; do
         apt_update_once || { cat "$CACHE/apt-install.log" >&2; die "cannot install ${missing[*]}"; }
     done
