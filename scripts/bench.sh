@@ -8,4 +8,4 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 cargo build --release --workspace --bins
-cargo run --release -p cni-bench -- --out BENCHMARKS.md "$@"
+target/release/cni-bench --out BENCHMARKS.md "$@"

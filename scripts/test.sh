@@ -176,7 +176,7 @@ run_step release bash scripts/release-test.sh
 # fails if any plugin call fails; the figures of a smoke run are not kept.
 section "benchmark smoke"
 cargo build --release --workspace --bins
-cargo run --release -p cni-bench -- --quick --out "$logs/BENCHMARKS.md" || test_status=$?
+target/release/cni-bench --quick --out "$logs/BENCHMARKS.md" || test_status=$?
 # The generated code layout (plugins/<name>/hot-text.ld, see README "Size and start-up")
 # must still match the code: after a toolchain or dependency upgrade renamed the hot
 # functions, .text.hot shrinks and every call maps more of the binary again.
