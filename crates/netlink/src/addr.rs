@@ -87,7 +87,7 @@ const IFA_F_PERMANENT: u32 = 0x80;
 
 impl Address {
     /// Decodes an `RTM_NEWADDR` body; `None` when it is malformed or has no address.
-    fn decode(body: &[u8]) -> Option<Address> {
+    pub(crate) fn decode(body: &[u8]) -> Option<Address> {
         let (header, attributes) = wire::split_header::<IFADDRMSG_LEN>(body)?;
         let [_family, prefix_len, header_flags, scope, ..] = *header;
         let mut local = None;

@@ -93,7 +93,7 @@ fn find_attr(attributes: &[u8], kind: u16) -> Option<&[u8]> {
 
 /// A port's flags from its `AF_BRIDGE` attributes; `None` when it is not a port (only
 /// ports carry `IFLA_PROTINFO` in that view).
-fn decode_port_flags(attributes: &[u8]) -> Option<BridgePortFlags> {
+pub(crate) fn decode_port_flags(attributes: &[u8]) -> Option<BridgePortFlags> {
     let port = find_attr(attributes, IFLA_PROTINFO)?;
     let flag = |kind| {
         find_attr(port, kind)
@@ -107,7 +107,7 @@ fn decode_port_flags(attributes: &[u8]) -> Option<BridgePortFlags> {
 }
 
 /// A port's VLAN entries from its `AF_BRIDGE` attributes (`IFLA_AF_SPEC`).
-fn decode_vlans(attributes: &[u8]) -> Vec<BridgeVlan> {
+pub(crate) fn decode_vlans(attributes: &[u8]) -> Vec<BridgeVlan> {
     let Some(spec) = find_attr(attributes, IFLA_AF_SPEC) else {
         return Vec::new();
     };

@@ -48,6 +48,8 @@
 mod addr;
 mod bridge;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod handle;
 mod link;
 mod netns;

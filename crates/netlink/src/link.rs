@@ -312,7 +312,7 @@ pub(crate) fn ifinfo_index(header: &[u8; IFINFOMSG_LEN]) -> u32 {
 
 impl Link {
     /// Decodes an `RTM_NEWLINK` body; `None` when it is malformed or has no name.
-    fn decode(body: &[u8]) -> Option<Link> {
+    pub(crate) fn decode(body: &[u8]) -> Option<Link> {
         let (header, attributes) = wire::split_header::<IFINFOMSG_LEN>(body)?;
         let flags = u32::from_ne_bytes([header[8], header[9], header[10], header[11]]);
         let mut link = Link {
@@ -355,6 +355,11 @@ impl Link {
 
     /// Reads `IFLA_LINKINFO`: the kind, and the macvlan or ipvlan mode from its data.
     fn read_link_info(&mut self, info: &[u8]) {
+        // A repeated IFLA_LINKINFO replaces the earlier one whole, as any repeated attribute
+        // does: a mode must never outlive the kind it belongs to.
+        self.kind = None;
+        self.macvlan_mode = None;
+        self.ipvlan_mode = None;
         let mut data = None;
         for (kind, value) in wire::attrs(info) {
             match kind {
@@ -835,6 +840,20 @@ pub(crate) mod tests {
             assert_eq!(link.master, None, "IFLA_MASTER 0 means no master");
             assert!(!link.admin_up);
         }
+    }
+
+    /// Found by fuzzing (fuzz target `netlink_replies`): a second IFLA_LINKINFO of another
+    /// kind left the first one's macvlan mode on a link that is no longer a macvlan.
+    #[test]
+    fn a_repeated_link_info_replaces_the_earlier_one() {
+        let mut msg = LinkMacVlan::new("mv0", 3, MacVlanMode::Vepa).build();
+        msg.attributes
+            .push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(
+                netlink_packet_route::link::InfoKind::Veth,
+            )]));
+        let link = Link::decode(&emitted(&msg)).expect("a link");
+        assert_eq!(link.kind.as_deref(), Some("veth"));
+        assert_eq!(link.macvlan_mode, None);
     }
 
     #[test]

@@ -264,7 +264,7 @@ fn decode_nexthops(mut bytes: &[u8]) -> Vec<NextHop> {
 impl Route {
     /// Decodes an `RTM_NEWROUTE` body; `None` for other families, malformed messages and
     /// destinations that are not IP addresses.
-    fn decode(body: &[u8]) -> Option<Route> {
+    pub(crate) fn decode(body: &[u8]) -> Option<Route> {
         let (header, attributes) = wire::split_header::<RTMSG_LEN>(body)?;
         let [family, dst_len, _src_len, _tos, table, protocol, scope, ..] = *header;
         let unspecified = match family {

@@ -314,7 +314,7 @@ fn recv_datagram(sock: &netlink_sys::Socket, buf: &mut Vec<u8>) -> io::Result<us
 /// Extracts `NLMSGERR_ATTR_MSG` from an `NLMSG_ERROR` payload (the bytes after the error
 /// code): the echoed request (header only when `NLM_F_CAPPED`), then TLVs when
 /// `NLM_F_ACK_TLVS` (`linux/netlink.h`, `netlink_ack`).
-fn parse_ext_ack(payload: &[u8], flags: u16) -> Option<String> {
+pub(crate) fn parse_ext_ack(payload: &[u8], flags: u16) -> Option<String> {
     if flags & NLM_F_ACK_TLVS == 0 {
         return None;
     }
