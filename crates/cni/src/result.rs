@@ -183,6 +183,9 @@ impl Dns {
     }
 }
 
+/// The top-level keys of a 0.3.0 ... 1.1.0 result.
+const CURRENT_KEYS: [&str; 5] = ["cniVersion", "interfaces", "ips", "routes", "dns"];
+
 impl CniResult {
     /// Parses a result written in `version`'s shape (0.1.0 ... 1.1.0) into the canonical
     /// form, applying the spec's conversion rules. Code 6 on a shape that does not parse.
@@ -199,9 +202,7 @@ impl CniResult {
         })?;
         let known: &[&str] = match ResultShape::of(version) {
             ResultShape::Legacy => &["cniVersion", "ip4", "ip6", "dns"],
-            ResultShape::PerIpVersion | ResultShape::Current => {
-                &["cniVersion", "interfaces", "ips", "routes", "dns"]
-            }
+            ResultShape::PerIpVersion | ResultShape::Current => &CURRENT_KEYS,
         };
         let (known_keys, extra): (serde_json::Map<_, _>, serde_json::Map<_, _>) = object
             .iter()
@@ -365,9 +366,16 @@ impl CniResult {
         };
         let known = serde_json::to_value(&current)
             .map_err(|e| Error::internal(format!("cannot encode the result: {e}")))?;
-        let mut map: serde_json::Map<String, Value> = self.extra.clone().into_iter().collect();
+        // A known key owns its name even when it is left out (empty): an `extra` entry of
+        // that name (read from a 0.1.0/0.2.0 shape) would print as if it were the field.
+        let mut map: serde_json::Map<String, Value> = self
+            .extra
+            .iter()
+            .filter(|(key, _)| !CURRENT_KEYS.contains(&key.as_str()))
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect();
         if let Value::Object(mut known) = known {
-            // 1.x drops an empty `dns` (Go lib >= 1.2); an `extra` one then stays.
+            // 1.x drops an empty `dns` (Go lib >= 1.2).
             if current.dns.is_empty() {
                 known.remove("dns");
             }
@@ -1123,6 +1131,20 @@ mod tests {
             result.to_value(Version::V1_1_0).unwrap(),
             json!({"cniVersion": "1.1.0"})
         );
+    }
+
+    /// Found by fuzzing (fuzz target `result_versions`): a 0.4.0-shaped result read as
+    /// 0.1.0 keeps `ips` as an unknown key, which was printed in 1.x as if it were the
+    /// (empty) field, per-IP `version` included, so reading that back changed it.
+    #[test]
+    fn extra_never_stands_in_for_a_known_key() {
+        let value = json!({"ips": [{"version": "4", "address": "10.0.0.2/24"}], "x": 1});
+        let parsed = CniResult::parse(&value, Version::V0_1_0).unwrap();
+        assert!(parsed.ips.is_empty() && parsed.extra.contains_key("ips"));
+        let printed = parsed.to_value(Version::V1_0_0).unwrap();
+        assert_eq!(printed, json!({"cniVersion": "1.0.0", "x": 1}));
+        let reread = CniResult::parse(&printed, Version::V1_0_0).unwrap();
+        assert_eq!(reread.to_value(Version::V1_0_0).unwrap(), printed);
     }
 
     #[test]
