@@ -195,6 +195,13 @@ for plugin in bridge macvlan ipvlan host-local loopback tuning; do
     fi
 done
 
+# --- Fuzz smoke ------------------------------------------------------------------------
+# Every fuzz target for 10 s from the committed seeds (fuzz/seeds), so the targets keep
+# building and a parser regression shows up here; README "Fuzzing" has the long runs.
+# scripts/fuzz.sh installs cargo-fuzz and the nightly toolchain it needs.
+section "fuzz smoke"
+bash scripts/fuzz.sh 10 || test_status=$?
+
 # --- Summary ---------------------------------------------------------------------------
 # One line with every step's figures, and the totals.
 step_summary="" total_passed=0 total_failed=0
