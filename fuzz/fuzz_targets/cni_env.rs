@@ -4,7 +4,7 @@
 //! CNI_PATH, then stdin, separated by NUL bytes (raw bytes: values need not be UTF-8; a
 //! missing field is an unset variable).
 //! Properties: a parse error is code 4; what parses survives the trip through the
-//! environment a delegate gets (`to_env`, then `from_vars`); `CNI_ARGS` pairs survive
+//! environment a delegate gets (`to_env`, then `from_vars`) whenever a delegate can run; `CNI_ARGS` pairs survive
 //! `to_env_string`; a whole dispatch prints what the spec allows.
 #![no_main]
 
@@ -40,6 +40,8 @@ fuzz_target!(|data: &[u8]| {
     let stdin: Vec<u8> = fields.collect::<Vec<_>>().join(&0u8);
 
     match CmdArgs::from_vars(&vars, stdin.clone()) {
+        // With no usable CNI_PATH entry (`:`) no delegate can be found, so none is run.
+        Ok(args) if args.path.is_empty() => check_cni_args(&args.args),
         Ok(args) => {
             let env: BTreeMap<String, OsString> = args
                 .to_env(args.command)
