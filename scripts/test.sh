@@ -199,8 +199,7 @@ done
 # Every fuzz target for 10 s from the committed seeds (fuzz/seeds), so the targets keep
 # building and a parser regression shows up here; README "Fuzzing" has the long runs.
 # scripts/fuzz.sh installs cargo-fuzz and the nightly toolchain it needs.
-section "fuzz smoke"
-bash scripts/fuzz.sh 10 || test_status=$?
+run_step fuzz bash scripts/fuzz.sh 10
 
 # --- Summary ---------------------------------------------------------------------------
 # One line with every step's figures, and the totals.
