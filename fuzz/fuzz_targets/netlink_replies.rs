@@ -92,6 +92,7 @@ fn link_message(link: &Link) -> LinkMessage {
     msg.header.index = link.index;
     msg.header.flags.set(LinkFlags::Up, link.admin_up);
     msg.header.flags.set(LinkFlags::Promisc, link.promiscuous);
+    msg.header.flags.set(LinkFlags::Allmulti, link.allmulti);
     let attrs = &mut msg.attributes;
     attrs.push(LinkAttribute::IfName(link.name.clone()));
     attrs.extend(link.mac.map(|mac| LinkAttribute::Address(mac.to_vec())));
