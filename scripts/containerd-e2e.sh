@@ -110,19 +110,6 @@ stop_our_shims() {
         fi
     done
 }
-# iptables (the nft flavour) creates the nat table and its base chains on first use and
-# never removes them: once the pods' rules are gone, an empty table the baseline did not
-# have is that, and is removed. A table with any rule left stays, for the leak check.
-remove_empty_tables_iptables_made() {
-    local family
-    for family in ip ip6; do
-        grep -qx "table $family nat {" "$BASE/ruleset" && continue
-        nft list table "$family" nat >/dev/null 2>&1 || continue
-        if [[ $(nft -j list table "$family" nat | jq '[.nftables[] | select(.rule)] | length') == 0 ]]; then
-            nft delete table "$family" nat
-        fi
-    done
-}
 leak_checks() {
     local stale
     remove_stale_cache cnice2e || leaks=1
@@ -153,7 +140,7 @@ cleanup() {
     # Pod netns, the sandboxes' /dev/shm and snapshots: mounted under the work dir.
     findmnt -rn -o TARGET | grep "^$WORK" | sort -r | xargs -r -n1 umount -l
     remove_links_restore_forwarding
-    remove_empty_tables_iptables_made
+    remove_empty_tables_iptables_made "$BASE/ruleset"
     leak_checks
     for dir in "${CREATED_DIRS[@]}"; do rmdir "$dir" 2>/dev/null; done
     e2e_finish containerd-e2e "$status" "$leaks"
@@ -398,7 +385,7 @@ assert_nothing_left() {
         fail "cache files left in $CNI_CACHE"
     [[ -z $(find "$WORK/state" -path '*netns/*' 2>/dev/null) ]] ||
         fail "pod netns left: $(find "$WORK/state" -path '*netns/*')"
-    remove_empty_tables_iptables_made
+    remove_empty_tables_iptables_made "$BASE/ruleset"
     diff -u "$BASE/ruleset" <(firewall_rulesets) || fail "the firewall rules of the pods were not all removed"
     echo "  no sandbox, veth, lease, cache file, netns or firewall rule left"
 }

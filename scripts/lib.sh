@@ -157,6 +157,72 @@ firewall_rulesets() {
     echo "--- ip6tables"
     ip6tables-save 2>/dev/null | grep -v '^#' | sed -E 's/\[[0-9]+:[0-9]+\]/[0:0]/' || true
 }
+# iptables (the nft flavour) creates a table and its base chains on first use and never
+# removes them: once the test's rules are gone, an empty nat or filter table the baseline
+# (the ruleset file given) did not have is that, and is removed. A table with any rule left
+# stays, for the leak check.
+remove_empty_tables_iptables_made() { # BASELINE_RULESET
+    local family table
+    for family in ip ip6; do
+        for table in nat filter; do
+            grep -qx "table $family $table {" "$1" && continue
+            nft list table "$family" "$table" >/dev/null 2>&1 || continue
+            if [[ $(nft -j list table "$family" "$table" | jq '[.nftables[] | select(.rule)] | length') == 0 ]]; then
+                nft delete table "$family" "$table"
+            fi
+        done
+    done
+}
+# The chains portmap and firewall share between attachments, and the rules that link them
+# in: like the Go plugins, ours create them on first use and leave them after the last DEL.
+# In iptables-save's words (as firewall_rulesets prints them).
+CNI_SHARED_IPTABLES='-A CNI-FORWARD -m comment --comment "CNI firewall plugin admin overrides" -j CNI-ADMIN
+-A CNI-HOSTPORT-MASQ -m mark --mark 0x2000/0x2000 -j MASQUERADE
+-A CNI-HOSTPORT-SETMARK -m comment --comment "CNI portfwd masquerade mark" -j MARK --set-xmark 0x2000/0x2000
+-A FORWARD -m comment --comment "CNI firewall plugin rules" -j CNI-FORWARD
+-A OUTPUT -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT
+-A POSTROUTING -m comment --comment "CNI portfwd requiring masquerade" -j CNI-HOSTPORT-MASQ
+-A PREROUTING -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT
+:CNI-ADMIN - [0:0]
+:CNI-FORWARD - [0:0]
+:CNI-HOSTPORT-DNAT - [0:0]
+:CNI-HOSTPORT-MASQ - [0:0]
+:CNI-HOSTPORT-SETMARK - [0:0]'
+
+# The CNI-* chains and rules in the iptables rulesets now that are not the shared ones above:
+# after the last DEL, anything printed is a per-attachment rule left behind.
+cni_rules_left() {
+    firewall_rulesets | grep -E '^(:CNI-|-A .*CNI-)' | sort -u | grep -vxF -e "$CNI_SHARED_IPTABLES" || true
+}
+
+# Refuses to run (through the caller's `fail`) when the machine already has CNI-* chains:
+# the test removes the shared ones it made at the end, and must not take a runtime's.
+require_no_cni_chains() {
+    if firewall_rulesets | grep -qE '^:CNI-'; then
+        fail "the machine's iptables already has CNI-* chains (a runtime uses CNI here): refusing to touch them"
+    fi
+}
+
+# Clean-up: the shared CNI-* chains, the rules jumping to them from the base chains, then
+# the tables iptables made (remove_empty_tables_iptables_made BASELINE_RULESET).
+remove_cni_chains() { # BASELINE_RULESET
+    local cmd table rule chain
+    for cmd in iptables ip6tables; do
+        for table in nat filter; do
+            "$cmd-save" -t "$table" 2>/dev/null | sed -nE 's/^-A ([A-Z]+ .*-j CNI-)/-D \1/p' |
+                while read -r rule; do
+                    eval "$cmd -t $table $rule"
+                done
+            for chain in $("$cmd-save" -t "$table" 2>/dev/null | sed -nE 's/^:(CNI-[^ ]+) .*/\1/p'); do
+                "$cmd" -t "$table" -F "$chain"
+            done
+            for chain in $("$cmd-save" -t "$table" 2>/dev/null | sed -nE 's/^:(CNI-[^ ]+) .*/\1/p'); do
+                "$cmd" -t "$table" -X "$chain"
+            done
+        done
+    done
+    remove_empty_tables_iptables_made "$1"
+}
 root_links() { ip -o link show | awk -F': ' '{print $2}' | sed 's/@.*//' | sort; }
 root_routes() { ip route show; ip -6 route show; }
 

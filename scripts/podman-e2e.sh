@@ -8,13 +8,17 @@
 #   - they get addresses, ping each other and the bridge gateway, `podman network
 #     connect/disconnect` adds and removes a second interface, `podman rm` removes them;
 #   - the cache files libcni wrote are re-encoded by our cnitool crate, byte for byte;
+#   - podman's default network shape (bridge + portmap + firewall + tuning, as `podman
+#     network create` writes it): `podman run -p` publishes a busybox httpd, reached
+#     through the host port on 127.0.0.1 and on the bridge's address;
 #   - afterwards no veth, lease, cache file, netns, link, firewall rule or sysctl change is
 #     left behind, and the machine's firewall rulesets are unchanged (checked, not assumed).
 #
 # podman runs CNI plugins in the machine's own network namespace; so does this test, which
-# is why every name and subnet is its own (cnipe2e*, 10.231.77.0/24, 10.231.78.0/24) and
+# is why every name and subnet is its own (cnipe2e*, 10.231.77-79.0/24, host port 28080) and
 # why it checks that they are unused first. It never touches eth0 or the default route:
-# ipMasq is off, the macvlan master is a veth pair of its own. The bridge's isGateway
+# ipMasq is off on the test's own networks, the macvlan master is a veth pair of its own;
+# the published-port network keeps podman's ipMasq and its rules, removed with the container. The bridge's isGateway
 # turns on net.ipv4.ip_forward in the root netns (as the Go bridge does); the test puts
 # the old value back. podman's own state (storage, run dir, configs, leases) lives in a
 # temporary directory; the only fixed paths it writes are libcni's /var/lib/cni/results
@@ -32,7 +36,7 @@ SCRIPT_TAG=podman-e2e
 require_root "$0" "podman with CNI networks"
 
 # --- Packages --------------------------------------------------------------------------
-PACKAGES=(podman runc conmon busybox-static iproute2 iputils-ping nftables iptables jq)
+PACKAGES=(podman runc conmon busybox-static iproute2 iputils-ping nftables iptables jq curl)
 install_missing_packages "${PACKAGES[@]}"
 
 start_timer
@@ -40,9 +44,15 @@ start_timer
 # --- Names, subnets and their absence ------------------------------------------------
 e2e_networks cnipe2e 10.231.77 10.231.78
 CTR_PREFIX=cnipe2e-$$
+# The network with a published port: podman's default shape on a bridge of the test's own.
+PM_NET=cnipe2e-pm PM_BRIDGE=cnipe2e2 PM_SUBNET=10.231.79 HOST_PORT=28080
+require_unused "$PM_BRIDGE" -- "$PM_SUBNET"
+require_no_cni_chains
+[[ -n $(ss -Hltn "sport = :$HOST_PORT") ]] && fail "port $HOST_PORT is in use on this machine"
 
 # --- Binaries --------------------------------------------------------------------------
-plugins_under_test bridge host-local macvlan
+PLUGINS=(bridge host-local macvlan portmap firewall tuning)
+plugins_under_test "${PLUGINS[@]}"
 
 # --- Baseline of everything the test may touch ----------------------------------------
 # Named netns except the test lab's and the demo's, which come and go with other runs.
@@ -66,6 +76,8 @@ cleanup() {
     # Anything podman left mounted under the work dir (container shm, storage).
     findmnt -rn -o TARGET | grep "^$WORK" | sort -r | xargs -r -n1 umount -l
     remove_links_restore_forwarding
+    ip link delete "$PM_BRIDGE" 2>/dev/null
+    remove_cni_chains "$BASE/ruleset"
     for ns in $(comm -13 "$BASE/netns" <(netns_list)); do
         echo "removing netns $ns left by podman"
         ip netns delete "$ns"
@@ -88,7 +100,7 @@ trap 'exit 130' INT TERM
 # --- Configuration ---------------------------------------------------------------------
 section "configuration in $WORK"
 mkdir -p "$WORK"/{bin,net.d,root,runroot,tmp,ipam,rootfs/bin,rootfs/etc,rootfs/tmp}
-for plugin in bridge host-local macvlan; do
+for plugin in "${PLUGINS[@]}"; do
     install -m 0755 "$PLUGIN_SRC/$plugin" "$WORK/bin/$plugin"
 done
 # podman lowers its own RLIMIT_NPROC to 32768 at start (seen with strace), and this
@@ -267,3 +279,56 @@ new_links=$(comm -13 "$BASE/links" <(root_links) | grep -vxF -e "$BRIDGE" -e "$M
     fail "netns left by podman: $(comm -13 "$BASE/netns" <(netns_list))"
 echo "  no veth, lease, cache file or netns left"
 # The bridge itself stays after the last DEL, as with the Go plugin; the clean-up removes it.
+
+# --- A published port on podman's default network shape ------------------------------
+# The network as `podman network create` writes it (bridge with ipMasq, portmap, firewall,
+# tuning), with two changes: the test's own bridge name (podman would pick cni-podmanN)
+# and lease directory. The container is busybox's httpd; the host reaches it through
+# the host port on 127.0.0.1 (portmap's localhost DNAT and SNAT) and on the bridge's
+# address.
+section "$PM_NET (podman's default shape: bridge + portmap + firewall + tuning): podman run -p"
+"${PODMAN[@]}" network create --subnet "$PM_SUBNET.0/24" "$PM_NET" >/dev/null
+PM_CONFIG=$WORK/net.d/$PM_NET.conflist
+jq -e '[.plugins[].type] == ["bridge", "portmap", "firewall", "tuning"]' "$PM_CONFIG" >/dev/null ||
+    fail "podman wrote another plugin chain: $(jq -c '[.plugins[].type]' "$PM_CONFIG")"
+jq --arg bridge "$PM_BRIDGE" --arg dir "$WORK/ipam" \
+    '.plugins[0].bridge = $bridge | .plugins[0].ipam.dataDir = $dir' "$PM_CONFIG" >"$WORK/pm.conflist"
+mv "$WORK/pm.conflist" "$PM_CONFIG"
+mkdir -p "$WORK/rootfs/www"
+TOKEN="cnipe2e published port $$"
+echo "$TOKEN" >"$WORK/rootfs/www/index.html"
+C4=$CTR_PREFIX-web
+"${PODMAN[@]}" run -d --name "$C4" --network "$PM_NET" -p "$HOST_PORT:8080" \
+    --rootfs "$WORK/rootfs" /bin/httpd -f -p 8080 -h /www >/dev/null
+step "podman network create + run -p (portmap chain)"
+WEB_IP=$(ipv4_of "$C4" eth0)
+[[ $WEB_IP == "$PM_SUBNET".* ]] || fail "unexpected address '$WEB_IP'"
+if [[ $(firewall_rulesets) != *"dport $HOST_PORT "* ]]; then
+    firewall_rulesets | sed -n '/^--- iptables/,$p'
+    fail "no DNAT rule for port $HOST_PORT in the machine's firewall (iptables above)"
+fi
+fetch_page() { # ADDRESS: the page through the host port (httpd may still be starting)
+    local _
+    for _ in $(seq 20); do
+        curl -fsS --max-time 2 "http://$1:$HOST_PORT/" 2>/dev/null && return 0
+        sleep 0.2
+    done
+    return 1
+}
+for address in 127.0.0.1 "$PM_SUBNET.1"; do
+    [[ $(fetch_page "$address") == "$TOKEN" ]] || fail "no reply from $C4 through $address:$HOST_PORT"
+    echo "  $address:$HOST_PORT -> $C4 ($WEB_IP:8080): ok"
+done
+step "the published port answers (localhost, bridge address)"
+
+"${PODMAN[@]}" rm --force --time 0 "$C4" >/dev/null
+step "podman rm -f (portmap chain)"
+[[ -z $(ip -o link show master "$PM_BRIDGE" 2>/dev/null) ]] || fail "veths left on $PM_BRIDGE"
+[[ -z $(leases "$PM_NET") ]] || fail "leases left: $(leases "$PM_NET")"
+[[ -z $(find "$CNI_CACHE" -maxdepth 1 -name 'cnipe2e-*' 2>/dev/null) ]] ||
+    fail "cache files left in $CNI_CACHE"
+LEFT=$(cni_rules_left)
+[[ -z $LEFT ]] || fail "rules of the published port left: $LEFT"
+remove_cni_chains "$BASE/ruleset"
+diff -u "$BASE/ruleset" <(firewall_rulesets) || fail "rules left besides the shared CNI-* chains (diff above)"
+echo "  no veth, lease, cache file or firewall rule left (only the shared CNI-* chains, then removed)"
