@@ -36,17 +36,20 @@ pub struct PortMapConfig {
     pub external_set_mark_chain: Option<String>,
 }
 
-/// One `portMappings` entry as written; checked in [`mapping`].
+/// One `portMappings` entry as written; checked in [`mapping`]. containerd (through
+/// go-cni, whose PortMapping has no JSON tags) sends Go's field names, `HostPort` and so
+/// on, which the reference reads because Go matches JSON keys without regard to case:
+/// the aliases take those too.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct RawMapping {
-    #[serde(default)]
+    #[serde(default, alias = "HostPort")]
     host_port: i64,
-    #[serde(default)]
+    #[serde(default, alias = "ContainerPort")]
     container_port: i64,
-    #[serde(default)]
+    #[serde(default, alias = "Protocol")]
     protocol: String,
-    #[serde(default, rename = "hostIP")]
+    #[serde(default, rename = "hostIP", alias = "HostIP")]
     host_ip: Option<String>,
 }
 
@@ -242,6 +245,13 @@ mod tests {
         .unwrap();
         assert_eq!(m.protocol, Protocol::Udp);
         assert_eq!(m.host_ip, Some("10.0.0.1".parse().unwrap()));
+        // containerd 1.6's spelling (go-cni's Go field names).
+        let m = mapping(&raw(
+            json!({"HostPort": 28087, "ContainerPort": 8080, "Protocol": "tcp", "HostIP": ""}),
+        ))
+        .unwrap();
+        assert_eq!((m.host_port, m.container_port), (28087, 8080));
+        assert_eq!((m.protocol, m.host_ip), (Protocol::Tcp, None));
         for (bad, words) in [
             (
                 json!({"hostPort": 0, "containerPort": 80, "protocol": "tcp"}),
