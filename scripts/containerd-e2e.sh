@@ -10,13 +10,16 @@
 #     (cniVersion 0.3.1, ifname lo), its K8S_POD_* CNI_ARGS with IgnoreUnknown, and the
 #     second DEL of RemovePodSandbox (empty CNI_NETNS, no prevResult);
 #   - StopPodSandbox + RemovePodSandbox leave no veth, lease, cache file, rule or netns;
+#   - a pod with a hostPort (CRI PortMapping; our portmap chained after bridge with the
+#     portMappings capability): a listener in its netns is reached through the host port
+#     on 127.0.0.1 and on the bridge's address, and no per-pod rule outlives the pod;
 #   - 20 pods started at once get distinct addresses and are all removed cleanly;
 #   - RunPodSandbox time on our plugins and on the Go reference ones (/usr/lib/cni).
 #
 # The pause image is built here (a static C program calling pause(), packed as an OCI
 # image and imported with ctr): nothing is pulled. containerd runs plugins in the
 # machine's own network namespace, so every name and subnet is the test's own
-# (cnice2e*, 10.231.87.0/24, 10.231.88.0/24), checked unused first; the ipMasq rules our
+# (cnice2e*, 10.231.87.0/24, 10.231.88.0/24, host port 28087), checked unused first; the ipMasq rules our
 # bridge adds for the pods must be gone afterwards, and the machine's links, routes,
 # rulesets and named netns are compared before and after. containerd's root, state,
 # sockets, runc state and pod netns live in a temporary directory; the fixed paths it
@@ -37,7 +40,7 @@ require_root "$0" "containerd and pod network namespaces"
 # --- Packages --------------------------------------------------------------------------
 # python3-grpcio: the CRI client's gRPC; gcc + libc6-dev: the static pause binary.
 PACKAGES=(containerd runc python3-grpcio gcc libc6-dev iproute2 iputils-ping nftables
-    iptables jq containernetworking-plugins)
+    iptables jq containernetworking-plugins curl)
 install_missing_packages "${PACKAGES[@]}"
 # Debian's grpcio is for Debian's python, whatever python3 comes first in PATH.
 PYTHON=/usr/bin/python3
@@ -48,10 +51,14 @@ start_timer
 e2e_networks cnice2e 10.231.87 10.231.88
 # The host's end of the macvlan network: an address on the master's peer.
 MV_HOST=$MV_SUBNET.254
+HOST_PORT=28087
+[[ -n $(ss -Hltn "sport = :$HOST_PORT") ]] && fail "port $HOST_PORT is in use on this machine"
+# portmap's shared chains are removed at the end: none may be there before.
+require_no_cni_chains
 PAUSE_IMAGE=cnie2e.local/pause:1
 
 # --- Binaries --------------------------------------------------------------------------
-PLUGINS=(bridge host-local loopback macvlan)
+PLUGINS=(bridge host-local loopback macvlan portmap)
 plugins_under_test "${PLUGINS[@]}"
 REFERENCE_SRC=/usr/lib/cni
 
@@ -75,6 +82,7 @@ SOCK=$WORK/containerd.sock
 CRI=("$PYTHON" "$REPO_ROOT/scripts/cri-client.py" --socket "$SOCK")
 CTR=(ctr --address "$SOCK" --namespace k8s.io)
 CONTAINERD_PID=
+LISTENER_PID=
 
 # --- Clean-up and the leak check (also on failure or interrupt) -----------------------
 # Every sandbox containerd knows, stopped and removed (a failed RunPodSandbox leaves a
@@ -133,14 +141,17 @@ cleanup() {
         stop_containerd
     fi
     stop_our_shims
+    [[ -z $LISTENER_PID ]] || kill "$LISTENER_PID" 2>/dev/null
     if ((status != 0)) && [[ -f $WORK/containerd.log ]]; then
         echo "--- the last lines of containerd's log"
         grep -E 'level=(error|warning)' "$WORK/containerd.log" | tail -20
+        echo "--- the last failed plugin calls"
+        calls_where '.status != 0' | tail -3
     fi
     # Pod netns, the sandboxes' /dev/shm and snapshots: mounted under the work dir.
     findmnt -rn -o TARGET | grep "^$WORK" | sort -r | xargs -r -n1 umount -l
     remove_links_restore_forwarding
-    remove_empty_tables_iptables_made "$BASE/ruleset"
+    remove_cni_chains "$BASE/ruleset"
     leak_checks
     for dir in "${CREATED_DIRS[@]}"; do rmdir "$dir" 2>/dev/null; done
     e2e_finish containerd-e2e "$status" "$leaks"
@@ -325,12 +336,16 @@ macvlan_conflist() {
 }
 
 # --- Pods ------------------------------------------------------------------------------
-# run_pods NAME...: RunPodSandbox for all at once; fills POD_ID, POD_IP and POD_NETNS
-# from the CRI answers (by name).
+# run_pods [--port HOST:CTR] NAME...: RunPodSandbox for all at once (with that port
+# mapping); fills POD_ID, POD_IP and POD_NETNS from the CRI answers (by name).
 declare -A POD_ID POD_IP POD_NETNS
 run_pods() {
-    local name id status
-    "${CRI[@]}" run "$@" >"$WORK/run.out" || fail "RunPodSandbox failed (above)"
+    local name id status options=()
+    if [[ $1 == --port ]]; then
+        options=("$1" "$2")
+        shift 2
+    fi
+    "${CRI[@]}" "${options[@]}" run "$@" >"$WORK/run.out" || fail "RunPodSandbox failed (above)"
     while read -r name id _; do
         POD_ID[$name]=$id
     done <"$WORK/run.out"
@@ -489,6 +504,46 @@ calls_where '.config.name == "cnice2e-bad" and .command == "DEL" and .status != 
     grep . && fail "a DEL after the failed ADD failed (above)"
 echo "  containerd's DELs after the failed ADD succeeded"
 step "failing RunPodSandbox, its sandbox removed"
+assert_nothing_left
+
+# --- A pod with a hostPort ------------------------------------------------------------
+# The bridge network with our portmap chained after the bridge, as containerd's example
+# config and flannel's have it; kubelet's hostPort reaches it as a CRI PortMapping, and
+# containerd passes it on as runtimeConfig.portMappings. The pod's listener is python's
+# http.server started in the pod's netns (the pause container runs nothing else).
+section "a pod with hostPort $HOST_PORT -> 8080 (our bridge + portmap)"
+bridge_conflist | jq '.name = "cnice2e-hp"
+    | .plugins += [{type: "portmap", capabilities: {portMappings: true}}]' |
+    use_network cnice2e-hp
+run_pods --port "$HOST_PORT:8080" hp1
+step "RunPodSandbox with a hostPort"
+calls_where ".plugin == \"portmap\" and .command == \"ADD\" and .status == 0
+    and (.config.runtimeConfig.portMappings | any(.HostPort == $HOST_PORT
+    and .ContainerPort == 8080 and .Protocol == \"tcp\"))" |
+    grep -q . || fail "no successful portmap ADD with the pod's port mapping recorded"
+# go-cni's PortMapping has no JSON tags: the keys are Go's field names.
+echo "  containerd's portmap ADD with runtimeConfig.portMappings (HostPort, ContainerPort...): ok"
+mkdir -p "$WORK/www"
+TOKEN="cnice2e hostPort $$"
+echo "$TOKEN" >"$WORK/www/index.html"
+in_pod hp1 "$PYTHON" -m http.server --bind "${POD_IP[hp1]}" --directory "$WORK/www" 8080 \
+    >"$WORK/listener.log" 2>&1 &
+LISTENER_PID=$!
+for address in 127.0.0.1 "$BR_SUBNET.1"; do
+    [[ $(fetch_page "$address" "$HOST_PORT") == "$TOKEN" ]] ||
+        fail "no reply from pod hp1 through $address:$HOST_PORT"
+    echo "  $address:$HOST_PORT -> hp1 (${POD_IP[hp1]}:8080): ok"
+done
+kill "$LISTENER_PID"
+wait "$LISTENER_PID" 2>/dev/null || true
+LISTENER_PID=
+step "the hostPort answers (localhost, bridge address)"
+remove_pods hp1
+step "Stop + Remove (hostPort)"
+LEFT=$(cni_rules_left)
+[[ -z $LEFT ]] || fail "rules of the pod's hostPort left: $LEFT"
+remove_cni_chains "$BASE/ruleset"
+echo "  no per-pod CNI-* rule left (only portmap's shared chains, then removed)"
 assert_nothing_left
 
 # --- 20 pods at once -------------------------------------------------------------------

@@ -11,7 +11,9 @@ prebuilt.
 
 Usage: cri-client.py --socket PATH COMMAND [ARGS]
   wait-network NAME       until Status reports the network ready and NAME loaded
-  run NAME...             RunPodSandbox for every NAME at once; prints "NAME ID SECONDS"
+  run NAME...             RunPodSandbox for every NAME at once; prints "NAME ID SECONDS";
+                          with --port HOST:CTR (before the command) each pod's config
+                          has that TCP port mapping (a hostPort)
   inspect ID...           PodSandboxStatus, one JSON line each: id, name, state, ip, netns
   list                    ListPodSandbox: "ID STATE NAME" lines
   cycle NAME              RunPodSandbox (timed), PodSandboxStatus, Stop, Remove: one pod's
@@ -138,10 +140,13 @@ class Runtime:
                 network_ready = bool(first(condition, 2, 0))
         return network_ready, string_map(response, 2)
 
-    def run_pod_sandbox(self, name):
-        """Like kubelet: metadata (name, uid, namespace, attempt) and a hostname."""
+    def run_pod_sandbox(self, name, port=None):
+        """Like kubelet: metadata (name, uid, namespace, attempt), a hostname and, given
+        (host port, container port), a TCP PortMapping (protocol TCP = 0)."""
         metadata = [(1, name), (2, str(uuid.uuid4())), (3, NAMESPACE), (4, 0)]
         config = [(1, metadata), (2, name)]
+        if port:
+            config.append((5, [(1, 0), (2, port[1]), (3, port[0])]))
         config += map_entries(6, {"cnie2e": "1"})
         response = self.call("RunPodSandbox", [(1, config)])
         return text(response, 1)
@@ -213,8 +218,8 @@ def at_once(action, items):
     return results, failures
 
 
-def run_all(runtime, names):
-    results, failures = at_once(runtime.run_pod_sandbox, names)
+def run_all(runtime, names, port):
+    results, failures = at_once(lambda name: runtime.run_pod_sandbox(name, port), names)
     for name in names:
         if name in results:
             sandbox_id, seconds = results[name]
@@ -249,6 +254,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--socket", required=True)
     parser.add_argument("--timeout", type=float, default=30)
+    parser.add_argument("--port", help="HOST:CTR, a TCP port mapping for run")
     parser.add_argument("command", choices=["wait-network", "run", "inspect", "list", "cycle", "stop", "remove"])
     parser.add_argument("args", nargs="*")
     options = parser.parse_args()
@@ -257,7 +263,8 @@ def main():
         if options.command == "wait-network":
             return wait_network(runtime, options.args[0], options.timeout)
         if options.command == "run":
-            return run_all(runtime, options.args)
+            port = tuple(int(p) for p in options.port.split(":")) if options.port else None
+            return run_all(runtime, options.args, port)
         if options.command == "cycle":
             return cycle(runtime, options.args[0])
         if options.command == "inspect":

@@ -223,6 +223,16 @@ remove_cni_chains() { # BASELINE_RULESET
     done
     remove_empty_tables_iptables_made "$1"
 }
+# fetch_page ADDRESS PORT: the page at http://ADDRESS:PORT/, retried for about 4 s while
+# the server in the container or pod may still be starting.
+fetch_page() {
+    local _
+    for _ in $(seq 20); do
+        curl -fsS --max-time 2 "http://$1:$2/" 2>/dev/null && return 0
+        sleep 0.2
+    done
+    return 1
+}
 root_links() { ip -o link show | awk -F': ' '{print $2}' | sed 's/@.*//' | sort; }
 root_routes() { ip route show; ip -6 route show; }
 

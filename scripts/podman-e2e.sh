@@ -307,16 +307,8 @@ if [[ $(firewall_rulesets) != *"dport $HOST_PORT "* ]]; then
     firewall_rulesets | sed -n '/^--- iptables/,$p'
     fail "no DNAT rule for port $HOST_PORT in the machine's firewall (iptables above)"
 fi
-fetch_page() { # ADDRESS: the page through the host port (httpd may still be starting)
-    local _
-    for _ in $(seq 20); do
-        curl -fsS --max-time 2 "http://$1:$HOST_PORT/" 2>/dev/null && return 0
-        sleep 0.2
-    done
-    return 1
-}
 for address in 127.0.0.1 "$PM_SUBNET.1"; do
-    [[ $(fetch_page "$address") == "$TOKEN" ]] || fail "no reply from $C4 through $address:$HOST_PORT"
+    [[ $(fetch_page "$address" "$HOST_PORT") == "$TOKEN" ]] || fail "no reply from $C4 through $address:$HOST_PORT"
     echo "  $address:$HOST_PORT -> $C4 ($WEB_IP:8080): ok"
 done
 step "the published port answers (localhost, bridge address)"
