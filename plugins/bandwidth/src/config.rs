@@ -7,21 +7,24 @@ use serde::Deserialize;
 use sha2::{Digest, Sha512};
 
 /// The four limits, at the top level of the config or in `runtimeConfig.bandwidth`
-/// (rates in bits per second, bursts in bits; 0 or absent means no limit).
+/// (rates in bits per second, bursts in bits; 0 or absent means no limit). containerd
+/// (through go-cni, whose BandWidth has no JSON tags) sends Go's field names,
+/// `IngressRate` and so on, which the reference reads because Go matches JSON keys
+/// without regard to case: the aliases take those too.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BandwidthEntry {
     /// `ingressRate`: traffic into the container.
-    #[serde(default)]
+    #[serde(default, alias = "IngressRate")]
     pub ingress_rate: Option<u64>,
     /// `ingressBurst`.
-    #[serde(default)]
+    #[serde(default, alias = "IngressBurst")]
     pub ingress_burst: Option<u64>,
     /// `egressRate`: traffic out of the container.
-    #[serde(default)]
+    #[serde(default, alias = "EgressRate")]
     pub egress_rate: Option<u64>,
     /// `egressBurst`.
-    #[serde(default)]
+    #[serde(default, alias = "EgressBurst")]
     pub egress_burst: Option<u64>,
 }
 
@@ -189,6 +192,23 @@ mod tests {
             "burst cannot be more than 4GB"
         );
         assert!(msg(Some(7), Some(800)).contains("at least 8 bits"));
+    }
+
+    #[test]
+    fn containerd_spelling_is_read() {
+        let entry: BandwidthEntry = serde_json::from_value(serde_json::json!({
+            "IngressRate": 8000, "IngressBurst": 800, "EgressRate": 16000, "EgressBurst": 1600
+        }))
+        .unwrap();
+        assert_eq!(
+            (
+                entry.ingress_rate,
+                entry.ingress_burst,
+                entry.egress_rate,
+                entry.egress_burst
+            ),
+            (Some(8000), Some(800), Some(16000), Some(1600))
+        );
     }
 
     #[test]
