@@ -12,20 +12,25 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 /// One range entry as written in the configuration (`ipam.ranges[i][j]`, the legacy keys
 /// directly under `ipam`, or `runtimeConfig.ipRanges[i][j]`). Values stay text until
 /// [`Range::from_spec`] so every fault can name its field.
+///
+/// containerd sends `runtimeConfig.ipRanges` through go-cni, whose `IPRanges` has no JSON
+/// tags, so the keys arrive as Go's field names (`Subnet`, `RangeStart`, ...); the
+/// reference reads them because Go matches JSON keys without regard to case, and the
+/// aliases take them too.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RangeSpec {
     /// `subnet`: the network in CIDR form, host bits clear.
-    #[serde(default)]
+    #[serde(default, alias = "Subnet")]
     pub subnet: Option<String>,
     /// `rangeStart`: first allocatable address (inclusive).
-    #[serde(default)]
+    #[serde(default, alias = "RangeStart")]
     pub range_start: Option<String>,
     /// `rangeEnd`: last allocatable address (inclusive).
-    #[serde(default)]
+    #[serde(default, alias = "RangeEnd")]
     pub range_end: Option<String>,
     /// `gateway`: never allocated; returned as the gateway of every address of this range.
-    #[serde(default)]
+    #[serde(default, alias = "Gateway")]
     pub gateway: Option<String>,
 }
 

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Network, OURS, ip};
+use common::{GO_REFERENCE, Network, OURS, ip};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -134,6 +134,32 @@ fn requested_ips_from_all_three_sources() {
     let out = net.run_with(OURS, "ADD", &[("CNI_ARGS", "IP=10.1.2.66")], &net.config);
     assert_eq!(out.ips()[0], ip("10.1.2.55"));
     assert_eq!(net.leases().len(), 2);
+}
+
+/// containerd passes `runtimeConfig.ipRanges` through go-cni, whose `IPRanges` has no JSON
+/// tags: the keys arrive as `Subnet`, `RangeStart`, ... The Go plugin reads them (Go
+/// matches keys without regard to case), and so must ours.
+#[test]
+fn runtime_ip_ranges_in_containerds_spelling_are_read_as_the_reference_reads_them() {
+    let ipam = json!({"ranges": [[{"subnet": "10.1.2.0/24"}]]});
+    for binary in [OURS, GO_REFERENCE] {
+        let mut net = Network::new("1.0.0", ipam.clone());
+        net.config["runtimeConfig"] = json!({"ipRanges": [[{
+            "Subnet": "10.9.8.0/24", "RangeStart": "10.9.8.40", "RangeEnd": "10.9.8.50",
+            "Gateway": "10.9.8.254"
+        }]]});
+        let result = net.run(binary, "ADD", "c1").ok();
+        assert_eq!(
+            result["ips"][0]["address"],
+            json!("10.9.8.40/24"),
+            "{binary}: {result}"
+        );
+        assert_eq!(
+            result["ips"][0]["gateway"],
+            json!("10.9.8.254"),
+            "{binary}: {result}"
+        );
+    }
 }
 
 #[test]
