@@ -7,7 +7,8 @@
 //! * ADD is all or nothing: a failure after the first family's rules removes them;
 //! * each family's rules go in as one atomic batch, not one `iptables` run per rule;
 //! * ports above 65535 and unknown protocols are refused (code 7) before any change;
-//! * GC removes the iptables rules of containers not in `cni.dev/valid-attachments`.
+//! * GC removes the rules of containers not in `cni.dev/valid-attachments` (the reference has
+//!   no GC).
 
 mod config;
 
@@ -80,8 +81,9 @@ impl Plugin for PortMap {
         let Some(valid) = &req.net.valid_attachments else {
             return Ok(());
         };
+        let settings = Settings::from_request(&req)?;
         let ids: Vec<&str> = valid.iter().map(|a| a.container_id.as_str()).collect();
-        cni_firewall::gc_ports(&req.net.name, &ids).map_err(firewall_error)
+        cni_firewall::gc_ports(settings.backend, &req.net.name, &ids).map_err(firewall_error)
     }
 }
 

@@ -89,7 +89,11 @@ impl World {
     }
 
     fn run(&self, binary: Option<&PathBuf>, inv: Invocation) -> PluginRun {
-        let inv = inv.container_id(CONTAINER_ID);
+        self.run_as(CONTAINER_ID, binary, inv)
+    }
+
+    fn run_as(&self, id: &str, binary: Option<&PathBuf>, inv: Invocation) -> PluginRun {
+        let inv = inv.container_id(id);
         match binary {
             Some(path) => self.lab.run_binary(path, &inv),
             None => self.lab.run("portmap", &inv),
@@ -327,6 +331,56 @@ fn gc_removes_rules_of_containers_not_in_the_valid_list() {
         .run(None, Invocation::gc().config(gc))
         .assert_success();
     assert!(!has_container_rules(&world.rules()), "{}", world.rules());
+}
+
+#[test]
+fn nftables_gc_removes_the_rules_of_containers_not_in_the_valid_list() {
+    let mut world = World::new();
+    world.listen();
+    let conf = world.conf("nftables", web());
+    world.add(&conf).assert_success();
+    // A second container of the same network, at another address and host port.
+    let mut other = conf.clone();
+    other["runtimeConfig"]["portMappings"][0]["hostPort"] = json!(8081);
+    other["prevResult"]["ips"][0]["address"] = json!("10.99.0.3/24");
+    other["prevResult"]["ips"][1]["address"] = json!("fd00:99::3/64");
+    world
+        .run_as(
+            "pm-gone",
+            None,
+            Invocation::add(world.lab.container(), "eth0").config(other),
+        )
+        .assert_success();
+    let comments = |family: &str| {
+        let out = world
+            .lab
+            .host()
+            .exec(&["nft", "list", "table", family, "cni_hostport"]);
+        let listing = String::from_utf8_lossy(&out.stdout).into_owned();
+        let count = |id: &str| listing.matches(&format!("comment \"{id}\"")).count();
+        (count(CONTAINER_ID), count("pm-gone"))
+    };
+    // One DNAT each, plus two masquerades in IPv4 and one in IPv6.
+    assert_eq!(comments("ip"), (3, 3));
+    assert_eq!(comments("ip6"), (2, 2));
+
+    let mut gc = conf.clone();
+    gc.as_object_mut().map(|c| c.remove("prevResult"));
+    gc["cniVersion"] = json!("1.1.0");
+    gc["cni.dev/valid-attachments"] = json!([{"containerID": CONTAINER_ID, "ifname": "eth0"}]);
+    for _ in 0..2 {
+        world
+            .run(None, Invocation::gc().config(gc.clone()))
+            .assert_success();
+        assert_eq!(comments("ip"), (3, 0), "{}", world.rules());
+        assert_eq!(comments("ip6"), (2, 0));
+    }
+    assert!(
+        fetch(&world.client, "10.98.0.1:8080"),
+        "the valid one still maps"
+    );
+    world.del(&conf).assert_success();
+    assert_eq!(comments("ip"), (0, 0));
 }
 
 /// The lab host's tracked UDP flows to `port`, as `conntrack -L` lists them.

@@ -177,11 +177,14 @@ pub fn unforward_ports(backend: PortMapBackend, network: &str, container_id: &st
     }
 }
 
-/// Removes the iptables forwarding of `network`'s containers whose ID is not in `valid`.
-/// The nftables backend's rules carry only the container ID, not the network, so they cannot be
-/// told from another network's and are left alone.
-pub fn gc_ports(network: &str, valid: &[&str]) -> Result<()> {
-    iptables::gc(network, valid)
+/// Removes the forwarding in `backend` of containers whose ID is not in `valid`: in iptables
+/// those of `network` (its comments name the network); in nftables those of any network,
+/// since the reference's rules there carry only the container ID.
+pub fn gc_ports(backend: PortMapBackend, network: &str, valid: &[&str]) -> Result<()> {
+    match backend {
+        PortMapBackend::Iptables => iptables::gc(network, valid),
+        PortMapBackend::Nftables => nftables::gc(valid),
+    }
 }
 
 /// Runs `f` for IPv4 and IPv6, ignoring a missing `ip6tables`/IPv6 tool, and collects errors.
