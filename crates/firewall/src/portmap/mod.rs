@@ -209,26 +209,3 @@ fn ip_port(ip: IpAddr, port: u16) -> String {
         IpAddr::V6(ip) => format!("[{ip}]:{port}"),
     }
 }
-
-/// Deletes the conntrack entries of UDP traffic to `ports` in one family, so that a flow
-/// tracked before the mapping existed is not kept away from the container (the reference does
-/// this after ADD). Runs the `conntrack` tool (one spawn per port); without it, logs a warning
-/// and does nothing. Failures are only logged, as in the reference.
-pub fn flush_udp_conntrack(ports: &[u16], v6: bool) {
-    let family = if v6 { "ipv6" } else { "ipv4" };
-    for port in ports {
-        let port = port.to_string();
-        let args = ["-D", "-f", family, "-p", "udp", "--dport", port.as_str()];
-        match crate::exec::run("conntrack", "conntrack", &args, None) {
-            Ok(_) => {}
-            Err(Error::NotAvailable { .. }) => {
-                log::warn!(
-                    "the conntrack tool is not installed: stale UDP conntrack entries for the mapped ports are not flushed"
-                );
-                return;
-            }
-            // `conntrack -D` exits 1 when no entry matched.
-            Err(e) => log::debug!("conntrack -D for UDP port {port}: {e}"),
-        }
-    }
-}
