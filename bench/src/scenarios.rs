@@ -193,19 +193,11 @@ const HOST_VETH: &str = "bvh0";
 /// first if the kernel has not finished with it.
 fn bridge_attachment(ctr: &Netns, host: &Netns) -> Result<()> {
     host.exec(&["ip", "link", "del", HOST_VETH]);
-    let out = ctr.exec(&[
-        "ip",
-        "link",
-        "add",
-        "eth0",
-        "type",
-        "veth",
-        "peer",
-        "name",
-        HOST_VETH,
-        "netns",
-        host.name(),
-    ]);
+    let add = format!(
+        "ip link add eth0 type veth peer name {HOST_VETH} netns {}",
+        host.name()
+    );
+    let out = ctr.exec(&add.split_whitespace().collect::<Vec<_>>());
     if !out.status.success() {
         bail!(
             "creating the container's eth0: {}",
@@ -315,52 +307,43 @@ fn scenarios() -> Vec<Scenario> {
 }
 
 /// The plugins chained after bridge.
+/// A plugin chained after bridge: timed alone, on [`bridge_attachment`].
+fn after_bridge_scenario(plugin: &'static str, config: fn(&Path) -> Value) -> Scenario {
+    Scenario {
+        name: plugin,
+        plugin,
+        ifname: "eth0",
+        with_floor: false,
+        host_setup: no_setup,
+        container_setup: bridge_attachment,
+        config,
+    }
+}
+
 fn after_bridge_scenarios() -> Vec<Scenario> {
     vec![
-        Scenario {
-            name: "portmap",
-            plugin: "portmap",
-            ifname: "eth0",
-            with_floor: false,
-            host_setup: no_setup,
-            container_setup: bridge_attachment,
-            // The default (iptables) backend; a UDP mapping too, for the conntrack flush.
-            config: |_| {
-                after_bridge(
-                    "benchpm",
-                    "portmap",
-                    json!({"runtimeConfig": {"portMappings": [
-                        {"hostPort": 8080, "containerPort": 80, "protocol": "tcp"},
-                        {"hostPort": 5353, "containerPort": 53, "protocol": "udp"}]}}),
-                )
-            },
-        },
-        Scenario {
-            name: "firewall",
-            plugin: "firewall",
-            ifname: "eth0",
-            with_floor: false,
-            host_setup: no_setup,
-            container_setup: bridge_attachment,
-            config: |_| after_bridge("benchfw", "firewall", json!({"backend": "iptables"})),
-        },
-        Scenario {
-            name: "bandwidth",
-            plugin: "bandwidth",
-            ifname: "eth0",
-            with_floor: false,
-            host_setup: no_setup,
-            container_setup: bridge_attachment,
-            // Both directions: a tbf on the host veth, and an ifb with its tbf.
-            config: |_| {
-                after_bridge(
-                    "benchbw",
-                    "bandwidth",
-                    json!({"ingressRate": 8_000_000, "ingressBurst": 800_000,
-                           "egressRate": 8_000_000, "egressBurst": 800_000}),
-                )
-            },
-        },
+        // The default (iptables) backend; a UDP mapping too, for the conntrack flush.
+        after_bridge_scenario("portmap", |_| {
+            after_bridge(
+                "benchpm",
+                "portmap",
+                json!({"runtimeConfig": {"portMappings": [
+                    {"hostPort": 8080, "containerPort": 80, "protocol": "tcp"},
+                    {"hostPort": 5353, "containerPort": 53, "protocol": "udp"}]}}),
+            )
+        }),
+        after_bridge_scenario("firewall", |_| {
+            after_bridge("benchfw", "firewall", json!({"backend": "iptables"}))
+        }),
+        // Both directions: a tbf on the host veth, and an ifb with its tbf.
+        after_bridge_scenario("bandwidth", |_| {
+            after_bridge(
+                "benchbw",
+                "bandwidth",
+                json!({"ingressRate": 8_000_000, "ingressBurst": 800_000,
+                       "egressRate": 8_000_000, "egressBurst": 800_000}),
+            )
+        }),
     ]
 }
 
