@@ -7,8 +7,9 @@ Why it pays: the kernel maps the page-cache pages around every page a process to
 whole binary in every call's resident set. Packed together, a call maps a few windows.
 
 How: the release plugins are built with linker maps, a set of typical calls (ADD, CHECK,
-DEL, STATUS, GC, VERSION of each plugin, bridge and macvlan with host-local as IPAM, tuning
-on a veth standing in for the plugin before it in a chain) runs
+DEL, STATUS, GC, VERSION of each plugin, bridge and macvlan with host-local as IPAM, the
+chained plugins (tuning, portmap, firewall, bandwidth) with bridge's result as prevResult, on
+a veth eth0 whose peer is in the host netns, standing in for the plugin before them) runs
 under valgrind's lackey, which prints the address of every block of code executed, and the
 map turns those addresses back into function sections, written out as hash-free patterns.
 Each plugin's script lists its own hot code first, then what only the other plugins ran:
@@ -28,7 +29,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RELEASE = os.path.join(ROOT, "target/release")
 PLUGINS = {"bridge": "cni-plugin-bridge", "macvlan": "cni-plugin-macvlan",
            "ipvlan": "cni-plugin-ipvlan", "host-local": "cni-plugin-host-local",
-           "loopback": "cni-plugin-loopback", "tuning": "cni-plugin-tuning"}
+           "loopback": "cni-plugin-loopback", "tuning": "cni-plugin-tuning",
+           "portmap": "cni-plugin-portmap", "firewall": "cni-plugin-firewall",
+           "bandwidth": "cni-plugin-bandwidth"}
 # plugins/<name>/hot-text.ld, a linker script fragment: the default layout stays, the hot
 # code gets an output section of its own just before .text, next to .init, which every
 # call also runs.
@@ -149,6 +152,11 @@ class Lab:
 def trace_calls(lab, trace_dir):
     ipam = {"type": "host-local", "dataDir": lab.data_dir,
             "ranges": [[{"subnet": "10.88.7.0/24"}]], "routes": [{"dst": "0.0.0.0/0"}]}
+    # What bridge's ADD leaves for the plugins chained after it (see chained_eth0).
+    after_bridge = {"cniVersion": "1.0.0",
+                    "interfaces": [{"name": "hotfnbr0"}, {"name": "hotfnv0"},
+                                   {"name": "eth0", "sandbox": f"/run/netns/{lab.container}"}],
+                    "ips": [{"address": "10.88.8.5/24", "gateway": "10.88.8.1", "interface": 2}]}
     confs = {
         "loopback": {"type": "loopback"},
         "host-local": {"type": "host-local", "ipam": ipam},
@@ -161,11 +169,18 @@ def trace_calls(lab, trace_dir):
                    "dataDir": os.path.join(lab.data_dir, "tuning"),
                    "prevResult": {"cniVersion": "1.0.0", "interfaces": [{"name": "eth0"}],
                                   "ips": [{"address": "10.88.7.5/24", "interface": 0}]}},
+        "portmap": {"type": "portmap", "prevResult": after_bridge,
+                    "runtimeConfig": {"portMappings": [
+                        {"hostPort": 8080, "containerPort": 80, "protocol": "tcp"},
+                        {"hostPort": 5353, "containerPort": 53, "protocol": "udp"}]}},
+        "firewall": {"type": "firewall", "prevResult": after_bridge},
+        "bandwidth": {"type": "bandwidth", "prevResult": after_bridge,
+                      "ingressRate": 8000000, "ingressBurst": 800000,
+                      "egressRate": 8000000, "egressBurst": 800000},
     }
     for plugin, body in confs.items():
-        if plugin == "tuning":  # changes the eth0 an earlier plugin of its chain made
-            run(["ip", "-n", lab.container, "link", "add", "eth0", "type", "veth",
-                 "peer", "name", "eth0p"])
+        if plugin == "tuning":  # the first chained plugin
+            chained_eth0(lab)
         conf = {"name": "hotfn", **body}
         lab.call(plugin, "VERSION", {"cniVersion": "1.1.0", **conf}, trace_dir)
         for version in VERSIONS:
@@ -177,6 +192,15 @@ def trace_calls(lab, trace_dir):
         lab.call(plugin, "STATUS", {"cniVersion": "1.1.0", **conf}, trace_dir)
         lab.call(plugin, "GC", {"cniVersion": "1.1.0", **conf,
                                 "cni.dev/valid-attachments": []}, trace_dir)
+
+
+def chained_eth0(lab):
+    """The container's eth0 as bridge leaves it: a veth whose peer is in the host netns."""
+    run(["ip", "-n", lab.container, "link", "add", "eth0", "type", "veth",
+         "peer", "name", "hotfnv0", "netns", lab.host])
+    run(["ip", "-n", lab.host, "addr", "add", "10.88.8.1/24", "dev", "hotfnv0"])
+    for ns, link in ((lab.container, "eth0"), (lab.host, "hotfnv0")):
+        run(["ip", "-n", ns, "link", "set", link, "up"])
 
 
 def main():

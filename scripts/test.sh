@@ -22,7 +22,7 @@ require_root "$0" "the tests create network namespaces"
 # --- System packages -------------------------------------------------------------------
 # gcc and libc6-dev: the linker cargo needs. The rest: what tests run or compare against
 # (ip, tc, ping, nft, iptables, the Go reference plugins in /usr/lib/cni, jq, sysctl,
-# python3 for bandwidth's timed transfers, conntrack for portmap's flush of stale UDP flows).
+# python3 for bandwidth's timed transfers, conntrack to watch portmap's flush of stale UDP flows).
 PACKAGES=(gcc libc6-dev iproute2 iputils-ping nftables iptables
     containernetworking-plugins jq procps python3 conntrack)
 install_missing_packages "${PACKAGES[@]}"
@@ -185,7 +185,7 @@ section_size() { # BINARY SECTION -> size in bytes (0 if absent)
     hex=$(readelf -SW "$1" | sed 's/^ *\[ *[0-9]*\]//' | awk -v s="$2" '$1 == s {print $5}')
     echo $((16#${hex:-0}))
 }
-for plugin in bridge macvlan ipvlan host-local loopback tuning; do
+for plugin in bridge macvlan ipvlan host-local loopback tuning portmap firewall bandwidth; do
     hot=$(section_size "target/release/$plugin" .text.hot)
     cold=$(section_size "target/release/$plugin" .text)
     if ((3 * hot < hot + cold)); then

@@ -86,7 +86,16 @@ fn ensure_root_and_plugins(options: &Options) -> Result<()> {
         bail!("cni-bench must run as root: it creates network namespaces");
     }
     for dir in [&options.ours, &options.reference] {
-        for plugin in ["bridge", "macvlan", "host-local", "loopback", "tuning"] {
+        for plugin in [
+            "bridge",
+            "macvlan",
+            "host-local",
+            "loopback",
+            "tuning",
+            "portmap",
+            "firewall",
+            "bandwidth",
+        ] {
             if !dir.join(plugin).is_file() {
                 bail!(
                     "{} not found (build ours with `cargo build --release --workspace --bins`)",

@@ -205,8 +205,10 @@ pub fn markdown(r: &Results, svg_name: &str, analysis: &str) -> String {
          load drift hits both. Each DEL comes 50 ms (plus a random 0–8 ms) after its ADD, \
          untimed: a link deleted in its first tens of milliseconds costs the kernel ≈ 8 ms \
          more on both sides (`bench/src/scenarios.rs`). Namespace creation and teardown are \
-         never timed. Memory (private and peak RSS) comes from a separate, untimed pass \
-         under ptrace (section 5).\n"
+         never timed. The chained plugins (tuning, portmap, firewall, bandwidth) are timed \
+         alone, with bridge's ADD result as `prevResult` and, made untimed beforehand, the \
+         container's `eth0` (a veth whose peer is in the host netns). Memory (private and \
+         peak RSS) comes from a separate, untimed pass under ptrace (section 5).\n"
     );
     let _ = writeln!(md, "![latency distributions and concurrency]({svg_name})\n");
 

@@ -129,21 +129,27 @@ struct Scenario {
     with_floor: bool,
     /// Extra setup of each side's host netns (macvlan's master).
     host_setup: fn(&Netns) -> Result<()>,
-    /// Untimed setup of each container netns (the interface a chained plugin changes).
-    container_setup: fn(&Netns) -> Result<()>,
+    /// Untimed setup of each container netns, given the side's host netns (the interfaces
+    /// a chained plugin works on).
+    container_setup: fn(&Netns, &Netns) -> Result<()>,
     config: fn(&Path) -> Value,
 }
 
 impl Scenario {
-    /// A fresh container netns with the scenario's setup done.
-    fn container(&self) -> Result<Netns> {
+    /// A fresh container netns with the scenario's setup done, for the side whose host
+    /// netns is `host`.
+    fn container(&self, host: &Netns) -> Result<Netns> {
         let ctr = Netns::with_label("c");
-        (self.container_setup)(&ctr)?;
+        (self.container_setup)(&ctr, host)?;
         Ok(ctr)
     }
 }
 
 fn no_setup(_: &Netns) -> Result<()> {
+    Ok(())
+}
+
+fn no_container_setup(_: &Netns, _: &Netns) -> Result<()> {
     Ok(())
 }
 
@@ -164,7 +170,7 @@ fn macvlan_master(host: &Netns) -> Result<()> {
 }
 
 /// tuning changes an interface the plugin before it made: a veth `eth0` (peer beside it).
-fn chained_eth0(ctr: &Netns) -> Result<()> {
+fn chained_eth0(ctr: &Netns, _: &Netns) -> Result<()> {
     let out = ctr.exec(&[
         "ip", "link", "add", "eth0", "type", "veth", "peer", "name", "eth0p",
     ]);
@@ -177,19 +183,64 @@ fn chained_eth0(ctr: &Netns) -> Result<()> {
     Ok(())
 }
 
+/// The host end of the container's veth in the chained scenarios, as bridge names it in
+/// its result.
+const HOST_VETH: &str = "bvh0";
+
+/// What bridge leaves for the plugins chained after it: the container's `eth0`, a veth whose
+/// peer [`HOST_VETH`] is in the host netns with the gateway address. The peer's name is
+/// fixed (the config names it), so the one of the container dropped last round is deleted
+/// first if the kernel has not finished with it.
+fn bridge_attachment(ctr: &Netns, host: &Netns) -> Result<()> {
+    host.exec(&["ip", "link", "del", HOST_VETH]);
+    let add = format!(
+        "ip link add eth0 type veth peer name {HOST_VETH} netns {}",
+        host.name()
+    );
+    let out = ctr.exec(&add.split_whitespace().collect::<Vec<_>>());
+    if !out.status.success() {
+        bail!(
+            "creating the container's eth0: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    ctr.ip(&["addr", "add", "10.26.0.2/24", "dev", "eth0"]);
+    ctr.ip(&["link", "set", "eth0", "up"]);
+    host.ip(&["addr", "add", "10.26.0.1/24", "dev", HOST_VETH]);
+    host.ip(&["link", "set", HOST_VETH, "up"]);
+    Ok(())
+}
+
+/// A chained plugin's config: `plugin`'s keys, after bridge's ADD result for
+/// [`bridge_attachment`] (the bridge, the host veth, the container's `eth0`).
+fn after_bridge(name: &str, plugin: &str, keys: Value) -> Value {
+    let mut config = json!({
+        "cniVersion": "1.0.0", "name": name, "type": plugin,
+        "prevResult": {"cniVersion": "1.0.0",
+                       "interfaces": [{"name": "cni-bench0"}, {"name": HOST_VETH},
+                                      {"name": "eth0", "sandbox": "/var/run/netns/bench"}],
+                       "ips": [{"address": "10.26.0.2/24", "gateway": "10.26.0.1",
+                                "interface": 2}]}
+    });
+    if let (Some(config), Value::Object(keys)) = (config.as_object_mut(), keys) {
+        config.extend(keys);
+    }
+    config
+}
+
 fn host_local_ipam(subnet: &str, data_dir: &Path) -> Value {
     json!({"type": "host-local", "subnet": subnet, "dataDir": data_dir})
 }
 
 fn scenarios() -> Vec<Scenario> {
-    vec![
+    let mut all = vec![
         Scenario {
             name: "bridge+host-local",
             plugin: "bridge",
             ifname: "eth0",
             with_floor: true,
             host_setup: no_setup,
-            container_setup: no_setup,
+            container_setup: no_container_setup,
             // isDefaultGateway: the container gets a default route, the same kernel work
             // as the floor's sequence. No ipMasq: iptables would dominate and is not
             // what this compares.
@@ -205,7 +256,7 @@ fn scenarios() -> Vec<Scenario> {
             ifname: "eth0",
             with_floor: false,
             host_setup: macvlan_master,
-            container_setup: no_setup,
+            container_setup: no_container_setup,
             config: |dir| {
                 json!({"cniVersion": "1.0.0", "name": "benchmv", "type": "macvlan",
                        "master": "bm0", "mode": "bridge",
@@ -218,7 +269,7 @@ fn scenarios() -> Vec<Scenario> {
             ifname: "lo",
             with_floor: false,
             host_setup: no_setup,
-            container_setup: no_setup,
+            container_setup: no_container_setup,
             config: |_| json!({"cniVersion": "1.0.0", "name": "benchlo", "type": "loopback"}),
         },
         Scenario {
@@ -227,7 +278,7 @@ fn scenarios() -> Vec<Scenario> {
             ifname: "eth0",
             with_floor: false,
             host_setup: no_setup,
-            container_setup: no_setup,
+            container_setup: no_container_setup,
             config: |dir| {
                 json!({"cniVersion": "1.0.0", "name": "benchhl", "type": "host-local",
                        "ipam": host_local_ipam("10.24.0.0/16", dir)})
@@ -250,6 +301,49 @@ fn scenarios() -> Vec<Scenario> {
                                       "ips": [{"address": "10.25.0.2/24", "interface": 0}]}})
             },
         },
+    ];
+    all.extend(after_bridge_scenarios());
+    all
+}
+
+/// The plugins chained after bridge.
+/// A plugin chained after bridge: timed alone, on [`bridge_attachment`].
+fn after_bridge_scenario(plugin: &'static str, config: fn(&Path) -> Value) -> Scenario {
+    Scenario {
+        name: plugin,
+        plugin,
+        ifname: "eth0",
+        with_floor: false,
+        host_setup: no_setup,
+        container_setup: bridge_attachment,
+        config,
+    }
+}
+
+fn after_bridge_scenarios() -> Vec<Scenario> {
+    vec![
+        // The default (iptables) backend; a UDP mapping too, for the conntrack flush.
+        after_bridge_scenario("portmap", |_| {
+            after_bridge(
+                "benchpm",
+                "portmap",
+                json!({"runtimeConfig": {"portMappings": [
+                    {"hostPort": 8080, "containerPort": 80, "protocol": "tcp"},
+                    {"hostPort": 5353, "containerPort": 53, "protocol": "udp"}]}}),
+            )
+        }),
+        after_bridge_scenario("firewall", |_| {
+            after_bridge("benchfw", "firewall", json!({"backend": "iptables"}))
+        }),
+        // Both directions: a tbf on the host veth, and an ifb with its tbf.
+        after_bridge_scenario("bandwidth", |_| {
+            after_bridge(
+                "benchbw",
+                "bandwidth",
+                json!({"ingressRate": 8_000_000, "ingressBurst": 800_000,
+                       "egressRate": 8_000_000, "egressBurst": 800_000}),
+            )
+        }),
     ]
 }
 
@@ -373,8 +467,9 @@ pub fn latency(dirs: &Dirs, iterations: usize, warmup: usize) -> Result<Vec<Late
         for i in 0..warmup + iterations {
             check_stop()?;
             let timed = i >= warmup;
+            // The floors (bridge only) need no container setup: any host netns does.
             let containers: Vec<Netns> = (0..contenders)
-                .map(|_| scenario.container())
+                .map(|who| scenario.container(&worlds[who.min(1)].host))
                 .collect::<Result<_>>()?;
             for k in 0..contenders {
                 // Rotate the order so no contender always follows the same one.
@@ -717,7 +812,7 @@ pub fn peak_rss(dirs: &Dirs, runs: usize) -> Result<(Vec<Rss>, RssFloor)> {
             for k in 0..2 {
                 let who = (i + k) % 2;
                 let (w, bin) = (&worlds[who], &binaries[who]);
-                let ctr = scenario.container()?;
+                let ctr = scenario.container(&w.host)?;
                 let add =
                     rss::run_traced(&call(bin, "ADD", &ctr, scenario.ifname, &w.config), &w.host)?;
                 let del =

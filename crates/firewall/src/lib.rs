@@ -52,8 +52,8 @@ pub use naming::{
     spoofcheck_comment, spoofcheck_iface_chain, spoofcheck_mac_chain,
 };
 pub use portmap::{
-    MarkChain, PortMapBackend, PortMapSpec, PortMapping, Protocol, check_ports,
-    flush_udp_conntrack, forward_ports, gc_ports, unforward_ports,
+    MarkChain, PortMapBackend, PortMapSpec, PortMapping, Protocol, check_ports, forward_ports,
+    gc_ports, unforward_ports,
 };
 pub use probe::{iptables_usable, nftables_usable};
 pub use spoofcheck::{gc_spoofcheck, setup_spoofcheck, teardown_spoofcheck};

@@ -3,6 +3,7 @@
 use crate::error::{Error, Result};
 use crate::netns::Netns;
 use crate::socket::Socket;
+use netlink_sys::protocols::NETLINK_ROUTE;
 
 /// A netlink socket bound to one network namespace, usable from any thread.
 ///
@@ -18,7 +19,8 @@ pub struct Handle {
 impl Handle {
     /// A handle on the calling thread's netns.
     pub fn current() -> Result<Self> {
-        let sock = Socket::open().map_err(|source| Error::io("open netlink socket", "", source))?;
+        let sock = Socket::open(NETLINK_ROUTE)
+            .map_err(|source| Error::io("open netlink socket", "", source))?;
         Ok(Handle { sock })
     }
 
@@ -26,7 +28,7 @@ impl Handle {
     /// stays bound to it afterwards.
     pub fn for_netns(netns: &Netns) -> Result<Self> {
         netns
-            .run(Socket::open)?
+            .run(|| Socket::open(NETLINK_ROUTE))?
             .map(|sock| Handle { sock })
             .map_err(|source| {
                 Error::io(

@@ -11,6 +11,8 @@
 //!   named verb first: [`Handle::create_veth`], [`Handle::set_link_up`],
 //!   [`Handle::add_address`], [`Handle::add_route`], [`Handle::set_bridge_port`]…
 //! * [`sysctl`] — `/proc/sys` reads and writes in the calling thread's netns.
+//! * [`conntrack`] — deleting connection-tracking entries (`NETLINK_NETFILTER`) in the
+//!   calling thread's netns.
 //! * [`Error`] — one error type with the operation, the object and the errno;
 //!   [`Error::is_not_found`], [`Error::is_exists`], [`Error::is_unsupported`].
 //!
@@ -47,6 +49,7 @@
 
 mod addr;
 mod bridge;
+pub mod conntrack;
 mod error;
 #[doc(hidden)]
 pub mod fuzzing;

@@ -1,4 +1,5 @@
-//! A synchronous `NETLINK_ROUTE` socket: one request, then its replies, on the calling thread.
+//! A synchronous netlink socket (`NETLINK_ROUTE`, or `NETLINK_NETFILTER` for conntrack): one
+//! request, then its replies, on the calling thread.
 //!
 //! This is the only place that reads or writes netlink bytes. It owns the socket care listed
 //! in docs/design.md#netlink-socket: `NLM_F_ACK` on every change, sequence numbers checked, the errno and
@@ -15,7 +16,7 @@ use netlink_packet_core::{
     NetlinkPayload,
 };
 use netlink_packet_route::RouteNetlinkMessage;
-use netlink_sys::{SocketAddr, protocols::NETLINK_ROUTE};
+use netlink_sys::SocketAddr;
 use nix::sys::socket::{setsockopt, sockopt::ReceiveTimeout};
 use nix::sys::time::TimeVal;
 
@@ -48,6 +49,23 @@ const NLMSG_ERROR: u16 = 2;
 const NLMSG_DONE: u16 = 3;
 const NLMSG_OVERRUN: u16 = 4;
 
+/// A request: an rtnetlink message built with `netlink-packet-route`, or a message type and
+/// its hand-built body (everything after the netlink header).
+pub(crate) enum Request {
+    Route(RouteNetlinkMessage),
+    Raw { kind: u16, body: Vec<u8> },
+}
+
+impl Request {
+    /// The request's bytes with `NLM_F_REQUEST | flags`; the sequence number is set per send.
+    fn encode(self, flags: u16) -> Vec<u8> {
+        match self {
+            Request::Route(msg) => encode(msg, flags, 0),
+            Request::Raw { kind, body } => encode_raw(kind, &body, flags, 0),
+        }
+    }
+}
+
 /// One reply message: its type (`RTM_NEWLINK`…) and the bytes after its netlink header,
 /// decoded by the caller (see `wire.rs` for why by hand).
 pub(crate) struct Reply {
@@ -79,9 +97,10 @@ pub(crate) struct Socket {
 }
 
 impl Socket {
-    /// Opens a `NETLINK_ROUTE` socket in the calling thread's netns.
-    pub(crate) fn open() -> io::Result<Self> {
-        let mut sock = netlink_sys::Socket::new(NETLINK_ROUTE)?;
+    /// Opens a socket of `protocol` (`netlink_sys::protocols::NETLINK_*`) in the calling
+    /// thread's netns.
+    pub(crate) fn open(protocol: isize) -> io::Result<Self> {
+        let mut sock = netlink_sys::Socket::new(protocol)?;
         sock.bind_auto()?;
         // Connected to the kernel (port 0), so nothing but kernel replies reaches us.
         sock.connect(&SocketAddr::new(0, 0))?;
@@ -120,10 +139,11 @@ impl Socket {
         &self,
         op: &'static str,
         object: &str,
-        msg: RouteNetlinkMessage,
+        msg: impl Into<Request>,
         flags: u16,
     ) -> Result<()> {
-        self.exchange(op, object, msg, NLM_F_ACK | flags, Expect::Ack)
+        let mut request = msg.into().encode(NLM_F_ACK | flags);
+        self.exchange(op, object, &mut request, Expect::Ack)
             .map(drop)
     }
 
@@ -132,9 +152,10 @@ impl Socket {
         &self,
         op: &'static str,
         object: &str,
-        msg: RouteNetlinkMessage,
+        msg: impl Into<Request>,
     ) -> Result<Reply> {
-        let (mut replies, _) = self.exchange(op, object, msg, 0, Expect::One)?;
+        let mut request = msg.into().encode(0);
+        let (mut replies, _) = self.exchange(op, object, &mut request, Expect::One)?;
         replies.pop().ok_or_else(|| Error::Protocol {
             op,
             object: object.to_owned(),
@@ -148,11 +169,11 @@ impl Socket {
         &self,
         op: &'static str,
         object: &str,
-        msg: RouteNetlinkMessage,
+        msg: impl Into<Request>,
     ) -> Result<Vec<Reply>> {
+        let mut request = msg.into().encode(NLM_F_DUMP);
         for attempt in 1..=DUMP_ATTEMPTS {
-            let (replies, interrupted) =
-                self.exchange(op, object, msg.clone(), NLM_F_DUMP, Expect::Dump)?;
+            let (replies, interrupted) = self.exchange(op, object, &mut request, Expect::Dump)?;
             if !interrupted {
                 return Ok(replies);
             }
@@ -172,8 +193,7 @@ impl Socket {
         &self,
         op: &'static str,
         object: &str,
-        msg: RouteNetlinkMessage,
-        flags: u16,
+        request: &mut [u8],
         expect: Expect,
     ) -> Result<(Vec<Reply>, bool)> {
         let mut guard = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
@@ -187,13 +207,17 @@ impl Socket {
             detail,
         };
 
-        let request = encode(msg, flags, seq);
+        // Each send gets a new sequence number (`nlmsghdr.nlmsg_seq`).
+        if let Some(field) = request.get_mut(8..12) {
+            field.copy_from_slice(&seq.to_ne_bytes());
+        }
         log::trace!(
-            "netlink > seq {seq} type {} flags {flags:#x} len {}",
-            wire::u16_value(&request[4..]).unwrap_or_default(),
+            "netlink > seq {seq} type {} flags {:#x} len {}",
+            wire::u16_value(request.get(4..).unwrap_or_default()).unwrap_or_default(),
+            wire::u16_value(request.get(6..).unwrap_or_default()).unwrap_or_default(),
             request.len()
         );
-        sock.send(&request, 0).map_err(io_err)?;
+        sock.send(request, 0).map_err(io_err)?;
         self.round_trips.fetch_add(1, Ordering::Relaxed);
 
         let mut replies = Vec::new();
@@ -280,6 +304,26 @@ pub(crate) fn encode(msg: RouteNetlinkMessage, flags: u16, seq: u32) -> Vec<u8> 
     let mut bytes = vec![0; packet.buffer_len()];
     packet.serialize(&mut bytes);
     bytes
+}
+
+/// A hand-built request: the netlink header (`struct nlmsghdr`), then `body`.
+pub(crate) fn encode_raw(kind: u16, body: &[u8], flags: u16, seq: u32) -> Vec<u8> {
+    let len = u32::try_from(NLMSG_HDRLEN + body.len()).unwrap_or(u32::MAX);
+    let mut bytes = Vec::with_capacity(NLMSG_HDRLEN + body.len());
+    bytes.extend_from_slice(&len.to_ne_bytes());
+    bytes.extend_from_slice(&kind.to_ne_bytes());
+    bytes.extend_from_slice(&(NLM_F_REQUEST | flags).to_ne_bytes());
+    bytes.extend_from_slice(&seq.to_ne_bytes());
+    // Port 0: the kernel fills in ours.
+    bytes.extend_from_slice(&0u32.to_ne_bytes());
+    bytes.extend_from_slice(body);
+    bytes
+}
+
+impl From<RouteNetlinkMessage> for Request {
+    fn from(msg: RouteNetlinkMessage) -> Self {
+        Request::Route(msg)
+    }
 }
 
 /// Reads one datagram into `buf`, growing it first if the datagram is larger.

@@ -1,5 +1,6 @@
-//! Reading rtnetlink replies: the fixed header of each message kind and a walker over its
-//! attributes (`struct nlattr` TLVs, `linux/netlink.h`).
+//! Reading netlink replies: the fixed header of each message kind and a walker over its
+//! attributes (`struct nlattr` TLVs, `linux/netlink.h`); and writing attributes, for the
+//! requests built by hand.
 //!
 //! Replies are decoded here by hand instead of with `netlink-packet-route`'s parsers:
 //! those parse every attribute of every message kind the kernel can send (traffic
@@ -44,6 +45,15 @@ impl<'a> Iterator for Attrs<'a> {
         self.rest = self.rest.get(align4(len)..).unwrap_or_default();
         Some((kind, value))
     }
+}
+
+/// Appends one attribute, padded to 4 bytes. `kind` may carry `NLA_F_NESTED`.
+pub(crate) fn push_attr(out: &mut Vec<u8>, kind: u16, value: &[u8]) {
+    let len = u16::try_from(NLA_HDRLEN + value.len()).unwrap_or(u16::MAX);
+    out.extend_from_slice(&len.to_ne_bytes());
+    out.extend_from_slice(&kind.to_ne_bytes());
+    out.extend_from_slice(value);
+    out.resize(align4(out.len()), 0);
 }
 
 /// Splits a message body into its fixed header of `N` bytes and its attributes.
@@ -96,10 +106,7 @@ pub(crate) mod tests {
     /// One attribute as the kernel lays it out, padding included.
     pub(crate) fn tlv(kind: u16, value: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
-        out.extend_from_slice(&((NLA_HDRLEN + value.len()) as u16).to_ne_bytes());
-        out.extend_from_slice(&kind.to_ne_bytes());
-        out.extend_from_slice(value);
-        out.resize(align4(out.len()), 0);
+        push_attr(&mut out, kind, value);
         out
     }
 

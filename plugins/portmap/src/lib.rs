@@ -7,7 +7,8 @@
 //! * ADD is all or nothing: a failure after the first family's rules removes them;
 //! * each family's rules go in as one atomic batch, not one `iptables` run per rule;
 //! * ports above 65535 and unknown protocols are refused (code 7) before any change;
-//! * GC removes the iptables rules of containers not in `cni.dev/valid-attachments`.
+//! * GC removes the rules of containers not in `cni.dev/valid-attachments` (the reference has
+//!   no GC).
 
 mod config;
 
@@ -42,7 +43,7 @@ impl Plugin for PortMap {
             cni_firewall::forward_ports(backend, &spec).map_err(firewall_error)?;
             fault_point("portmap-after-forward")?;
             // After the rules, so new packets take them (as the reference).
-            cni_firewall::flush_udp_conntrack(&settings.udp_ports(), container.is_ipv6());
+            flush_udp_conntrack(&settings.udp_ports(), container);
             if settings.snat && container.is_ipv4() {
                 enable_route_localnet(container)?;
             }
@@ -80,8 +81,9 @@ impl Plugin for PortMap {
         let Some(valid) = &req.net.valid_attachments else {
             return Ok(());
         };
+        let settings = Settings::from_request(&req)?;
         let ids: Vec<&str> = valid.iter().map(|a| a.container_id.as_str()).collect();
-        cni_firewall::gc_ports(&req.net.name, &ids).map_err(firewall_error)
+        cni_firewall::gc_ports(settings.backend, &req.net.name, &ids).map_err(firewall_error)
     }
 }
 
@@ -105,6 +107,25 @@ fn spec(req: &Request<PortMapConfig>, s: &Settings, container: IpNetwork) -> Por
         } else {
             s.conditions_v6.clone()
         },
+    }
+}
+
+/// Deletes the host's conntrack entries of UDP flows to the mapped `ports` in `container`'s
+/// family, so that a flow tracked before the mapping existed is not kept away from the
+/// container (as the reference, over netlink; failures are only logged, as there).
+fn flush_udp_conntrack(ports: &[u16], container: IpNetwork) {
+    let family = if container.is_ipv4() {
+        IpFamily::V4
+    } else {
+        IpFamily::V6
+    };
+    match cni_netlink::conntrack::delete_udp_entries(family, ports) {
+        Ok(0) => {}
+        Ok(n) => log::debug!("deleted {n} stale UDP conntrack entries of ports {ports:?}"),
+        Err(e) => log::warn!(
+            "failed to delete stale UDP conntrack entries for {}: {e}",
+            container.ip()
+        ),
     }
 }
 

@@ -89,7 +89,11 @@ impl World {
     }
 
     fn run(&self, binary: Option<&PathBuf>, inv: Invocation) -> PluginRun {
-        let inv = inv.container_id(CONTAINER_ID);
+        self.run_as(CONTAINER_ID, binary, inv)
+    }
+
+    fn run_as(&self, id: &str, binary: Option<&PathBuf>, inv: Invocation) -> PluginRun {
+        let inv = inv.container_id(id);
         match binary {
             Some(path) => self.lab.run_binary(path, &inv),
             None => self.lab.run("portmap", &inv),
@@ -329,14 +333,77 @@ fn gc_removes_rules_of_containers_not_in_the_valid_list() {
     assert!(!has_container_rules(&world.rules()), "{}", world.rules());
 }
 
-/// The lab host's tracked UDP flows to `port`, as `conntrack -L` lists them.
-fn udp_flows(host: &Netns, port: &str) -> usize {
-    let out = host.exec(&["conntrack", "-L", "-p", "udp", "--dport", port]);
-    String::from_utf8_lossy(&out.stdout).lines().count()
+#[test]
+fn nftables_gc_removes_the_rules_of_containers_not_in_the_valid_list() {
+    let mut world = World::new();
+    world.listen();
+    let conf = world.conf("nftables", web());
+    world.add(&conf).assert_success();
+    // A second container of the same network, at another address and host port.
+    let mut other = conf.clone();
+    other["runtimeConfig"]["portMappings"][0]["hostPort"] = json!(8081);
+    other["prevResult"]["ips"][0]["address"] = json!("10.99.0.3/24");
+    other["prevResult"]["ips"][1]["address"] = json!("fd00:99::3/64");
+    world
+        .run_as(
+            "pm-gone",
+            None,
+            Invocation::add(world.lab.container(), "eth0").config(other),
+        )
+        .assert_success();
+    let comments = |family: &str| {
+        let out = world
+            .lab
+            .host()
+            .exec(&["nft", "list", "table", family, "cni_hostport"]);
+        let listing = String::from_utf8_lossy(&out.stdout).into_owned();
+        let count = |id: &str| listing.matches(&format!("comment \"{id}\"")).count();
+        (count(CONTAINER_ID), count("pm-gone"))
+    };
+    // One DNAT each, plus two masquerades in IPv4 and one in IPv6.
+    assert_eq!(comments("ip"), (3, 3));
+    assert_eq!(comments("ip6"), (2, 2));
+
+    let mut gc = conf.clone();
+    gc.as_object_mut().map(|c| c.remove("prevResult"));
+    gc["cniVersion"] = json!("1.1.0");
+    gc["cni.dev/valid-attachments"] = json!([{"containerID": CONTAINER_ID, "ifname": "eth0"}]);
+    for _ in 0..2 {
+        world
+            .run(None, Invocation::gc().config(gc.clone()))
+            .assert_success();
+        assert_eq!(comments("ip"), (3, 0), "{}", world.rules());
+        assert_eq!(comments("ip6"), (2, 0));
+    }
+    assert!(
+        fetch(&world.client, "10.98.0.1:8080"),
+        "the valid one still maps"
+    );
+    world.del(&conf).assert_success();
+    assert_eq!(comments("ip"), (0, 0));
+}
+
+/// The lab host's tracked UDP flows to `port` in `family` (`ipv4`, `ipv6`), as the
+/// `conntrack` tool lists them (only the test needs the tool).
+fn udp_flows(host: &Netns, family: &str, port: u16) -> usize {
+    let port = port.to_string();
+    let argv = [
+        "conntrack",
+        "-L",
+        "-f",
+        family,
+        "-p",
+        "udp",
+        "--dport",
+        &port,
+    ];
+    String::from_utf8_lossy(&host.exec(&argv).stdout)
+        .lines()
+        .count()
 }
 
 #[test]
-fn add_flushes_stale_udp_conntrack_entries_of_mapped_ports() {
+fn add_flushes_stale_udp_conntrack_entries_of_mapped_ports_over_netlink() {
     let has_tool = Command::new("conntrack").arg("--version").output().is_ok();
     assert!(
         has_tool,
@@ -345,18 +412,48 @@ fn add_flushes_stale_udp_conntrack_entries_of_mapped_ports() {
     let world = World::new();
     let host = world.lab.host();
     // Something in the lab host that needs connection tracking, so flows are tracked.
-    host.exec(&["nft", "add table ip pmtrack"]);
+    host.exec(&["nft", "add table inet pmtrack"]);
     host.exec(&[
         "nft",
-        "add chain ip pmtrack pre { type filter hook prerouting priority 0 ; ct state new accept ; }",
+        "add chain inet pmtrack pre { type filter hook prerouting priority 0 ; ct state new accept ; }",
     ]);
-    let send = "import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); \
-                s.sendto(b'x', ('10.98.0.1', 5353))";
-    world.client.exec(&["python3", "-c", send]);
-    assert_eq!(udp_flows(host, "5353"), 1, "the flow before ADD is tracked");
+    // Flows that started before the mapping: to the mapped port in both families, and to
+    // a port that is not mapped.
+    for (family, host_ip, port) in [
+        ("AF_INET", "10.98.0.1", 5353),
+        ("AF_INET", "10.98.0.1", 5354),
+        ("AF_INET6", "fd00:98::1", 5353),
+    ] {
+        let send = format!(
+            "import socket; s = socket.socket(socket.{family}, socket.SOCK_DGRAM); \
+             s.sendto(b'x', ('{host_ip}', {port}))"
+        );
+        world.client.exec(&["python3", "-c", &send]);
+    }
+    let flows = || {
+        [("ipv4", 5353), ("ipv4", 5354), ("ipv6", 5353)]
+            .map(|(family, port)| udp_flows(host, family, port))
+    };
+    assert_eq!(flows(), [1, 1, 1], "the flows before ADD are tracked");
+
+    // The plugin finds nothing but `nft` on its PATH: the flush needs no `conntrack` tool.
+    let bin = world.lab.dir().join("nft-only");
+    std::fs::create_dir(&bin).unwrap();
+    std::os::unix::fs::symlink("/usr/sbin/nft", bin.join("nft")).unwrap();
     let udp = json!([{"hostPort": 5353, "containerPort": 53, "protocol": "udp"}]);
-    let conf = world.conf("iptables", udp);
-    world.add(&conf).assert_success();
-    assert_eq!(udp_flows(host, "5353"), 0, "ADD flushed the stale flow");
+    let conf = world.conf("nftables", udp);
+    world
+        .run(
+            None,
+            Invocation::add(world.lab.container(), "eth0")
+                .config(conf.clone())
+                .env("PATH", bin.to_str().unwrap()),
+        )
+        .assert_success();
+    assert_eq!(
+        flows(),
+        [0, 1, 0],
+        "ADD flushed the mapped port's flows only"
+    );
     world.del(&conf).assert_success();
 }

@@ -177,11 +177,14 @@ pub fn unforward_ports(backend: PortMapBackend, network: &str, container_id: &st
     }
 }
 
-/// Removes the iptables forwarding of `network`'s containers whose ID is not in `valid`.
-/// The nftables backend's rules carry only the container ID, not the network, so they cannot be
-/// told from another network's and are left alone.
-pub fn gc_ports(network: &str, valid: &[&str]) -> Result<()> {
-    iptables::gc(network, valid)
+/// Removes the forwarding in `backend` of containers whose ID is not in `valid`: in iptables
+/// those of `network` (its comments name the network); in nftables those of any network,
+/// since the reference's rules there carry only the container ID.
+pub fn gc_ports(backend: PortMapBackend, network: &str, valid: &[&str]) -> Result<()> {
+    match backend {
+        PortMapBackend::Iptables => iptables::gc(network, valid),
+        PortMapBackend::Nftables => nftables::gc(valid),
+    }
 }
 
 /// Runs `f` for IPv4 and IPv6, ignoring a missing `ip6tables`/IPv6 tool, and collects errors.
@@ -204,28 +207,5 @@ fn ip_port(ip: IpAddr, port: u16) -> String {
     match ip {
         IpAddr::V4(ip) => format!("{ip}:{port}"),
         IpAddr::V6(ip) => format!("[{ip}]:{port}"),
-    }
-}
-
-/// Deletes the conntrack entries of UDP traffic to `ports` in one family, so that a flow
-/// tracked before the mapping existed is not kept away from the container (the reference does
-/// this after ADD). Runs the `conntrack` tool (one spawn per port); without it, logs a warning
-/// and does nothing. Failures are only logged, as in the reference.
-pub fn flush_udp_conntrack(ports: &[u16], v6: bool) {
-    let family = if v6 { "ipv6" } else { "ipv4" };
-    for port in ports {
-        let port = port.to_string();
-        let args = ["-D", "-f", family, "-p", "udp", "--dport", port.as_str()];
-        match crate::exec::run("conntrack", "conntrack", &args, None) {
-            Ok(_) => {}
-            Err(Error::NotAvailable { .. }) => {
-                log::warn!(
-                    "the conntrack tool is not installed: stale UDP conntrack entries for the mapped ports are not flushed"
-                );
-                return;
-            }
-            // `conntrack -D` exits 1 when no entry matched.
-            Err(e) => log::debug!("conntrack -D for UDP port {port}: {e}"),
-        }
     }
 }

@@ -44,9 +44,20 @@ fn list(v6: bool) -> Result<Option<Listing>> {
 /// `delete rule` lines for the container's rules in the listing.
 fn render_deletes(out: &mut String, listing: Option<&Listing>, v6: bool, container_id: &str) {
     let comment = comment(container_id);
+    render_deletes_where(out, listing, v6, |c| c == comment);
+}
+
+/// `delete rule` lines for the per-container rules (those with a comment) whose comment
+/// `stale` picks; the shared jumps carry none.
+fn render_deletes_where(
+    out: &mut String,
+    listing: Option<&Listing>,
+    v6: bool,
+    stale: impl Fn(&str) -> bool,
+) {
     let table = table(v6);
     for rule in listing.into_iter().flat_map(|l| &l.rules) {
-        if rule.comment.as_deref() == Some(comment.as_str()) {
+        if rule.comment.as_deref().is_some_and(&stale) {
             let _ = writeln!(
                 out,
                 "delete rule {table} {} handle {}",
@@ -135,6 +146,24 @@ pub(super) fn unforward(container_id: &str) -> Result<()> {
     both_families(|v6| {
         let mut script = String::new();
         render_deletes(&mut script, list(v6)?.as_ref(), v6, container_id);
+        if script.is_empty() {
+            return Ok(());
+        }
+        nft::apply_text(&script)
+    })
+}
+
+/// GC: every container's rules whose comment is not one of `valid`'s IDs, in both families'
+/// tables (1 spawn per family, plus 1 where there is something to remove). The comment is
+/// all that names a rule's owner, as in the reference, so the list must hold every container
+/// of the node using this backend, not only one network's.
+pub(super) fn gc(valid: &[&str]) -> Result<()> {
+    let valid: Vec<String> = valid.iter().map(|id| comment(id)).collect();
+    both_families(|v6| {
+        let mut script = String::new();
+        render_deletes_where(&mut script, list(v6)?.as_ref(), v6, |c| {
+            !valid.iter().any(|id| id == c)
+        });
         if script.is_empty() {
             return Ok(());
         }
