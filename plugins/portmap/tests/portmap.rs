@@ -334,7 +334,7 @@ fn gc_removes_rules_of_containers_not_in_the_valid_list() {
 }
 
 #[test]
-fn nftables_gc_removes_the_rules_of_containers_not_in_the_valid_list() {
+fn nftables_gc_removes_only_this_networks_containers_not_in_the_valid_list() {
     let mut world = World::new();
     world.listen();
     let conf = world.conf("nftables", web());
@@ -351,6 +351,19 @@ fn nftables_gc_removes_the_rules_of_containers_not_in_the_valid_list() {
             Invocation::add(world.lab.container(), "eth0").config(other),
         )
         .assert_success();
+    // A container of another network using the same tables: not this network's to collect.
+    let mut foreign = conf.clone();
+    foreign["name"] = json!("pm-othernet");
+    foreign["runtimeConfig"]["portMappings"][0]["hostPort"] = json!(8082);
+    foreign["prevResult"]["ips"][0]["address"] = json!("10.99.0.4/24");
+    foreign["prevResult"]["ips"][1]["address"] = json!("fd00:99::4/64");
+    world
+        .run_as(
+            "pm-foreign",
+            None,
+            Invocation::add(world.lab.container(), "eth0").config(foreign.clone()),
+        )
+        .assert_success();
     let comments = |family: &str| {
         let out = world
             .lab
@@ -358,11 +371,11 @@ fn nftables_gc_removes_the_rules_of_containers_not_in_the_valid_list() {
             .exec(&["nft", "list", "table", family, "cni_hostport"]);
         let listing = String::from_utf8_lossy(&out.stdout).into_owned();
         let count = |id: &str| listing.matches(&format!("comment \"{id}\"")).count();
-        (count(CONTAINER_ID), count("pm-gone"))
+        (count(CONTAINER_ID), count("pm-gone"), count("pm-foreign"))
     };
-    // One DNAT each, plus two masquerades in IPv4 and one in IPv6.
-    assert_eq!(comments("ip"), (3, 3));
-    assert_eq!(comments("ip6"), (2, 2));
+    // One DNAT each, two masquerades in IPv4 and one in IPv6, and the network's record.
+    assert_eq!(comments("ip"), (4, 4, 4));
+    assert_eq!(comments("ip6"), (3, 3, 3));
 
     let mut gc = conf.clone();
     gc.as_object_mut().map(|c| c.remove("prevResult"));
@@ -372,15 +385,24 @@ fn nftables_gc_removes_the_rules_of_containers_not_in_the_valid_list() {
         world
             .run(None, Invocation::gc().config(gc.clone()))
             .assert_success();
-        assert_eq!(comments("ip"), (3, 0), "{}", world.rules());
-        assert_eq!(comments("ip6"), (2, 0));
+        assert_eq!(comments("ip"), (4, 0, 4), "{}", world.rules());
+        assert_eq!(comments("ip6"), (3, 0, 3));
     }
     assert!(
         fetch(&world.client, "10.98.0.1:8080"),
         "the valid one still maps"
     );
     world.del(&conf).assert_success();
-    assert_eq!(comments("ip"), (0, 0));
+    foreign.as_object_mut().map(|c| c.remove("prevResult"));
+    world
+        .run_as(
+            "pm-foreign",
+            None,
+            Invocation::del(world.lab.container(), "eth0").config(foreign),
+        )
+        .assert_success();
+    assert_eq!(comments("ip"), (0, 0, 0));
+    assert_eq!(comments("ip6"), (0, 0, 0));
 }
 
 /// The lab host's tracked UDP flows to `port` in `family` (`ipv4`, `ipv6`), as the

@@ -177,13 +177,12 @@ pub fn unforward_ports(backend: PortMapBackend, network: &str, container_id: &st
     }
 }
 
-/// Removes the forwarding in `backend` of containers whose ID is not in `valid`: in iptables
-/// those of `network` (its comments name the network); in nftables those of any network,
-/// since the reference's rules there carry only the container ID.
+/// Removes the forwarding in `backend` of `network`'s containers whose ID is not in `valid`
+/// (iptables: the comments name the network; nftables: the network's record of its containers).
 pub fn gc_ports(backend: PortMapBackend, network: &str, valid: &[&str]) -> Result<()> {
     match backend {
         PortMapBackend::Iptables => iptables::gc(network, valid),
-        PortMapBackend::Nftables => nftables::gc(valid),
+        PortMapBackend::Nftables => nftables::gc(network, valid),
     }
 }
 

@@ -5,7 +5,10 @@
 //! container ID.
 //!
 //! Better than the reference: a repeated ADD replaces the container's rules of that family in
-//! the same transaction instead of adding duplicates.
+//! the same transaction instead of adding duplicates, and GC works per network: the
+//! reference's comments name only the container, so ADD also records it in an inert chain of
+//! the network's own (`network_<hash>`, one `continue` rule with the same comment), and GC
+//! judges only the containers recorded there.
 
 use std::fmt::Write as _;
 
@@ -19,6 +22,11 @@ const HOSTPORTS: &str = "hostports";
 const HOSTIP_HOSTPORTS: &str = "hostip_hostports";
 const HOSTPORTS_ALL: &str = "hostports_all";
 const MASQUERADING: &str = "masquerading";
+
+/// The chain recording which containers `network` forwarded ports for. Nothing jumps to it.
+fn owner_chain(network: &str) -> String {
+    format!("network_{}", crate::naming::network_hash(network))
+}
 
 fn family_word(v6: bool) -> &'static str {
     if v6 { "ip6" } else { "ip" }
@@ -101,6 +109,9 @@ fn render_forward(spec: &PortMapSpec, listing: Option<&Listing>) -> String {
     }
     render_deletes(&mut s, listing, v6, &spec.container_id);
     let comment = comment(&spec.container_id);
+    let owners = owner_chain(&spec.network);
+    let _ = writeln!(s, "add chain {t} {owners}");
+    let _ = writeln!(s, "add rule {t} {owners} continue comment \"{comment}\"");
     let container = spec.container.ip();
     for m in spec.mappings() {
         let destination = m
@@ -153,17 +164,23 @@ pub(super) fn unforward(container_id: &str) -> Result<()> {
     })
 }
 
-/// GC: every container's rules whose comment is not one of `valid`'s IDs, in both families'
-/// tables (1 spawn per family, plus 1 where there is something to remove). The comment is
-/// all that names a rule's owner, as in the reference, so the list must hold every container
-/// of the node using this backend, not only one network's.
-pub(super) fn gc(valid: &[&str]) -> Result<()> {
+/// GC: the rules, in both families' tables, of every container recorded for `network` whose
+/// ID is not one of `valid`'s (1 spawn per family, plus 1 where there is something to
+/// remove). Rules no ADD of ours recorded (the reference's) are left to their DEL.
+pub(super) fn gc(network: &str, valid: &[&str]) -> Result<()> {
     let valid: Vec<String> = valid.iter().map(|id| comment(id)).collect();
+    let owners = owner_chain(network);
     both_families(|v6| {
+        let listing = list(v6)?;
+        let stale: Vec<&str> = listing
+            .iter()
+            .flat_map(|l| &l.rules)
+            .filter(|r| r.chain == owners)
+            .filter_map(|r| r.comment.as_deref())
+            .filter(|c| !valid.iter().any(|id| id == c))
+            .collect();
         let mut script = String::new();
-        render_deletes_where(&mut script, list(v6)?.as_ref(), v6, |c| {
-            !valid.iter().any(|id| id == c)
-        });
+        render_deletes_where(&mut script, listing.as_ref(), v6, |c| stale.contains(&c));
         if script.is_empty() {
             return Ok(());
         }
@@ -208,7 +225,7 @@ mod tests {
     use crate::portmap::{MarkChain, PortMapping, Protocol};
 
     #[test]
-    fn renders_the_reference_rules() {
+    fn renders_the_reference_rules_and_the_network_record() {
         let spec = PortMapSpec {
             network: "net".into(),
             container_id: "ctr".into(),
@@ -246,10 +263,13 @@ add chain ip cni_hostport output { type nat hook output priority -100 ; }
 flush chain ip cni_hostport output
 add rule ip cni_hostport output ip saddr 10.1.0.0/16 fib daddr type local jump hostports_all
 add chain ip cni_hostport masquerading { type nat hook postrouting priority 100 ; }
+add chain ip cni_hostport OWNERS
+add rule ip cni_hostport OWNERS continue comment "ctr"
 add rule ip cni_hostport hostports ip daddr 192.168.1.1 tcp dport 8080 dnat to 10.0.0.2:80 comment "ctr"
 add rule ip cni_hostport masquerading ip saddr 10.0.0.2 ip daddr 10.0.0.2 masquerade comment "ctr"
 add rule ip cni_hostport masquerading ip saddr 127.0.0.1 ip daddr 10.0.0.2 masquerade comment "ctr"
-"#;
+"#
+        .replace("OWNERS", &owner_chain("net"));
         assert_eq!(render_forward(&spec, None), expected);
     }
 }
