@@ -177,8 +177,10 @@ fn two_nodes_allocate_in_different_blocks() {
 fn a_requested_address_is_honoured_in_another_nodes_block() {
     let w = World::new();
     let a = w.add("a1", &w.conf("node-a", "10.97.8.0/22"));
-    let octets: Vec<u8> = a.split('.').map(|o| o.parse().unwrap()).collect();
-    let wanted = format!("10.97.{}.{}", octets[2], octets[3] + 10);
+    // Another address of node-a's block (never its network, broadcast or the gateway).
+    let a_int = u32::from(a.parse::<std::net::Ipv4Addr>().unwrap());
+    let offset = if a_int & 63 == 40 { 41 } else { 40 };
+    let wanted = std::net::Ipv4Addr::from((a_int & !63) + offset).to_string();
     let mut conf = w.conf("node-b", "10.97.8.0/22");
     conf["runtimeConfig"] = json!({"ips": [format!("{wanted}/22")]});
     conf["capabilities"] = json!({"ips": true});
