@@ -30,7 +30,7 @@ install_missing_packages binutils iproute2 containernetworking-plugins
 # The names in directory $1, hidden ones included, one per line, sorted.
 entries() { find "$1" -mindepth 1 -maxdepth 1 -printf '%f\n' | sort; }
 
-PLUGINS=(bandwidth bridge firewall host-local ipvlan loopback macvlan portmap tuning)
+PLUGINS=(bandwidth bridge cluster-ipam firewall host-local ipvlan loopback macvlan portmap tuning)
 HOST=cnitest-$$-release-host
 CTR=cnitest-$$-release-ctr
 work=$(mktemp -d "${TMPDIR:-/tmp}/cnitest-lab-release-XXXXXX")
