@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 const PREFIX: &str = "/cni/cluster-ipam/";
 
-/// One etcd member, a lab whose host namespace reaches it, and the network's config.
+/// An etcd cluster, and a lab whose host namespace reaches every member.
 struct World {
     etcd: EtcdCluster,
     lab: Lab,
@@ -26,7 +26,11 @@ fn socket_addr(url: &str) -> SocketAddr {
 
 impl World {
     fn new() -> World {
-        let etcd = EtcdCluster::start(1);
+        World::with_members(1)
+    }
+
+    fn with_members(members: usize) -> World {
+        let etcd = EtcdCluster::start(members);
         let lab = Lab::new();
         let relays = etcd
             .endpoints()
@@ -373,4 +377,30 @@ fn bridge_delegates_to_cluster_ipam_and_the_container_gets_the_address() {
         .run("bridge", &Invocation::del(ctr, "eth0").config(conf))
         .assert_success();
     assert!(!w.key_names().contains(&key(&format!("ips/{ip}"))));
+}
+
+#[test]
+fn a_three_member_cluster_serves_every_verb_with_one_member_down() {
+    let w = World::with_members(3);
+    let conf = w.conf("node-a", "10.97.8.0/22");
+    let before = w.add("c1", &conf);
+    w.etcd.kill_member(0);
+    let started = Instant::now();
+    let during = w.add("c2", &conf);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_ne!(before, during);
+    w.verb("CHECK", "c1", &conf).assert_success();
+    w.verb("DEL", "c1", &conf).assert_success();
+    w.etcd.restart_member(0);
+    w.verb("DEL", "c2", &conf).assert_success();
+    let left: Vec<String> = w
+        .key_names()
+        .into_iter()
+        .filter(|k| !k.contains("/blocks/"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
 }
