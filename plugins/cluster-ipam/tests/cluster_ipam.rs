@@ -404,3 +404,83 @@ fn a_three_member_cluster_serves_every_verb_with_one_member_down() {
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+#[test]
+fn dual_stack_gets_one_address_per_range_set_in_blocks_of_each_family() {
+    let w = World::new();
+    let mut conf = w.conf("node-a", "10.97.8.0/22");
+    conf["ipam"].as_object_mut().unwrap().remove("subnet");
+    conf["ipam"]["ranges"] = json!([[{"subnet": "10.97.8.0/22"}], [{"subnet": "fd00:97::/64"}]]);
+    let run = w.verb("ADD", "c1", &conf).assert_success();
+    let ips = run.result()["ips"].as_array().unwrap().clone();
+    assert_eq!(ips.len(), 2, "{ips:?}");
+    let v6 = ips[1]["address"].as_str().unwrap();
+    assert!(v6.starts_with("fd00:97::") && v6.ends_with("/64"), "{v6}");
+    assert_eq!(ips[1]["gateway"], "fd00:97::1");
+    let bare = v6.split('/').next().unwrap();
+    let names = w.key_names();
+    assert!(names.contains(&key(&format!("ips/{bare}"))), "{names:?}");
+    assert!(
+        names
+            .iter()
+            .any(|k| k.contains("/blocks/fd00:97::") && k.ends_with("-122")),
+        "{names:?}"
+    );
+    w.verb("DEL", "c1", &conf).assert_success();
+    assert!(w.key_names().iter().all(|k| k.contains("/blocks/")));
+}
+
+#[test]
+fn tls_files_are_read_and_refused_with_plain_http() {
+    let lab = Lab::new();
+    let base = json!({"cniVersion": "1.1.0", "name": "pool", "type": "cluster-ipam",
+        "ipam": {"type": "cluster-ipam", "subnet": "10.97.8.0/22", "nodeName": "n"}});
+    let missing = lab.dir().join("no-such-ca.pem");
+    for (etcd, code, needle) in [
+        (
+            json!({"endpoints": ["https://127.0.0.1:1"], "ca": missing}),
+            5,
+            "no-such-ca.pem",
+        ),
+        (
+            json!({"endpoints": ["http://127.0.0.1:1"], "ca": missing}),
+            5,
+            "no-such-ca.pem",
+        ),
+        (
+            json!({"endpoints": ["https://127.0.0.1:1"], "cert": "/c.pem"}),
+            7,
+            "ipam.etcd.cert",
+        ),
+    ] {
+        let mut conf = base.clone();
+        conf["ipam"]["etcd"] = etcd;
+        let run = lab
+            .run(
+                "cluster-ipam",
+                &Invocation::add(lab.container(), "eth0").config(conf),
+            )
+            .assert_error(code);
+        let msg = run.result()["msg"].as_str().unwrap();
+        assert!(msg.contains(needle), "{run}");
+    }
+    // A readable CA with a plain-http endpoint: the configuration, not the network.
+    let ca = lab.dir().join("ca.pem");
+    std::fs::write(
+        &ca,
+        "-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    let mut conf = base.clone();
+    conf["ipam"]["etcd"] = json!({"endpoints": ["http://127.0.0.1:1"], "ca": ca});
+    let run = lab
+        .run(
+            "cluster-ipam",
+            &Invocation::add(lab.container(), "eth0").config(conf),
+        )
+        .assert_error(7);
+    assert!(
+        run.result()["msg"].as_str().unwrap().contains("HTTPS"),
+        "{run}"
+    );
+}
