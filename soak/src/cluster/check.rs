@@ -80,6 +80,11 @@ pub fn blocks(etcd: &EtcdCluster) -> Vec<(String, Option<(u32, u32)>)> {
         .collect()
 }
 
+/// The number of reservations (`ips/` keys) in the store.
+pub fn reservations(etcd: &EtcdCluster) -> usize {
+    etcd.get_prefix(&key_prefix("ips")).len()
+}
+
 /// The index of the etcd member that is the leader now.
 ///
 /// # Panics

@@ -198,9 +198,15 @@ fn run(ops: u64, seed: u64, faults: bool) -> bool {
     churn(&etcd, &run, &mut nodes, filled);
     check_store(&etcd, &run, &nodes, "after the churn", !faults);
 
+    let live: usize = nodes.iter().map(|n| n.live.len()).sum();
+    let before_gc = check::reservations(&etcd);
     each_node(&mut nodes, |node| node.gc(&run));
     check_store(&etcd, &run, &nodes, "after GC", true);
-    let live: usize = nodes.iter().map(|n| n.live.len()).sum();
+    println!(
+        "cluster soak: GC: {live} live attachments; {} reservations left by interrupted calls \
+         collected",
+        before_gc.saturating_sub(check::reservations(&etcd))
+    );
     each_node(&mut nodes, |node| node.release_all(&run));
     check_store(&etcd, &run, &nodes, "after deleting everything", true);
 
