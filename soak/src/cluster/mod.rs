@@ -65,15 +65,30 @@ pub struct Run<'a> {
 pub struct Stats {
     pub add_latencies: Vec<Duration>,
     pub exhausted: u64,
-    pub add_failed_or_killed: u64,
     pub del_ok: u64,
-    pub del_failed_or_killed: u64,
     pub check_ok: u64,
+    /// Calls we SIGKILLed.
+    pub killed: u64,
+    /// Calls refused with code 11 (etcd without a quorum, or unreachable), and the first
+    /// such error.
+    pub refused: u64,
+    pub first_refusal: Option<String>,
 }
 
 impl Stats {
     pub fn add_ok(&mut self, took: Duration) {
         self.add_latencies.push(took);
+    }
+
+    /// Counts a call a fault interrupted (see `node::interrupted`).
+    pub fn interrupted(&mut self, verb: &str, outcome: &crate::runner::Outcome) {
+        if outcome.was_killed() {
+            self.killed += 1;
+        } else {
+            self.refused += 1;
+            self.first_refusal
+                .get_or_insert_with(|| format!("{verb}: {}", outcome.stdout.trim()));
+        }
     }
 }
 
@@ -291,20 +306,23 @@ fn report(run: &Run, etcd: &EtcdCluster, took: Duration, live_at_end: usize) -> 
     };
     println!(
         "cluster soak: {calls} calls in {:.1} s ({:.0} calls/s): {} ADD ok (median {:.1} ms, \
-         p99 {:.1} ms), {} exhausted, {} ADD killed or refused, {} DEL ok, {} DEL killed or \
-         refused, {} CHECK ok; {} blocks claimed; {live_at_end} live before the final DELs",
+         p99 {:.1} ms), {} exhausted, {} DEL ok, {} CHECK ok, {} calls SIGKILLed, {} refused \
+         (code 11); {} blocks claimed; {live_at_end} live before the final DELs",
         took.as_secs_f64(),
         calls as f64 / took.as_secs_f64(),
         latencies.len(),
         ms(0.5),
         ms(0.99),
         stats.exhausted,
-        stats.add_failed_or_killed,
         stats.del_ok,
-        stats.del_failed_or_killed,
         stats.check_ok,
+        stats.killed,
+        stats.refused,
         check::blocks(etcd).len(),
     );
+    if let Some(first) = &stats.first_refusal {
+        println!("cluster soak: first refusal: {first}");
+    }
     let violations = run.violations.lock().unwrap();
     println!(
         "cluster soak: {} passed, {} failed",

@@ -127,7 +127,7 @@ impl Node {
                 return Added::Exhausted;
             }
         } else if interrupted(run, &outcome) {
-            run.stats.lock().unwrap().add_failed_or_killed += 1;
+            run.stats.lock().unwrap().interrupted("ADD", &outcome);
         } else {
             run.violation(format!(
                 "{}: ADD {container_id} failed: {}",
@@ -210,7 +210,7 @@ impl Node {
                 outcome.describe()
             ));
         }
-        run.stats.lock().unwrap().del_failed_or_killed += 1;
+        run.stats.lock().unwrap().interrupted("DEL", outcome);
         self.uncertain.push(container_id);
     }
 
@@ -220,7 +220,9 @@ impl Node {
         let (outcome, _) = self.call(run, &invocation, &conf, true);
         if outcome.succeeded() {
             run.stats.lock().unwrap().check_ok += 1;
-        } else if !interrupted(run, &outcome) {
+        } else if interrupted(run, &outcome) {
+            run.stats.lock().unwrap().interrupted("CHECK", &outcome);
+        } else {
             run.violation(format!(
                 "{}: CHECK {} ({}) failed: {}",
                 self.name,
