@@ -87,13 +87,16 @@ impl<'a> Pool<'a> {
             .collect())
     }
 
-    /// The first address of `block` that `set` may hand out, that no key reserves and that
-    /// this ADD has not picked already.
-    fn first_free(
+    /// A free address of `block`: one that `set` may hand out, that no key reserves and
+    /// that this ADD has not picked already. `spread` chooses among the free ones (0: the
+    /// lowest), so concurrent ADDs in one block mostly try different addresses instead of
+    /// all racing for the lowest.
+    fn free_in(
         &self,
         block: Block,
         set: &RangeSet,
         picked: &[IpAddr],
+        spread: u64,
     ) -> Result<Option<IpAddr>> {
         let candidates: Vec<IpAddr> = block
             .candidates(set)
@@ -103,10 +106,16 @@ impl<'a> Pool<'a> {
         let found = self
             .etcd
             .get_many(&keys, true, &format!("reading block {block}"))?;
-        Ok(candidates
+        let free: Vec<IpAddr> = candidates
             .into_iter()
             .zip(found)
-            .find_map(|(ip, kv)| kv.is_none().then_some(ip)))
+            .filter_map(|(ip, kv)| kv.is_none().then_some(ip))
+            .collect();
+        if free.is_empty() {
+            return Ok(None);
+        }
+        let index = usize::try_from(spread % free.len() as u64).unwrap_or(0);
+        Ok(Some(free[index]))
     }
 
     /// Claims a free block of `set` for this node: one transaction that creates the block's
@@ -152,6 +161,7 @@ impl<'a> Pool<'a> {
         set: &RangeSet,
         claimed: &mut Vec<Claimed>,
         picked: &[IpAddr],
+        spread: u64,
     ) -> Result<Option<IpAddr>> {
         let size = self.block_size(set);
         let node = &self.config.node;
@@ -163,12 +173,12 @@ impl<'a> Pool<'a> {
             .map(|c| c.block)
             .collect();
         for block in own {
-            if let Some(ip) = self.first_free(block, set, picked)? {
+            if let Some(ip) = self.free_in(block, set, picked, spread)? {
                 return Ok(Some(ip));
             }
         }
         while let Some(block) = self.claim(set, claimed)? {
-            if let Some(ip) = self.first_free(block, set, picked)? {
+            if let Some(ip) = self.free_in(block, set, picked, spread)? {
                 return Ok(Some(ip));
             }
         }
@@ -184,7 +194,7 @@ impl<'a> Pool<'a> {
             others.rotate_left(start);
         }
         for block in others {
-            if let Some(ip) = self.first_free(block, set, picked)? {
+            if let Some(ip) = self.free_in(block, set, picked, spread)? {
                 return Ok(Some(ip));
             }
         }
@@ -204,8 +214,12 @@ impl Pool<'_> {
     /// address first) retries; a requested address taken, or an attachment that already
     /// holds addresses, is an error with host-local's code and message.
     pub fn allocate(&self, attachment: &Attachment) -> Result<Vec<IpConfig>> {
-        for _ in 0..MAX_ATTEMPTS {
-            let choices = self.choose()?;
+        let spread = seed(&format!(
+            "{}/{}",
+            attachment.container_id, attachment.ifname
+        ));
+        for attempt in 0..MAX_ATTEMPTS as u64 {
+            let choices = self.choose(spread.wrapping_add(attempt))?;
             if self.commit(attachment, &choices)? {
                 return Ok(self.result(&choices));
             }
@@ -216,7 +230,7 @@ impl Pool<'_> {
     }
 
     /// One address per range set: the requested one, or a free one by [`Pool::pick`].
-    fn choose(&self) -> Result<Vec<Choice>> {
+    fn choose(&self, spread: u64) -> Result<Vec<Choice>> {
         let mut claimed = self.claimed()?;
         let mut requested = self.config.ipam.requested_ips.clone();
         let mut choices: Vec<Choice> = Vec::new();
@@ -237,7 +251,7 @@ impl Pool<'_> {
                 }
                 None => {
                     let picked: Vec<IpAddr> = choices.iter().map(|c| c.ip).collect();
-                    let Some(ip) = self.pick(set, &mut claimed, &picked)? else {
+                    let Some(ip) = self.pick(set, &mut claimed, &picked, spread)? else {
                         return Err(cni_ipam::Error::Exhausted {
                             set: index,
                             ranges: set.to_string(),
@@ -417,7 +431,7 @@ impl Pool<'_> {
             }
             let mut free = false;
             for claim in claimed.iter().filter(|c| c.block.in_set(set, size)) {
-                if self.first_free(claim.block, set, &[])?.is_some() {
+                if self.free_in(claim.block, set, &[], 0)?.is_some() {
                     free = true;
                     break;
                 }
