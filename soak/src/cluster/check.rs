@@ -85,6 +85,20 @@ pub fn reservations(etcd: &EtcdCluster) -> usize {
     etcd.get_prefix(&key_prefix("ips")).len()
 }
 
+/// Reservations of attachments whose interrupted ADD was cleaned up by a successful DEL:
+/// the ADD's transaction committed after that DEL.
+pub fn late_commits(etcd: &EtcdCluster, nodes: &[Node]) -> usize {
+    let cleaned: BTreeSet<&str> = nodes
+        .iter()
+        .flat_map(|n| n.cleaned.iter().map(String::as_str))
+        .collect();
+    etcd.get_prefix(&key_prefix("ips"))
+        .iter()
+        .filter_map(|(_, value)| serde_json::from_str::<Value>(value).ok())
+        .filter(|v| cleaned.contains(v["containerID"].as_str().unwrap_or_default()))
+        .count()
+}
+
 /// The index of the etcd member that is the leader now.
 ///
 /// # Panics
@@ -128,7 +142,7 @@ pub fn store(etcd: &EtcdCluster, pool: &Pool, nodes: &[Node], exact: bool) -> Ve
     } else {
         nodes
             .iter()
-            .flat_map(|n| n.uncertain.iter().map(String::as_str))
+            .flat_map(|n| n.uncertain.iter().chain(&n.cleaned).map(String::as_str))
             .collect()
     };
     check_reservations(etcd, &live, &uncertain, &mut violations);

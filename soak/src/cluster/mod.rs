@@ -17,7 +17,10 @@
 //! `--faults`: a 3-member etcd cluster whose leader is SIGKILLed during the churn and
 //! restarted later, and one plugin call in ten SIGKILLed part-way through. A killed or
 //! refused ADD is followed by a DEL, as runtimes do; what that leaves is for GC, which must
-//! then leave exactly the live set. Run it with `bash scripts/cluster-soak.sh`.
+//! then leave exactly the live set. That includes the reservation of a killed ADD whose
+//! transaction was already on its way to etcd and committed only after the clean-up DEL
+//! had found nothing (etcd cannot cancel a request in flight; the run counts these). Run
+//! it with `bash scripts/cluster-soak.sh`.
 
 mod check;
 mod node;
@@ -56,6 +59,10 @@ pub struct Run<'a> {
     /// Address → the container holding it, by the ADD results seen.
     ledger: Mutex<HashMap<String, String>>,
     violations: Mutex<Vec<String>>,
+    /// Every call and how it ended, in order, to explain a violation.
+    journal: Mutex<Vec<String>>,
+    /// Set while an etcd member is down (fault run).
+    member_down: AtomicBool,
     stop: AtomicBool,
     calls: AtomicU64,
     target_calls: u64,
@@ -72,6 +79,8 @@ pub struct Stats {
     /// Calls refused with code 11 (etcd without a quorum, or unreachable), and the first
     /// such error.
     pub refused: u64,
+    /// Of those, while an etcd member was down.
+    pub refused_member_down: u64,
     pub first_refusal: Option<String>,
 }
 
@@ -81,11 +90,12 @@ impl Stats {
     }
 
     /// Counts a call a fault interrupted (see `node::interrupted`).
-    pub fn interrupted(&mut self, verb: &str, outcome: &crate::runner::Outcome) {
+    pub fn interrupted(&mut self, verb: &str, outcome: &crate::runner::Outcome, down: bool) {
         if outcome.was_killed() {
             self.killed += 1;
         } else {
             self.refused += 1;
+            self.refused_member_down += u64::from(down);
             self.first_refusal
                 .get_or_insert_with(|| format!("{verb}: {}", outcome.stdout.trim()));
         }
@@ -117,6 +127,29 @@ impl Run<'_> {
         println!("VIOLATION: {what}");
         self.violations.lock().unwrap().push(what);
         self.stop.store(true, Ordering::SeqCst);
+    }
+
+    pub fn journal(&self, line: String) {
+        self.journal.lock().unwrap().push(line);
+    }
+
+    /// The journal's lines about the containers a violation names.
+    fn explain(&self, violation: &str) -> Vec<String> {
+        let named: Vec<&str> = violation
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+            .filter(|word| word.starts_with("node-") && word.contains("-c"))
+            .collect();
+        let journal = self.journal.lock().unwrap();
+        journal
+            .iter()
+            .enumerate()
+            .filter(|(_, line)| named.iter().any(|c| line.contains(&format!(" {c}:"))))
+            .map(|(i, line)| format!("  call {i}: {line}"))
+            .collect()
+    }
+
+    pub fn member_down(&self) -> bool {
+        self.member_down.load(Ordering::SeqCst)
     }
 
     pub fn stopped(&self) -> bool {
@@ -186,6 +219,8 @@ fn run(ops: u64, seed: u64, faults: bool) -> bool {
         stats: Mutex::default(),
         ledger: Mutex::default(),
         violations: Mutex::default(),
+        journal: Mutex::default(),
+        member_down: AtomicBool::new(false),
         stop: AtomicBool::new(false),
         calls: AtomicU64::new(0),
         target_calls: ops,
@@ -215,11 +250,12 @@ fn run(ops: u64, seed: u64, faults: bool) -> bool {
 
     let live: usize = nodes.iter().map(|n| n.live.len()).sum();
     let before_gc = check::reservations(&etcd);
+    let late = check::late_commits(&etcd, &nodes);
     each_node(&mut nodes, |node| node.gc(&run));
     check_store(&etcd, &run, &nodes, "after GC", true);
     println!(
         "cluster soak: GC: {live} live attachments; {} reservations left by interrupted calls \
-         collected",
+         collected ({late} of them committed after the clean-up DEL had found nothing)",
         before_gc.saturating_sub(check::reservations(&etcd))
     );
     each_node(&mut nodes, |node| node.release_all(&run));
@@ -270,6 +306,7 @@ fn chaos(etcd: &EtcdCluster, run: &Run, kill_at: u64, restart_at: u64) {
     }
     let leader = check::leader(etcd);
     etcd.kill_member(leader);
+    run.member_down.store(true, Ordering::SeqCst);
     println!(
         "cluster soak: etcd member {leader} (the leader) SIGKILLed at call {}",
         calls()
@@ -278,6 +315,7 @@ fn chaos(etcd: &EtcdCluster, run: &Run, kill_at: u64, restart_at: u64) {
         thread::sleep(Duration::from_millis(5));
     }
     etcd.restart_member(leader);
+    run.member_down.store(false, Ordering::SeqCst);
     println!(
         "cluster soak: etcd member {leader} restarted and healthy at call {}",
         calls()
@@ -307,7 +345,7 @@ fn report(run: &Run, etcd: &EtcdCluster, took: Duration, live_at_end: usize) -> 
     println!(
         "cluster soak: {calls} calls in {:.1} s ({:.0} calls/s): {} ADD ok (median {:.1} ms, \
          p99 {:.1} ms), {} exhausted, {} DEL ok, {} CHECK ok, {} calls SIGKILLed, {} refused \
-         (code 11); {} blocks claimed; {live_at_end} live before the final DELs",
+         (code 11; {} while an etcd member was down); {} blocks claimed; {live_at_end} live before the final DELs",
         took.as_secs_f64(),
         calls as f64 / took.as_secs_f64(),
         latencies.len(),
@@ -318,12 +356,19 @@ fn report(run: &Run, etcd: &EtcdCluster, took: Duration, live_at_end: usize) -> 
         stats.check_ok,
         stats.killed,
         stats.refused,
+        stats.refused_member_down,
         check::blocks(etcd).len(),
     );
     if let Some(first) = &stats.first_refusal {
         println!("cluster soak: first refusal: {first}");
     }
     let violations = run.violations.lock().unwrap();
+    for violation in violations.iter() {
+        println!("VIOLATION: {violation}");
+        for line in run.explain(violation) {
+            println!("{line}");
+        }
+    }
     println!(
         "cluster soak: {} passed, {} failed",
         u64::from(violations.is_empty()),

@@ -39,6 +39,10 @@ pub struct Node {
     /// Container IDs whose ADD or DEL was killed or failed and not cleaned up since: each
     /// may hold a reservation (all or nothing); GC must clear them.
     pub uncertain: Vec<String>,
+    /// Container IDs whose ADD was interrupted and whose clean-up DEL then succeeded. The
+    /// ADD's transaction may still have been on its way to etcd and commit after that DEL
+    /// found nothing: such a reservation is GC's to clear.
+    pub cleaned: Vec<String>,
     next_container: u64,
     rng: Rng,
 }
@@ -49,6 +53,7 @@ impl Node {
             name: format!("node-{index:02}"),
             live: Vec::new(),
             uncertain: Vec::new(),
+            cleaned: Vec::new(),
             next_container: 0,
             rng: Rng::new(seed ^ ((index as u64 + 1) << 48)),
         }
@@ -103,6 +108,16 @@ impl Node {
         run.count_call();
         let started = Instant::now();
         let outcome = runner::run(None, run.workdir, &run.binary, invocation, &stdin, kill);
+        let container = invocation
+            .environment(&run.binary)
+            .remove("CNI_CONTAINERID");
+        run.journal(format!(
+            "{} {} {}: {}",
+            self.name,
+            invocation.command(),
+            container.unwrap_or_default().to_string_lossy(),
+            summary(&outcome)
+        ));
         (outcome, started.elapsed())
     }
 
@@ -127,7 +142,10 @@ impl Node {
                 return Added::Exhausted;
             }
         } else if interrupted(run, &outcome) {
-            run.stats.lock().unwrap().interrupted("ADD", &outcome);
+            run.stats
+                .lock()
+                .unwrap()
+                .interrupted("ADD", &outcome, run.member_down());
         } else {
             run.violation(format!(
                 "{}: ADD {container_id} failed: {}",
@@ -195,6 +213,9 @@ impl Node {
     fn clean_up(&mut self, run: &Run, container_id: String) {
         let invocation = attachment_call("DEL", &container_id);
         let (outcome, _) = self.call(run, &invocation, &run.conf(&self.name), true);
+        if outcome.succeeded() {
+            self.cleaned.push(container_id.clone());
+        }
         self.after_del(run, container_id, &outcome);
     }
 
@@ -210,7 +231,10 @@ impl Node {
                 outcome.describe()
             ));
         }
-        run.stats.lock().unwrap().interrupted("DEL", outcome);
+        run.stats
+            .lock()
+            .unwrap()
+            .interrupted("DEL", outcome, run.member_down());
         self.uncertain.push(container_id);
     }
 
@@ -221,7 +245,10 @@ impl Node {
         if outcome.succeeded() {
             run.stats.lock().unwrap().check_ok += 1;
         } else if interrupted(run, &outcome) {
-            run.stats.lock().unwrap().interrupted("CHECK", &outcome);
+            run.stats
+                .lock()
+                .unwrap()
+                .interrupted("CHECK", &outcome, run.member_down());
         } else {
             run.violation(format!(
                 "{}: CHECK {} ({}) failed: {}",
@@ -247,6 +274,7 @@ impl Node {
             run.violation(format!("{}: GC failed: {}", self.name, outcome.describe()));
         }
         self.uncertain.clear();
+        self.cleaned.clear();
     }
 
     /// DELs every live attachment (never killed), at the end of the run.
@@ -270,6 +298,18 @@ fn attachment_call(verb: &str, container_id: &str) -> Invocation {
 /// without a quorum.
 fn interrupted(run: &Run, outcome: &Outcome) -> bool {
     outcome.was_killed() || (run.faults && error_code(outcome) == Some(TRY_AGAIN_LATER))
+}
+
+/// One line on how a call ended, for the journal.
+fn summary(outcome: &Outcome) -> String {
+    if outcome.was_killed() {
+        return "SIGKILLed".to_owned();
+    }
+    let json = outcome.json().unwrap_or_default();
+    match outcome.exit {
+        Some(0) => format!("ok {}", json["ips"]),
+        _ => format!("failed ({:?}): {}", outcome.exit, json["msg"]),
+    }
 }
 
 fn error_code(outcome: &Outcome) -> Option<u64> {
