@@ -149,6 +149,14 @@ record_counted "cargo test" "$logs/cargo-test.log" '^test result:'
 # are in README.md.
 run_step soak bash scripts/soak.sh 200
 
+# --- cluster-ipam on etcd --------------------------------------------------------------
+# 20 simulated nodes sharing one /22 through cluster-ipam and a real etcd on loopback
+# (scripts/cluster-soak.sh): fill to exhaustion, random churn, GC, no duplicate ever; then
+# the same with a 3-member etcd whose leader is killed and restarted, and SIGKILLed calls.
+# Short runs here; the 10000-call figures are in README.md.
+run_step cluster-soak bash scripts/cluster-soak.sh 1500
+run_step cluster-soak-faults bash scripts/cluster-soak.sh 2000 --faults
+
 # --- VM lane ---------------------------------------------------------------------------
 # The #[ignore]d tests whose names start with vm_ (ipvlan, bridge VLAN filtering, ...) in a
 # qemu guest booting Debian's kernel. SKIP_VM_LANE=1 skips it for a quick local run; CI

@@ -6,6 +6,10 @@
 //! system etcd (Debian's package enables one on port 2379) or each other. Reads for checks go
 //! through `etcdctl` (package `etcd-client`), as an operator would read the store.
 //!
+//! [`EtcdCluster::start_in`] runs the members inside a test network namespace instead, on
+//! an address of one of its links, for set-ups where plugins in other namespaces reach etcd
+//! over a simulated network (several "nodes" on one L2).
+//!
 //! Clean-up: `Drop` kills every member with SIGKILL and removes the data directories, also
 //! while a panicking test unwinds. A test process that is itself SIGKILLed leaves its
 //! members running; they hold only loopback ports and a `cnitest-etcd-*` temp directory.
@@ -19,6 +23,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
+
+use crate::netns::Netns;
 
 /// The etcd server binary, looked up in `PATH`.
 pub const ETCD_BIN: &str = "etcd";
@@ -52,9 +58,32 @@ fn find_in_path(bin: &str) -> Option<PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
+/// Where the members listen: the namespace to run them in (`None`: ours) and the address.
+#[derive(Debug, Clone)]
+struct Place {
+    netns: Option<String>,
+    host: String,
+}
+
+impl Place {
+    /// A command for `program`, run in the place's namespace (`ip netns exec` execs the
+    /// program itself, so the child's pid is the program's and killing it kills etcd).
+    fn command(&self, program: &str) -> Command {
+        match &self.netns {
+            Some(name) => {
+                let mut command = Command::new("ip");
+                command.args(["netns", "exec", name, program]);
+                command
+            }
+            None => Command::new(program),
+        }
+    }
+}
+
 /// One member: its fixed ports and data directory, and its process while it runs.
 struct Member {
     name: String,
+    host: String,
     client_port: u16,
     peer_port: u16,
     data_dir: PathBuf,
@@ -64,11 +93,11 @@ struct Member {
 
 impl Member {
     fn client_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.client_port)
+        format!("http://{}:{}", self.host, self.client_port)
     }
 
     fn peer_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.peer_port)
+        format!("http://{}:{}", self.host, self.peer_port)
     }
 
     fn kill(&mut self) {
@@ -105,6 +134,7 @@ impl Member {
 /// ```
 pub struct EtcdCluster {
     members: std::sync::Mutex<Vec<Member>>,
+    place: Place,
     cluster_spec: String,
     token: String,
     /// Holds every member's data directory and log; removed after the members are killed.
@@ -118,6 +148,35 @@ impl EtcdCluster {
     /// If `etcd` or `etcdctl` is not installed (the message says which and how to install
     /// it), or the cluster does not become healthy in time (the message shows the logs).
     pub fn start(members: usize) -> EtcdCluster {
+        EtcdCluster::start_at(
+            Place {
+                netns: None,
+                host: "127.0.0.1".to_owned(),
+            },
+            members,
+        )
+    }
+
+    /// Starts a cluster of `members` members inside `netns`, listening on `address` (which
+    /// one of its links must have), ports 2379 and 2380 for the first member and two more
+    /// for each next one: the namespace is the test's own, so they are free. The members
+    /// live until the cluster is dropped; drop it before `netns`.
+    ///
+    /// # Panics
+    /// As [`EtcdCluster::start`].
+    pub fn start_in(netns: &Netns, address: &str, members: usize) -> EtcdCluster {
+        // Traffic to the namespace's own address goes through its loopback.
+        netns.bring_up_loopback();
+        EtcdCluster::start_at(
+            Place {
+                netns: Some(netns.name().to_owned()),
+                host: address.to_owned(),
+            },
+            members,
+        )
+    }
+
+    fn start_at(place: Place, members: usize) -> EtcdCluster {
         assert!(members > 0, "an etcd cluster needs at least one member");
         let missing = missing_etcd_binaries();
         assert!(
@@ -128,7 +187,7 @@ impl EtcdCluster {
         );
         let mut failures = Vec::new();
         for _ in 0..START_ATTEMPTS {
-            let cluster = EtcdCluster::spawn(members);
+            let cluster = EtcdCluster::spawn(place.clone(), members);
             match cluster.wait_ready() {
                 Ok(()) => return cluster,
                 Err(why) => failures.push(why),
@@ -141,15 +200,19 @@ impl EtcdCluster {
     }
 
     /// Creates the data directories and starts every member, without waiting.
-    fn spawn(count: usize) -> EtcdCluster {
+    fn spawn(place: Place, count: usize) -> EtcdCluster {
         let dir = tempfile::Builder::new()
             .prefix("cnitest-etcd-")
             .tempdir()
             .expect("cannot create the etcd cluster's temporary directory");
-        let ports = free_ports(2 * count);
+        let ports = match place.netns {
+            None => free_ports(2 * count),
+            Some(_) => (0..2 * count as u16).map(|i| 2379 + i).collect(),
+        };
         let members: Vec<Member> = (0..count)
             .map(|i| Member {
                 name: format!("m{i}"),
+                host: place.host.clone(),
                 client_port: ports[2 * i],
                 peer_port: ports[2 * i + 1],
                 data_dir: dir.path().join(format!("m{i}.data")),
@@ -170,6 +233,7 @@ impl EtcdCluster {
             .unwrap_or_default();
         let cluster = EtcdCluster {
             members: std::sync::Mutex::new(members),
+            place,
             cluster_spec,
             token,
             dir,
@@ -189,7 +253,9 @@ impl EtcdCluster {
             .append(true)
             .open(&member.log)
             .expect("cannot open the etcd member's log");
-        let child = Command::new(ETCD_BIN)
+        let child = self
+            .place
+            .command(ETCD_BIN)
             .arg("--name")
             .arg(&member.name)
             .arg("--data-dir")
@@ -232,7 +298,7 @@ impl EtcdCluster {
                         self.logs()
                     ));
                 }
-                let health = etcdctl(&[url.as_str()], &["endpoint", "health"]);
+                let health = etcdctl(&self.place, &[url.as_str()], &["endpoint", "health"]);
                 if health.is_err() {
                     unhealthy.push(url);
                 }
@@ -337,13 +403,14 @@ impl EtcdCluster {
     pub fn etcdctl(&self, args: &[&str]) -> Result<String, String> {
         let urls: Vec<String> = self.running_urls().into_iter().map(|(_, u)| u).collect();
         let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
-        etcdctl(&urls, args)
+        etcdctl(&self.place, &urls, args)
     }
 }
 
-/// Runs `etcdctl --endpoints URLS ARGS`.
-fn etcdctl(urls: &[&str], args: &[&str]) -> Result<String, String> {
-    let out = Command::new(ETCDCTL_BIN)
+/// Runs `etcdctl --endpoints URLS ARGS` in `place`'s namespace.
+fn etcdctl(place: &Place, urls: &[&str], args: &[&str]) -> Result<String, String> {
+    let out = place
+        .command(ETCDCTL_BIN)
         .env("ETCDCTL_API", "3")
         .arg(format!("--endpoints={}", urls.join(",")))
         .arg(format!("--command-timeout={ETCDCTL_TIMEOUT}"))
