@@ -141,21 +141,23 @@ impl Etcd {
     }
 
     /// Every key under `prefix`, in key order.
-    pub fn get_prefix(&self, prefix: &str, during: &str) -> Result<Vec<KeyValue>> {
+    pub fn get_prefix(&self, prefix: &str, read: Read, during: &str) -> Result<Vec<KeyValue>> {
         let kv = self.client.kv_client();
+        let options = read.options(GetOptions::new().with_prefix());
         let mut response = self.run(during, || {
             let mut kv = kv.clone();
-            async move { kv.get(prefix, Some(GetOptions::new().with_prefix())).await }
+            let options = options.clone();
+            async move { kv.get(prefix, Some(options)).await }
         })?;
         Ok(response.take_kvs())
     }
 
-    /// Each key of `keys`, if it exists, read in as few transactions as etcd allows.
-    /// `keys_only` leaves the values out (revisions are still there).
+    /// Each key of `keys`, if it exists, without its value (the revisions are there), read
+    /// in as few transactions as etcd allows.
     pub fn get_many(
         &self,
         keys: &[String],
-        keys_only: bool,
+        read: Read,
         during: &str,
     ) -> Result<Vec<Option<KeyValue>>> {
         let mut found = Vec::with_capacity(keys.len());
@@ -163,8 +165,8 @@ impl Etcd {
             let ops: Vec<TxnOp> = chunk
                 .iter()
                 .map(|key| {
-                    let options = keys_only.then(|| GetOptions::new().with_keys_only());
-                    TxnOp::get(key.as_str(), options)
+                    let options = read.options(GetOptions::new().with_keys_only());
+                    TxnOp::get(key.as_str(), Some(options))
                 })
                 .collect();
             let kv = self.client.kv_client();
@@ -186,6 +188,26 @@ impl Etcd {
             let txn = txn.clone();
             async move { kv.txn(txn).await }
         })
+    }
+}
+
+/// How current a read must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Read {
+    /// What a quorum agrees on now (DEL, CHECK, GC: a stale answer could miss a key).
+    Linearizable,
+    /// Whatever the member that answers has applied: no round through the leader, and
+    /// served during an election. For ADD's choices only: a stale answer can only make a
+    /// compare of the one write fail, and the ADD chooses again.
+    Serializable,
+}
+
+impl Read {
+    fn options(self, options: GetOptions) -> GetOptions {
+        match self {
+            Read::Linearizable => options,
+            Read::Serializable => options.with_serializable(),
+        }
     }
 }
 
