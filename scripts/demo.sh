@@ -33,7 +33,8 @@ run() {
 }
 
 # --- Packages and build ----------------------------------------------------------------
-PACKAGES=(gcc libc6-dev iproute2 iputils-ping jq)
+# protobuf-compiler: protoc, which building cluster-ipam's etcd client needs.
+PACKAGES=(gcc libc6-dev protobuf-compiler iproute2 iputils-ping jq)
 install_missing_packages "${PACKAGES[@]}"
 
 section "cargo build --release --workspace --bins"

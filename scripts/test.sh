@@ -22,9 +22,13 @@ require_root "$0" "the tests create network namespaces"
 # --- System packages -------------------------------------------------------------------
 # gcc and libc6-dev: the linker cargo needs. The rest: what tests run or compare against
 # (ip, tc, ping, nft, iptables, the Go reference plugins in /usr/lib/cni, jq, sysctl,
-# python3 for bandwidth's timed transfers, conntrack to watch portmap's flush of stale UDP flows).
+# python3 for bandwidth's timed transfers, conntrack to watch portmap's flush of stale UDP flows;
+# etcd-server and etcd-client: the real etcd cluster-ipam's tests start on loopback (free
+# ports, never the system etcd the package may enable on 2379); protobuf-compiler: protoc,
+# which building cluster-ipam's etcd client needs).
 PACKAGES=(gcc libc6-dev iproute2 iputils-ping nftables iptables
-    containernetworking-plugins jq procps python3 conntrack)
+    containernetworking-plugins jq procps python3 conntrack
+    etcd-server etcd-client protobuf-compiler)
 install_missing_packages "${PACKAGES[@]}"
 if command -v rustup >/dev/null; then
     # A minimal rustup profile has neither; the default profile has both (then a no-op).
@@ -61,7 +65,11 @@ settled_netns() {
 root_links() { ip -o link show | awk -F': ' '{print $2}' | sed 's/@.*//' | sort; }
 # Counters change on their own; everything else in the ruleset must not.
 root_ruleset() { nft list ruleset 2>/dev/null | sed -E 's/counter packets [0-9]+ bytes [0-9]+/counter/'; }
-lab_tmpdirs() { find "${TMPDIR:-/tmp}" -maxdepth 1 -name 'cnitest-lab-*' 2>/dev/null | sort; }
+lab_tmpdirs() {
+    find "${TMPDIR:-/tmp}" -maxdepth 1 \( -name 'cnitest-lab-*' -o -name 'cnitest-etcd-*' \) 2>/dev/null | sort
+}
+# etcd members the tests started (conformance/src/etcd.rs: data dirs under cnitest-etcd-*).
+test_etcd_processes() { pgrep -a -x etcd | grep -F cnitest-etcd- | sort || true; }
 
 stale=$(dead_test_netns)
 if [[ -n $stale ]]; then
@@ -80,6 +88,7 @@ settled_netns >"$baseline/netns"
 root_links >"$baseline/links"
 root_ruleset >"$baseline/ruleset"
 lab_tmpdirs >"$baseline/tmpdirs"
+test_etcd_processes >"$baseline/etcd"
 
 # --- Rust ------------------------------------------------------------------------------
 # One target dir and the debug profile throughout, so each step reuses the last one's work.
@@ -139,6 +148,14 @@ record_counted "cargo test" "$logs/cargo-test.log" '^test result:'
 # Fails on any violation; its seed is printed first for a replay. The 1000-cycle figures
 # are in README.md.
 run_step soak bash scripts/soak.sh 200
+
+# --- cluster-ipam on etcd --------------------------------------------------------------
+# 20 simulated nodes sharing one /22 through cluster-ipam and a real etcd on loopback
+# (scripts/cluster-soak.sh): fill to exhaustion, random churn, GC, no duplicate ever; then
+# the same with a 3-member etcd whose leader is killed and restarted, and SIGKILLed calls.
+# Short runs here; the 10000-call figures are in README.md.
+run_step cluster-soak bash scripts/cluster-soak.sh 1500
+run_step cluster-soak-faults bash scripts/cluster-soak.sh 2000 --faults
 
 # --- VM lane ---------------------------------------------------------------------------
 # The #[ignore]d tests whose names start with vm_ (ipvlan, bridge VLAN filtering, ...) in a
@@ -228,7 +245,11 @@ if ! diff -u "$baseline/ruleset" <(root_ruleset); then
     leaks=1
 fi
 if ! diff -u "$baseline/tmpdirs" <(lab_tmpdirs); then
-    echo "LEAK: test lab directories left behind (diff above)"
+    echo "LEAK: test lab or etcd directories left behind (diff above)"
+    leaks=1
+fi
+if ! diff -u "$baseline/etcd" <(test_etcd_processes); then
+    echo "LEAK: test etcd members left running (diff above)"
     leaks=1
 fi
 if ((leaks == 0)); then

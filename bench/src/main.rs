@@ -6,11 +6,13 @@
 //! ```
 //!
 //! Measures per-plugin ADD/DEL latency with the kernel floor, concurrency, host-local
-//! scaling, peak RSS (in an untimed pass under ptrace) and binary size, and writes a
+//! scaling, peak RSS (in an untimed pass under ptrace), binary size, and cluster-ipam on a
+//! real etcd beside host-local (latency, allocations per second), and writes a
 //! Markdown report plus an SVG plot (same path, `.svg` extension). Needs root: everything
 //! runs in throwaway network namespaces (`cni_conformance::Netns` guards), never in the
 //! machine's own.
 
+mod cluster;
 mod floor;
 mod report;
 mod rss;
@@ -176,6 +178,11 @@ fn main() -> Result<()> {
     // phase (suspected cause: that teardown; not proven).
     let scaling = scenarios::scaling(&dirs, levels, scale_iterations, warmup)?;
     let concurrency = scenarios::concurrency(&dirs, conc_ns, rounds)?;
+    let cluster = cluster::measure(
+        &options.ours,
+        iterations,
+        if options.quick { 50 } else { 600 },
+    )?;
     // Untimed, so last: ptrace stops would distort any timing, and nothing here is timed.
     let rss_runs = if options.quick { 3 } else { 20 };
     let (rss, rss_floor) = scenarios::peak_rss(&dirs, rss_runs)?;
@@ -189,6 +196,7 @@ fn main() -> Result<()> {
         startup,
         rss,
         rss_floor,
+        cluster,
         context: report::Context {
             date: command_output("date", &["-u", "+%Y-%m-%d %H:%M"]),
             machine: machine(),

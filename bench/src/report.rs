@@ -26,6 +26,8 @@ pub struct Results {
     /// Peak RSS per latency scenario, from the untimed traced pass.
     pub rss: Vec<Rss>,
     pub rss_floor: RssFloor,
+    /// cluster-ipam on etcd beside host-local.
+    pub cluster: crate::cluster::ClusterBench,
     pub context: Context,
 }
 
@@ -67,7 +69,8 @@ pub fn total_failures(r: &Results) -> usize {
         .chain(scaling)
         .chain(rss)
         .map(|f| f.count)
-        .sum()
+        .sum::<usize>()
+        + crate::cluster::failures(&r.cluster)
 }
 
 fn batch_latencies(rounds: &[(Batch, Batch)], add: bool) -> Summary {
@@ -219,6 +222,7 @@ pub fn markdown(r: &Results, svg_name: &str, analysis: &str) -> String {
     concurrency_table(&mut md, r);
     scaling_table(&mut md, r);
     resources_table(&mut md, r);
+    crate::cluster::markdown(&mut md, &r.cluster);
     md.push_str(analysis);
     md
 }

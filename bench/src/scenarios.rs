@@ -86,7 +86,7 @@ pub struct Samples {
 }
 
 impl Samples {
-    fn record(&mut self, verb: &str, outcome: &Outcome) {
+    pub fn record(&mut self, verb: &str, outcome: &Outcome) {
         if !outcome.success {
             self.failures
                 .note(|| format!("{verb}: {}", outcome.output.trim()));

@@ -11,6 +11,9 @@
 //! - [`PluginRun`]: what the call produced, with assertions that print it all on failure;
 //! - [`bin_dir`] and [`plugin_path`]: which binaries are tested (`CNI_BIN_DIR` or the
 //!   cargo target directory);
+//! - [`EtcdCluster`]: a real etcd cluster (one or more members) on loopback, for the
+//!   tests of cluster-ipam, and [`LoopbackRelay`], which makes it reachable from a lab
+//!   namespace's loopback;
 //! - [`suite`]: the black-box conformance suite built on all of the above, for any
 //!   directory of CNI plugins, with its report (also the `cni-conformance` tool).
 //!
@@ -28,14 +31,18 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod bins;
+mod etcd;
 mod invocation;
 mod lab;
 mod netns;
 mod plugin_run;
+mod relay;
 pub mod suite;
 
 pub use bins::{BIN_DIR_ENV, REFERENCE_DIR, bin_dir, plugin_path, reference_plugin};
+pub use etcd::{ETCD_BIN, ETCDCTL_BIN, EtcdCluster, missing_etcd_binaries};
 pub use invocation::{DEFAULT_TIMEOUT, Invocation, with_prev};
 pub use lab::{Lab, host_local_leases};
 pub use netns::{IpFamily, NETNS_DIR, NETNS_PREFIX, Netns, cleanup_stale};
 pub use plugin_run::PluginRun;
+pub use relay::LoopbackRelay;

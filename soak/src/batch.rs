@@ -195,7 +195,7 @@ impl Soak {
                 .map(|op| {
                     let binary = plugin_path(self.networks[op.network].plugin());
                     scope.spawn(move || {
-                        runner::run(host, dir, &binary, &op.invocation, &op.stdin, op.kill)
+                        runner::run(Some(host), dir, &binary, &op.invocation, &op.stdin, op.kill)
                     })
                 })
                 .collect();

@@ -9,6 +9,9 @@
 //! netns and a temp dir), removed at the end, also on failure. The seed is printed first;
 //! `--seed` replays the same plan (as far as the calls end the same way: a kill that lands
 //! after a call has finished changes what follows). Run it with `bash scripts/soak.sh`.
+//!
+//! `cni-soak cluster OPS [--seed SEED] [--faults]` is the multi-node soak of cluster-ipam
+//! against a real etcd instead: see [`cluster`].
 
 // Test tooling: a broken lab (no root, a netns that cannot be made) or a broken model
 // stops the soak at once with a message, and a panic is how it says that; the lab is still
@@ -16,6 +19,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod batch;
+mod cluster;
 mod invariants;
 mod model;
 mod rng;
@@ -37,7 +41,11 @@ const SLOTS_PER_NETWORK: usize = 5;
 const PROGRESS_EVERY: u64 = 100;
 
 fn main() -> ExitCode {
-    let (cycles, seed) = match parse_args(std::env::args().skip(1)) {
+    let mut args = std::env::args().skip(1).peekable();
+    if args.peek().map(String::as_str) == Some("cluster") {
+        return cluster::main(args.skip(1));
+    }
+    let (cycles, seed) = match parse_args(args) {
         Ok(args) => args,
         Err(message) => {
             eprintln!("cni-soak: {message}\nusage: cni-soak [CYCLES] [--seed SEED]");

@@ -65,11 +65,12 @@ impl Outcome {
     }
 }
 
-/// Runs `binary` in `host` with `invocation`'s environment and `stdin`, from `workdir`;
+/// Runs `binary` in `host` (or in our own netns when `None`: an IPAM plugin that talks to
+/// a store on loopback) with `invocation`'s environment and `stdin`, from `workdir`;
 /// sends SIGKILL as `kill` says if it is still running then (a hang always gets one, to
 /// the whole group).
 pub fn run(
-    host: &Netns,
+    host: Option<&Netns>,
     workdir: &Path,
     binary: &Path,
     invocation: &Invocation,
@@ -85,7 +86,9 @@ pub fn run(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
-    host.enter_before_exec(&mut command);
+    if let Some(host) = host {
+        host.enter_before_exec(&mut command);
+    }
     let mut child = match command.spawn() {
         Ok(child) => child,
         Err(err) => {

@@ -19,7 +19,7 @@ use std::process::ExitCode;
 use cni_conformance::suite::{self, Implementation, PLUGINS, SuiteOptions};
 
 const USAGE: &str = "usage: cni-conformance --bin-dir [LABEL=]DIR [--bin-dir ...] \
-[--reference [LABEL=]DIR] [--plugins bridge,macvlan,ipvlan,host-local,loopback,tuning,bandwidth,firewall,portmap] \
+[--reference [LABEL=]DIR] [--plugins bridge,macvlan,ipvlan,host-local,cluster-ipam,loopback,tuning,bandwidth,firewall,portmap] \
 [--cases TEXT] [--jobs N] [--report FILE.md]";
 
 struct Args {

@@ -60,7 +60,7 @@ pub fn cases_for(kind: PluginKind) -> Vec<Case> {
         "0.1.0",
         state_after_add,
     ));
-    if kind.creates_interface() || kind == PluginKind::HostLocal {
+    if kind.creates_interface() || kind.is_ipam() {
         cases.push(case(
             "add/twice-fails-and-changes-nothing",
             "0.1.0",
@@ -165,6 +165,7 @@ fn state_name(kind: PluginKind) -> &'static str {
         PluginKind::Macvlan => "macvlan-link-on-master",
         PluginKind::Ipvlan => "ipvlan-link-on-master",
         PluginKind::HostLocal => "lease-files-in-data-dir",
+        PluginKind::ClusterIpam => "reservation-key-in-etcd",
         PluginKind::Loopback => "lo-up-after-add-down-after-del",
         PluginKind::Tuning => "mtu-and-sysctl-set-mtu-restored-by-del",
         PluginKind::Bandwidth => "tbf-on-veth-and-ifb-removed-by-del",
@@ -434,6 +435,7 @@ fn verify_added(world: &World, ctr: &Netns, result: &Value) -> Checked {
         PluginKind::Macvlan => verify_sublink_added(ctr, ifname, "macvlan", &ip, result),
         PluginKind::Ipvlan => verify_sublink_added(ctr, ifname, "ipvlan", &ip, result),
         PluginKind::HostLocal => verify_lease_written(world, ctr, ifname, &ip),
+        PluginKind::ClusterIpam => verify_reservation_written(world, ctr, ifname, &ip),
         PluginKind::Tuning => verify_tuned(ctr, ifname),
         PluginKind::Bandwidth => verify_shaped(world, result),
         PluginKind::Firewall => verify_forwarded(world, &ip),
@@ -596,6 +598,21 @@ fn verify_lease_written(world: &World, ctr: &Netns, ifname: &str, ip: &str) -> C
     Ok(())
 }
 
+/// cluster-ipam: the reservation key of the address names the attachment.
+fn verify_reservation_written(world: &World, ctr: &Netns, ifname: &str, ip: &str) -> Checked {
+    let bare_ip = ip.split('/').next().unwrap_or_default();
+    let value = world
+        .reservation(bare_ip)
+        .ok_or_else(|| format!("no reservation key {}{bare_ip}", world.reservation_prefix()))?;
+    let value: Value = serde_json::from_str(&value).unwrap_or_default();
+    ensure!(
+        value["containerID"] == ctr.name() && value["ifname"] == ifname,
+        "the reservation of {bare_ip} holds {value}, expected {} {ifname}",
+        ctr.name()
+    );
+    Ok(())
+}
+
 /// tuning: the MTU and sysctl the config asks for.
 fn verify_tuned(ctr: &Netns, ifname: &str) -> Checked {
     let mtu = ctr.link(ifname).map(|l| l["mtu"].clone());
@@ -749,7 +766,7 @@ fn tampers(kind: PluginKind) -> &'static [Tamper] {
         PluginKind::Macvlan | PluginKind::Ipvlan => {
             &[Tamper::DeleteContainerAddress, Tamper::DeleteLeaseFiles]
         }
-        PluginKind::HostLocal => &[Tamper::DeleteLeaseFiles],
+        PluginKind::HostLocal | PluginKind::ClusterIpam => &[Tamper::DeleteLeaseFiles],
         PluginKind::Loopback => &[Tamper::LoopbackDown],
         PluginKind::Tuning => &[Tamper::MtuChanged],
         PluginKind::Bandwidth => &[Tamper::TbfRateChanged],
@@ -779,13 +796,7 @@ impl Tamper {
                 let ip = result_ips(result).first().cloned().unwrap_or_default();
                 ctr.ip(&["addr", "del", &ip, "dev", ifname]);
             }
-            Tamper::DeleteLeaseFiles => {
-                for lease in world.leases() {
-                    let path = world.data_dir().join(NETWORK).join(lease);
-                    fs::remove_file(&path)
-                        .unwrap_or_else(|e| panic!("cannot remove {}: {e}", path.display()));
-                }
-            }
+            Tamper::DeleteLeaseFiles => world.delete_leases(),
             Tamper::DetachHostVeth => {
                 let veth = result["interfaces"][1]["name"].as_str().unwrap_or_default();
                 world.lab.host().ip(&["link", "set", veth, "nomaster"]);

@@ -33,17 +33,22 @@ pub use known_defects::{KNOWN_DEFECTS, KnownDefect};
 pub use report::Report;
 
 /// The plugin types the suite knows, in report order.
-pub const PLUGINS: [&str; 9] = [
+pub const PLUGINS: [&str; 10] = [
     "bridge",
     "macvlan",
     "ipvlan",
     "host-local",
+    "cluster-ipam",
     "loopback",
     "tuning",
     "bandwidth",
     "firewall",
     "portmap",
 ];
+
+/// Plugins of ours that the Go reference has no counterpart of: its column shows them
+/// n/a (no binary).
+pub const NO_REFERENCE: [&str; 1] = ["cluster-ipam"];
 
 /// Every CNI spec version, oldest first.
 pub const ALL_VERSIONS: [&str; 7] = [

@@ -94,7 +94,7 @@ fn check_current(request: &AddRequest, result: &Value) -> Checked {
         | PluginKind::Tuning
         | PluginKind::Firewall
         | PluginKind::Portmap => (1, Some(0)),
-        PluginKind::HostLocal => (0, None),
+        PluginKind::HostLocal | PluginKind::ClusterIpam => (0, None),
         // The stand-in's host veth, the container's eth0, the ifb.
         PluginKind::Bandwidth => (3, Some(1)),
     };

@@ -8,7 +8,9 @@ use std::sync::OnceLock;
 use serde_json::{Value, json};
 
 use super::{Checked, Ctx, Stop};
-use crate::{Invocation, Lab, Netns, PluginRun, host_local_leases, with_prev};
+use crate::{
+    EtcdCluster, Invocation, Lab, LoopbackRelay, Netns, PluginRun, host_local_leases, with_prev,
+};
 
 /// The network name in every config (also host-local's store directory name).
 pub const NETWORK: &str = "conformance";
@@ -42,6 +44,7 @@ pub enum PluginKind {
     Macvlan,
     Ipvlan,
     HostLocal,
+    ClusterIpam,
     Loopback,
     Tuning,
     Bandwidth,
@@ -56,6 +59,7 @@ impl PluginKind {
             "macvlan" => PluginKind::Macvlan,
             "ipvlan" => PluginKind::Ipvlan,
             "host-local" => PluginKind::HostLocal,
+            "cluster-ipam" => PluginKind::ClusterIpam,
             "loopback" => PluginKind::Loopback,
             "tuning" => PluginKind::Tuning,
             "bandwidth" => PluginKind::Bandwidth,
@@ -71,6 +75,7 @@ impl PluginKind {
             PluginKind::Macvlan => "macvlan",
             PluginKind::Ipvlan => "ipvlan",
             PluginKind::HostLocal => "host-local",
+            PluginKind::ClusterIpam => "cluster-ipam",
             PluginKind::Loopback => "loopback",
             PluginKind::Tuning => "tuning",
             PluginKind::Bandwidth => "bandwidth",
@@ -87,7 +92,12 @@ impl PluginKind {
         }
     }
 
-    /// Whether the plugin reserves addresses through host-local (itself or delegated).
+    /// Whether the plugin is an IPAM plugin run directly (host-local, cluster-ipam).
+    pub fn is_ipam(self) -> bool {
+        matches!(self, PluginKind::HostLocal | PluginKind::ClusterIpam)
+    }
+
+    /// Whether the plugin reserves addresses through an IPAM plugin (itself or delegated).
     pub fn uses_ipam(self) -> bool {
         !matches!(
             self,
@@ -194,6 +204,21 @@ pub struct World {
     _peer: Option<Netns>,
     pub kind: PluginKind,
     bin_dir: PathBuf,
+    /// cluster-ipam's etcd, reached from the lab host through the relay.
+    etcd: Option<(LoopbackRelay, EtcdCluster)>,
+}
+
+/// A one-member etcd for cluster-ipam, and a relay from the lab host's loopback to it.
+fn etcd_for(kind: PluginKind, lab: &Lab) -> Option<(LoopbackRelay, EtcdCluster)> {
+    if kind != PluginKind::ClusterIpam {
+        return None;
+    }
+    let etcd = EtcdCluster::start(1);
+    let target = etcd.endpoints()[0]
+        .trim_start_matches("http://")
+        .parse()
+        .expect("the harness gives http://IP:PORT endpoints");
+    Some((LoopbackRelay::new(lab.host(), target), etcd))
 }
 
 impl World {
@@ -229,6 +254,7 @@ impl World {
             _ => None,
         };
         Ok(World {
+            etcd: etcd_for(ctx.kind, &lab),
             lab,
             _peer: peer,
             kind: ctx.kind,
@@ -238,8 +264,10 @@ impl World {
 
     /// A plain lab, for cases that never reach the kernel (protocol errors).
     pub fn bare(ctx: &Ctx) -> World {
+        let lab = Lab::new();
         World {
-            lab: Lab::new(),
+            etcd: etcd_for(ctx.kind, &lab),
+            lab,
             _peer: None,
             kind: ctx.kind,
             bin_dir: ctx.bin_dir.clone(),
@@ -279,8 +307,19 @@ impl World {
             .collect()
     }
 
-    /// The host-local section every IPAM-using config shares.
+    /// The IPAM section every IPAM-using config shares: host-local's, or cluster-ipam's
+    /// (the same range, on the world's etcd) when that is the plugin under test.
     pub fn ipam(&self) -> Value {
+        if let Some((relay, _)) = &self.etcd {
+            return json!({
+                "type": "cluster-ipam",
+                "subnet": SUBNET,
+                "gateway": GATEWAY,
+                "routes": [{"dst": "0.0.0.0/0"}],
+                "nodeName": "conformance",
+                "etcd": {"endpoints": [relay.url()]},
+            });
+        }
         json!({
             "type": "host-local",
             "subnet": SUBNET,
@@ -304,7 +343,7 @@ impl World {
             }),
             PluginKind::Macvlan => json!({"master": MASTER, "mode": "bridge", "ipam": self.ipam()}),
             PluginKind::Ipvlan => json!({"master": MASTER, "mode": "l2", "ipam": self.ipam()}),
-            PluginKind::HostLocal => json!({"ipam": self.ipam()}),
+            PluginKind::HostLocal | PluginKind::ClusterIpam => json!({"ipam": self.ipam()}),
             PluginKind::Loopback => json!({}),
             PluginKind::Tuning => json!({
                 "mtu": TUNED_MTU,
@@ -351,11 +390,49 @@ impl World {
         succeeded(&self.run_plugin(&Invocation::del(ctr, self.kind.ifname()).config(conf)))
     }
 
-    /// The reserved IPs in host-local's store (files named by an IP).
+    /// The reserved IPs: host-local's store (files named by an IP), or cluster-ipam's
+    /// reservation keys in etcd.
     pub fn leases(&self) -> BTreeSet<String> {
+        if let Some((_, etcd)) = &self.etcd {
+            return etcd
+                .get_prefix(&self.reservation_prefix())
+                .into_iter()
+                .filter_map(|(key, _)| Some(key.rsplit_once('/')?.1.to_owned()))
+                .collect();
+        }
         host_local_leases(&self.data_dir().join(NETWORK))
             .into_iter()
             .collect()
+    }
+
+    /// cluster-ipam: where its reservation keys live (`ips/<address>`).
+    pub fn reservation_prefix(&self) -> String {
+        format!("/cni/cluster-ipam/{NETWORK}/ips/")
+    }
+
+    /// cluster-ipam: the value of the reservation key of `ip`, if there is one.
+    pub fn reservation(&self, ip: &str) -> Option<String> {
+        let (_, etcd) = self.etcd.as_ref()?;
+        let key = format!("{}{ip}", self.reservation_prefix());
+        etcd.get_prefix(&key)
+            .into_iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, value)| value)
+    }
+
+    /// Removes every reservation behind the plugin's back (host-local's lease files, or
+    /// cluster-ipam's keys).
+    pub fn delete_leases(&self) {
+        if let Some((_, etcd)) = &self.etcd {
+            etcd.etcdctl(&["del", "--prefix", &self.reservation_prefix()])
+                .unwrap_or_else(|e| panic!("cannot delete the reservations: {e}"));
+            return;
+        }
+        for lease in self.leases() {
+            let path = self.data_dir().join(NETWORK).join(lease);
+            std::fs::remove_file(&path)
+                .unwrap_or_else(|e| panic!("cannot remove {}: {e}", path.display()));
+        }
     }
 
     /// The lab host's firewall (nftables and iptables of both families), one line each.
@@ -416,7 +493,7 @@ impl World {
             }
         }
         for lease in after.leases.difference(&before.leases) {
-            leaks.push(format!("host-local lease {lease}"));
+            leaks.push(format!("IPAM reservation {lease}"));
         }
         for file in after.saved_state.difference(&before.saved_state) {
             leaks.push(format!("tuning saved-state file {file}"));

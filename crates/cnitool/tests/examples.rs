@@ -13,7 +13,7 @@
 
 mod common;
 
-use cni_conformance::{Invocation, IpFamily, Lab, Netns};
+use cni_conformance::{EtcdCluster, Invocation, IpFamily, Lab, Netns};
 use common::cnitool_ok;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -68,6 +68,10 @@ const EXAMPLES: &[(&str, &str)] = &[
         include_str!("../../../examples/loopback.conf"),
     ),
     (
+        "macvlan-cluster-ipam.conflist",
+        include_str!("../../../examples/macvlan-cluster-ipam.conflist"),
+    ),
+    (
         "macvlan.conflist",
         include_str!("../../../examples/macvlan.conflist"),
     ),
@@ -107,7 +111,12 @@ fn with_lab_data_dir(mut conf: Value, lab: &Lab) -> Value {
 
 /// Puts example `path` into the lab's configuration directory; returns its network name.
 fn install(lab: &Lab, path: &str) -> String {
-    let conf = with_lab_data_dir(example(path), lab);
+    install_conf(lab, path, &with_lab_data_dir(example(path), lab))
+}
+
+/// Puts `conf` into the lab's configuration directory as `path`'s file name; returns its
+/// network name.
+fn install_conf(lab: &Lab, path: &str, conf: &Value) -> String {
     let file_name = Path::new(path).file_name().unwrap();
     fs::create_dir_all(lab.dir().join("net.d")).unwrap();
     fs::write(
@@ -265,6 +274,66 @@ fn macvlan_example_reaches_its_gateway_on_the_lan() {
         assert!((100..=199).contains(&last_octet), "{result}");
         assert_pings(lab.container(), "192.168.50.1");
     });
+}
+
+/// Two nodes (two lab host namespaces) whose `eth0` are ports of one bridge in a "switch"
+/// namespace, the LAN, where etcd also runs (at 192.168.70.2, as the example names it).
+/// Each node runs the example with its own `nodeName`: their containers get distinct
+/// addresses of the one pool and reach each other across the LAN.
+#[test]
+fn macvlan_cluster_ipam_example_two_nodes_share_one_pool() {
+    let path = "macvlan-cluster-ipam.conflist";
+    let switch = Netns::with_label("switch");
+    switch.ip(&["link", "add", "br0", "type", "bridge"]);
+    switch.ip(&["addr", "add", "192.168.70.2/24", "dev", "br0"]);
+    switch.ip(&["link", "set", "br0", "up"]);
+    let nodes = [Lab::new(), Lab::new()];
+    for (i, lab) in nodes.iter().enumerate() {
+        let port = format!("port{i}");
+        let host_cidr = format!("192.168.70.{}/24", 11 + i);
+        switch.add_veth_to(&port, lab.host(), "eth0", &host_cidr);
+        switch.ip(&["link", "set", &port, "master", "br0"]);
+    }
+    let etcd = EtcdCluster::start_in(&switch, "192.168.70.2", 1);
+    let mut addresses = Vec::new();
+    for (i, lab) in nodes.iter().enumerate() {
+        let mut conf = example(path);
+        conf["plugins"][0]["ipam"]["nodeName"] = json!(format!("node-{i}"));
+        let network = install_conf(lab, path, &conf);
+        let result: Value =
+            serde_json::from_str(&cnitool_ok(lab, "add", &network, lab.container(), &[])).unwrap();
+        let address = address_of(&result, 0);
+        let last_octet: u8 = address
+            .strip_prefix("192.168.70.")
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((64..=191).contains(&last_octet), "{result}");
+        addresses.push(address);
+    }
+    assert_ne!(
+        addresses[0], addresses[1],
+        "two nodes were given one address"
+    );
+    assert_pings(nodes[0].container(), &addresses[1]);
+    assert_pings(nodes[1].container(), &addresses[0]);
+    // The store names each reservation's node.
+    let reservations = etcd.get_prefix("/cni/cluster-ipam/lan-cluster/ips/");
+    for (i, address) in addresses.iter().enumerate() {
+        let value = &reservations
+            .iter()
+            .find(|(key, _)| key.ends_with(&format!("/{address}")))
+            .unwrap_or_else(|| panic!("no reservation of {address}: {reservations:?}"))
+            .1;
+        assert!(value.contains(&format!("\"node-{i}\"")), "{value}");
+    }
+    for lab in &nodes {
+        cnitool_ok(lab, "check", "lan-cluster", lab.container(), &[]);
+        cnitool_ok(lab, "del", "lan-cluster", lab.container(), &[]);
+        assert!(lab.container().link("eth0").is_none());
+    }
+    let left = etcd.get_prefix("/cni/cluster-ipam/lan-cluster/ips/");
+    assert!(left.is_empty(), "reservations left after DEL: {left:?}");
 }
 
 #[test]

@@ -1,0 +1,83 @@
+//! Tests of the etcd harness itself, with real etcd processes (Debian `etcd-server` and
+//! `etcd-client`; scripts/test.sh installs them). No root needed.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::TcpStream;
+
+use cni_conformance::EtcdCluster;
+
+fn put(etcd: &EtcdCluster, key: &str, value: &str) {
+    etcd.etcdctl(&["put", key, value]).unwrap();
+}
+
+#[test]
+fn single_member_serves_reads_and_writes_and_is_gone_after_drop() {
+    let etcd = EtcdCluster::start(1);
+    let endpoints = etcd.endpoints();
+    assert_eq!(endpoints.len(), 1);
+    assert!(
+        endpoints[0].starts_with("http://127.0.0.1:"),
+        "{endpoints:?}"
+    );
+    put(&etcd, "/t/b", "{\"n\":2}");
+    put(&etcd, "/t/a", "1");
+    put(&etcd, "/u/c", "3");
+    assert_eq!(
+        etcd.get_prefix("/t/"),
+        vec![
+            ("/t/a".to_owned(), "1".to_owned()),
+            ("/t/b".to_owned(), "{\"n\":2}".to_owned())
+        ]
+    );
+    assert!(etcd.get_prefix("/none/").is_empty());
+    let addr = endpoints[0].trim_start_matches("http://").to_owned();
+    let dir = etcd.dir().to_owned();
+    drop(etcd);
+    assert!(
+        TcpStream::connect(&addr).is_err(),
+        "etcd still listens on {addr}"
+    );
+    assert!(!dir.exists(), "{} left behind", dir.display());
+}
+
+#[test]
+fn three_members_keep_serving_writes_with_one_killed_and_it_rejoins() {
+    let etcd = EtcdCluster::start(3);
+    assert_eq!(etcd.endpoints().len(), 3);
+    put(&etcd, "/k/before", "1");
+    etcd.kill_member(1);
+    // Two of three still form a quorum: writes and linearizable reads go on.
+    put(&etcd, "/k/during", "2");
+    assert_eq!(etcd.get_prefix("/k/").len(), 2);
+    etcd.restart_member(1);
+    // The restarted member caught up: read from it alone.
+    let member1 = etcd.endpoints()[1].clone();
+    let out = std::process::Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .args([&format!("--endpoints={member1}"), "get", "--prefix", "/k/"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "/k/before\n1\n/k/during\n2\n"
+    );
+    put(&etcd, "/k/after", "3");
+    assert_eq!(etcd.get_prefix("/k/").len(), 3);
+}
+
+#[test]
+fn members_are_killed_when_a_test_panics() {
+    let mut addr = String::new();
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let etcd = EtcdCluster::start(1);
+        addr = etcd.endpoints()[0].trim_start_matches("http://").to_owned();
+        panic!("a failing test");
+    }));
+    assert!(result.is_err());
+    assert!(
+        TcpStream::connect(&addr).is_err(),
+        "etcd still listens on {addr}"
+    );
+}

@@ -1,0 +1,136 @@
+//! The key layout under `<prefix>/<network>/`, and the JSON values kept there
+//! (README.md, "cluster-ipam"):
+//!
+//! - `ips/<address>`: one reservation, value [`Reservation`];
+//! - `blocks/<first>-<prefixlen>`: one claimed block, value [`BlockOwner`];
+//! - `attachments/<containerID>/<ifname>`: the index by attachment, value [`AttachmentRecord`].
+//!
+//! An ADD writes its reservations and its attachment key in one transaction, so they share
+//! a `mod_revision`: that is how DEL and CHECK tell the attachment's own reservations.
+
+use crate::block::Block;
+use cni::Attachment;
+use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
+
+/// A reservation's value: who holds the address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Reservation {
+    /// The node that allocated it.
+    pub node: String,
+    /// The container.
+    #[serde(rename = "containerID")]
+    pub container_id: String,
+    /// The interface.
+    pub ifname: String,
+}
+
+/// A claimed block's value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockOwner {
+    /// The node the block is affine to.
+    pub node: String,
+}
+
+/// An attachment's value: its addresses, one per range set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttachmentRecord {
+    /// The node that allocated them.
+    pub node: String,
+    /// The addresses.
+    pub ips: Vec<IpAddr>,
+}
+
+/// The keys of one network.
+#[derive(Debug, Clone)]
+pub struct Keys {
+    base: String,
+}
+
+impl Keys {
+    /// The keys of `network` under `prefix` (no trailing `/`).
+    pub fn new(prefix: &str, network: &str) -> Keys {
+        Keys {
+            base: format!("{prefix}/{network}/"),
+        }
+    }
+
+    /// `…/ips/<ip>`.
+    pub fn ip(&self, ip: IpAddr) -> String {
+        format!("{}ips/{ip}", self.base)
+    }
+
+    /// `…/blocks/`, the prefix of every block key.
+    pub fn blocks(&self) -> String {
+        format!("{}blocks/", self.base)
+    }
+
+    /// `…/blocks/<block>`.
+    pub fn block(&self, block: Block) -> String {
+        format!("{}{block}", self.blocks())
+    }
+
+    /// `…/attachments/`, the prefix of every attachment key.
+    pub fn attachments(&self) -> String {
+        format!("{}attachments/", self.base)
+    }
+
+    /// `…/attachments/<containerID>/<ifname>`.
+    pub fn attachment(&self, attachment: &Attachment) -> String {
+        format!(
+            "{}{}/{}",
+            self.attachments(),
+            attachment.container_id,
+            attachment.ifname
+        )
+    }
+
+    /// The block named by a key under [`Keys::blocks`].
+    pub fn parse_block(&self, key: &str) -> Option<Block> {
+        Block::parse(key.strip_prefix(&self.blocks())?)
+    }
+
+    /// The attachment named by a key under [`Keys::attachments`].
+    pub fn parse_attachment(&self, key: &str) -> Option<Attachment> {
+        let (container_id, ifname) = key.strip_prefix(&self.attachments())?.split_once('/')?;
+        Some(Attachment {
+            container_id: container_id.into(),
+            ifname: ifname.into(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout() {
+        let keys = Keys::new("/cni/cluster-ipam", "pool");
+        assert_eq!(
+            keys.ip("10.97.8.5".parse().unwrap()),
+            "/cni/cluster-ipam/pool/ips/10.97.8.5"
+        );
+        let block = Block::parse("10.97.8.64-26").unwrap();
+        assert_eq!(
+            keys.block(block),
+            "/cni/cluster-ipam/pool/blocks/10.97.8.64-26"
+        );
+        assert_eq!(keys.parse_block(&keys.block(block)), Some(block));
+        let attachment = Attachment {
+            container_id: "c1".into(),
+            ifname: "eth0".into(),
+        };
+        let key = keys.attachment(&attachment);
+        assert_eq!(key, "/cni/cluster-ipam/pool/attachments/c1/eth0");
+        assert_eq!(keys.parse_attachment(&key), Some(attachment));
+        let value = serde_json::to_string(&Reservation {
+            node: "n".into(),
+            container_id: "c1".into(),
+            ifname: "eth0".into(),
+        })
+        .unwrap();
+        assert_eq!(value, r#"{"node":"n","containerID":"c1","ifname":"eth0"}"#);
+    }
+}

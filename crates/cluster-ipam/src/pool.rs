@@ -1,0 +1,517 @@
+//! The allocator policy on etcd: node-affine blocks, one compare-and-create transaction per
+//! reservation, bounded retries on a lost compare. Every verb and the admin release.
+//!
+//! ADD reads the network's block list and the reservation keys of the blocks it looks into
+//! (its own first), never every reservation of the pool; nothing is locked.
+
+use crate::block::{Block, blocks_of, seed};
+use crate::config::ClusterConfig;
+use crate::error::{Error, Result};
+use crate::etcd::{Etcd, Read, first_kv};
+use crate::keys::{AttachmentRecord, BlockOwner, Keys, Reservation};
+use cni::{Attachment, IpConfig};
+use cni_ipam::RangeSet;
+use etcd_client::{Compare, CompareOp, KeyValue, Txn, TxnOp};
+use serde::de::DeserializeOwned;
+use std::collections::HashSet;
+use std::net::IpAddr;
+
+/// How many transactions one verb tries before giving up on concurrent writers.
+const MAX_ATTEMPTS: usize = 16;
+/// How many free-looking blocks ADD tries to claim before borrowing from other nodes.
+const MAX_CLAIMS: usize = 8;
+
+/// One network's pool in etcd, seen from one node.
+pub struct Pool<'a> {
+    etcd: &'a Etcd,
+    config: &'a ClusterConfig,
+    keys: Keys,
+}
+
+/// A claimed block and the node it is affine to.
+#[derive(Debug, Clone)]
+struct Claimed {
+    block: Block,
+    node: String,
+}
+
+fn parse<T: DeserializeOwned>(kv: &KeyValue) -> Result<T> {
+    serde_json::from_slice(kv.value()).map_err(|e| Error::Corrupt {
+        key: String::from_utf8_lossy(kv.key()).into_owned(),
+        reason: e.to_string(),
+    })
+}
+
+fn json<T: serde::Serialize>(value: &T) -> String {
+    // Serializing these plain structs cannot fail; an empty value would be caught by CHECK.
+    serde_json::to_string(value).unwrap_or_default()
+}
+
+fn key_text(kv: &KeyValue) -> String {
+    String::from_utf8_lossy(kv.key()).into_owned()
+}
+
+impl<'a> Pool<'a> {
+    /// The pool of `config`'s network, reached through `etcd`.
+    pub fn new(etcd: &'a Etcd, config: &'a ClusterConfig) -> Pool<'a> {
+        Pool {
+            etcd,
+            config,
+            keys: Keys::new(&config.etcd.prefix, &config.ipam.network),
+        }
+    }
+
+    fn block_size(&self, set: &RangeSet) -> u8 {
+        if set.is_ipv4() {
+            self.config.block_v4
+        } else {
+            self.config.block_v6
+        }
+    }
+
+    /// Every claimed block of the network (values that are not ours are skipped).
+    fn claimed(&self) -> Result<Vec<Claimed>> {
+        let kvs = self.etcd.get_prefix(
+            &self.keys.blocks(),
+            Read::Serializable,
+            "reading the block list",
+        )?;
+        Ok(kvs
+            .iter()
+            .filter_map(|kv| {
+                let block = self.keys.parse_block(&key_text(kv))?;
+                let owner: BlockOwner = parse(kv).ok()?;
+                Some(Claimed {
+                    block,
+                    node: owner.node,
+                })
+            })
+            .collect())
+    }
+
+    /// A free address of `block`: one that `set` may hand out, that no key reserves and
+    /// that this ADD has not picked already. `spread` chooses among the free ones (0: the
+    /// lowest), so concurrent ADDs in one block mostly try different addresses instead of
+    /// all racing for the lowest.
+    fn free_in(
+        &self,
+        block: Block,
+        set: &RangeSet,
+        picked: &[IpAddr],
+        spread: u64,
+    ) -> Result<Option<IpAddr>> {
+        let candidates: Vec<IpAddr> = block
+            .candidates(set)
+            .filter(|ip| !picked.contains(ip))
+            .collect();
+        let keys: Vec<String> = candidates.iter().map(|ip| self.keys.ip(*ip)).collect();
+        let found =
+            self.etcd
+                .get_many(&keys, Read::Serializable, &format!("reading block {block}"))?;
+        let free: Vec<IpAddr> = candidates
+            .into_iter()
+            .zip(found)
+            .filter_map(|(ip, kv)| kv.is_none().then_some(ip))
+            .collect();
+        if free.is_empty() {
+            return Ok(None);
+        }
+        let index = usize::try_from(spread % free.len() as u64).unwrap_or(0);
+        Ok(Some(free[index]))
+    }
+
+    /// Claims a free block of `set` for this node: one transaction that creates the block's
+    /// key only if it does not exist. Returns the block claimed, `None` when none is left
+    /// (or every try was lost to other nodes).
+    fn claim(&self, set: &RangeSet, claimed: &mut Vec<Claimed>) -> Result<Option<Block>> {
+        let taken: HashSet<Block> = claimed.iter().map(|c| c.block).collect();
+        let size = self.block_size(set);
+        let free = blocks_of(set, size, seed(&self.config.node)).filter(|b| !taken.contains(b));
+        let owner = json(&BlockOwner {
+            node: self.config.node.clone(),
+        });
+        for block in free.take(MAX_CLAIMS) {
+            let key = self.keys.block(block);
+            let txn = Txn::new()
+                .when([Compare::create_revision(key.as_str(), CompareOp::Equal, 0)])
+                .and_then([TxnOp::put(key.as_str(), owner.as_str(), None)]);
+            let won = self
+                .etcd
+                .txn(txn, &format!("claiming block {block}"))?
+                .succeeded();
+            claimed.push(Claimed {
+                block,
+                // Lost: another node has it now; which one does not matter here.
+                node: if won {
+                    self.config.node.clone()
+                } else {
+                    String::new()
+                },
+            });
+            if won {
+                log::info!("node {} claimed block {block}", self.config.node);
+                return Ok(Some(block));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Picks a free address of `set`: in this node's blocks, else in a newly claimed block,
+    /// else in another node's block. `None`: the set looks full.
+    fn pick(
+        &self,
+        set: &RangeSet,
+        claimed: &mut Vec<Claimed>,
+        picked: &[IpAddr],
+        spread: u64,
+    ) -> Result<Option<IpAddr>> {
+        let size = self.block_size(set);
+        let node = &self.config.node;
+        let in_set = |c: &&Claimed| c.block.in_set(set, size);
+        let own: Vec<Block> = claimed
+            .iter()
+            .filter(in_set)
+            .filter(|c| &c.node == node)
+            .map(|c| c.block)
+            .collect();
+        for block in own {
+            if let Some(ip) = self.free_in(block, set, picked, spread)? {
+                return Ok(Some(ip));
+            }
+        }
+        while let Some(block) = self.claim(set, claimed)? {
+            if let Some(ip) = self.free_in(block, set, picked, spread)? {
+                return Ok(Some(ip));
+            }
+        }
+        let mut others: Vec<Block> = claimed
+            .iter()
+            .filter(in_set)
+            .filter(|c| &c.node != node)
+            .map(|c| c.block)
+            .collect();
+        // Borrowers start at different blocks, so they do not all race for the same address.
+        if !others.is_empty() {
+            let start = usize::try_from(seed(node) % others.len() as u64).unwrap_or(0);
+            others.rotate_left(start);
+        }
+        for block in others {
+            if let Some(ip) = self.free_in(block, set, picked, spread)? {
+                return Ok(Some(ip));
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// What one ADD attempt chose: per range set, the address and whether it was requested.
+struct Choice {
+    ip: IpAddr,
+    requested: bool,
+}
+
+impl Pool<'_> {
+    /// ADD: one address per range set for `attachment`, reserved together with the
+    /// attachment's index key in one transaction. A lost compare (another node took an
+    /// address first) retries; a requested address taken, or an attachment that already
+    /// holds addresses, is an error with host-local's code and message.
+    pub fn allocate(&self, attachment: &Attachment) -> Result<Vec<IpConfig>> {
+        let spread = seed(&format!(
+            "{}/{}",
+            attachment.container_id, attachment.ifname
+        ));
+        for attempt in 0..MAX_ATTEMPTS as u64 {
+            let choices = self.choose(spread.wrapping_add(attempt))?;
+            if self.commit(attachment, &choices)? {
+                return Ok(self.result(&choices));
+            }
+        }
+        Err(Error::Contended {
+            attempts: MAX_ATTEMPTS,
+        })
+    }
+
+    /// One address per range set: the requested one, or a free one by [`Pool::pick`].
+    fn choose(&self, spread: u64) -> Result<Vec<Choice>> {
+        let mut claimed = self.claimed()?;
+        let mut requested = self.config.ipam.requested_ips.clone();
+        let mut choices: Vec<Choice> = Vec::new();
+        for (index, set) in self.config.ipam.range_sets.iter().enumerate() {
+            let wanted = requested
+                .iter()
+                .position(|ip| set.contains(*ip))
+                .map(|position| requested.remove(position));
+            let choice = match wanted {
+                Some(ip) => {
+                    if set.range_for(ip).is_some_and(|range| range.gateway == ip) {
+                        return Err(cni_ipam::Error::RequestedIpIsGateway { set: index, ip }.into());
+                    }
+                    Choice {
+                        ip,
+                        requested: true,
+                    }
+                }
+                None => {
+                    let picked: Vec<IpAddr> = choices.iter().map(|c| c.ip).collect();
+                    let Some(ip) = self.pick(set, &mut claimed, &picked, spread)? else {
+                        return Err(cni_ipam::Error::Exhausted {
+                            set: index,
+                            ranges: set.to_string(),
+                        }
+                        .into());
+                    };
+                    Choice {
+                        ip,
+                        requested: false,
+                    }
+                }
+            };
+            choices.push(choice);
+        }
+        if !requested.is_empty() {
+            return Err(cni_ipam::Error::RequestedIpsUnfulfilled { ips: requested }.into());
+        }
+        Ok(choices)
+    }
+
+    /// The one write of an ADD: every reservation and the attachment key, each compared
+    /// absent. `false`: an address was taken meanwhile, try again.
+    fn commit(&self, attachment: &Attachment, choices: &[Choice]) -> Result<bool> {
+        let node = self.config.node.clone();
+        let attachment_key = self.keys.attachment(attachment);
+        let reservation = json(&Reservation {
+            node: node.clone(),
+            container_id: attachment.container_id.clone(),
+            ifname: attachment.ifname.clone(),
+        });
+        let record = json(&AttachmentRecord {
+            node,
+            ips: choices.iter().map(|c| c.ip).collect(),
+        });
+        let mut compares = vec![Compare::create_revision(
+            attachment_key.as_str(),
+            CompareOp::Equal,
+            0,
+        )];
+        let mut puts = vec![TxnOp::put(attachment_key.as_str(), record, None)];
+        // On failure, read back what may explain it: the attachment, the requested addresses.
+        let mut diagnose = vec![TxnOp::get(attachment_key.as_str(), None)];
+        for choice in choices {
+            let key = self.keys.ip(choice.ip);
+            compares.push(Compare::create_revision(key.as_str(), CompareOp::Equal, 0));
+            puts.push(TxnOp::put(key.as_str(), reservation.as_str(), None));
+            diagnose.push(TxnOp::get(key.as_str(), None));
+        }
+        let txn = Txn::new().when(compares).and_then(puts).or_else(diagnose);
+        let response = self.etcd.txn(txn, "reserving addresses")?;
+        if response.succeeded() {
+            return Ok(true);
+        }
+        let mut found = response.op_responses().into_iter().map(first_kv);
+        if let Some(Some(kv)) = found.next() {
+            let held: AttachmentRecord = parse(&kv)?;
+            return Err(cni_ipam::Error::DuplicateAllocation {
+                set: 0,
+                ip: held.ips.first().copied().unwrap_or(choices[0].ip),
+                container_id: attachment.container_id.clone(),
+            }
+            .into());
+        }
+        for (index, (choice, kv)) in choices.iter().zip(found).enumerate() {
+            if choice.requested && kv.is_some() {
+                return Err(cni_ipam::Error::RequestedIpTaken {
+                    set: index,
+                    ip: choice.ip,
+                    ranges: self.config.ipam.range_sets[index].to_string(),
+                }
+                .into());
+            }
+        }
+        Ok(false)
+    }
+
+    fn result(&self, choices: &[Choice]) -> Vec<IpConfig> {
+        self.config
+            .ipam
+            .range_sets
+            .iter()
+            .zip(choices)
+            .filter_map(|(set, choice)| {
+                let range = set.range_for(choice.ip)?;
+                Some(IpConfig {
+                    interface: None,
+                    address: range.cidr_of(choice.ip),
+                    gateway: Some(range.gateway),
+                })
+            })
+            .collect()
+    }
+}
+
+impl Pool<'_> {
+    /// DEL: releases the attachment's reservations and its index key. Idempotent: nothing
+    /// to release is success. Returns the addresses released.
+    pub fn release(&self, attachment: &Attachment) -> Result<Vec<IpAddr>> {
+        let key = self.keys.attachment(attachment);
+        for _ in 0..MAX_ATTEMPTS {
+            let Some(kv) = self.etcd.get(&key, "reading the attachment")? else {
+                return Ok(Vec::new());
+            };
+            if let Some(released) = self.release_record(&kv)? {
+                return Ok(released);
+            }
+        }
+        Err(Error::Contended {
+            attempts: MAX_ATTEMPTS,
+        })
+    }
+
+    /// Deletes one attachment key and the reservations written with it (same
+    /// `mod_revision`), all compared unchanged. `None`: something changed meanwhile.
+    fn release_record(&self, kv: &KeyValue) -> Result<Option<Vec<IpAddr>>> {
+        let record: AttachmentRecord = parse(kv)?;
+        let revision = kv.mod_revision();
+        let keys: Vec<String> = record.ips.iter().map(|ip| self.keys.ip(*ip)).collect();
+        let found = self.etcd.get_many(
+            &keys,
+            Read::Linearizable,
+            "reading the attachment's reservations",
+        )?;
+        let mut compares = vec![Compare::mod_revision(kv.key(), CompareOp::Equal, revision)];
+        let mut deletes = vec![TxnOp::delete(kv.key(), None)];
+        let mut released = Vec::new();
+        for ((ip, key), found) in record.ips.iter().zip(&keys).zip(found) {
+            // A reservation with another revision belongs to a later ADD: left alone.
+            if found.is_some_and(|k| k.mod_revision() == revision) {
+                compares.push(Compare::mod_revision(
+                    key.as_str(),
+                    CompareOp::Equal,
+                    revision,
+                ));
+                deletes.push(TxnOp::delete(key.as_str(), None));
+                released.push(*ip);
+            }
+        }
+        let txn = Txn::new().when(compares).and_then(deletes);
+        let done = self.etcd.txn(txn, "releasing addresses")?.succeeded();
+        Ok(done.then_some(released))
+    }
+
+    /// CHECK: the attachment's index key and every reservation written with it exist.
+    pub fn check(&self, attachment: &Attachment) -> Result<()> {
+        let key = self.keys.attachment(attachment);
+        let Some(kv) = self.etcd.get(&key, "reading the attachment")? else {
+            return Err(Error::AttachmentNotFound {
+                container_id: attachment.container_id.clone(),
+                ifname: attachment.ifname.clone(),
+            });
+        };
+        let record: AttachmentRecord = parse(&kv)?;
+        let keys: Vec<String> = record.ips.iter().map(|ip| self.keys.ip(*ip)).collect();
+        let found = self.etcd.get_many(
+            &keys,
+            Read::Linearizable,
+            "reading the attachment's reservations",
+        )?;
+        for (ip, found) in record.ips.iter().zip(found) {
+            if found.is_none_or(|k| k.mod_revision() != kv.mod_revision()) {
+                return Err(Error::ReservationMissing {
+                    container_id: attachment.container_id.clone(),
+                    ifname: attachment.ifname.clone(),
+                    ip: *ip,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// STATUS: fails (code 50) with the first range set that has no free address: no
+    /// unclaimed block left and no free address in any claimed one.
+    pub fn status(&self) -> Result<()> {
+        let claimed = self.claimed()?;
+        let taken: HashSet<Block> = claimed.iter().map(|c| c.block).collect();
+        for (index, set) in self.config.ipam.range_sets.iter().enumerate() {
+            let size = self.block_size(set);
+            if blocks_of(set, size, 0).any(|b| !taken.contains(&b)) {
+                continue;
+            }
+            let mut free = false;
+            for claim in claimed.iter().filter(|c| c.block.in_set(set, size)) {
+                if self.free_in(claim.block, set, &[], 0)?.is_some() {
+                    free = true;
+                    break;
+                }
+            }
+            if !free {
+                return Err(cni_ipam::Error::NoFreeAddress {
+                    set: index,
+                    ranges: set.to_string(),
+                }
+                .into());
+            }
+        }
+        Ok(())
+    }
+
+    /// The attachment keys of the network held by `node`.
+    fn attachments_of(&self, node: &str) -> Result<Vec<(Attachment, KeyValue)>> {
+        let kvs = self.etcd.get_prefix(
+            &self.keys.attachments(),
+            Read::Linearizable,
+            "reading the attachments",
+        )?;
+        Ok(kvs
+            .into_iter()
+            .filter_map(|kv| {
+                let attachment = self.keys.parse_attachment(&key_text(&kv))?;
+                let record: AttachmentRecord = parse(&kv).ok()?;
+                (record.node == node).then_some((attachment, kv))
+            })
+            .collect())
+    }
+
+    /// GC: releases this node's attachments on this network that are not in `valid`.
+    /// An attachment changed meanwhile is left for the next GC. Returns how many went.
+    pub fn gc(&self, valid: &[Attachment]) -> Result<usize> {
+        let mut released = 0;
+        for (attachment, kv) in self.attachments_of(&self.config.node)? {
+            if !valid.contains(&attachment) && self.release_record(&kv)?.is_some() {
+                released += 1;
+            }
+        }
+        Ok(released)
+    }
+
+    /// Admin: releases every attachment and block of `node` on this network (a node that
+    /// is gone for good). Returns the numbers of attachments and blocks released.
+    pub fn release_node(&self, node: &str) -> Result<(usize, usize)> {
+        let mut attachments = 0;
+        for (_, kv) in self.attachments_of(node)? {
+            if self.release_record(&kv)?.is_some() {
+                attachments += 1;
+            }
+        }
+        let mut blocks = 0;
+        for kv in self.etcd.get_prefix(
+            &self.keys.blocks(),
+            Read::Linearizable,
+            "reading the block list",
+        )? {
+            let owner: Option<BlockOwner> = parse(&kv).ok();
+            if owner.is_none_or(|o| o.node != node) {
+                continue;
+            }
+            let txn = Txn::new()
+                .when([Compare::mod_revision(
+                    kv.key(),
+                    CompareOp::Equal,
+                    kv.mod_revision(),
+                )])
+                .and_then([TxnOp::delete(kv.key(), None)]);
+            if self.etcd.txn(txn, "releasing a block")?.succeeded() {
+                blocks += 1;
+            }
+        }
+        Ok((attachments, blocks))
+    }
+}
