@@ -3,8 +3,8 @@
 # side-by-side run against the Go reference in /usr/lib/cni (cni-bench, bench/).
 #
 # Usage: bash scripts/bench.sh [extra cni-bench options, e.g. --iterations 100]
-#   (`--cluster-only` measures only cluster-ipam on etcd beside host-local; its section is
-#   then the whole output file)
+#   (`--cluster-only --out FILE` measures only cluster-ipam on etcd beside host-local and
+#   writes that section alone to FILE; give it its own FILE, or it replaces BENCHMARKS.md)
 # Needs root (throwaway network namespaces). Run it on a quiet machine: the report states the
 # load average it started under.
 set -euo pipefail
