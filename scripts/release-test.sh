@@ -24,13 +24,14 @@ source scripts/lib.sh
 SCRIPT_TAG=release-test
 
 require_root "$0" "chroot and network namespaces"
-# readelf (binutils) for release.sh; the Go plugins stand for an existing installation.
-install_missing_packages binutils iproute2 containernetworking-plugins
+# readelf (binutils) and protoc (protobuf-compiler, for cluster-ipam's etcd client) for
+# release.sh; the Go plugins stand for an existing installation.
+install_missing_packages binutils protobuf-compiler iproute2 containernetworking-plugins
 
 # The names in directory $1, hidden ones included, one per line, sorted.
 entries() { find "$1" -mindepth 1 -maxdepth 1 -printf '%f\n' | sort; }
 
-PLUGINS=(bandwidth bridge firewall host-local ipvlan loopback macvlan portmap tuning)
+PLUGINS=(bandwidth bridge cluster-ipam firewall host-local ipvlan loopback macvlan portmap tuning)
 HOST=cnitest-$$-release-host
 CTR=cnitest-$$-release-ctr
 work=$(mktemp -d "${TMPDIR:-/tmp}/cnitest-lab-release-XXXXXX")

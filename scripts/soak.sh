@@ -18,8 +18,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/lib.sh
 
 require_root "$0" "the soak creates network namespaces"
-# ip, nft and iptables run the plugins' firewall and the soak's checks.
-install_missing_packages iproute2 nftables iptables
+# ip, nft and iptables run the plugins' firewall and the soak's checks; protoc builds
+# cluster-ipam's etcd client (the workspace build below).
+install_missing_packages iproute2 nftables iptables protobuf-compiler
 
 profile=${CARGO_PROFILE:-dev}
 dir=debug

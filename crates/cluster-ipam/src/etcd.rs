@@ -83,12 +83,16 @@ impl Etcd {
         })
     }
 
-    /// Runs one request within the timeout; `during` names it in errors.
-    fn run<T>(
-        &self,
-        during: &str,
-        request: impl Future<Output = std::result::Result<T, etcd_client::Error>>,
-    ) -> Result<T> {
+    /// Runs one request within the timeout; `during` names it in errors. The request is
+    /// sent again while etcd or the connection answers "not now" (a leader election, a
+    /// member just gone: the balancer then tries another) and time is left. Sending a write
+    /// twice is harmless here: every write is a transaction whose compares fail if the
+    /// first one was applied after all (an ADD then reports its attachment as allocated,
+    /// and the runtime's DEL releases it).
+    fn run<T, Fut>(&self, during: &str, mut request: impl FnMut() -> Fut) -> Result<T>
+    where
+        Fut: Future<Output = std::result::Result<T, etcd_client::Error>>,
+    {
         let limit = if self.connected.get() {
             self.request_timeout
         } else {
@@ -99,38 +103,61 @@ impl Etcd {
             during: during.into(),
             reason,
         };
-        let answer = self
-            .runtime
-            .block_on(async { tokio::time::timeout(limit, request).await })
-            .map_err(|_| unavailable(format!("no answer within {} ms", limit.as_millis())))?
-            .map_err(|e| unavailable(e.to_string()))?;
+        let deadline = tokio::time::Instant::now() + limit;
+        let answer = self.runtime.block_on(async {
+            let mut pause = Duration::from_millis(20);
+            loop {
+                match tokio::time::timeout_at(deadline, request()).await {
+                    Err(_) => {
+                        return Err(unavailable(format!(
+                            "no answer within {} ms",
+                            limit.as_millis()
+                        )));
+                    }
+                    Ok(Ok(answer)) => return Ok(answer),
+                    Ok(Err(e))
+                        if transient(&e) && tokio::time::Instant::now() + pause < deadline =>
+                    {
+                        log::debug!("etcd: {e}; retrying in {} ms", pause.as_millis());
+                        tokio::time::sleep(pause).await;
+                        pause = (pause * 2).min(Duration::from_millis(500));
+                    }
+                    Ok(Err(e)) => return Err(unavailable(e.to_string())),
+                }
+            }
+        })?;
         self.connected.set(true);
         Ok(answer)
     }
 
     /// The key, if it exists.
     pub fn get(&self, key: &str, during: &str) -> Result<Option<KeyValue>> {
-        let mut kv = self.client.kv_client();
-        let mut response = self.run(during, kv.get(key, None))?;
+        let kv = self.client.kv_client();
+        let mut response = self.run(during, || {
+            let mut kv = kv.clone();
+            async move { kv.get(key, None).await }
+        })?;
         Ok(response.take_kvs().into_iter().next())
     }
 
     /// Every key under `prefix`, in key order.
-    pub fn get_prefix(&self, prefix: &str, during: &str) -> Result<Vec<KeyValue>> {
-        let mut kv = self.client.kv_client();
-        let mut response = self.run(
-            during,
-            kv.get(prefix, Some(GetOptions::new().with_prefix())),
-        )?;
+    pub fn get_prefix(&self, prefix: &str, read: Read, during: &str) -> Result<Vec<KeyValue>> {
+        let kv = self.client.kv_client();
+        let options = read.options(GetOptions::new().with_prefix());
+        let mut response = self.run(during, || {
+            let mut kv = kv.clone();
+            let options = options.clone();
+            async move { kv.get(prefix, Some(options)).await }
+        })?;
         Ok(response.take_kvs())
     }
 
-    /// Each key of `keys`, if it exists, read in as few transactions as etcd allows.
-    /// `keys_only` leaves the values out (revisions are still there).
+    /// Each key of `keys`, if it exists, without its value (the revisions are there), read
+    /// in as few transactions as etcd allows.
     pub fn get_many(
         &self,
         keys: &[String],
-        keys_only: bool,
+        read: Read,
         during: &str,
     ) -> Result<Vec<Option<KeyValue>>> {
         let mut found = Vec::with_capacity(keys.len());
@@ -138,11 +165,16 @@ impl Etcd {
             let ops: Vec<TxnOp> = chunk
                 .iter()
                 .map(|key| {
-                    let options = keys_only.then(|| GetOptions::new().with_keys_only());
-                    TxnOp::get(key.as_str(), options)
+                    let options = read.options(GetOptions::new().with_keys_only());
+                    TxnOp::get(key.as_str(), Some(options))
                 })
                 .collect();
-            let response = self.txn(Txn::new().and_then(ops), during)?;
+            let kv = self.client.kv_client();
+            let response = self.run(during, || {
+                let mut kv = kv.clone();
+                let reads = Txn::new().and_then(ops.clone());
+                async move { kv.txn(reads).await }
+            })?;
             found.extend(response.op_responses().into_iter().map(first_kv));
         }
         Ok(found)
@@ -150,8 +182,47 @@ impl Etcd {
 
     /// Runs a transaction.
     pub fn txn(&self, txn: Txn, during: &str) -> Result<TxnResponse> {
-        let mut kv = self.client.kv_client();
-        self.run(during, kv.txn(txn))
+        let kv = self.client.kv_client();
+        self.run(during, || {
+            let mut kv = kv.clone();
+            let txn = txn.clone();
+            async move { kv.txn(txn).await }
+        })
+    }
+}
+
+/// How current a read must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Read {
+    /// What a quorum agrees on now (DEL, CHECK, GC: a stale answer could miss a key).
+    Linearizable,
+    /// Whatever the member that answers has applied: no round through the leader, and
+    /// served during an election. For ADD's choices only: a stale answer can only make a
+    /// compare of the one write fail, and the ADD chooses again.
+    Serializable,
+}
+
+impl Read {
+    fn options(self, options: GetOptions) -> GetOptions {
+        match self {
+            Read::Linearizable => options,
+            Read::Serializable => options.with_serializable(),
+        }
+    }
+}
+
+/// etcd or the connection said "not now": no leader yet, the member is gone or starting.
+fn transient(error: &etcd_client::Error) -> bool {
+    match error {
+        etcd_client::Error::GRpcStatus(status) => matches!(
+            status.code(),
+            tonic::Code::Unavailable
+                | tonic::Code::DeadlineExceeded
+                | tonic::Code::Cancelled
+                | tonic::Code::Unknown
+        ),
+        etcd_client::Error::TransportError(_) | etcd_client::Error::IoError(_) => true,
+        _ => false,
     }
 }
 

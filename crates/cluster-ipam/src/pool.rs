@@ -7,7 +7,7 @@
 use crate::block::{Block, blocks_of, seed};
 use crate::config::ClusterConfig;
 use crate::error::{Error, Result};
-use crate::etcd::{Etcd, first_kv};
+use crate::etcd::{Etcd, Read, first_kv};
 use crate::keys::{AttachmentRecord, BlockOwner, Keys, Reservation};
 use cni::{Attachment, IpConfig};
 use cni_ipam::RangeSet;
@@ -71,9 +71,11 @@ impl<'a> Pool<'a> {
 
     /// Every claimed block of the network (values that are not ours are skipped).
     fn claimed(&self) -> Result<Vec<Claimed>> {
-        let kvs = self
-            .etcd
-            .get_prefix(&self.keys.blocks(), "reading the block list")?;
+        let kvs = self.etcd.get_prefix(
+            &self.keys.blocks(),
+            Read::Serializable,
+            "reading the block list",
+        )?;
         Ok(kvs
             .iter()
             .filter_map(|kv| {
@@ -103,9 +105,9 @@ impl<'a> Pool<'a> {
             .filter(|ip| !picked.contains(ip))
             .collect();
         let keys: Vec<String> = candidates.iter().map(|ip| self.keys.ip(*ip)).collect();
-        let found = self
-            .etcd
-            .get_many(&keys, true, &format!("reading block {block}"))?;
+        let found =
+            self.etcd
+                .get_many(&keys, Read::Serializable, &format!("reading block {block}"))?;
         let free: Vec<IpAddr> = candidates
             .into_iter()
             .zip(found)
@@ -370,9 +372,11 @@ impl Pool<'_> {
         let record: AttachmentRecord = parse(kv)?;
         let revision = kv.mod_revision();
         let keys: Vec<String> = record.ips.iter().map(|ip| self.keys.ip(*ip)).collect();
-        let found = self
-            .etcd
-            .get_many(&keys, true, "reading the attachment's reservations")?;
+        let found = self.etcd.get_many(
+            &keys,
+            Read::Linearizable,
+            "reading the attachment's reservations",
+        )?;
         let mut compares = vec![Compare::mod_revision(kv.key(), CompareOp::Equal, revision)];
         let mut deletes = vec![TxnOp::delete(kv.key(), None)];
         let mut released = Vec::new();
@@ -404,9 +408,11 @@ impl Pool<'_> {
         };
         let record: AttachmentRecord = parse(&kv)?;
         let keys: Vec<String> = record.ips.iter().map(|ip| self.keys.ip(*ip)).collect();
-        let found = self
-            .etcd
-            .get_many(&keys, true, "reading the attachment's reservations")?;
+        let found = self.etcd.get_many(
+            &keys,
+            Read::Linearizable,
+            "reading the attachment's reservations",
+        )?;
         for (ip, found) in record.ips.iter().zip(found) {
             if found.is_none_or(|k| k.mod_revision() != kv.mod_revision()) {
                 return Err(Error::ReservationMissing {
@@ -449,9 +455,11 @@ impl Pool<'_> {
 
     /// The attachment keys of the network held by `node`.
     fn attachments_of(&self, node: &str) -> Result<Vec<(Attachment, KeyValue)>> {
-        let kvs = self
-            .etcd
-            .get_prefix(&self.keys.attachments(), "reading the attachments")?;
+        let kvs = self.etcd.get_prefix(
+            &self.keys.attachments(),
+            Read::Linearizable,
+            "reading the attachments",
+        )?;
         Ok(kvs
             .into_iter()
             .filter_map(|kv| {
@@ -484,10 +492,11 @@ impl Pool<'_> {
             }
         }
         let mut blocks = 0;
-        for kv in self
-            .etcd
-            .get_prefix(&self.keys.blocks(), "reading the block list")?
-        {
+        for kv in self.etcd.get_prefix(
+            &self.keys.blocks(),
+            Read::Linearizable,
+            "reading the block list",
+        )? {
             let owner: Option<BlockOwner> = parse(&kv).ok();
             if owner.is_none_or(|o| o.node != node) {
                 continue;

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 const PREFIX: &str = "/cni/cluster-ipam/";
 
-/// One etcd member, a lab whose host namespace reaches it, and the network's config.
+/// An etcd cluster, and a lab whose host namespace reaches every member.
 struct World {
     etcd: EtcdCluster,
     lab: Lab,
@@ -26,7 +26,11 @@ fn socket_addr(url: &str) -> SocketAddr {
 
 impl World {
     fn new() -> World {
-        let etcd = EtcdCluster::start(1);
+        World::with_members(1)
+    }
+
+    fn with_members(members: usize) -> World {
+        let etcd = EtcdCluster::start(members);
         let lab = Lab::new();
         let relays = etcd
             .endpoints()
@@ -373,4 +377,110 @@ fn bridge_delegates_to_cluster_ipam_and_the_container_gets_the_address() {
         .run("bridge", &Invocation::del(ctr, "eth0").config(conf))
         .assert_success();
     assert!(!w.key_names().contains(&key(&format!("ips/{ip}"))));
+}
+
+#[test]
+fn a_three_member_cluster_serves_every_verb_with_one_member_down() {
+    let w = World::with_members(3);
+    let conf = w.conf("node-a", "10.97.8.0/22");
+    let before = w.add("c1", &conf);
+    w.etcd.kill_member(0);
+    let started = Instant::now();
+    let during = w.add("c2", &conf);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_ne!(before, during);
+    w.verb("CHECK", "c1", &conf).assert_success();
+    w.verb("DEL", "c1", &conf).assert_success();
+    w.etcd.restart_member(0);
+    w.verb("DEL", "c2", &conf).assert_success();
+    let left: Vec<String> = w
+        .key_names()
+        .into_iter()
+        .filter(|k| !k.contains("/blocks/"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn dual_stack_gets_one_address_per_range_set_in_blocks_of_each_family() {
+    let w = World::new();
+    let mut conf = w.conf("node-a", "10.97.8.0/22");
+    conf["ipam"].as_object_mut().unwrap().remove("subnet");
+    conf["ipam"]["ranges"] = json!([[{"subnet": "10.97.8.0/22"}], [{"subnet": "fd00:97::/64"}]]);
+    let run = w.verb("ADD", "c1", &conf).assert_success();
+    let ips = run.result()["ips"].as_array().unwrap().clone();
+    assert_eq!(ips.len(), 2, "{ips:?}");
+    let v6 = ips[1]["address"].as_str().unwrap();
+    assert!(v6.starts_with("fd00:97::") && v6.ends_with("/64"), "{v6}");
+    assert_eq!(ips[1]["gateway"], "fd00:97::1");
+    let bare = v6.split('/').next().unwrap();
+    let names = w.key_names();
+    assert!(names.contains(&key(&format!("ips/{bare}"))), "{names:?}");
+    assert!(
+        names
+            .iter()
+            .any(|k| k.contains("/blocks/fd00:97::") && k.ends_with("-122")),
+        "{names:?}"
+    );
+    w.verb("DEL", "c1", &conf).assert_success();
+    assert!(w.key_names().iter().all(|k| k.contains("/blocks/")));
+}
+
+#[test]
+fn tls_files_are_read_and_refused_with_plain_http() {
+    let lab = Lab::new();
+    let base = json!({"cniVersion": "1.1.0", "name": "pool", "type": "cluster-ipam",
+        "ipam": {"type": "cluster-ipam", "subnet": "10.97.8.0/22", "nodeName": "n"}});
+    let missing = lab.dir().join("no-such-ca.pem");
+    for (etcd, code, needle) in [
+        (
+            json!({"endpoints": ["https://127.0.0.1:1"], "ca": missing}),
+            5,
+            "no-such-ca.pem",
+        ),
+        (
+            json!({"endpoints": ["http://127.0.0.1:1"], "ca": missing}),
+            5,
+            "no-such-ca.pem",
+        ),
+        (
+            json!({"endpoints": ["https://127.0.0.1:1"], "cert": "/c.pem"}),
+            7,
+            "ipam.etcd.cert",
+        ),
+    ] {
+        let mut conf = base.clone();
+        conf["ipam"]["etcd"] = etcd;
+        let run = lab
+            .run(
+                "cluster-ipam",
+                &Invocation::add(lab.container(), "eth0").config(conf),
+            )
+            .assert_error(code);
+        let msg = run.result()["msg"].as_str().unwrap();
+        assert!(msg.contains(needle), "{run}");
+    }
+    // A readable CA with a plain-http endpoint: the configuration, not the network.
+    let ca = lab.dir().join("ca.pem");
+    std::fs::write(
+        &ca,
+        "-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    let mut conf = base.clone();
+    conf["ipam"]["etcd"] = json!({"endpoints": ["http://127.0.0.1:1"], "ca": ca});
+    let run = lab
+        .run(
+            "cluster-ipam",
+            &Invocation::add(lab.container(), "eth0").config(conf),
+        )
+        .assert_error(7);
+    assert!(
+        run.result()["msg"].as_str().unwrap().contains("HTTPS"),
+        "{run}"
+    );
 }
