@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo run -p cni-bench --release -- [--ours DIR] [--reference DIR] [--iterations N]
-//!                                     [--quick] [--out BENCHMARKS.md]
+//!                                     [--quick] [--out BENCHMARKS.md] [--cluster-only]
 //! ```
 //!
 //! Measures per-plugin ADD/DEL latency with the kernel floor, concurrency, host-local
@@ -43,6 +43,8 @@ struct Options {
     iterations: Option<usize>,
     quick: bool,
     out: PathBuf,
+    /// Only the cluster-ipam section, written to `out` on its own.
+    cluster_only: bool,
 }
 
 /// The repository (the workspace root).
@@ -60,6 +62,7 @@ fn parse_args() -> Result<Options> {
         iterations: None,
         quick: false,
         out: root.join("BENCHMARKS.md"),
+        cluster_only: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -69,10 +72,11 @@ fn parse_args() -> Result<Options> {
             "--reference" => options.reference = value()?.into(),
             "--iterations" => options.iterations = Some(value()?.parse()?),
             "--quick" => options.quick = true,
+            "--cluster-only" => options.cluster_only = true,
             "--out" => options.out = value()?.into(),
             "-h" | "--help" => {
                 println!(
-                    "usage: cni-bench [--ours DIR] [--reference DIR] [--iterations N] [--quick] [--out BENCHMARKS.md]"
+                    "usage: cni-bench [--ours DIR] [--reference DIR] [--iterations N] [--quick] [--out BENCHMARKS.md] [--cluster-only]"
                 );
                 std::process::exit(0);
             }
@@ -136,6 +140,9 @@ fn write_report(options: &Options, results: &Results, started: Instant) -> Resul
 
 fn main() -> Result<()> {
     let options = parse_args()?;
+    if options.cluster_only {
+        return cluster_only(&options);
+    }
     ensure_root_and_plugins(&options)?;
     spawn::install_signal_handlers()?;
     spawn::raise_fd_limit();
@@ -181,7 +188,7 @@ fn main() -> Result<()> {
     let cluster = cluster::measure(
         &options.ours,
         iterations,
-        if options.quick { 50 } else { 600 },
+        if options.quick { 50 } else { 1000 },
     )?;
     // Untimed, so last: ptrace stops would distort any timing, and nothing here is timed.
     let rss_runs = if options.quick { 3 } else { 20 };
@@ -223,6 +230,38 @@ fn main() -> Result<()> {
     let failures = report::total_failures(&results);
     if failures > 0 {
         bail!("{failures} plugin call(s) failed; see the failure columns in the report");
+    }
+    Ok(())
+}
+
+/// `--cluster-only`: the cluster-ipam section alone, headed by when and under what load it
+/// was measured, for a run that leaves the other sections' figures alone.
+fn cluster_only(options: &Options) -> Result<()> {
+    let load_start = load_average();
+    let iterations = options
+        .iterations
+        .unwrap_or(if options.quick { 8 } else { 200 });
+    let allocations = if options.quick { 50 } else { 1000 };
+    let bench = cluster::measure(&options.ours, iterations, allocations)?;
+    let mut md = String::new();
+    cluster::markdown(&mut md, &bench);
+    let md = md.replacen(
+        "\n\n",
+        &format!(
+            "\n\nMeasured on its own (`cni-bench --cluster-only`) on {} UTC, {}; load average \
+             {load_start} at the start, {} at the end.\n\n",
+            command_output("date", &["-u", "+%Y-%m-%d %H:%M"]),
+            machine(),
+            load_average()
+        ),
+        1,
+    );
+    std::fs::write(&options.out, &md)
+        .with_context(|| format!("writing {}", options.out.display()))?;
+    println!("{md}");
+    let failures = cluster::failures(&bench);
+    if failures > 0 {
+        bail!("{failures} plugin call(s) failed");
     }
     Ok(())
 }

@@ -1,14 +1,28 @@
 //! Tests of the etcd harness itself, with real etcd processes (Debian `etcd-server` and
-//! `etcd-client`; scripts/test.sh installs them). No root needed.
+//! `etcd-client`; scripts/test.sh installs them). Root only for the namespace test.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::TcpStream;
+use std::time::{Duration, Instant};
 
-use cni_conformance::EtcdCluster;
+use cni_conformance::{EtcdCluster, Netns};
 
 fn put(etcd: &EtcdCluster, key: &str, value: &str) {
     etcd.etcdctl(&["put", key, value]).unwrap();
+}
+
+/// `put`, retried for a while: right after the leader dies, requests time out until the
+/// others have elected a new one (a few election timeouts, longer on a loaded machine).
+fn put_within(etcd: &EtcdCluster, key: &str, value: &str, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    loop {
+        match etcd.etcdctl(&["put", key, value]) {
+            Ok(_) => return,
+            Err(e) if Instant::now() > deadline => panic!("no write within {limit:?}: {e}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(200)),
+        }
+    }
 }
 
 #[test]
@@ -47,8 +61,9 @@ fn three_members_keep_serving_writes_with_one_killed_and_it_rejoins() {
     assert_eq!(etcd.endpoints().len(), 3);
     put(&etcd, "/k/before", "1");
     etcd.kill_member(1);
-    // Two of three still form a quorum: writes and linearizable reads go on.
-    put(&etcd, "/k/during", "2");
+    // Two of three still form a quorum: writes and linearizable reads go on (after an
+    // election, if member 1 led).
+    put_within(&etcd, "/k/during", "2", Duration::from_secs(30));
     assert_eq!(etcd.get_prefix("/k/").len(), 2);
     etcd.restart_member(1);
     // The restarted member caught up: read from it alone.
@@ -80,4 +95,28 @@ fn members_are_killed_when_a_test_panics() {
         TcpStream::connect(&addr).is_err(),
         "etcd still listens on {addr}"
     );
+}
+
+#[test]
+fn start_in_runs_members_inside_a_namespace_on_its_address() {
+    let ns = Netns::with_label("etcd");
+    ns.ip(&["link", "add", "lan0", "type", "bridge"]);
+    ns.ip(&["addr", "add", "192.168.71.2/24", "dev", "lan0"]);
+    ns.ip(&["link", "set", "lan0", "up"]);
+    let etcd = EtcdCluster::start_in(&ns, "192.168.71.2", 1);
+    assert_eq!(etcd.endpoints(), ["http://192.168.71.2:2379"]);
+    put(&etcd, "/n/k", "v");
+    assert_eq!(
+        etcd.get_prefix("/n/"),
+        [("/n/k".to_owned(), "v".to_owned())]
+    );
+    // It listens in that namespace only.
+    let listening = ns.exec(&["ss", "-Hltn", "sport = :2379"]);
+    assert!(
+        String::from_utf8_lossy(&listening.stdout).contains("192.168.71.2:2379"),
+        "{listening:?}"
+    );
+    drop(etcd);
+    let listening = ns.exec(&["ss", "-Hltn", "sport = :2379"]);
+    assert!(listening.stdout.is_empty(), "{listening:?}");
 }

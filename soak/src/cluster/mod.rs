@@ -47,6 +47,10 @@ pub const NODES: usize = 20;
 const SUBNET: &str = "10.97.0.0/22";
 pub const NETWORK: &str = "cluster-soak";
 pub const PREFIX: &str = "/cni/cluster-ipam";
+/// Longer than the surviving members take to elect a new leader (etcd's election timeout is
+/// 1 s; a loaded machine adds a few): a call refused later than this after the leader was
+/// killed was refused although a quorum was serving.
+const ELECTION_GRACE: Duration = Duration::from_secs(5);
 
 /// What every node shares during a run.
 pub struct Run<'a> {
@@ -61,8 +65,8 @@ pub struct Run<'a> {
     violations: Mutex<Vec<String>>,
     /// Every call and how it ended, in order, to explain a violation.
     journal: Mutex<Vec<String>>,
-    /// Set while an etcd member is down (fault run).
-    member_down: AtomicBool,
+    /// When the etcd member that is down now was killed (fault run).
+    member_down: Mutex<Option<Instant>>,
     stop: AtomicBool,
     calls: AtomicU64,
     target_calls: u64,
@@ -79,8 +83,10 @@ pub struct Stats {
     /// Calls refused with code 11 (etcd without a quorum, or unreachable), and the first
     /// such error.
     pub refused: u64,
-    /// Of those, while an etcd member was down.
+    /// Of those, while an etcd member was down, and of these, later than an election
+    /// takes (`ELECTION_GRACE` after the kill).
     pub refused_member_down: u64,
+    pub refused_after_election: u64,
     pub first_refusal: Option<String>,
 }
 
@@ -90,12 +96,18 @@ impl Stats {
     }
 
     /// Counts a call a fault interrupted (see `node::interrupted`).
-    pub fn interrupted(&mut self, verb: &str, outcome: &crate::runner::Outcome, down: bool) {
+    pub fn interrupted(
+        &mut self,
+        verb: &str,
+        outcome: &crate::runner::Outcome,
+        since_kill: Option<Duration>,
+    ) {
         if outcome.was_killed() {
             self.killed += 1;
         } else {
             self.refused += 1;
-            self.refused_member_down += u64::from(down);
+            self.refused_member_down += u64::from(since_kill.is_some());
+            self.refused_after_election += u64::from(since_kill > Some(ELECTION_GRACE));
             self.first_refusal
                 .get_or_insert_with(|| format!("{verb}: {}", outcome.stdout.trim()));
         }
@@ -148,8 +160,9 @@ impl Run<'_> {
             .collect()
     }
 
-    pub fn member_down(&self) -> bool {
-        self.member_down.load(Ordering::SeqCst)
+    /// How long ago the member that is down now was killed.
+    pub fn member_down(&self) -> Option<Duration> {
+        self.member_down.lock().unwrap().map(|t| t.elapsed())
     }
 
     pub fn stopped(&self) -> bool {
@@ -220,7 +233,7 @@ fn run(ops: u64, seed: u64, faults: bool) -> bool {
         ledger: Mutex::default(),
         violations: Mutex::default(),
         journal: Mutex::default(),
-        member_down: AtomicBool::new(false),
+        member_down: Mutex::default(),
         stop: AtomicBool::new(false),
         calls: AtomicU64::new(0),
         target_calls: ops,
@@ -306,7 +319,7 @@ fn chaos(etcd: &EtcdCluster, run: &Run, kill_at: u64, restart_at: u64) {
     }
     let leader = check::leader(etcd);
     etcd.kill_member(leader);
-    run.member_down.store(true, Ordering::SeqCst);
+    *run.member_down.lock().unwrap() = Some(Instant::now());
     println!(
         "cluster soak: etcd member {leader} (the leader) SIGKILLed at call {}",
         calls()
@@ -315,7 +328,7 @@ fn chaos(etcd: &EtcdCluster, run: &Run, kill_at: u64, restart_at: u64) {
         thread::sleep(Duration::from_millis(5));
     }
     etcd.restart_member(leader);
-    run.member_down.store(false, Ordering::SeqCst);
+    *run.member_down.lock().unwrap() = None;
     println!(
         "cluster soak: etcd member {leader} restarted and healthy at call {}",
         calls()
@@ -345,7 +358,8 @@ fn report(run: &Run, etcd: &EtcdCluster, took: Duration, live_at_end: usize) -> 
     println!(
         "cluster soak: {calls} calls in {:.1} s ({:.0} calls/s): {} ADD ok (median {:.1} ms, \
          p99 {:.1} ms), {} exhausted, {} DEL ok, {} CHECK ok, {} calls SIGKILLed, {} refused \
-         (code 11; {} while an etcd member was down); {} blocks claimed; {live_at_end} live before the final DELs",
+         (code 11; {} while an etcd member was down, {} of them more than {:?} after the kill); {} \
+         blocks claimed; {live_at_end} live before the final DELs",
         took.as_secs_f64(),
         calls as f64 / took.as_secs_f64(),
         latencies.len(),
@@ -357,6 +371,8 @@ fn report(run: &Run, etcd: &EtcdCluster, took: Duration, live_at_end: usize) -> 
         stats.killed,
         stats.refused,
         stats.refused_member_down,
+        stats.refused_after_election,
+        ELECTION_GRACE,
         check::blocks(etcd).len(),
     );
     if let Some(first) = &stats.first_refusal {
