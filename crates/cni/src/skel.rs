@@ -363,6 +363,7 @@ fn dispatch_checked<P: Plugin>(
         _ => None,
     };
     let (net, config) = decode_request(&doc)?;
+    // Frees the values built for the decodes; `args` (its stdin is borrowed) can then move.
     drop(doc);
     let request = Request { args, net, config };
     if let Some(refused) = own_netns {
