@@ -4,13 +4,16 @@
 //!
 //! Unknown keys are ignored, as the reference plugins do: runtimes add keys of their own.
 
+use crate::document::Document;
 use crate::error::{Error, Result};
 use crate::json;
 use crate::version::Version;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::de::{MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
+use std::fmt;
 
 /// The well-known keys of a plugin's request configuration.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -68,7 +71,10 @@ pub struct IpamSection {
 
 /// The `args` object (CONVENTIONS.md "Args in network config"): `args.cni` is for the
 /// plugins; any other key belongs to the runtime and is kept as written.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+///
+/// `Deserialize` is written by hand: serde's derive for a `flatten` field first copies every
+/// other key into a buffer of its own, then builds the `Value`s from that copy.
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Args {
     /// `args.cni`: an object, as the reference plugins require (`"cni": true` is refused,
     /// not ignored).
@@ -77,6 +83,36 @@ pub struct Args {
     /// Every other key.
     #[serde(flatten)]
     pub other: BTreeMap<String, Value>,
+}
+
+impl<'de> Deserialize<'de> for Args {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Args, D::Error> {
+        deserializer.deserialize_map(ArgsVisitor)
+    }
+}
+
+/// Reads `args` as serde's derive with `flatten` would, moving each value in.
+struct ArgsVisitor;
+
+impl<'de> Visitor<'de> for ArgsVisitor {
+    type Value = Args;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("struct Args")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<Args, A::Error> {
+        let mut args = Args::default();
+        while let Some(key) = map.next_key::<String>()? {
+            if key == "cni" {
+                args.cni = map.next_value()?;
+            } else {
+                let value = map.next_value()?;
+                args.other.insert(key, value);
+            }
+        }
+        Ok(args)
+    }
 }
 
 /// One entry of `cni.dev/valid-attachments`.
@@ -128,6 +164,11 @@ pub fn decode<T: DeserializeOwned>(value: &Value, path: &str) -> Result<T> {
     json::decode(value).map_err(|err| decode_error(err, path))
 }
 
+/// [`decode`] of the whole request config, from the document read from stdin.
+pub(crate) fn decode_document<T: DeserializeOwned>(doc: &Document<'_>) -> Result<T> {
+    json::decode_document(doc).map_err(|err| decode_error(err, ""))
+}
+
 /// The CNI error of a decode failure at `path` ([`decode`]).
 fn decode_error(err: json::FieldError, path: &str) -> Error {
     let at = match (path, err.path.as_str()) {
@@ -142,5 +183,25 @@ fn decode_error(err: json::FieldError, path: &str) -> Error {
             Error::invalid_config(format!("invalid network config: {}", err.message))
         }
         None => Error::invalid_config(format!("invalid network config: {at}: {}", err.message)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn args_keeps_the_runtime_keys_beside_cni() {
+        let config = json!({"args": {"cni": {"ips": ["10.0.0.9"]}, "k8s": {"pod": "p"}}});
+        let net: NetConf = decode(&config, "").unwrap();
+        assert_eq!(net.cni_arg("ips"), Some(&json!(["10.0.0.9"])));
+        let other = net.args.unwrap().other;
+        assert_eq!(other, BTreeMap::from([("k8s".into(), json!({"pod": "p"}))]));
+        let err = decode::<NetConf>(&json!({"args": 5}), "").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid network config: args: invalid type: integer `5`, expected struct Args"
+        );
     }
 }

@@ -2,6 +2,7 @@
 //! printing exactly as Go's `encoding/json` prints, decoding with a field path in the
 //! error, and Go's tolerance of `null`. Only [`to_go_string`] is public (for cnitool).
 
+use crate::document::Document;
 use crate::objects_only::{ObjectsOnly, is_array_for_object};
 use serde::de::DeserializeOwned;
 use serde::ser::SerializeMap;
@@ -195,20 +196,30 @@ impl fmt::Display for FieldError {
 /// Decodes `T` from a JSON value, naming the failing field's path. Structs and maps must be
 /// JSON objects (see [`ObjectsOnly`]).
 pub(crate) fn decode<T: DeserializeOwned>(value: &Value) -> Result<T, FieldError> {
-    serde_path_to_error::deserialize(ObjectsOnly(value)).map_err(|err| field_error(&err, value))
+    serde_path_to_error::deserialize(ObjectsOnly(value)).map_err(|err| {
+        field_error(&err, |path| {
+            follow(value, path.iter()).map(Value::to_string)
+        })
+    })
 }
 
-/// The [`FieldError`] of a failure to decode `root`.
-fn field_error(err: &serde_path_to_error::Error<serde_json::Error>, root: &Value) -> FieldError {
+/// [`decode`] from the request's config document as read from stdin.
+pub(crate) fn decode_document<T: DeserializeOwned>(doc: &Document<'_>) -> Result<T, FieldError> {
+    serde_path_to_error::deserialize(ObjectsOnly(doc))
+        .map_err(|err| field_error(&err, |path| doc.lookup(path)))
+}
+
+/// The [`FieldError`] of a failed decode; `found` prints the value at a path of the input.
+fn field_error(
+    err: &serde_path_to_error::Error<serde_json::Error>,
+    found: impl FnOnce(&serde_path_to_error::Path) -> Option<String>,
+) -> FieldError {
     let path = err.path().to_string();
     let message = err.inner().to_string();
     // serde_path_to_error's path already ends with the unknown key; for an array in place
     // of an object it is the key that holds the array.
     let unknown_field = (unknown_field_name(&message).is_some() || is_array_for_object(&message))
-        .then(|| {
-            let found = lookup(root, err.path()).map(Value::to_string);
-            (path.clone(), found.unwrap_or_default())
-        });
+        .then(|| (path.clone(), found(err.path()).unwrap_or_default()));
     FieldError {
         path,
         message,
@@ -224,10 +235,14 @@ fn unknown_field_name(message: &str) -> Option<&str> {
         .map(|(key, _)| key)
 }
 
-/// The value at `path` inside `root`, following object keys and array indexes.
-fn lookup<'v>(root: &'v Value, path: &serde_path_to_error::Path) -> Option<&'v Value> {
+/// The value inside `root` at the end of `segments`, following object keys and array
+/// indexes.
+pub(crate) fn follow<'v, 'p>(
+    root: &'v Value,
+    mut segments: impl Iterator<Item = &'p serde_path_to_error::Segment>,
+) -> Option<&'v Value> {
     use serde_path_to_error::Segment;
-    path.iter().try_fold(root, |node, segment| match segment {
+    segments.try_fold(root, |node, segment| match segment {
         Segment::Seq { index } => node.get(index),
         Segment::Map { key } => node.get(key.as_str()),
         Segment::Enum { .. } | Segment::Unknown => Some(node),

@@ -43,6 +43,7 @@
 
 pub mod args;
 pub mod config;
+mod document;
 pub mod error;
 pub mod invoke;
 pub mod json;

@@ -5,6 +5,7 @@
 
 use crate::args::{CmdArgs, Command};
 use crate::config::NetConf;
+use crate::document::{Document, NotADocument};
 use crate::error::{Error, Result};
 use crate::json;
 use crate::names;
@@ -295,12 +296,8 @@ impl AddedAttachment {
         }
         args.command = Command::Del;
         args.stdin = serde_json::to_vec(&config).map_err(|e| Error::internal(e.to_string()))?;
-        let request = Request {
-            args,
-            net: decode_config(&config)?,
-            config: decode_config(&config)?,
-        };
-        plugin.del(request)
+        let (net, config) = decode_request(&parse_document(&args.stdin)?)?;
+        plugin.del(Request { args, net, config })
     }
 }
 
@@ -339,23 +336,9 @@ fn dispatch_checked<P: Plugin>(
         )));
     }
 
-    let parsed: serde_json::Result<Value> = serde_json::from_slice(&args.stdin);
-    *known_version = parsed
-        .as_ref()
-        .ok()
-        .and_then(|v| v.get("cniVersion")?.as_str()?.parse().ok());
-    let mut config = parsed.map_err(|e| Error::Decode {
-        msg: format!("error unmarshalling network config: {e}"),
-        details: None,
-    })?;
-    let Some(object) = config.as_object_mut() else {
-        return Err(Error::Decode {
-            msg: "error unmarshalling network config: expected a JSON object".into(),
-            details: None,
-        });
-    };
-
-    let version = network_name_and_version(object)?;
+    let mut doc = parse_document(&args.stdin)?;
+    *known_version = doc.get("cniVersion").and_then(|v| v.as_str()?.parse().ok());
+    let version = network_name_and_version(&doc)?;
     if version < P::OLDEST_VERSION {
         return Err(Error::IncompatibleVersion {
             msg: "incompatible CNI versions".into(),
@@ -370,7 +353,7 @@ fn dispatch_checked<P: Plugin>(
         });
     }
     // Both the plugin and NetConf see the version as resolved ("" and absent mean 0.1.0).
-    object.insert("cniVersion".into(), version.as_str().into());
+    doc.set_str("cniVersion", version.as_str());
     check_version_allows(args.command, version)?;
 
     let own_netns = match args.command {
@@ -379,12 +362,10 @@ fn dispatch_checked<P: Plugin>(
         }
         _ => None,
     };
-    let net: NetConf = decode_config(&config)?;
-    let request = Request {
-        args,
-        net,
-        config: decode_config(&config)?,
-    };
+    let (net, config) = decode_request(&doc)?;
+    // Frees the values built for the decodes; `args` (its stdin is borrowed) can then move.
+    drop(doc);
+    let request = Request { args, net, config };
     if let Some(refused) = own_netns {
         return Err(refuse_in_own_netns(plugin, request, refused));
     }
@@ -405,12 +386,25 @@ fn dispatch_checked<P: Plugin>(
     Ok(Outcome::success(stdout, String::new()))
 }
 
+/// Stdin as a config document: code 6 when it is not JSON or not an object.
+fn parse_document(stdin: &[u8]) -> Result<Document<'_>> {
+    Document::parse(stdin).map_err(|e| Error::Decode {
+        msg: match e {
+            NotADocument::Syntax(e) => format!("error unmarshalling network config: {e}"),
+            NotADocument::NotAnObject => {
+                "error unmarshalling network config: expected a JSON object".into()
+            }
+        },
+        details: None,
+    })
+}
+
 /// Validates the network name (code 7) and reads `cniVersion` (code 6 malformed, 1
 /// unknown; absent or empty means 0.1.0).
-fn network_name_and_version(object: &serde_json::Map<String, Value>) -> Result<Version> {
-    match object.get("name") {
+fn network_name_and_version(doc: &Document<'_>) -> Result<Version> {
+    match doc.get("name") {
         None | Some(Value::Null) => names::validate_network_name("")?,
-        Some(Value::String(name)) => names::validate_network_name(name)?,
+        Some(Value::String(name)) => names::validate_network_name(&name)?,
         Some(other) => {
             return Err(Error::InvalidConfig {
                 msg: "invalid network name: expected a string".into(),
@@ -418,7 +412,7 @@ fn network_name_and_version(object: &serde_json::Map<String, Value>) -> Result<V
             });
         }
     }
-    match object.get("cniVersion") {
+    match doc.get("cniVersion") {
         None | Some(Value::Null) => Ok(Version::default()),
         Some(Value::String(s)) if s.is_empty() => Ok(Version::default()),
         Some(Value::String(s)) => s.parse(),
@@ -501,9 +495,13 @@ fn check_version_allows(command: Command, version: Version) -> Result<()> {
     }
 }
 
-/// Decodes the request config into `T` ([`crate::config::decode`]).
-fn decode_config<T: DeserializeOwned>(config: &Value) -> Result<T> {
-    crate::config::decode(config, "")
+/// The well-known keys and the plugin's own, each decoded from the document as
+/// [`crate::config::decode`] decodes (the well-known keys' errors first).
+fn decode_request<C: DeserializeOwned>(doc: &Document<'_>) -> Result<(NetConf, C)> {
+    Ok((
+        crate::config::decode_document(doc)?,
+        crate::config::decode_document(doc)?,
+    ))
 }
 
 /// `CNI <name> plugin v<version>` and the supported versions, for a person at a shell.
@@ -1137,6 +1135,21 @@ mod tests {
         }
         let stdin = r#"{"cniVersion": "1.0.0", "name": "n", "args": {"cni": {"ips": ["10.0.0.9"]}, "k8s": 1}, "ipam": {"type": "x"}}"#;
         assert_eq!(run_fake("ADD", stdin).exit_code, 0);
+    }
+
+    /// Go's `encoding/json` keeps the last of a repeated key, at any depth; serde's derive
+    /// would refuse it as a duplicate field.
+    #[test]
+    fn a_repeated_key_takes_its_last_value() {
+        let stdin = r#"{"cniVersion": "0.4.0", "name": "n", "mtu": 1, "cniVersion": "1.1.0",
+            "strict": {"known": true, "known": false}, "mtu": 9000}"#;
+        let outcome = run_fake("ADD", stdin);
+        assert_eq!(outcome.exit_code, 0, "{outcome:?}");
+        assert!(
+            outcome.stdout.contains("\"cniVersion\": \"1.1.0\""),
+            "{outcome:?}"
+        );
+        assert!(outcome.stdout.contains("\"mtu\": 9000"), "{outcome:?}");
     }
 
     #[test]
