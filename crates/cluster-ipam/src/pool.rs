@@ -36,6 +36,9 @@ pub struct Pool<'a> {
 struct Claimed {
     block: Block,
     node: String,
+    /// When the block was claimed (its key's `create_revision`): a node fills its blocks
+    /// in that order, so its newest block is the likeliest to have room.
+    revision: i64,
 }
 
 /// What one ADD attempt knows of the pool: the claimed blocks, and the reserved addresses
@@ -127,6 +130,7 @@ impl<'a> Pool<'a> {
                 Some(Claimed {
                     block,
                     node: owner.node,
+                    revision: kv.create_revision(),
                 })
             })
             .collect()
@@ -191,6 +195,7 @@ impl<'a> Pool<'a> {
                 } else {
                     String::new()
                 },
+                revision: i64::MAX,
             });
             if won {
                 log::info!("node {} claimed block {block}", self.config.node);
@@ -200,8 +205,10 @@ impl<'a> Pool<'a> {
         Ok(None)
     }
 
-    /// Picks a free address of `set`: in this node's blocks (its home block first), else in
-    /// a newly claimed block, else in another node's block. `None`: the set looks full.
+    /// Picks a free address of `set`: in this node's blocks (its home block first, then the
+    /// newest first, so filling a node's pool does not read every full block each time),
+    /// else in a newly claimed block, else in another node's block. `None`: the set looks
+    /// full.
     fn pick(
         &self,
         view: &mut View,
@@ -212,15 +219,15 @@ impl<'a> Pool<'a> {
         let size = self.block_size(set);
         let node = &self.config.node;
         let in_set = |c: &&Claimed| c.block.in_set(set, size);
-        let mut own: Vec<Block> = view
+        let mut own: Vec<&Claimed> = view
             .claimed
             .iter()
             .filter(in_set)
             .filter(|c| &c.node == node)
-            .map(|c| c.block)
             .collect();
         let home = self.home(set);
-        own.sort_by_key(|block| Some(*block) != home);
+        own.sort_by_key(|c| (Some(c.block) != home, std::cmp::Reverse(c.revision)));
+        let own: Vec<Block> = own.into_iter().map(|c| c.block).collect();
         for block in own {
             if let Some(ip) = self.free_in(view, block, set, picked, spread)? {
                 return Ok(Some(ip));
