@@ -64,8 +64,8 @@ fn reserved_of(
 
 /// One of `free`, chosen by `spread` (0: the lowest).
 fn spread_over(free: &[IpAddr], spread: u64) -> Option<IpAddr> {
-    let index = usize::try_from(spread % u64::try_from(free.len()).ok()?.max(1)).ok()?;
-    free.get(index).copied()
+    let count = u64::try_from(free.len()).ok().filter(|n| *n > 0)?;
+    free.get(usize::try_from(spread % count).ok()?).copied()
 }
 
 fn parse<T: DeserializeOwned>(kv: &KeyValue) -> Result<T> {
@@ -277,7 +277,7 @@ enum Guess {
     Won(Vec<Choice>),
     /// What the failed transaction read, for the full path to go on from.
     Lost(View),
-    /// No guess made (requested addresses).
+    /// No guess made: requested addresses, or a range set without a home block to guess in.
     Skipped,
 }
 
@@ -336,6 +336,7 @@ impl Pool<'_> {
             let Some(home) = self.home(set) else {
                 return Ok(Guess::Skipped);
             };
+            // Assumed empty, so free_in reads nothing.
             assumed.reserved.insert(home, HashSet::new());
             let picked: Vec<IpAddr> = choices.iter().map(|c| c.ip).collect();
             let Some(ip) = self.free_in(&mut assumed, home, set, &picked, spread)? else {
@@ -351,7 +352,9 @@ impl Pool<'_> {
             if candidates.len() <= room {
                 room -= candidates.len();
                 reads.extend(
-                    (candidates.iter()).map(|ip| presence(&self.keys.ip(*ip), Read::Linearizable)),
+                    candidates
+                        .iter()
+                        .map(|ip| presence(&self.keys.ip(*ip), Read::Linearizable)),
                 );
                 looked.push((home, candidates));
             }
