@@ -162,13 +162,7 @@ impl Etcd {
     ) -> Result<Vec<Option<KeyValue>>> {
         let mut found = Vec::with_capacity(keys.len());
         for chunk in keys.chunks(MAX_TXN_OPS) {
-            let ops: Vec<TxnOp> = chunk
-                .iter()
-                .map(|key| {
-                    let options = read.options(GetOptions::new().with_keys_only());
-                    TxnOp::get(key.as_str(), Some(options))
-                })
-                .collect();
+            let ops: Vec<TxnOp> = chunk.iter().map(|key| presence(key, read)).collect();
             let kv = self.client.kv_client();
             let response = self.run(during, || {
                 let mut kv = kv.clone();
@@ -226,12 +220,28 @@ fn transient(error: &etcd_client::Error) -> bool {
     }
 }
 
+/// A transaction operation that reads whether `key` exists (no value: the revisions are
+/// there).
+pub fn presence(key: &str, read: Read) -> TxnOp {
+    TxnOp::get(key, Some(read.options(GetOptions::new().with_keys_only())))
+}
+
+/// A transaction operation that reads every key under `prefix`.
+pub fn prefix_get(prefix: &str) -> TxnOp {
+    TxnOp::get(prefix, Some(GetOptions::new().with_prefix()))
+}
+
+/// The keys a `get` operation of a transaction found.
+pub fn kvs(response: TxnOpResponse) -> Vec<KeyValue> {
+    match response {
+        TxnOpResponse::Get(mut get) => get.take_kvs(),
+        _ => Vec::new(),
+    }
+}
+
 /// The key a `get` operation of a transaction found.
 pub fn first_kv(response: TxnOpResponse) -> Option<KeyValue> {
-    match response {
-        TxnOpResponse::Get(mut get) => get.take_kvs().into_iter().next(),
-        _ => None,
-    }
+    kvs(response).into_iter().next()
 }
 
 /// TLS settings when `ca` or `cert`/`key` is configured; the files are read here.

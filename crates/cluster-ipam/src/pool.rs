@@ -2,18 +2,21 @@
 //! reservation, bounded retries on a lost compare. Every verb and the admin release.
 //!
 //! ADD reads the network's block list and the reservation keys of the blocks it looks into
-//! (its own first), never every reservation of the pool; nothing is locked.
+//! (its own first), never every reservation of the pool; nothing is locked. Its common case
+//! is one round trip: a guessed address in the node's home block, written by a transaction
+//! whose failure branch reads what the full path needs (see [`Pool::guess`]).
 
 use crate::block::{Block, blocks_of, seed};
 use crate::config::ClusterConfig;
 use crate::error::{Error, Result};
-use crate::etcd::{Etcd, Read, first_kv};
+use crate::etcd::{Etcd, MAX_TXN_OPS, Read, first_kv, kvs, prefix_get, presence};
 use crate::keys::{AttachmentRecord, BlockOwner, Keys, Reservation};
 use cni::{Attachment, IpConfig};
 use cni_ipam::RangeSet;
-use etcd_client::{Compare, CompareOp, KeyValue, Txn, TxnOp};
+use etcd_client::{Compare, CompareOp, KeyValue, Txn, TxnOp, TxnOpResponse};
 use serde::de::DeserializeOwned;
-use std::collections::HashSet;
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
 /// How many transactions one verb tries before giving up on concurrent writers.
@@ -33,6 +36,36 @@ pub struct Pool<'a> {
 struct Claimed {
     block: Block,
     node: String,
+    /// When the block was claimed (its key's `create_revision`): a node fills its blocks
+    /// in that order, so its newest block is the likeliest to have room.
+    revision: i64,
+}
+
+/// What one ADD attempt knows of the pool: the claimed blocks, and the reserved addresses
+/// of each block looked into so far. Filled from etcd as needed, or from the answers of a
+/// failed guess, so a wrong guess costs no extra round trip.
+#[derive(Default)]
+struct View {
+    claimed: Vec<Claimed>,
+    reserved: HashMap<Block, HashSet<IpAddr>>,
+}
+
+/// The addresses of `candidates` whose reservation key was `found`.
+fn reserved_of(
+    candidates: &[IpAddr],
+    found: impl IntoIterator<Item = Option<KeyValue>>,
+) -> HashSet<IpAddr> {
+    candidates
+        .iter()
+        .zip(found)
+        .filter_map(|(ip, kv)| kv.is_some().then_some(*ip))
+        .collect()
+}
+
+/// One of `free`, chosen by `spread` (0: the lowest).
+fn spread_over(free: &[IpAddr], spread: u64) -> Option<IpAddr> {
+    let count = u64::try_from(free.len()).ok().filter(|n| *n > 0)?;
+    free.get(usize::try_from(spread % count).ok()?).copied()
 }
 
 fn parse<T: DeserializeOwned>(kv: &KeyValue) -> Result<T> {
@@ -69,55 +102,70 @@ impl<'a> Pool<'a> {
         }
     }
 
-    /// Every claimed block of the network (values that are not ours are skipped).
-    fn claimed(&self) -> Result<Vec<Claimed>> {
+    /// The block of `set` this node claims first: where its ADDs start looking, and the
+    /// block a guess names.
+    fn home(&self, set: &RangeSet) -> Option<Block> {
+        blocks_of(set, self.block_size(set), seed(&self.config.node)).next()
+    }
+
+    /// A view of the pool: the block list read from etcd, no block looked into yet.
+    fn view(&self) -> Result<View> {
         let kvs = self.etcd.get_prefix(
             &self.keys.blocks(),
             Read::Serializable,
             "reading the block list",
         )?;
-        Ok(kvs
-            .iter()
+        Ok(View {
+            claimed: self.claimed(&kvs),
+            reserved: HashMap::new(),
+        })
+    }
+
+    /// The claimed blocks among the block keys `kvs` (values that are not ours are skipped).
+    fn claimed(&self, kvs: &[KeyValue]) -> Vec<Claimed> {
+        kvs.iter()
             .filter_map(|kv| {
                 let block = self.keys.parse_block(&key_text(kv))?;
                 let owner: BlockOwner = parse(kv).ok()?;
                 Some(Claimed {
                     block,
                     node: owner.node,
+                    revision: kv.create_revision(),
                 })
             })
-            .collect())
+            .collect()
     }
 
-    /// A free address of `block`: one that `set` may hand out, that no key reserves and
-    /// that this ADD has not picked already. `spread` chooses among the free ones (0: the
-    /// lowest), so concurrent ADDs in one block mostly try different addresses instead of
-    /// all racing for the lowest.
+    /// A free address of `block`: one that `set` may hand out, that no key reserves (as
+    /// `view` knows, else as etcd says) and that this ADD has not picked already. `spread`
+    /// chooses among the free ones, so concurrent ADDs in one block mostly try different
+    /// addresses instead of all racing for the lowest.
     fn free_in(
         &self,
+        view: &mut View,
         block: Block,
         set: &RangeSet,
         picked: &[IpAddr],
         spread: u64,
     ) -> Result<Option<IpAddr>> {
-        let candidates: Vec<IpAddr> = block
+        let reserved = match view.reserved.entry(block) {
+            Entry::Occupied(known) => known.into_mut(),
+            Entry::Vacant(unknown) => {
+                let candidates: Vec<IpAddr> = block.candidates(set).collect();
+                let keys: Vec<String> = candidates.iter().map(|ip| self.keys.ip(*ip)).collect();
+                let found = self.etcd.get_many(
+                    &keys,
+                    Read::Serializable,
+                    &format!("reading block {block}"),
+                )?;
+                unknown.insert(reserved_of(&candidates, found))
+            }
+        };
+        let free: Vec<IpAddr> = block
             .candidates(set)
-            .filter(|ip| !picked.contains(ip))
+            .filter(|ip| !picked.contains(ip) && !reserved.contains(ip))
             .collect();
-        let keys: Vec<String> = candidates.iter().map(|ip| self.keys.ip(*ip)).collect();
-        let found =
-            self.etcd
-                .get_many(&keys, Read::Serializable, &format!("reading block {block}"))?;
-        let free: Vec<IpAddr> = candidates
-            .into_iter()
-            .zip(found)
-            .filter_map(|(ip, kv)| kv.is_none().then_some(ip))
-            .collect();
-        if free.is_empty() {
-            return Ok(None);
-        }
-        let index = usize::try_from(spread % free.len() as u64).unwrap_or(0);
-        Ok(Some(free[index]))
+        Ok(spread_over(&free, spread))
     }
 
     /// Claims a free block of `set` for this node: one transaction that creates the block's
@@ -147,6 +195,7 @@ impl<'a> Pool<'a> {
                 } else {
                     String::new()
                 },
+                revision: i64::MAX,
             });
             if won {
                 log::info!("node {} claimed block {block}", self.config.node);
@@ -156,35 +205,41 @@ impl<'a> Pool<'a> {
         Ok(None)
     }
 
-    /// Picks a free address of `set`: in this node's blocks, else in a newly claimed block,
-    /// else in another node's block. `None`: the set looks full.
+    /// Picks a free address of `set`: in this node's blocks (its home block first, then the
+    /// newest first, so filling a node's pool does not read every full block each time),
+    /// else in a newly claimed block, else in another node's block. `None`: the set looks
+    /// full.
     fn pick(
         &self,
+        view: &mut View,
         set: &RangeSet,
-        claimed: &mut Vec<Claimed>,
         picked: &[IpAddr],
         spread: u64,
     ) -> Result<Option<IpAddr>> {
         let size = self.block_size(set);
         let node = &self.config.node;
         let in_set = |c: &&Claimed| c.block.in_set(set, size);
-        let own: Vec<Block> = claimed
+        let mut own: Vec<&Claimed> = view
+            .claimed
             .iter()
             .filter(in_set)
             .filter(|c| &c.node == node)
-            .map(|c| c.block)
             .collect();
+        let home = self.home(set);
+        own.sort_by_key(|c| (Some(c.block) != home, std::cmp::Reverse(c.revision)));
+        let own: Vec<Block> = own.into_iter().map(|c| c.block).collect();
         for block in own {
-            if let Some(ip) = self.free_in(block, set, picked, spread)? {
+            if let Some(ip) = self.free_in(view, block, set, picked, spread)? {
                 return Ok(Some(ip));
             }
         }
-        while let Some(block) = self.claim(set, claimed)? {
-            if let Some(ip) = self.free_in(block, set, picked, spread)? {
+        while let Some(block) = self.claim(set, &mut view.claimed)? {
+            if let Some(ip) = self.free_in(view, block, set, picked, spread)? {
                 return Ok(Some(ip));
             }
         }
-        let mut others: Vec<Block> = claimed
+        let mut others: Vec<Block> = view
+            .claimed
             .iter()
             .filter(in_set)
             .filter(|c| &c.node != node)
@@ -196,7 +251,7 @@ impl<'a> Pool<'a> {
             others.rotate_left(start);
         }
         for block in others {
-            if let Some(ip) = self.free_in(block, set, picked, spread)? {
+            if let Some(ip) = self.free_in(view, block, set, picked, spread)? {
                 return Ok(Some(ip));
             }
         }
@@ -210,6 +265,22 @@ struct Choice {
     requested: bool,
 }
 
+/// How the write of an ADD went.
+enum Written {
+    Committed,
+    /// A compare failed (and was not the caller's error): the answers to the extra reads.
+    Lost(Vec<TxnOpResponse>),
+}
+
+/// How the guess of an ADD went.
+enum Guess {
+    Won(Vec<Choice>),
+    /// What the failed transaction read, for the full path to go on from.
+    Lost(View),
+    /// No guess made: requested addresses, or a range set without a home block to guess in.
+    Skipped,
+}
+
 impl Pool<'_> {
     /// ADD: one address per range set for `attachment`, reserved together with the
     /// attachment's index key in one transaction. A lost compare (another node took an
@@ -220,9 +291,18 @@ impl Pool<'_> {
             "{}/{}",
             attachment.container_id, attachment.ifname
         ));
+        let mut known = match self.guess(attachment, spread)? {
+            Guess::Won(choices) => return Ok(self.result(&choices)),
+            Guess::Lost(view) => Some(view),
+            Guess::Skipped => None,
+        };
         for attempt in 0..MAX_ATTEMPTS as u64 {
-            let choices = self.choose(spread.wrapping_add(attempt))?;
-            if self.commit(attachment, &choices)? {
+            let mut view = match known.take() {
+                Some(view) => view,
+                None => self.view()?,
+            };
+            let choices = self.choose(&mut view, spread.wrapping_add(attempt))?;
+            if let Written::Committed = self.commit(attachment, &choices, Vec::new(), Vec::new())? {
                 return Ok(self.result(&choices));
             }
         }
@@ -231,9 +311,71 @@ impl Pool<'_> {
         })
     }
 
+    /// The common ADD in one round trip: per range set, the address `free_in` would pick
+    /// in this node's home block if that block were empty, written by [`Pool::commit`]
+    /// guarded by the block key holding exactly this node's owner value, so the guess never
+    /// lands outside the node's own blocks. If a compare fails, the same transaction has
+    /// read the block list and the home blocks' reservation keys (those that fit etcd's
+    /// limit on operations), and the full path goes on from there.
+    fn guess(&self, attachment: &Attachment, spread: u64) -> Result<Guess> {
+        if !self.config.ipam.requested_ips.is_empty() {
+            return Ok(Guess::Skipped);
+        }
+        let sets = &self.config.ipam.range_sets;
+        let owner = json(&BlockOwner {
+            node: self.config.node.clone(),
+        });
+        let mut assumed = View::default();
+        let mut choices: Vec<Choice> = Vec::new();
+        let mut guards = Vec::new();
+        let mut reads = vec![prefix_get(&self.keys.blocks())];
+        let mut looked: Vec<(Block, Vec<IpAddr>)> = Vec::new();
+        // The failure branch also holds commit's reads: the attachment and one per set.
+        let mut room = MAX_TXN_OPS.saturating_sub(reads.len() + 1 + sets.len());
+        for set in sets {
+            let Some(home) = self.home(set) else {
+                return Ok(Guess::Skipped);
+            };
+            // Assumed empty, so free_in reads nothing.
+            assumed.reserved.insert(home, HashSet::new());
+            let picked: Vec<IpAddr> = choices.iter().map(|c| c.ip).collect();
+            let Some(ip) = self.free_in(&mut assumed, home, set, &picked, spread)? else {
+                return Ok(Guess::Skipped);
+            };
+            choices.push(Choice {
+                ip,
+                requested: false,
+            });
+            let block_key = self.keys.block(home);
+            guards.push(Compare::value(block_key, CompareOp::Equal, owner.as_str()));
+            let candidates: Vec<IpAddr> = home.candidates(set).collect();
+            if candidates.len() <= room {
+                room -= candidates.len();
+                reads.extend(
+                    candidates
+                        .iter()
+                        .map(|ip| presence(&self.keys.ip(*ip), Read::Linearizable)),
+                );
+                looked.push((home, candidates));
+            }
+        }
+        let Written::Lost(answers) = self.commit(attachment, &choices, guards, reads)? else {
+            return Ok(Guess::Won(choices));
+        };
+        let mut answers = answers.into_iter();
+        let mut view = View {
+            claimed: self.claimed(&answers.next().map(kvs).unwrap_or_default()),
+            reserved: HashMap::new(),
+        };
+        for (block, candidates) in looked {
+            let found = answers.by_ref().take(candidates.len()).map(first_kv);
+            view.reserved.insert(block, reserved_of(&candidates, found));
+        }
+        Ok(Guess::Lost(view))
+    }
+
     /// One address per range set: the requested one, or a free one by [`Pool::pick`].
-    fn choose(&self, spread: u64) -> Result<Vec<Choice>> {
-        let mut claimed = self.claimed()?;
+    fn choose(&self, view: &mut View, spread: u64) -> Result<Vec<Choice>> {
         let mut requested = self.config.ipam.requested_ips.clone();
         let mut choices: Vec<Choice> = Vec::new();
         for (index, set) in self.config.ipam.range_sets.iter().enumerate() {
@@ -253,7 +395,7 @@ impl Pool<'_> {
                 }
                 None => {
                     let picked: Vec<IpAddr> = choices.iter().map(|c| c.ip).collect();
-                    let Some(ip) = self.pick(set, &mut claimed, &picked, spread)? else {
+                    let Some(ip) = self.pick(view, set, &picked, spread)? else {
                         return Err(cni_ipam::Error::Exhausted {
                             set: index,
                             ranges: set.to_string(),
@@ -275,8 +417,16 @@ impl Pool<'_> {
     }
 
     /// The one write of an ADD: every reservation and the attachment key, each compared
-    /// absent. `false`: an address was taken meanwhile, try again.
-    fn commit(&self, attachment: &Attachment, choices: &[Choice]) -> Result<bool> {
+    /// absent, and the caller's `guards`. Lost: an address was taken meanwhile (or a guard
+    /// failed), try again; the answers to `reads`, done by the same transaction then, come
+    /// back with it.
+    fn commit(
+        &self,
+        attachment: &Attachment,
+        choices: &[Choice],
+        guards: Vec<Compare>,
+        reads: Vec<TxnOp>,
+    ) -> Result<Written> {
         let node = self.config.node.clone();
         let attachment_key = self.keys.attachment(attachment);
         let reservation = json(&Reservation {
@@ -302,13 +452,15 @@ impl Pool<'_> {
             puts.push(TxnOp::put(key.as_str(), reservation.as_str(), None));
             diagnose.push(TxnOp::get(key.as_str(), None));
         }
+        compares.extend(guards);
+        diagnose.extend(reads);
         let txn = Txn::new().when(compares).and_then(puts).or_else(diagnose);
         let response = self.etcd.txn(txn, "reserving addresses")?;
         if response.succeeded() {
-            return Ok(true);
+            return Ok(Written::Committed);
         }
-        let mut found = response.op_responses().into_iter().map(first_kv);
-        if let Some(Some(kv)) = found.next() {
+        let mut answers = response.op_responses().into_iter();
+        if let Some(Some(kv)) = answers.next().map(first_kv) {
             let held: AttachmentRecord = parse(&kv)?;
             return Err(cni_ipam::Error::DuplicateAllocation {
                 set: 0,
@@ -317,6 +469,8 @@ impl Pool<'_> {
             }
             .into());
         }
+        // zip asks `choices` first: the answers past the diagnosis stay in `answers`.
+        let found = answers.by_ref().map(first_kv);
         for (index, (choice, kv)) in choices.iter().zip(found).enumerate() {
             if choice.requested && kv.is_some() {
                 return Err(cni_ipam::Error::RequestedIpTaken {
@@ -327,7 +481,7 @@ impl Pool<'_> {
                 .into());
             }
         }
-        Ok(false)
+        Ok(Written::Lost(answers.collect()))
     }
 
     fn result(&self, choices: &[Choice]) -> Vec<IpConfig> {
@@ -428,7 +582,8 @@ impl Pool<'_> {
     /// STATUS: fails (code 50) with the first range set that has no free address: no
     /// unclaimed block left and no free address in any claimed one.
     pub fn status(&self) -> Result<()> {
-        let claimed = self.claimed()?;
+        let mut view = self.view()?;
+        let claimed = view.claimed.clone();
         let taken: HashSet<Block> = claimed.iter().map(|c| c.block).collect();
         for (index, set) in self.config.ipam.range_sets.iter().enumerate() {
             let size = self.block_size(set);
@@ -437,7 +592,7 @@ impl Pool<'_> {
             }
             let mut free = false;
             for claim in claimed.iter().filter(|c| c.block.in_set(set, size)) {
-                if self.free_in(claim.block, set, &[], 0)?.is_some() {
+                if self.free_in(&mut view, claim.block, set, &[], 0)?.is_some() {
                     free = true;
                     break;
                 }

@@ -178,6 +178,18 @@ fn two_nodes_allocate_in_different_blocks() {
 }
 
 #[test]
+fn a_guess_never_lands_in_another_nodes_home_block() {
+    let w = World::new();
+    // node-a and node-1 share their home block (the same seed modulo the /22's 16 blocks):
+    // node-1's one-round-trip guess names node-a's block and must lose its guard.
+    let a = w.add("a1", &w.conf("node-a", "10.97.8.0/22"));
+    let one = w.add("n1", &w.conf("node-1", "10.97.8.0/22"));
+    assert_ne!(w.block_of(&one), w.block_of(&a));
+    let owner = w.keys().into_iter().find(|(k, _)| *k == w.block_of(&one));
+    assert_eq!(owner.unwrap().1["node"], "node-1");
+}
+
+#[test]
 fn a_requested_address_is_honoured_in_another_nodes_block() {
     let w = World::new();
     let a = w.add("a1", &w.conf("node-a", "10.97.8.0/22"));
