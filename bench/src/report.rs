@@ -413,7 +413,12 @@ fn density_table(md: &mut String, r: &Results) {
     );
     let _ = writeln!(
         md,
-        "Each side's host netns first gets N live attachments made by its own bridge plugin,          each in its own container netns (veth on the bridge, lease, masquerade rules); then          ADD and DEL of one more container are timed as in section 1. The reference (1.1.1)          predates `ipMasqBackend` and uses iptables in both rows. Growth = the median at N          over the same side's median at 0.\n"
+        "Each side's host netns first gets N live attachments made by its own bridge plugin, \
+         each in its own container netns (veth on the bridge, lease, masquerade rules); then \
+         ADD and DEL of one more container are timed as in section 1. The reference (1.1.1) \
+         predates `ipMasqBackend` and uses iptables in both rows. Growth = the median at N \
+         over the same side's median at 0. Both sides share one kernel, so each side's host \
+         sees both sides' container netns (see the analysis on `/proc/sys` lookups).\n"
     );
     let _ = writeln!(
         md,
