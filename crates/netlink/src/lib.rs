@@ -57,6 +57,7 @@ mod error;
 pub mod fuzzing;
 mod handle;
 mod link;
+mod netconf;
 mod netns;
 pub mod nftables;
 mod route;

@@ -259,3 +259,14 @@ fn sysctl_directory_cache_follows_netns_churn() {
         assert_eq!(read_back, value, "round {round}");
     }
 }
+
+/// `Handle::ipv4_forwarding` (netconf) agrees with `net.ipv4.ip_forward` both ways.
+#[test]
+fn ipv4_forwarding_matches_the_sysctl() {
+    let (ns, ctr) = anon_with_handle();
+    for value in ["1", "0"] {
+        ns.run(|| sysctl::write("net.ipv4.ip_forward", value).unwrap())
+            .unwrap();
+        assert_eq!(ctr.ipv4_forwarding().unwrap(), value == "1", "{value}");
+    }
+}
