@@ -3,7 +3,9 @@
 use std::fmt::Write;
 
 use crate::rss::Memory;
-use crate::scenarios::{Batch, Concurrency, Density, Failures, Latency, Rss, RssFloor, Scaling};
+use crate::scenarios::{
+    Batch, Concurrency, Density, Failures, Latency, Rss, RssFloor, Samples, Scaling,
+};
 use crate::stats::{Summary, median_ratio_interval, median_u64};
 
 /// One plugin's binary sizes in bytes.
@@ -431,29 +433,16 @@ fn density_table(md: &mut String, r: &Results) {
         };
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} | **{}** | {} | {} | **{}** | {:.2}× | {:.2}× | {:.2}× | {:.2}× |",
+            "| {} | {} | {} | {:.2}× | {:.2}× | {:.2}× | {:.2}× |",
             d.backend,
             d.attachments,
-            ms(m(0, true)),
-            ms(m(1, true)),
-            ratio(m(0, true), m(1, true)),
-            ms(m(0, false)),
-            ms(m(1, false)),
-            ratio(m(0, false), m(1, false)),
+            add_del_cells(m),
             grow(0, true),
             grow(1, true),
             grow(0, false),
             grow(1, false)
         );
-        for (i, side) in ["ours", "reference"].iter().enumerate() {
-            if d.sides[i].failures.count > 0 {
-                let _ = writeln!(
-                    md,
-                    "\nFailures ({side}): {}\n",
-                    failures_note(&d.sides[i].failures)
-                );
-            }
-        }
+        side_failure_notes(md, &d.sides);
     }
     md.push('\n');
 }
@@ -714,28 +703,42 @@ fn scaling_table(md: &mut String, r: &Results) {
         };
         let _ = writeln!(
             md,
-            "| {} | {} | {} | **{}** | {} | {} | **{}** | {} | {} |",
+            "| {} | {} | {} | {} |",
             s.leases,
-            ms(m(0, true)),
-            ms(m(1, true)),
-            ratio(m(0, true), m(1, true)),
-            ms(m(0, false)),
-            ms(m(1, false)),
-            ratio(m(0, false), m(1, false)),
+            add_del_cells(m),
             ratio(m(0, false), base(0)),
             ratio(m(1, false), base(1))
         );
-        for (i, side) in ["ours", "reference"].iter().enumerate() {
-            if s.sides[i].failures.count > 0 {
-                let _ = writeln!(
-                    md,
-                    "\nFailures ({side}): {}\n",
-                    failures_note(&s.sides[i].failures)
-                );
-            }
-        }
+        side_failure_notes(md, &s.sides);
     }
     md.push('\n');
+}
+
+/// `ADD ours | ADD reference | ours / reference | DEL ours | DEL reference | ours / reference`
+/// from the medians `m(side, add)`, the ratios in bold.
+fn add_del_cells(m: impl Fn(usize, bool) -> f64) -> String {
+    format!(
+        "{} | {} | **{}** | {} | {} | **{}**",
+        ms(m(0, true)),
+        ms(m(1, true)),
+        ratio(m(0, true), m(1, true)),
+        ms(m(0, false)),
+        ms(m(1, false)),
+        ratio(m(0, false), m(1, false))
+    )
+}
+
+/// The first failure of each side that had failed calls, under its table row.
+fn side_failure_notes(md: &mut String, sides: &[Samples; 2]) {
+    for (side, samples) in ["ours", "reference"].iter().zip(sides) {
+        if samples.failures.count > 0 {
+            let _ = writeln!(
+                md,
+                "\nFailures ({side}): {}\n",
+                failures_note(&samples.failures)
+            );
+        }
+    }
 }
 
 fn resources_table(md: &mut String, r: &Results) {

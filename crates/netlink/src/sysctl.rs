@@ -15,89 +15,12 @@
 //! literal dot, so `net.ipv4.conf.eth0/100.forwarding` and
 //! `net/ipv4/conf/eth0.100/forwarding` name the same key for the VLAN link `eth0.100`.
 
-use std::cell::RefCell;
-use std::fs::File;
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
-
-use nix::fcntl::OFlag;
-use nix::sys::stat::Mode;
+use std::path::PathBuf;
 
 use crate::error::{Error, Result};
 
 const PROC_SYS: &str = "/proc/sys";
-/// Directories kept open per thread; a plugin touches two or three netns at most.
-const CACHED_DIRS: usize = 8;
-
-thread_local! {
-    /// `/proc/sys/net/<dir>` directories this thread opened: (netns inode, `<dir>`, fd).
-    static NET_DIRS: RefCell<Vec<(u64, String, OwnedFd)>> = const { RefCell::new(Vec::new()) };
-}
-
-/// Opens a `/proc/sys` file for reading or writing.
-///
-/// Files under `net/<dir>/` are opened relative to `/proc/sys/net/<dir>`, kept open per thread
-/// and netns. Why: every netns has its own `ipv4`, `ipv6`... dentry under the one shared
-/// `/proc/sys/net` dentry, all in one dcache hash chain, and the kernel's `proc_sys_compare`
-/// rejects them one by one until it meets the caller's. New ones go first, so a lookup from an
-/// old netns (the host's, on a node) walks past every netns made since: with 1 000 pods that
-/// is ≈ 0.5 ms per open against 8 µs (bench/analysis.md, "Density"). Below `<dir>` nothing is
-/// shared, so one walk per directory and netns is enough.
-fn open(path: &Path, write: bool) -> io::Result<File> {
-    let flags = OFlag::O_CLOEXEC
-        | if write {
-            OFlag::O_WRONLY
-        } else {
-            OFlag::O_RDONLY
-        };
-    let split = path.strip_prefix("/proc/sys/net").ok().and_then(|rest| {
-        let mut parts = rest.iter();
-        let dir = parts.next()?.to_str()?.to_owned();
-        let file = parts.as_path().to_owned();
-        (!file.as_os_str().is_empty()).then_some((dir, file))
-    });
-    let Some((dir, file)) = split else {
-        return std::fs::OpenOptions::new()
-            .read(!write)
-            .write(write)
-            .open(path);
-    };
-    let netns = std::fs::metadata("/proc/thread-self/ns/net")?.ino();
-    NET_DIRS.with(|dirs| {
-        let mut dirs = dirs.borrow_mut();
-        // A cached directory of a netns that died, whose inode number a new one reuses,
-        // answers ENOENT: it is dropped and the lookup done again.
-        for fresh in [false, true] {
-            let cached = dirs.iter().position(|(ns, d, _)| *ns == netns && *d == dir);
-            let at = match cached {
-                Some(at) if !fresh => at,
-                _ => {
-                    if let Some(at) = cached {
-                        dirs.remove(at);
-                    }
-                    let fd = nix::fcntl::open(
-                        &Path::new(PROC_SYS).join("net").join(&dir),
-                        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-                        Mode::empty(),
-                    )?;
-                    if dirs.len() == CACHED_DIRS {
-                        dirs.remove(0);
-                    }
-                    dirs.push((netns, dir.clone(), fd));
-                    dirs.len() - 1
-                }
-            };
-            match nix::fcntl::openat(dirs[at].2.as_fd(), &file, flags, Mode::empty()) {
-                Ok(fd) => return Ok(File::from(fd)),
-                Err(nix::errno::Errno::ENOENT) if !fresh && cached.is_some() => continue,
-                Err(errno) => return Err(errno.into()),
-            }
-        }
-        Err(io::Error::from(io::ErrorKind::NotFound))
-    })
-}
 
 /// Maps a sysctl name to its `/proc/sys` path.
 pub fn path_of(name: &str) -> PathBuf {
@@ -130,9 +53,8 @@ fn map_err(op: &'static str, name: &str, path: PathBuf, source: io::Error) -> Er
 /// [`Error::SysctlNotFound`].
 pub fn read(name: &str) -> Result<String> {
     let path = path_of(name);
-    let mut value = String::new();
-    match open(&path, false).and_then(|mut file| io::Read::read_to_string(&mut file, &mut value)) {
-        Ok(_) => Ok(value.trim_end_matches('\n').to_owned()),
+    match std::fs::read_to_string(&path) {
+        Ok(value) => Ok(value.trim_end_matches('\n').to_owned()),
         Err(source) => Err(map_err("read sysctl", name, path, source)),
     }
 }
@@ -143,7 +65,9 @@ pub fn read(name: &str) -> Result<String> {
 pub fn write(name: &str, value: &str) -> Result<()> {
     let path = path_of(name);
     // No O_CREAT and no truncation games: a /proc/sys file takes the value in one write.
-    open(&path, true)
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
         .and_then(|mut file| io::Write::write_all(&mut file, value.as_bytes()))
         .map_err(|source| map_err("write sysctl", name, path, source))?;
     log::info!("sysctl {name} = {value}");
@@ -156,7 +80,9 @@ pub fn write(name: &str, value: &str) -> Result<()> {
 /// EACCES.
 pub fn check_writable(name: &str) -> Result<()> {
     let path = path_of(name);
-    open(&path, true)
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
         .map(drop)
         .map_err(|source| map_err("open sysctl for writing", name, path, source))
 }
@@ -164,11 +90,45 @@ pub fn check_writable(name: &str) -> Result<()> {
 /// Writes `value` only if the current value differs (netavark's and the Go plugins'
 /// `ip_forward` behaviour: no write, so no EROFS, when it is already right). Returns
 /// whether it wrote.
+///
+/// One open serves the read and the write. Why: every netns has its own `ipv4`/`ipv6`
+/// dentry under the one shared `/proc/sys/net` dentry, in one dcache hash chain, newest
+/// first, and the kernel's `proc_sys_compare` rejects the others one by one; an open from an
+/// old netns (the host's, on a node) walks past every netns made since (≈ 0.13 ms with 1 000
+/// pods, 0.57 ms with 3 000, against 8 µs; bench/analysis.md, "Density").
 pub fn ensure(name: &str, value: &str) -> Result<bool> {
-    if read(name)?.trim() == value.trim() {
+    let path = path_of(name);
+    let mut file = match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+    {
+        Ok(file) => file,
+        // Read-only here (a key that is not per netns, a read-only /proc/sys): fine if the
+        // value is already right.
+        Err(source)
+            if matches!(
+                source.raw_os_error(),
+                Some(libc::EACCES | libc::EROFS | libc::EPERM)
+            ) =>
+        {
+            if read(name)?.trim() == value.trim() {
+                return Ok(false);
+            }
+            return Err(map_err("write sysctl", name, path, source));
+        }
+        Err(source) => return Err(map_err("read sysctl", name, path, source)),
+    };
+    let mut current = String::new();
+    io::Read::read_to_string(&mut file, &mut current)
+        .map_err(|source| map_err("read sysctl", name, path.clone(), source))?;
+    if current.trim() == value.trim() {
         return Ok(false);
     }
-    write(name, value)?;
+    // At offset 0: with `kernel.sysctl_writes_strict` a write past the start is ignored.
+    std::os::unix::fs::FileExt::write_all_at(&file, value.as_bytes(), 0)
+        .map_err(|source| map_err("write sysctl", name, path, source))?;
+    log::info!("sysctl {name} = {value}");
     Ok(true)
 }
 
