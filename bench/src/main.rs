@@ -6,8 +6,9 @@
 //! ```
 //!
 //! Measures per-plugin ADD/DEL latency with the kernel floor, concurrency, host-local
-//! scaling, peak RSS (in an untimed pass under ptrace), binary size, and cluster-ipam on a
-//! real etcd beside host-local (latency, allocations per second), and writes a
+//! scaling, bridge with `ipMasq` at 0 to 1 000 live attachments (density), peak RSS (in an
+//! untimed pass under ptrace), binary size, and cluster-ipam on a real etcd beside host-local
+//! (latency, allocations per second), and writes a
 //! Markdown report plus an SVG plot (same path, `.svg` extension). Needs root: everything
 //! runs in throwaway network namespaces (`cni_conformance::Netns` guards), never in the
 //! machine's own.
@@ -185,6 +186,13 @@ fn main() -> Result<()> {
     // phase (suspected cause: that teardown; not proven).
     let scaling = scenarios::scaling(&dirs, levels, scale_iterations, warmup)?;
     let concurrency = scenarios::concurrency(&dirs, conc_ns, rounds)?;
+    // Quick stops at 100 live attachments: making 1 000 per side and backend takes minutes.
+    let (density_levels, density_iterations): (&[usize], usize) = if options.quick {
+        (&[0, 100], iterations)
+    } else {
+        (&[0, 100, 1_000], iterations.min(30))
+    };
+    let density = scenarios::density(&dirs, density_levels, density_iterations, warmup)?;
     let cluster = cluster::measure(
         &options.ours,
         iterations,
@@ -199,6 +207,7 @@ fn main() -> Result<()> {
         latency,
         concurrency,
         scaling,
+        density,
         sizes,
         startup,
         rss,

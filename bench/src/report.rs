@@ -3,7 +3,9 @@
 use std::fmt::Write;
 
 use crate::rss::Memory;
-use crate::scenarios::{Batch, Concurrency, Failures, Latency, Rss, RssFloor, Scaling};
+use crate::scenarios::{
+    Batch, Concurrency, Density, Failures, Latency, Rss, RssFloor, Samples, Scaling,
+};
 use crate::stats::{Summary, median_ratio_interval, median_u64};
 
 /// One plugin's binary sizes in bytes.
@@ -20,6 +22,7 @@ pub struct Results {
     pub latency: Vec<Latency>,
     pub concurrency: Vec<Concurrency>,
     pub scaling: Vec<Scaling>,
+    pub density: Vec<Density>,
     pub sizes: Vec<SizeRow>,
     /// VERSION call times per plugin, ours then reference.
     pub startup: Vec<crate::scenarios::Startup>,
@@ -63,10 +66,12 @@ pub fn total_failures(r: &Results) -> usize {
     let concurrency = r.concurrency.iter().flat_map(|c| &c.rounds);
     let concurrency = concurrency.flat_map(|rounds| rounds.iter().flat_map(|(a, d)| [a, d]));
     let scaling = r.scaling.iter().flat_map(|s| &s.sides).map(|s| &s.failures);
+    let density = r.density.iter().flat_map(|d| &d.sides).map(|s| &s.failures);
     let rss = r.rss.iter().flat_map(|s| &s.sides).map(|s| &s.failures);
     latency
         .chain(concurrency.map(|batch| &batch.failures))
         .chain(scaling)
+        .chain(density)
         .chain(rss)
         .map(|f| f.count)
         .sum::<usize>()
@@ -222,6 +227,7 @@ pub fn markdown(r: &Results, svg_name: &str, analysis: &str) -> String {
     concurrency_table(&mut md, r);
     scaling_table(&mut md, r);
     resources_table(&mut md, r);
+    density_table(&mut md, r);
     crate::cluster::markdown(&mut md, &r.cluster);
     md.push_str(analysis);
     md
@@ -239,6 +245,7 @@ fn targets(md: &mut String, r: &Results) {
     }
     concurrency_target(md, r);
     scaling_target(md, r);
+    density_targets(md, r);
     memory_and_size_targets(md, r);
     md.push('\n');
 }
@@ -359,6 +366,89 @@ fn scaling_target(md: &mut String, r: &Results) {
             );
         }
     }
+}
+
+/// Median ADD (or DEL) time of one side at one density row.
+fn density_median(d: &Density, side: usize, add: bool) -> f64 {
+    let s = &d.sides[side];
+    Summary::of(if add { &s.add } else { &s.del }).median
+}
+
+/// The same backend's row with no live attachments.
+fn density_base<'a>(r: &'a Results, d: &Density) -> Option<&'a Density> {
+    r.density
+        .iter()
+        .find(|z| z.backend == d.backend && z.attachments == 0)
+}
+
+/// Ours at the most live attachments measured within 1.2× of ours at none, per backend.
+fn density_targets(md: &mut String, r: &Results) {
+    for backend in ["nftables", "iptables"] {
+        let what = format!(
+            "bridge `ipMasq` ({backend}) ADD and DEL at 1 000 live attachments within 1.2× of 0"
+        );
+        let top = r
+            .density
+            .iter()
+            .filter(|d| d.backend == backend)
+            .max_by_key(|d| d.attachments);
+        let (Some(top), Some(zero)) = (top, top.and_then(|d| density_base(r, d))) else {
+            let _ = writeln!(md, "| {what} | – | {} |", verdict(None));
+            continue;
+        };
+        let grow = |add: bool| density_median(top, 0, add) / density_median(zero, 0, add);
+        let (add, del) = (grow(true), grow(false));
+        let holds = (top.attachments >= 1_000).then_some(add <= 1.2 && del <= 1.2);
+        let _ = writeln!(
+            md,
+            "| {what} | at {}: ADD {add:.2}×, DEL {del:.2}× | {} |",
+            top.attachments,
+            verdict(holds)
+        );
+    }
+}
+
+fn density_table(md: &mut String, r: &Results) {
+    if r.density.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        md,
+        "## 6. Density: bridge + host-local with `ipMasq`, by live attachments on the bridge
+"
+    );
+    let _ = writeln!(
+        md,
+        "Each side's host netns first gets N live attachments made by its own bridge plugin, \
+         each in its own container netns (veth on the bridge, lease, masquerade rules); then \
+         ADD and DEL of one more container are timed as in section 1. The reference (1.1.1) \
+         predates `ipMasqBackend` and uses iptables in both rows. Growth = the median at N \
+         over the same side's median at 0. Both sides share one kernel, so each side's host \
+         sees both sides' container netns (see the analysis on `/proc/sys` lookups).\n"
+    );
+    let _ = writeln!(
+        md,
+        "| backend | live | ADD ours | ADD reference | ours / reference | DEL ours | DEL reference | ours / reference | ADD growth ours | ADD growth reference | DEL growth ours | DEL growth reference |\n|---|---|---|---|---|---|---|---|---|---|---|---|"
+    );
+    for d in &r.density {
+        let m = |side: usize, add: bool| density_median(d, side, add);
+        let grow = |side: usize, add: bool| {
+            density_base(r, d).map_or(0.0, |z| m(side, add) / density_median(z, side, add))
+        };
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {:.2}× | {:.2}× | {:.2}× | {:.2}× |",
+            d.backend,
+            d.attachments,
+            add_del_cells(m),
+            grow(0, true),
+            grow(1, true),
+            grow(0, false),
+            grow(1, false)
+        );
+        side_failure_notes(md, &d.sides);
+    }
+    md.push('\n');
 }
 
 /// Private memory and binary size against the reference's; peak RSS for information.
@@ -617,28 +707,42 @@ fn scaling_table(md: &mut String, r: &Results) {
         };
         let _ = writeln!(
             md,
-            "| {} | {} | {} | **{}** | {} | {} | **{}** | {} | {} |",
+            "| {} | {} | {} | {} |",
             s.leases,
-            ms(m(0, true)),
-            ms(m(1, true)),
-            ratio(m(0, true), m(1, true)),
-            ms(m(0, false)),
-            ms(m(1, false)),
-            ratio(m(0, false), m(1, false)),
+            add_del_cells(m),
             ratio(m(0, false), base(0)),
             ratio(m(1, false), base(1))
         );
-        for (i, side) in ["ours", "reference"].iter().enumerate() {
-            if s.sides[i].failures.count > 0 {
-                let _ = writeln!(
-                    md,
-                    "\nFailures ({side}): {}\n",
-                    failures_note(&s.sides[i].failures)
-                );
-            }
-        }
+        side_failure_notes(md, &s.sides);
     }
     md.push('\n');
+}
+
+/// `ADD ours | ADD reference | ours / reference | DEL ours | DEL reference | ours / reference`
+/// from the medians `m(side, add)`, the ratios in bold.
+fn add_del_cells(m: impl Fn(usize, bool) -> f64) -> String {
+    format!(
+        "{} | {} | **{}** | {} | {} | **{}**",
+        ms(m(0, true)),
+        ms(m(1, true)),
+        ratio(m(0, true), m(1, true)),
+        ms(m(0, false)),
+        ms(m(1, false)),
+        ratio(m(0, false), m(1, false))
+    )
+}
+
+/// The first failure of each side that had failed calls, under its table row.
+fn side_failure_notes(md: &mut String, sides: &[Samples; 2]) {
+    for (side, samples) in ["ours", "reference"].iter().zip(sides) {
+        if samples.failures.count > 0 {
+            let _ = writeln!(
+                md,
+                "\nFailures ({side}): {}\n",
+                failures_note(&samples.failures)
+            );
+        }
+    }
 }
 
 fn resources_table(md: &mut String, r: &Results) {

@@ -1,6 +1,7 @@
 //! The measurements: per-plugin latency (with the kernel floor for bridge), concurrency,
-//! and host-local scaling. Every one runs ours and the reference interleaved, alternating
-//! which goes first, so machine load drifting during the run hits both sides alike.
+//! host-local scaling and masquerade density. Every one runs ours and the reference
+//! interleaved, alternating which goes first, so machine load drifting during the run hits
+//! both sides alike.
 //!
 //! World layout: one throwaway host netns per side (plugins run there), one tempdir
 //! data dir per side, and container netns created before the timed calls and dropped
@@ -442,6 +443,28 @@ fn jitter() {
     std::thread::sleep(Duration::from_micros(x % 8_000));
 }
 
+/// One timed ADD of `ctr` by `binary` in `world`, then, after [`ATTACHMENT_LIFETIME`], its
+/// timed DEL, each started at a random phase ([`jitter`]).
+fn add_then_del(
+    binary: &Path,
+    ctr: &Netns,
+    ifname: &str,
+    world: &World,
+) -> Result<(Outcome, Outcome)> {
+    jitter();
+    let add = spawn::run(
+        &call(binary, "ADD", ctr, ifname, &world.config),
+        &world.host,
+    )?;
+    std::thread::sleep(ATTACHMENT_LIFETIME);
+    jitter();
+    let del = spawn::run(
+        &call(binary, "DEL", ctr, ifname, &world.config),
+        &world.host,
+    )?;
+    Ok((add, del))
+}
+
 /// Item 1 (and the floor of item 2): `warmup` untimed rounds, then `iterations` rounds of
 /// ADD+DEL per side and floor, in rotating order.
 pub fn latency(dirs: &Dirs, iterations: usize, warmup: usize) -> Result<Vec<Latency>> {
@@ -478,19 +501,8 @@ pub fn latency(dirs: &Dirs, iterations: usize, warmup: usize) -> Result<Vec<Late
                 match who {
                     0 | 1 => {
                         let side = Side::BOTH[who];
-                        let w = &worlds[who];
-                        let bin = &binaries[who];
-                        jitter();
-                        let add = spawn::run(
-                            &call(bin, "ADD", ctr, scenario.ifname, &w.config),
-                            &w.host,
-                        )?;
-                        std::thread::sleep(ATTACHMENT_LIFETIME);
-                        jitter();
-                        let del = spawn::run(
-                            &call(bin, "DEL", ctr, scenario.ifname, &w.config),
-                            &w.host,
-                        )?;
+                        let (add, del) =
+                            add_then_del(&binaries[who], ctr, scenario.ifname, &worlds[who])?;
                         if timed {
                             let samples = Samples::side(&mut sides, side);
                             samples.record("ADD", &add);
@@ -540,6 +552,113 @@ pub fn latency(dirs: &Dirs, iterations: usize, warmup: usize) -> Result<Vec<Late
         });
     }
     Ok(results)
+}
+
+/// Density result: bridge ADD and DEL with `ipMasq` while `attachments` others are live on the
+/// same bridge.
+pub struct Density {
+    /// `ipMasqBackend` (the reference, 1.1.1, predates the option and always uses iptables).
+    pub backend: &'static str,
+    pub attachments: usize,
+    /// Index 0 ours, 1 reference.
+    pub sides: [Samples; 2],
+}
+
+/// bridge + host-local with masquerading through `backend`, in a /16 that holds 1 000 and more.
+fn masq_config(dir: &Path, backend: &str) -> Value {
+    json!({"cniVersion": "1.0.0", "name": "benchdens", "type": "bridge",
+           "bridge": "cni-dens0", "isGateway": true, "ipMasq": true, "ipMasqBackend": backend,
+           "ipam": host_local_ipam("10.31.0.0/16", dir)})
+}
+
+/// Density: for each masquerade backend and each level, both sides' host netns are brought to
+/// `level` live attachments (each made by that side's own bridge, in its own container netns,
+/// as on a node: veth on the bridge, lease, masquerade rules), then ADD+DEL of one more
+/// container is timed, interleaved as in item 1. Levels only grow, so each side's attachments
+/// are made once per backend.
+pub fn density(
+    dirs: &Dirs,
+    levels: &[usize],
+    iterations: usize,
+    warmup: usize,
+) -> Result<Vec<Density>> {
+    let binaries = Side::BOTH.map(|side| dirs.binary(side, "bridge"));
+    let mut results = Vec::new();
+    for backend in ["nftables", "iptables"] {
+        let config: fn(&Path) -> Value = match backend {
+            "nftables" => |dir| masq_config(dir, "nftables"),
+            _ => |dir| masq_config(dir, "iptables"),
+        };
+        let worlds = [
+            world(Side::Ours, "dens", no_setup, config)?,
+            world(Side::Reference, "dens", no_setup, config)?,
+        ];
+        let mut live: [Vec<Netns>; 2] = Default::default();
+        for &level in levels {
+            for who in 0..2 {
+                eprintln!(
+                    "density ({backend}): {} to {level} live attachments",
+                    Side::BOTH[who].label()
+                );
+                populate_attachments(&binaries[who], &worlds[who], &mut live[who], level)?;
+            }
+            eprintln!("density ({backend}): {level} live attachments ({iterations} iterations)");
+            let mut sides: [Samples; 2] = Default::default();
+            for i in 0..warmup + iterations {
+                check_stop()?;
+                let containers = [Netns::with_label("c"), Netns::with_label("c")];
+                for k in 0..2 {
+                    let who = (i + k) % 2;
+                    let (add, del) =
+                        add_then_del(&binaries[who], &containers[who], "eth0", &worlds[who])?;
+                    if i >= warmup {
+                        sides[who].record("ADD", &add);
+                        sides[who].record("DEL", &del);
+                    }
+                }
+                drop(containers);
+                settle(2);
+            }
+            results.push(Density {
+                backend,
+                attachments: level,
+                sides,
+            });
+        }
+        let dropped = live.iter().map(Vec::len).sum();
+        drop(live);
+        drop(worlds);
+        settle(dropped);
+    }
+    Ok(results)
+}
+
+/// Adds attachments made by `binary` in `world` to `live` until it holds `count`, each in its own
+/// container netns. Untimed. A failure ends the run: every figure after it would be wrong.
+fn populate_attachments(
+    binary: &Path,
+    world: &World,
+    live: &mut Vec<Netns>,
+    count: usize,
+) -> Result<()> {
+    while live.len() < count {
+        check_stop()?;
+        let ctr = Netns::with_label("d");
+        let add = spawn::run(
+            &call(binary, "ADD", &ctr, "eth0", &world.config),
+            &world.host,
+        )?;
+        if !add.success {
+            bail!(
+                "populating with {}: ADD {} failed: {}",
+                binary.display(),
+                live.len() + 1,
+                add.output.trim()
+            );
+        }
+        live.push(ctr);
+    }
+    Ok(())
 }
 
 /// Item 3: one batch of `n` simultaneous calls.

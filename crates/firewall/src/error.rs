@@ -67,6 +67,15 @@ pub enum Error {
         reason: String,
     },
 
+    /// Reading netfilter state over netlink failed.
+    #[error("{what}: {source}")]
+    Netlink {
+        /// What was being read, e.g. `list inet cni_plugins_masquerade masq_checks`.
+        what: &'static str,
+        /// The netlink error.
+        source: cni_netlink::Error,
+    },
+
     /// State that CHECK expected is not there.
     #[error("{what} not found")]
     Missing {

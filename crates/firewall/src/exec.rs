@@ -2,7 +2,9 @@
 //!
 //! Children inherit the *calling thread's* network namespace (fork copies the thread's
 //! namespaces), so callers pick the netns by choosing the thread; this module never enters one.
-//! Like the Go plugins we exec the binaries rather than speak nf_tables netlink ourselves.
+//! Like the Go plugins we exec the binaries to change rules rather than speak nf_tables netlink
+//! ourselves; only the masquerade chain, which grows with the node's attachments, is read over
+//! netlink (`masq/nftables.rs`).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -13,6 +13,8 @@
 //! * [`sysctl`] — `/proc/sys` reads and writes in the calling thread's netns.
 //! * [`conntrack`] — deleting connection-tracking entries (`NETLINK_NETFILTER`) in the
 //!   calling thread's netns.
+//! * [`nftables`] — reading one nf_tables chain's rule handles and comments
+//!   (`NETLINK_NETFILTER`) in the calling thread's netns.
 //! * [`Error`] — one error type with the operation, the object and the errno;
 //!   [`Error::is_not_found`], [`Error::is_exists`], [`Error::is_unsupported`].
 //!
@@ -55,7 +57,9 @@ mod error;
 pub mod fuzzing;
 mod handle;
 mod link;
+mod netconf;
 mod netns;
+pub mod nftables;
 mod route;
 mod socket;
 pub mod sysctl;

@@ -241,3 +241,32 @@ fn sysctl_follows_the_netns_of_the_calling_thread() {
         "outside untouched"
     );
 }
+
+/// One thread through netns made and dropped in turn (their inode numbers are reused): each
+/// sees its own values, written and read back with one open each.
+#[test]
+fn sysctl_follows_netns_churn() {
+    for round in 0..4 {
+        let (ns, ctr) = anon_with_handle();
+        veth_pair(&ctr, "eth0", "eth0p");
+        let value = if round % 2 == 0 { "2" } else { "1" };
+        let read_back = ns
+            .run(|| {
+                assert!(sysctl::ensure("net.ipv4.conf.eth0.rp_filter", value).unwrap());
+                sysctl::read("net/ipv4/conf/eth0/rp_filter").unwrap()
+            })
+            .unwrap();
+        assert_eq!(read_back, value, "round {round}");
+    }
+}
+
+/// `Handle::ipv4_forwarding` (netconf) agrees with `net.ipv4.ip_forward` both ways.
+#[test]
+fn ipv4_forwarding_matches_the_sysctl() {
+    let (ns, ctr) = anon_with_handle();
+    for value in ["1", "0"] {
+        ns.run(|| sysctl::write("net.ipv4.ip_forward", value).unwrap())
+            .unwrap();
+        assert_eq!(ctr.ipv4_forwarding().unwrap(), value == "1", "{value}");
+    }
+}

@@ -566,8 +566,10 @@ fn configure_gateway(
     if let Some(mac) = current.mac.filter(|m| *m != [0; 6]) {
         host.set_mac(ctx.bridge.index, mac).map_err(kernel_error)?;
     }
-    if gateways.iter().any(IpNetwork::is_ipv4) {
-        sysctl::ensure("net/ipv4/ip_forward", "1").map_err(kernel_error)?;
+    // Read over netlink: a /proc/sys open from the host netns costs more with every pod
+    // netns on the node (bench/analysis.md, "Density"). Written only when off.
+    if gateways.iter().any(IpNetwork::is_ipv4) && !host.ipv4_forwarding().map_err(kernel_error)? {
+        sysctl::write("net/ipv4/ip_forward", "1").map_err(kernel_error)?;
     }
     if gateways.iter().any(IpNetwork::is_ipv6) {
         sysctl::ensure("net/ipv6/conf/all/forwarding", "1").map_err(kernel_error)?;

@@ -58,9 +58,25 @@ pub(crate) struct Saved {
 
 /// Lists the `nat` table (1 spawn). Listing does not create the table (iptables-nft 1.8.9,
 /// checked in an empty netns).
+///
+/// Its cost grows with every chain in the table: iptables-nft fetches the rules one chain at a
+/// time, so with 1 000 masqueraded attachments this is 1 009 netlink dumps and 1.9 MB read.
 pub(crate) fn list(family: Family) -> Result<Saved> {
+    list_args(family, &[])
+}
+
+/// Lists one chain of the `nat` table (1 spawn): one dump of that chain's rules (at 1 000
+/// attachments, 11 netlink requests and 0.6 MB for `POSTROUTING`, against `list`'s 1 009 and
+/// 1.9 MB).
+fn list_chain(family: Family, chain: &str) -> Result<Saved> {
+    list_args(family, &[chain])
+}
+
+fn list_args(family: Family, chain: &[&str]) -> Result<Saved> {
     let (iptables, _) = programs(family);
-    let out = exec::run(iptables, BACKEND, &["--wait", "-t", "nat", "-S"], None)?;
+    let mut args = vec!["--wait", "-t", "nat", "-S"];
+    args.extend_from_slice(chain);
+    let out = exec::run(iptables, BACKEND, &args, None)?;
     Ok(parse_saved(&out))
 }
 
@@ -123,26 +139,34 @@ pub(crate) fn restore(family: Family, commands: &str) -> Result<()> {
     exec::run(restore, BACKEND, &["--wait", "--noflush"], Some(&batch)).map(drop)
 }
 
-/// Installs the plan, one batch per family that has addresses (2 spawns per family).
+/// Installs the plan, one batch per family that has addresses.
 ///
-/// The `:CHAIN` declaration creates the attachment's chain, or flushes it if it exists, so a
-/// repeated ADD replaces the previous rules; the previous `POSTROUTING` jumps, found by comment,
-/// are deleted in the same batch. A family with no address now is left as it is (a previous ADD
-/// of the same attachment with other families is undone by DEL, which covers both).
+/// A new attachment costs 1 spawn per family and reads nothing back: the batch starts with
+/// `-N`, which fails (and the whole batch with it) if the attachment's chain exists. No chain
+/// means no `POSTROUTING` jump of ours either, as neither kernel backend lets a rule jump to a
+/// missing chain or a chain be deleted while jumped to. Only when the chain exists (the same
+/// attachment set up again) is `POSTROUTING` listed (2 more spawns) and the state replaced:
+/// the `:CHAIN` declaration flushes the chain and the previous jumps, found by comment, are
+/// deleted in the same batch. A family with no address now is left as it is (a previous ADD of
+/// the same attachment with other families is undone by DEL, which covers both).
 pub(super) fn setup(plan: &MasqPlan) -> Result<()> {
     let own = Selector::Attachment {
         instance: plan.instance.clone(),
         chain: plan.chain.clone(),
     };
+    let chain = &plan.chain;
     for family in [Family::V4, Family::V6] {
-        let rules: Vec<_> = plan.rules_of(family).collect();
-        if rules.is_empty() {
+        let Some(rules) = render_rules(plan, family) else {
             continue;
+        };
+        match restore(family, &format!("-N {chain}\n{rules}")) {
+            Ok(()) => continue,
+            Err(e @ Error::CommandFailed { .. }) => {
+                log::debug!("{chain} is not new ({e}); replacing it");
+            }
+            Err(e) => return Err(e),
         }
-        let saved = list(family)?;
-        let chain = &plan.chain;
-        let comment = quote(&plan.comment);
-
+        let saved = list_chain(family, "POSTROUTING")?;
         let mut batch = String::new();
         // `writeln!` into a String cannot fail; the results are ignored on purpose.
         let _ = writeln!(batch, ":{chain} - [0:0]");
@@ -151,29 +175,43 @@ pub(super) fn setup(plan: &MasqPlan) -> Result<()> {
                 let _ = writeln!(batch, "-D{}", rule.spec);
             }
         }
-        let subnets: BTreeSet<_> = rules.iter().map(|r| r.subnet).collect();
-        for subnet in subnets {
-            let _ = writeln!(
-                batch,
-                "-A {chain} -d {subnet} -m comment --comment {comment} -j ACCEPT"
-            );
-        }
-        let _ = writeln!(
-            batch,
-            "-A {chain} ! -d {} -m comment --comment {comment} -j MASQUERADE",
-            family.multicast()
-        );
-        for rule in rules {
-            let _ = writeln!(
-                batch,
-                "-A POSTROUTING -s {}/{} -m comment --comment {comment} -j {chain}",
-                rule.addr,
-                host_len(family)
-            );
-        }
+        batch.push_str(&rules);
         restore(family, &batch)?;
     }
     Ok(())
+}
+
+/// The `-A` lines of the plan's `family` addresses: the chain's rules, then one `POSTROUTING`
+/// jump per address. `None` if the plan has no address of that family.
+fn render_rules(plan: &MasqPlan, family: Family) -> Option<String> {
+    let rules: Vec<_> = plan.rules_of(family).collect();
+    if rules.is_empty() {
+        return None;
+    }
+    let chain = &plan.chain;
+    let comment = quote(&plan.comment);
+    let mut batch = String::new();
+    let subnets: BTreeSet<_> = rules.iter().map(|r| r.subnet).collect();
+    for subnet in subnets {
+        let _ = writeln!(
+            batch,
+            "-A {chain} -d {subnet} -m comment --comment {comment} -j ACCEPT"
+        );
+    }
+    let _ = writeln!(
+        batch,
+        "-A {chain} ! -d {} -m comment --comment {comment} -j MASQUERADE",
+        family.multicast()
+    );
+    for rule in rules {
+        let _ = writeln!(
+            batch,
+            "-A POSTROUTING -s {}/{} -m comment --comment {comment} -j {chain}",
+            rule.addr,
+            host_len(family)
+        );
+    }
+    Some(batch)
 }
 
 /// The restore commands that remove what `selector` matches, or `None` if there is nothing:
@@ -205,15 +243,38 @@ fn render_remove(saved: &Saved, selector: &Selector) -> Option<String> {
     (!batch.is_empty()).then_some(batch)
 }
 
+/// What [`remove`] needs to see. One attachment's rules are its chain and that chain's
+/// `POSTROUTING` jumps, so listing `POSTROUTING` finds them all (the chain exists exactly when
+/// a jump to it does, see [`setup`]) at a third of the whole table's cost. GC looks for every
+/// chain of a network and lists the whole table.
+fn list_for(family: Family, selector: &Selector) -> Result<Saved> {
+    if selector.own_chain().is_none() {
+        return list(family);
+    }
+    let mut saved = list_chain(family, "POSTROUTING")?;
+    let targets: Vec<String> = saved
+        .rules
+        .iter()
+        .filter_map(|r| {
+            r.spec
+                .rsplit_once(" -j ")
+                .map(|(_, target)| target.trim().to_owned())
+        })
+        .collect();
+    saved.chains.extend(targets);
+    Ok(saved)
+}
+
 /// Removes what `selector` matches from both families (1 spawn per family, plus 1 per family
 /// with something to remove). A missing `ip6tables` binary means there is nothing to remove.
 pub(super) fn remove(selector: &Selector) -> Result<()> {
     let mut errors = Vec::new();
     for family in [Family::V4, Family::V6] {
-        let result = list(family).and_then(|saved| match render_remove(&saved, selector) {
-            Some(batch) => restore(family, &batch),
-            None => Ok(()),
-        });
+        let result =
+            list_for(family, selector).and_then(|saved| match render_remove(&saved, selector) {
+                Some(batch) => restore(family, &batch),
+                None => Ok(()),
+            });
         match result {
             Ok(()) => {}
             Err(Error::NotAvailable { .. }) if family == Family::V6 => {

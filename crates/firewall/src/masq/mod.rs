@@ -79,8 +79,10 @@ pub fn choose_backend(config: Option<&str>) -> Result<MasqBackend> {
 /// their IPs (a stale rule from an earlier ADD, or an IP reused from another container, is
 /// handled as the reference does). Runs in the calling thread's netns (the host's).
 ///
-/// Process spawns: nftables 2 (`nft -j list chain`, `nft -f -`); iptables 2 per address family
-/// present in `ips` (`iptables -S`, `iptables-restore --noflush`).
+/// Process spawns: nftables 1 (`nft -f -`, after one netlink dump of `masq_checks`); iptables
+/// 1 per address family present in `ips` (`iptables-restore --noflush`), 3 when the attachment
+/// is set up again. Neither reads the whole ruleset, so the cost does not grow with the number
+/// of attachments on the node (bench/analysis.md, "Density").
 pub fn setup_masquerade(
     backend: MasqBackend,
     network: &str,
@@ -106,8 +108,9 @@ pub fn setup_masquerade(
 /// As in the reference, a backend's failure is reported only if that backend is usable (so a
 /// host without iptables does not fail DEL), and both backends are always tried.
 ///
-/// Process spawns when nothing is installed: 3 (`nft -j list chain`, `iptables -S`,
-/// `ip6tables -S`); each backend/family that has something to remove adds 1.
+/// Process spawns when nothing is installed: 2 (`iptables -S POSTROUTING`,
+/// `ip6tables -S POSTROUTING`; nftables is read over netlink); each backend/family that has
+/// something to remove adds 1.
 pub fn teardown_masquerade(network: &str, container_id: &str, ifname: &str) -> Result<()> {
     let selector = Selector::Attachment {
         instance: instance_hash(network, container_id, ifname),
@@ -122,7 +125,7 @@ pub fn teardown_masquerade(network: &str, container_id: &str, ifname: &str) -> R
 /// that starts every comment.
 ///
 /// The reference implements this for nftables only; for iptables it is a FIXME. Process spawns:
-/// as [`teardown_masquerade`].
+/// as [`teardown_masquerade`], listing the whole `nat` table instead of `POSTROUTING`.
 pub fn gc_masquerade(network: &str, valid: &[(&str, &str)]) -> Result<()> {
     for_both_backends(&Selector::stale(network, valid))
 }

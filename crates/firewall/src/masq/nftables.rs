@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 
 use super::{Family, MasqPlan, Selector};
-use crate::{Result, nft};
+use crate::{Error, Result, nft};
 
 const TABLE: &str = "inet cni_plugins_masquerade";
 const CHAIN: &str = "masq_checks";
@@ -15,13 +15,19 @@ const CHAIN_COMMENT: &str =
 
 /// Handles of the `masq_checks` rules whose comment `selector` matches. No table or chain means
 /// no rules (the reference's `findRules` does the same).
+///
+/// Read with one netlink dump rather than `nft -j list chain` (which the reference runs): the
+/// chain holds a rule per masqueraded address on the node, and `nft` rendering it all as JSON
+/// grew ADD and DEL with every attachment (25 ms at 1 000, against 2 ms for the dump).
 fn find_rules(selector: &Selector) -> Result<Vec<u64>> {
-    let Some(listing) = nft::list(&["chain", "inet", "cni_plugins_masquerade", CHAIN])? else {
-        return Ok(Vec::new());
-    };
-    Ok(listing
-        .rules
-        .iter()
+    let rules = cni_netlink::nftables::inet_chain_rules("cni_plugins_masquerade", CHAIN).map_err(
+        |source| Error::Netlink {
+            what: "list inet cni_plugins_masquerade masq_checks",
+            source,
+        },
+    )?;
+    Ok(rules
+        .into_iter()
         .filter(|r| r.comment.as_deref().is_some_and(|c| selector.matches(c)))
         .map(|r| r.handle)
         .collect())
