@@ -2,6 +2,7 @@
 """Writes the committed seed corpus (fuzz/seeds/<target>/) from hand-made examples and the
 repository's example configs. Run from anywhere; it replaces what is there."""
 
+import struct
 import json
 import os
 import shutil
@@ -90,9 +91,13 @@ def main():
         write("plugin_config", f"{plugin}-add-cni-args",
               bytes([0x80 | p]) + b"IgnoreUnknown=1;IP=10.22.0.30;MAC=0a:58:00:00:00:03\n"
               + json.dumps(config).encode())
-    for name in sorted(os.listdir(os.path.join(ROOT, "examples"))):
-        with open(os.path.join(ROOT, "examples", name), "rb") as f:
+    examples = os.path.join(ROOT, "examples")
+    paths = sorted(os.path.relpath(os.path.join(d, f), examples)
+                   for d, _, files in os.walk(examples) for f in files)
+    for path in paths:
+        with open(os.path.join(examples, path), "rb") as f:
             text = f.read()
+        name = path.replace(os.sep, "-")
         if name.endswith(".conf"):
             plugin = json.loads(text)["type"]
             write("plugin_config", f"example-{name}", bytes([PLUGINS.index(plugin)]) + text)
@@ -166,6 +171,22 @@ def main():
     ack = bytes.fromhex("00" "1000000000000000" "0000000000000000"
                         "1400" "0100") + b"Device busy\0" + b"\0"
     write("netlink_replies", "ext-ack", b"\x04\x03" + ack[1:])
+
+    def nla(kind, value):  # one netlink attribute, padded to 4 bytes
+        head = struct.pack("<HH", 4 + len(value), kind)
+        return head + value + b"\0" * (-len(value) % 4)
+    nested = 0x8000
+    tuple_orig = nla(1 | nested,                      # CTA_TUPLE_ORIG
+                     nla(1 | nested, nla(1, bytes([10, 0, 0, 2])) + nla(2, bytes([10, 0, 0, 1])))
+                     + nla(2 | nested, nla(1, b"\x11") + nla(2, struct.pack(">H", 40000))
+                           + nla(3, struct.pack(">H", 53))))
+    conntrack = b"\x02\x00\x00\x00" + tuple_orig + nla(18, struct.pack(">H", 0)) \
+        + nla(12, struct.pack(">I", 7))             # CTA_ZONE, CTA_ID
+    write("netlink_replies", "conntrack-udp", b"\x05" + conntrack)
+    rule = (b"\x01\x00\x00\x00" + nla(1, b"cni_plugins_masquerade\0") + nla(2, b"masq_checks\0")
+            + nla(3, struct.pack(">Q", 9)) + nla(4 | nested, b"")
+            + nla(7, b"\x00\x0cfuzz-netw-1\0"))  # NFTA_RULE_USERDATA: comment TLV
+    write("netlink_replies", "nft-rule", b"\x06" + rule)
 
 
 if __name__ == "__main__":

@@ -1,15 +1,18 @@
 //! The hand-written rtnetlink reply decoders (`crates/netlink`): the kernel's bytes are
 //! input too.
 //!
-//! Input: one selector byte (link, address, route, bridge port, extended ACK: byte % 5),
-//! then a message body as it follows the netlink header.
+//! Input: one selector byte (link, address, route, bridge port, extended ACK, conntrack
+//! entry, nf_tables rule: byte % 7), then a message body as it follows the netlink header.
 //! Property: whatever our decoder reads from the bytes, netlink-packet-route (an
 //! independent encoder) writes back as a message that our decoder reads identically. So
-//! every field we decode is read where and how the kernel's format puts it.
+//! every rtnetlink field we decode is read where and how the kernel's format puts it. The
+//! netfilter replies have no independent encoder: a conntrack entry reads back identically
+//! from the delete request that names it, an nf_tables rule from the dump written for it.
 #![no_main]
 
 use cni_netlink::fuzzing::{
-    decode_address, decode_bridge_port, decode_ext_ack, decode_link, decode_route,
+    conntrack_entry_and_its_delete, decode_address, decode_bridge_port, decode_ext_ack,
+    decode_link, decode_route, nft_rule_and_its_dump,
 };
 use cni_netlink::{
     Address, BridgePortFlags, BridgeVlan, IpvlanMode, Link, MacvlanMode, OperState, Route, Scope,
@@ -44,7 +47,7 @@ fuzz_target!(|data: &[u8]| {
     let Some((&selector, body)) = data.split_first() else {
         return;
     };
-    match selector % 5 {
+    match selector % 7 {
         0 => {
             if let Some(link) = decode_link(body) {
                 assert_eq!(decode_link(&emitted(&link_message(&link))), Some(link));
@@ -65,6 +68,20 @@ fuzz_target!(|data: &[u8]| {
             let (flags, vlans) = decode_bridge_port(body);
             let bytes = emitted(&bridge_message(flags, &vlans));
             assert_eq!(decode_bridge_port(&bytes[IFINFOMSG_LEN..]), (flags, vlans));
+        }
+        5 => {
+            if let Some((entry, again)) = conntrack_entry_and_its_delete(body) {
+                assert_eq!(again, Some(entry));
+            }
+        }
+        6 => {
+            if let Some((rule, again)) =
+                nft_rule_and_its_dump(body, "cni_plugins_masquerade", "masq_checks")
+            {
+                if rule.comment.as_ref().is_none_or(|c| c.len() < 255) {
+                    assert_eq!(again, Some(rule));
+                }
+            }
         }
         _ => {
             let flags = u16::from_ne_bytes([selector, body.first().copied().unwrap_or(0)]);

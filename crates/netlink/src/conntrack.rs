@@ -86,7 +86,7 @@ impl Entry {
     }
 
     /// The `IPCTNL_MSG_CT_DELETE` body naming this entry.
-    fn delete_body(&self, family: u8) -> Vec<u8> {
+    pub(crate) fn delete_body(&self, family: u8) -> Vec<u8> {
         let mut body = nfgenmsg(family);
         wire::push_attr(&mut body, CTA_TUPLE_ORIG | NLA_F_NESTED, &self.tuple);
         for (kind, value) in [(CTA_ZONE, &self.zone), (CTA_ID, &self.id)] {

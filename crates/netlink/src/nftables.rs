@@ -40,7 +40,7 @@ pub struct Rule {
 impl Rule {
     /// An `NFT_MSG_NEWRULE` body from a dump; `None` if it is not a rule of `table`/`chain`
     /// or has no handle.
-    fn decode(body: &[u8], table: &str, chain: &str) -> Option<Rule> {
+    pub(crate) fn decode(body: &[u8], table: &str, chain: &str) -> Option<Rule> {
         let (_, attributes) = wire::split_header::<NFGENMSG_LEN>(body)?;
         let (mut in_table, mut in_chain) = (None, None);
         let (mut handle, mut comment) = (None, None);
@@ -63,6 +63,21 @@ impl Rule {
             handle: handle?,
             comment,
         })
+    }
+
+    /// The rule as a dump of chain `chain` in table `table` lays it out (comments up to 254
+    /// bytes, the most a user-data TLV holds with its NUL).
+    pub(crate) fn dumped_body(&self, table: &str, chain: &str) -> Option<Vec<u8>> {
+        let mut body = vec![NFPROTO_INET, 0, 0, 0];
+        string_attr(&mut body, NFTA_RULE_TABLE, table);
+        string_attr(&mut body, NFTA_RULE_CHAIN, chain);
+        wire::push_attr(&mut body, NFTA_RULE_HANDLE, &self.handle.to_be_bytes());
+        if let Some(comment) = &self.comment {
+            let len = u8::try_from(comment.len() + 1).ok()?;
+            let userdata = [&[UDATA_RULE_COMMENT, len], comment.as_bytes(), &[0]].concat();
+            wire::push_attr(&mut body, NFTA_RULE_USERDATA, &userdata);
+        }
+        Some(body)
     }
 }
 
