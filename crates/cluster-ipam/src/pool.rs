@@ -520,17 +520,27 @@ impl Pool<'_> {
         })
     }
 
-    /// Deletes one attachment key and the reservations written with it (same
-    /// `mod_revision`), all compared unchanged. `None`: something changed meanwhile.
-    fn release_record(&self, kv: &KeyValue) -> Result<Option<Vec<IpAddr>>> {
+    /// An attachment key's record, its reservations' keys and what etcd holds at each
+    /// (linearizable: DEL and CHECK must not miss one).
+    fn reservations_of(
+        &self,
+        kv: &KeyValue,
+    ) -> Result<(AttachmentRecord, Vec<String>, Vec<Option<KeyValue>>)> {
         let record: AttachmentRecord = parse(kv)?;
-        let revision = kv.mod_revision();
         let keys: Vec<String> = record.ips.iter().map(|ip| self.keys.ip(*ip)).collect();
         let found = self.etcd.get_many(
             &keys,
             Read::Linearizable,
             "reading the attachment's reservations",
         )?;
+        Ok((record, keys, found))
+    }
+
+    /// Deletes one attachment key and the reservations written with it (same
+    /// `mod_revision`), all compared unchanged. `None`: something changed meanwhile.
+    fn release_record(&self, kv: &KeyValue) -> Result<Option<Vec<IpAddr>>> {
+        let (record, keys, found) = self.reservations_of(kv)?;
+        let revision = kv.mod_revision();
         let mut compares = vec![Compare::mod_revision(kv.key(), CompareOp::Equal, revision)];
         let mut deletes = vec![TxnOp::delete(kv.key(), None)];
         let mut released = Vec::new();
@@ -560,13 +570,7 @@ impl Pool<'_> {
                 ifname: attachment.ifname.clone(),
             });
         };
-        let record: AttachmentRecord = parse(&kv)?;
-        let keys: Vec<String> = record.ips.iter().map(|ip| self.keys.ip(*ip)).collect();
-        let found = self.etcd.get_many(
-            &keys,
-            Read::Linearizable,
-            "reading the attachment's reservations",
-        )?;
+        let (record, _, found) = self.reservations_of(&kv)?;
         for (ip, found) in record.ips.iter().zip(found) {
             if found.is_none_or(|k| k.mod_revision() != kv.mod_revision()) {
                 return Err(Error::ReservationMissing {

@@ -299,16 +299,7 @@ fn configs_without_endpoints_are_code_7() {
     ] {
         let conf =
             json!({"cniVersion": "1.1.0", "name": "pool", "type": "cluster-ipam", "ipam": ipam});
-        let run = lab
-            .run(
-                "cluster-ipam",
-                &Invocation::add(lab.container(), "eth0").config(conf),
-            )
-            .assert_error(7);
-        assert!(
-            run.result()["msg"].as_str().unwrap().contains("ipam."),
-            "{run}"
-        );
+        add_is_refused(&lab, conf, 7, "ipam.");
     }
 }
 
@@ -467,14 +458,7 @@ fn tls_files_are_read_and_refused_with_plain_http() {
     ] {
         let mut conf = base.clone();
         conf["ipam"]["etcd"] = etcd;
-        let run = lab
-            .run(
-                "cluster-ipam",
-                &Invocation::add(lab.container(), "eth0").config(conf),
-            )
-            .assert_error(code);
-        let msg = run.result()["msg"].as_str().unwrap();
-        assert!(msg.contains(needle), "{run}");
+        add_is_refused(&lab, conf, code, needle);
     }
     // A readable CA with a plain-http endpoint: the configuration, not the network.
     let ca = lab.dir().join("ca.pem");
@@ -485,14 +469,17 @@ fn tls_files_are_read_and_refused_with_plain_http() {
     .unwrap();
     let mut conf = base.clone();
     conf["ipam"]["etcd"] = json!({"endpoints": ["http://127.0.0.1:1"], "ca": ca});
+    add_is_refused(&lab, conf, 7, "HTTPS");
+}
+
+/// An ADD of `conf` in the lab fails with `code`, its message containing `needle`.
+fn add_is_refused(lab: &Lab, conf: Value, code: u64, needle: &str) {
     let run = lab
         .run(
             "cluster-ipam",
             &Invocation::add(lab.container(), "eth0").config(conf),
         )
-        .assert_error(7);
-    assert!(
-        run.result()["msg"].as_str().unwrap().contains("HTTPS"),
-        "{run}"
-    );
+        .assert_error(code);
+    let msg = run.result()["msg"].as_str().unwrap();
+    assert!(msg.contains(needle), "{run}");
 }
