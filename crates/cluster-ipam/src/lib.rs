@@ -12,7 +12,7 @@
 //! # fn demo(net: &cni::NetConf, ipam: Option<&serde_json::Value>, args: &cni::CmdArgs) -> cni_cluster_ipam::Result<()> {
 //! let config = cni_cluster_ipam::ClusterConfig::load(ipam, net, &args.args)?;
 //! let etcd = cni_cluster_ipam::Etcd::connect(&config.etcd)?;
-//! let attachment = cni::Attachment { container_id: args.container_id.clone(), ifname: args.ifname.clone() };
+//! let attachment = args.attachment();
 //! let ips = cni_cluster_ipam::Pool::new(&etcd, &config).allocate(&attachment)?;
 //! # let _ = ips; Ok(()) }
 //! ```

@@ -261,6 +261,15 @@ impl CmdArgs {
         })
     }
 
+    /// The attachment this call is about: (`CNI_CONTAINERID`, `CNI_IFNAME`), as GC's
+    /// `cni.dev/valid-attachments` names them.
+    pub fn attachment(&self) -> crate::Attachment {
+        crate::Attachment {
+            container_id: self.container_id.clone(),
+            ifname: self.ifname.clone(),
+        }
+    }
+
     /// `CNI_NETNS`, for the verbs that require it (ADD, CHECK). [`CmdArgs::from_vars`] has
     /// refused those verbs without it already, so plugins need no check of their own; a
     /// `CmdArgs` built otherwise gets the dispatcher's code 4 message here.

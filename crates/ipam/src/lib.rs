@@ -8,7 +8,7 @@
 //! # fn demo(net: &cni::NetConf, ipam: Option<&serde_json::Value>, args: &cni::CmdArgs) -> cni::Result<()> {
 //! let config = cni_ipam::IpamConfig::load(ipam, net, &args.args)?;
 //! let store = cni_ipam::Store::open(&config.data_dir, &config.network)?;
-//! let attachment = cni::Attachment { container_id: args.container_id.clone(), ifname: args.ifname.clone() };
+//! let attachment = args.attachment();
 //! let ips = cni_ipam::allocate(&store.lock()?, &config, &attachment)?;
 //! # let _ = ips; Ok(()) }
 //! ```

@@ -17,8 +17,6 @@ use crate::wire;
 const NFNL_SUBSYS_CTNETLINK: u16 = 1;
 const IPCTNL_MSG_CT_GET: u16 = 1;
 const IPCTNL_MSG_CT_DELETE: u16 = 2;
-/// `struct nfgenmsg`: family, version (`NFNETLINK_V0`), resource ID (big endian, 0).
-const NFGENMSG_LEN: usize = 4;
 /// `enum ctattr_type`.
 const CTA_TUPLE_ORIG: u16 = 1;
 const CTA_ID: u16 = 12;
@@ -50,7 +48,7 @@ impl Entry {
     /// An `IPCTNL_MSG_CT_NEW` body from a dump (after the netlink header); `None` if it
     /// has no original tuple.
     pub(crate) fn decode(body: &[u8]) -> Option<Entry> {
-        let (_, attributes) = wire::split_header::<NFGENMSG_LEN>(body)?;
+        let (_, attributes) = wire::split_header::<{ wire::NFGENMSG_LEN }>(body)?;
         let mut tuple = None;
         let (mut zone, mut id) = (None, None);
         for (kind, value) in wire::attrs(attributes) {
@@ -87,7 +85,7 @@ impl Entry {
 
     /// The `IPCTNL_MSG_CT_DELETE` body naming this entry.
     pub(crate) fn delete_body(&self, family: u8) -> Vec<u8> {
-        let mut body = nfgenmsg(family);
+        let mut body = wire::nfgenmsg(family);
         wire::push_attr(&mut body, CTA_TUPLE_ORIG | NLA_F_NESTED, &self.tuple);
         for (kind, value) in [(CTA_ZONE, &self.zone), (CTA_ID, &self.id)] {
             if let Some(value) = value {
@@ -96,10 +94,6 @@ impl Entry {
         }
         body
     }
-}
-
-fn nfgenmsg(family: u8) -> Vec<u8> {
-    vec![family, 0, 0, 0]
 }
 
 fn message_type(message: u16) -> u16 {
@@ -126,7 +120,7 @@ pub fn delete_udp_entries(family: IpFamily, ports: &[u16]) -> Result<usize> {
     let family = af(family);
     let dump = Request::Raw {
         kind: message_type(IPCTNL_MSG_CT_GET),
-        body: nfgenmsg(family),
+        body: wire::nfgenmsg(family),
     };
     let mut deleted = 0;
     for reply in sock.dump("list conntrack entries", &object, dump)? {
@@ -175,7 +169,7 @@ mod tests {
         ]
         .concat();
         [
-            nfgenmsg(libc::AF_INET as u8),
+            wire::nfgenmsg(libc::AF_INET as u8),
             tlv(CTA_TUPLE_ORIG | NLA_F_NESTED, &tuple),
             tlv(2 | NLA_F_NESTED, &tuple), // CTA_TUPLE_REPLY
             tlv(CTA_ID, &7u32.to_be_bytes()),
@@ -190,9 +184,17 @@ mod tests {
         assert_eq!((entry.protocol, entry.dst_port), (IPPROTO_UDP, Some(53)));
         // The delete repeats the original tuple and the ID, not the reply tuple.
         let orig = tlv(CTA_TUPLE_ORIG | NLA_F_NESTED, &entry.tuple);
-        let expected = [nfgenmsg(2), orig.clone(), tlv(CTA_ID, &7u32.to_be_bytes())].concat();
+        let expected = [
+            wire::nfgenmsg(2),
+            orig.clone(),
+            tlv(CTA_ID, &7u32.to_be_bytes()),
+        ]
+        .concat();
         assert_eq!(entry.delete_body(2), expected);
-        assert_eq!(&body[NFGENMSG_LEN..NFGENMSG_LEN + orig.len()], &orig[..]);
+        assert_eq!(
+            &body[wire::NFGENMSG_LEN..wire::NFGENMSG_LEN + orig.len()],
+            &orig[..]
+        );
         assert_eq!(message_type(IPCTNL_MSG_CT_DELETE), 0x102);
     }
 
@@ -202,6 +204,6 @@ mod tests {
         for cut in 0..body.len() {
             let _ = Entry::decode(&body[..cut]);
         }
-        assert_eq!(Entry::decode(&body[..NFGENMSG_LEN]), None);
+        assert_eq!(Entry::decode(&body[..wire::NFGENMSG_LEN]), None);
     }
 }

@@ -17,8 +17,6 @@ const NFNL_SUBSYS_NFTABLES: u16 = 10;
 const NFT_MSG_GETRULE: u16 = 7;
 /// `NFPROTO_INET`, the `inet` table family.
 const NFPROTO_INET: u8 = 1;
-/// `struct nfgenmsg`: family, version (`NFNETLINK_V0`), resource ID (big endian, 0).
-const NFGENMSG_LEN: usize = 4;
 /// `enum nft_rule_attributes`.
 const NFTA_RULE_TABLE: u16 = 1;
 const NFTA_RULE_CHAIN: u16 = 2;
@@ -41,7 +39,7 @@ impl Rule {
     /// An `NFT_MSG_NEWRULE` body from a dump; `None` if it is not a rule of `table`/`chain`
     /// or has no handle.
     pub(crate) fn decode(body: &[u8], table: &str, chain: &str) -> Option<Rule> {
-        let (_, attributes) = wire::split_header::<NFGENMSG_LEN>(body)?;
+        let (_, attributes) = wire::split_header::<{ wire::NFGENMSG_LEN }>(body)?;
         let (mut in_table, mut in_chain) = (None, None);
         let (mut handle, mut comment) = (None, None);
         for (kind, value) in wire::attrs(attributes) {
@@ -68,7 +66,7 @@ impl Rule {
     /// The rule as a dump of chain `chain` in table `table` lays it out (comments up to 254
     /// bytes, the most a user-data TLV holds with its NUL).
     pub(crate) fn dumped_body(&self, table: &str, chain: &str) -> Option<Vec<u8>> {
-        let mut body = vec![NFPROTO_INET, 0, 0, 0];
+        let mut body = wire::nfgenmsg(NFPROTO_INET);
         string_attr(&mut body, NFTA_RULE_TABLE, table);
         string_attr(&mut body, NFTA_RULE_CHAIN, chain);
         wire::push_attr(&mut body, NFTA_RULE_HANDLE, &self.handle.to_be_bytes());
@@ -106,7 +104,7 @@ pub fn inet_chain_rules(table: &str, chain: &str) -> Result<Vec<Rule>> {
     let object = format!("inet {table} {chain}");
     let sock = Socket::open(NETLINK_NETFILTER)
         .map_err(|source| Error::io("open netfilter netlink socket", &object, source))?;
-    let mut body = vec![NFPROTO_INET, 0, 0, 0];
+    let mut body = wire::nfgenmsg(NFPROTO_INET);
     string_attr(&mut body, NFTA_RULE_TABLE, table);
     string_attr(&mut body, NFTA_RULE_CHAIN, chain);
     let dump = Request::Raw {

@@ -57,6 +57,15 @@ pub(crate) fn push_attr(out: &mut Vec<u8>, kind: u16, value: &[u8]) {
 }
 
 /// Splits a message body into its fixed header of `N` bytes and its attributes.
+/// `struct nfgenmsg`, the header of every `NETLINK_NETFILTER` message: family, version
+/// (`NFNETLINK_V0`), resource ID (big endian, 0).
+pub(crate) const NFGENMSG_LEN: usize = 4;
+
+/// An `nfgenmsg` for `family`, the start of a netfilter request body.
+pub(crate) fn nfgenmsg(family: u8) -> Vec<u8> {
+    vec![family, 0, 0, 0]
+}
+
 pub(crate) fn split_header<const N: usize>(body: &[u8]) -> Option<(&[u8; N], &[u8])> {
     let header = body.get(..N)?.try_into().ok()?;
     Some((header, body.get(align4(N)..).unwrap_or_default()))

@@ -4,7 +4,7 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
-use cni::{Attachment, CmdArgs, CniResult, NetConf, Plugin, Request};
+use cni::{CniResult, NetConf, Plugin, Request};
 use cni_cluster_ipam::{ClusterConfig, Etcd, Pool};
 use serde::Deserialize;
 use serde_json::Value;
@@ -29,13 +29,6 @@ fn open(req: &Request<ClusterIpamConfig>) -> cni_cluster_ipam::Result<(ClusterCo
     Ok((config, etcd))
 }
 
-fn attachment(args: &CmdArgs) -> Attachment {
-    Attachment {
-        container_id: args.container_id.clone(),
-        ifname: args.ifname.clone(),
-    }
-}
-
 impl Plugin for ClusterIpam {
     type Config = ClusterIpamConfig;
 
@@ -44,7 +37,7 @@ impl Plugin for ClusterIpam {
         let (config, etcd) = open(&req)?;
         // resolv.conf is read before anything is reserved, so a bad path leaks nothing.
         let dns = config.ipam.dns()?;
-        let ips = Pool::new(&etcd, &config).allocate(&attachment(&req.args))?;
+        let ips = Pool::new(&etcd, &config).allocate(&req.args.attachment())?;
         let mut result = CniResult::default();
         result.ips = ips;
         result.routes = config.ipam.routes;
@@ -55,14 +48,14 @@ impl Plugin for ClusterIpam {
     /// Releases every address of the attachment; nothing to release is success.
     fn del(&self, req: Request<ClusterIpamConfig>) -> cni::Result<()> {
         let (config, etcd) = open(&req)?;
-        Pool::new(&etcd, &config).release(&attachment(&req.args))?;
+        Pool::new(&etcd, &config).release(&req.args.attachment())?;
         Ok(())
     }
 
     /// Succeeds when the attachment's reservations are all in etcd.
     fn check(&self, req: Request<ClusterIpamConfig>) -> cni::Result<()> {
         let (config, etcd) = open(&req)?;
-        Pool::new(&etcd, &config).check(&attachment(&req.args))?;
+        Pool::new(&etcd, &config).check(&req.args.attachment())?;
         Ok(())
     }
 

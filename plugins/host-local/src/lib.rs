@@ -7,7 +7,7 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
-use cni::{Attachment, CmdArgs, CniResult, Plugin, Request};
+use cni::{CniResult, Plugin, Request};
 use cni_ipam::{IpamConfig, Store};
 use serde::Deserialize;
 use serde_json::Value;
@@ -32,13 +32,6 @@ fn open(req: &Request<HostLocalConfig>) -> cni::Result<(IpamConfig, Store)> {
     Ok((config, store))
 }
 
-fn attachment(args: &CmdArgs) -> Attachment {
-    Attachment {
-        container_id: args.container_id.clone(),
-        ifname: args.ifname.clone(),
-    }
-}
-
 impl Plugin for HostLocal {
     type Config = HostLocalConfig;
 
@@ -47,7 +40,7 @@ impl Plugin for HostLocal {
         let (config, store) = open(&req)?;
         // resolv.conf is read before anything is reserved, so a bad path leaks nothing.
         let dns = config.dns()?;
-        let attachment = attachment(&req.args);
+        let attachment = req.args.attachment();
         // The new files are made before the lock, so concurrent ADDs make them in parallel.
         let prepared = store.prepare_add(&attachment, config.range_sets.len());
         let ips = cni_ipam::allocate(&store.lock_prepared(prepared)?, &config, &attachment)?;
@@ -61,14 +54,14 @@ impl Plugin for HostLocal {
     /// Releases every address of the attachment; nothing to release is success.
     fn del(&self, req: Request<HostLocalConfig>) -> cni::Result<()> {
         let (_, store) = open(&req)?;
-        cni_ipam::release(&store.lock()?, &attachment(&req.args))?;
+        cni_ipam::release(&store.lock()?, &req.args.attachment())?;
         Ok(())
     }
 
     /// Succeeds when the attachment holds any address, as the reference does.
     fn check(&self, req: Request<HostLocalConfig>) -> cni::Result<()> {
         let (_, store) = open(&req)?;
-        cni_ipam::check(&store.lock()?, &attachment(&req.args))?;
+        cni_ipam::check(&store.lock()?, &req.args.attachment())?;
         Ok(())
     }
 
