@@ -12,6 +12,6 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=scripts/lib.sh
 source scripts/lib.sh
 # The Go reference; etcd for cluster-ipam's part; protoc to build cluster-ipam.
-install_missing_packages containernetworking-plugins etcd-server etcd-client protobuf-compiler
+install_missing_packages containernetworking-plugins etcd-server etcd-client protobuf-compiler libprotobuf-dev
 cargo build --release --workspace --bins
 target/release/cni-bench --out BENCHMARKS.md "$@"

@@ -17,7 +17,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/lib.sh
 
 # etcd and etcdctl run the store; protoc builds the plugin's etcd client.
-install_missing_packages etcd-server etcd-client protobuf-compiler
+install_missing_packages etcd-server etcd-client protobuf-compiler libprotobuf-dev
 
 profile=${CARGO_PROFILE:-dev}
 dir=debug

@@ -33,8 +33,9 @@ run() {
 }
 
 # --- Packages and build ----------------------------------------------------------------
-# protobuf-compiler: protoc, which building cluster-ipam's etcd client needs.
-PACKAGES=(gcc libc6-dev protobuf-compiler iproute2 iputils-ping jq)
+# protobuf-compiler: protoc, which building cluster-ipam's etcd client needs; libprotobuf-dev:
+# the well-known .proto files it imports (only a Recommends of protobuf-compiler).
+PACKAGES=(gcc libc6-dev protobuf-compiler libprotobuf-dev iproute2 iputils-ping jq)
 install_missing_packages "${PACKAGES[@]}"
 
 section "cargo build --release --workspace --bins"

@@ -24,9 +24,9 @@ source scripts/lib.sh
 SCRIPT_TAG=release-test
 
 require_root "$0" "chroot and network namespaces"
-# readelf (binutils) and protoc (protobuf-compiler, for cluster-ipam's etcd client) for
+# readelf (binutils) and protoc with its well-known .proto files (for cluster-ipam's etcd client) for
 # release.sh; the Go plugins stand for an existing installation.
-install_missing_packages binutils protobuf-compiler iproute2 containernetworking-plugins
+install_missing_packages binutils protobuf-compiler libprotobuf-dev iproute2 containernetworking-plugins
 
 # The names in directory $1, hidden ones included, one per line, sorted.
 entries() { find "$1" -mindepth 1 -maxdepth 1 -printf '%f\n' | sort; }

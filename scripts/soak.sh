@@ -20,7 +20,7 @@ source scripts/lib.sh
 require_root "$0" "the soak creates network namespaces"
 # ip, nft and iptables run the plugins' firewall and the soak's checks; protoc builds
 # cluster-ipam's etcd client (the workspace build below).
-install_missing_packages iproute2 nftables iptables protobuf-compiler
+install_missing_packages iproute2 nftables iptables protobuf-compiler libprotobuf-dev
 
 profile=${CARGO_PROFILE:-dev}
 dir=debug

@@ -25,10 +25,11 @@ require_root "$0" "the tests create network namespaces"
 # python3 for bandwidth's timed transfers, conntrack to watch portmap's flush of stale UDP flows;
 # etcd-server and etcd-client: the real etcd cluster-ipam's tests start on loopback (free
 # ports, never the system etcd the package may enable on 2379); protobuf-compiler: protoc,
-# which building cluster-ipam's etcd client needs).
+# which building cluster-ipam's etcd client needs, and libprotobuf-dev: the well-known .proto
+# files it imports, a Recommends that --no-install-recommends leaves out).
 PACKAGES=(gcc libc6-dev iproute2 iputils-ping nftables iptables
     containernetworking-plugins jq procps python3 conntrack
-    etcd-server etcd-client protobuf-compiler)
+    etcd-server etcd-client protobuf-compiler libprotobuf-dev)
 install_missing_packages "${PACKAGES[@]}"
 if command -v rustup >/dev/null; then
     # A minimal rustup profile has neither; the default profile has both (then a no-op).
