@@ -183,8 +183,33 @@ fn guard_standard_fds() {
 /// 66 -> 45 syscalls (strace lines) without it. What the plugins lose is the "has
 /// overflowed its stack" message (a stack overflow is still a SIGSEGV) — and the SIGPIPE
 /// setting, which [`run`] restores.
+///
+/// `plugin_main!(plugin, "name", otherwise: admin)` also serves a command line: when
+/// `CNI_COMMAND` is unset or empty and the binary has arguments, `admin(&args)` (a
+/// `fn(&[String]) -> i32`) runs instead of the dispatcher and its value is the exit code.
 #[macro_export]
 macro_rules! plugin_main {
+    ($plugin:expr, $name:literal, otherwise: $admin:path) => {
+        #[cfg(not(test))]
+        #[unsafe(no_mangle)]
+        extern "C" fn main(
+            _argc: ::std::ffi::c_int,
+            _argv: *const *const ::std::ffi::c_char,
+        ) -> ::std::ffi::c_int {
+            let args: Vec<String> = ::std::env::args_os()
+                .skip(1)
+                .map(|arg| arg.to_string_lossy().into_owned())
+                .collect();
+            let cni_call = ::std::env::var_os("CNI_COMMAND").is_some_and(|c| !c.is_empty());
+            if cni_call || args.is_empty() {
+                $crate::plugin_main!(@run $plugin, $name)
+            }
+            $admin(&args)
+        }
+        // Unit-test builds have no entry point; this keeps `admin` counted as used there.
+        #[cfg(test)]
+        const _: fn(&[String]) -> i32 = $admin;
+    };
     ($plugin:expr, $name:literal) => {
         #[cfg(not(test))]
         #[unsafe(no_mangle)]
@@ -192,14 +217,17 @@ macro_rules! plugin_main {
             _argc: ::std::ffi::c_int,
             _argv: *const *const ::std::ffi::c_char,
         ) -> ::std::ffi::c_int {
-            $crate::skel::run(
-                $plugin,
-                $crate::About {
-                    name: $name,
-                    version: env!("CARGO_PKG_VERSION"),
-                },
-            )
+            $crate::plugin_main!(@run $plugin, $name)
         }
+    };
+    (@run $plugin:expr, $name:literal) => {
+        $crate::skel::run(
+            $plugin,
+            $crate::About {
+                name: $name,
+                version: env!("CARGO_PKG_VERSION"),
+            },
+        )
     };
 }
 

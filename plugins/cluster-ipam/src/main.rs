@@ -3,24 +3,17 @@
 //! `cluster-ipam release-node <node>` (network configuration on stdin, no `CNI_COMMAND`).
 
 #![forbid(unsafe_code)]
+#![cfg_attr(not(test), no_main)]
 
 use std::io::{Read, Write};
 
 const USAGE: &str = "usage: cluster-ipam release-node <node>  (network configuration on stdin)";
 
-fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if std::env::var_os("CNI_COMMAND").is_some_and(|c| !c.is_empty()) || args.is_empty() {
-        cni::skel::run(
-            cni_plugin_cluster_ipam::ClusterIpam,
-            cni::About {
-                name: "cluster-ipam",
-                version: env!("CARGO_PKG_VERSION"),
-            },
-        );
-    }
-    std::process::exit(admin(&args));
-}
+cni::plugin_main!(
+    cni_plugin_cluster_ipam::ClusterIpam,
+    "cluster-ipam",
+    otherwise: admin
+);
 
 /// Runs the admin command; prints its outcome (errors as the CNI error object) and returns
 /// the exit code.
