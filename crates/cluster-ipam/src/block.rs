@@ -78,12 +78,22 @@ impl Block {
         })
     }
 
+    /// Every address of the block, in ascending order.
+    pub fn addresses(self) -> impl Iterator<Item = IpAddr> {
+        let first = to_int(self.first);
+        (0..=self.last_offset()).map(move |offset| from_int(first + offset, self.first))
+    }
+
+    /// Whether the block is IPv4 and lies within one /24, so the texts of its addresses
+    /// all begin with the same three octets.
+    pub fn within_ipv4_slash24(self) -> bool {
+        self.first.is_ipv4() && self.prefix >= 24
+    }
+
     /// The addresses of the block that `set` may hand out (inside one of its ranges, not
     /// a gateway), in ascending order.
     pub fn candidates(self, set: &RangeSet) -> impl Iterator<Item = IpAddr> + '_ {
-        let first = to_int(self.first);
-        (0..=self.last_offset())
-            .map(move |offset| from_int(first + offset, self.first))
+        self.addresses()
             .filter(move |ip| set.range_for(*ip).is_some_and(|range| range.gateway != *ip))
     }
 }

@@ -152,26 +152,20 @@ impl Etcd {
         Ok(response.take_kvs())
     }
 
-    /// Each key of `keys`, if it exists, without its value (the revisions are there), read
-    /// in as few transactions as etcd allows.
-    pub fn get_many(
-        &self,
-        keys: &[String],
-        read: Read,
-        during: &str,
-    ) -> Result<Vec<Option<KeyValue>>> {
-        let mut found = Vec::with_capacity(keys.len());
-        for chunk in keys.chunks(MAX_TXN_OPS) {
-            let ops: Vec<TxnOp> = chunk.iter().map(|key| presence(key, read)).collect();
+    /// The answers to read-only transaction operations, in order, sent in as few
+    /// transactions as etcd allows.
+    pub fn read_all(&self, ops: Vec<TxnOp>, during: &str) -> Result<Vec<TxnOpResponse>> {
+        let mut answers = Vec::with_capacity(ops.len());
+        for chunk in ops.chunks(MAX_TXN_OPS) {
             let kv = self.client.kv_client();
             let response = self.run(during, || {
                 let mut kv = kv.clone();
-                let reads = Txn::new().and_then(ops.clone());
+                let reads = Txn::new().and_then(chunk.to_vec());
                 async move { kv.txn(reads).await }
             })?;
-            found.extend(response.op_responses().into_iter().map(first_kv));
+            answers.extend(response.op_responses());
         }
-        Ok(found)
+        Ok(answers)
     }
 
     /// Runs a transaction.
@@ -224,6 +218,12 @@ fn transient(error: &etcd_client::Error) -> bool {
 /// there).
 pub fn presence(key: &str, read: Read) -> TxnOp {
     TxnOp::get(key, Some(read.options(GetOptions::new().with_keys_only())))
+}
+
+/// A transaction operation that reads which keys exist in `[start, end)` (no values).
+pub fn span_presence(start: &str, end: &str, read: Read) -> TxnOp {
+    let options = GetOptions::new().with_range(end).with_keys_only();
+    TxnOp::get(start, Some(read.options(options)))
 }
 
 /// A transaction operation that reads every key under `prefix`.

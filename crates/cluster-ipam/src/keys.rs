@@ -61,6 +61,33 @@ impl Keys {
         format!("{}ips/{ip}", self.base)
     }
 
+    /// The address a key under `…/ips/` reserves.
+    pub fn parse_ip(&self, key: &str) -> Option<IpAddr> {
+        key.strip_prefix(&self.base)?
+            .strip_prefix("ips/")?
+            .parse()
+            .ok()
+    }
+
+    /// `[start, end)`: a key range holding every reservation key of `block`, when the
+    /// block lies within one IPv4 /24. Every text between the lowest and the highest of
+    /// its addresses' texts then begins with the same `a.b.c.`, so the range holds no key
+    /// from outside that /24: at most 256. `None` otherwise (the texts of a larger block's
+    /// or an IPv6 block's addresses can span much of the pool).
+    pub fn ip_span(&self, block: Block) -> Option<(String, String)> {
+        if !block.within_ipv4_slash24() {
+            return None;
+        }
+        let texts: Vec<String> = block.addresses().map(|ip| ip.to_string()).collect();
+        let lowest = texts.iter().min()?;
+        let highest = texts.iter().max()?;
+        // The key just after the highest one: the range end is exclusive.
+        Some((
+            format!("{}ips/{lowest}", self.base),
+            format!("{}ips/{highest}\0", self.base),
+        ))
+    }
+
     /// `…/blocks/`, the prefix of every block key.
     pub fn blocks(&self) -> String {
         format!("{}blocks/", self.base)
@@ -118,6 +145,18 @@ mod tests {
             "/cni/cluster-ipam/pool/blocks/10.97.8.64-26"
         );
         assert_eq!(keys.parse_block(&keys.block(block)), Some(block));
+        let ip = "10.97.8.70".parse().unwrap();
+        assert_eq!(keys.parse_ip(&keys.ip(ip)), Some(ip));
+        // .64 to .127: the texts sort from "10.97.8.100" to "10.97.8.99".
+        let (start, end) = keys.ip_span(block).unwrap();
+        assert_eq!(start, "/cni/cluster-ipam/pool/ips/10.97.8.100");
+        assert_eq!(end, "/cni/cluster-ipam/pool/ips/10.97.8.99\0");
+        for ip in block.addresses() {
+            let key = keys.ip(ip);
+            assert!(start <= key && key < end, "{key}");
+        }
+        assert_eq!(keys.ip_span(Block::parse("10.97.8.0-23").unwrap()), None);
+        assert_eq!(keys.ip_span(Block::parse("fd00::-120").unwrap()), None);
         let attachment = Attachment {
             container_id: "c1".into(),
             ifname: "eth0".into(),

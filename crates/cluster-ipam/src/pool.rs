@@ -9,7 +9,7 @@
 use crate::block::{Block, blocks_of, seed};
 use crate::config::ClusterConfig;
 use crate::error::{Error, Result};
-use crate::etcd::{Etcd, MAX_TXN_OPS, Read, first_kv, kvs, prefix_get, presence};
+use crate::etcd::{Etcd, MAX_TXN_OPS, Read, first_kv, kvs, prefix_get, presence, span_presence};
 use crate::keys::{AttachmentRecord, BlockOwner, Keys, Reservation};
 use cni::{Attachment, IpConfig};
 use cni_ipam::RangeSet;
@@ -23,6 +23,9 @@ use std::net::IpAddr;
 const MAX_ATTEMPTS: usize = 16;
 /// How many free-looking blocks ADD tries to claim before borrowing from other nodes.
 const MAX_CLAIMS: usize = 8;
+/// How many of this node's likeliest blocks a failed guess reads (per range set), so the
+/// full path usually finds room without another round trip.
+const GUESS_LOOKS_INTO: usize = 4;
 
 /// One network's pool in etcd, seen from one node.
 pub struct Pool<'a> {
@@ -50,16 +53,57 @@ struct View {
     reserved: HashMap<Block, HashSet<IpAddr>>,
 }
 
-/// The addresses of `candidates` whose reservation key was `found`.
-fn reserved_of(
-    candidates: &[IpAddr],
-    found: impl IntoIterator<Item = Option<KeyValue>>,
-) -> HashSet<IpAddr> {
-    candidates
-        .iter()
-        .zip(found)
-        .filter_map(|(ip, kv)| kv.is_some().then_some(*ip))
-        .collect()
+/// The reads that tell which addresses of one block are reserved.
+enum BlockReads {
+    /// One range read over the block's keys ([`Keys::ip_span`]); the answer may also hold
+    /// other addresses of the same /24, which are left out.
+    Span { start: String, end: String },
+    /// One presence read per address the range set may hand out.
+    Each(Vec<IpAddr>),
+}
+
+impl BlockReads {
+    fn of(keys: &Keys, block: Block, set: &RangeSet) -> BlockReads {
+        match keys.ip_span(block) {
+            Some((start, end)) => BlockReads::Span { start, end },
+            None => BlockReads::Each(block.candidates(set).collect()),
+        }
+    }
+
+    fn ops(&self, keys: &Keys, read: Read) -> Vec<TxnOp> {
+        match self {
+            BlockReads::Span { start, end } => vec![span_presence(start, end, read)],
+            BlockReads::Each(candidates) => candidates
+                .iter()
+                .map(|ip| presence(&keys.ip(*ip), read))
+                .collect(),
+        }
+    }
+
+    /// The reserved addresses of `block`, from the answers to [`BlockReads::ops`] (taken
+    /// from `answers`; later answers stay there).
+    fn reserved(
+        &self,
+        keys: &Keys,
+        block: Block,
+        answers: &mut impl Iterator<Item = TxnOpResponse>,
+    ) -> HashSet<IpAddr> {
+        match self {
+            BlockReads::Span { .. } => answers
+                .next()
+                .map(kvs)
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|kv| keys.parse_ip(&key_text(kv)))
+                .filter(|ip| block.contains(*ip))
+                .collect(),
+            BlockReads::Each(candidates) => candidates
+                .iter()
+                .zip(answers.by_ref().take(candidates.len()).map(first_kv))
+                .filter_map(|(ip, kv)| kv.is_some().then_some(*ip))
+                .collect(),
+        }
+    }
 }
 
 /// One of `free`, chosen by `spread` (0: the lowest).
@@ -151,14 +195,12 @@ impl<'a> Pool<'a> {
         let reserved = match view.reserved.entry(block) {
             Entry::Occupied(known) => known.into_mut(),
             Entry::Vacant(unknown) => {
-                let candidates: Vec<IpAddr> = block.candidates(set).collect();
-                let keys: Vec<String> = candidates.iter().map(|ip| self.keys.ip(*ip)).collect();
-                let found = self.etcd.get_many(
-                    &keys,
-                    Read::Serializable,
+                let reads = BlockReads::of(&self.keys, block, set);
+                let answers = self.etcd.read_all(
+                    reads.ops(&self.keys, Read::Serializable),
                     &format!("reading block {block}"),
                 )?;
-                unknown.insert(reserved_of(&candidates, found))
+                unknown.insert(reads.reserved(&self.keys, block, &mut answers.into_iter()))
             }
         };
         let free: Vec<IpAddr> = block
@@ -315,8 +357,9 @@ impl Pool<'_> {
     /// in this node's home block if that block were empty, written by [`Pool::commit`]
     /// guarded by the block key holding exactly this node's owner value, so the guess never
     /// lands outside the node's own blocks. If a compare fails, the same transaction has
-    /// read the block list and the home blocks' reservation keys (those that fit etcd's
-    /// limit on operations), and the full path goes on from there.
+    /// read the block list and the reservation keys of the home block and the next blocks
+    /// this node would claim (those that fit etcd's limit on operations), and the full
+    /// path goes on from there.
     fn guess(&self, attachment: &Attachment, spread: u64) -> Result<Guess> {
         if !self.config.ipam.requested_ips.is_empty() {
             return Ok(Guess::Skipped);
@@ -329,7 +372,7 @@ impl Pool<'_> {
         let mut choices: Vec<Choice> = Vec::new();
         let mut guards = Vec::new();
         let mut reads = vec![prefix_get(&self.keys.blocks())];
-        let mut looked: Vec<(Block, Vec<IpAddr>)> = Vec::new();
+        let mut looked: Vec<(Block, BlockReads)> = Vec::new();
         // The failure branch also holds commit's reads: the attachment and one per set.
         let mut room = MAX_TXN_OPS.saturating_sub(reads.len() + 1 + sets.len());
         for set in sets {
@@ -348,15 +391,17 @@ impl Pool<'_> {
             });
             let block_key = self.keys.block(home);
             guards.push(Compare::value(block_key, CompareOp::Equal, owner.as_str()));
-            let candidates: Vec<IpAddr> = home.candidates(set).collect();
-            if candidates.len() <= room {
-                room -= candidates.len();
-                reads.extend(
-                    candidates
-                        .iter()
-                        .map(|ip| presence(&self.keys.ip(*ip), Read::Linearizable)),
-                );
-                looked.push((home, candidates));
+            // The home block and the next ones this node would claim: where its own
+            // blocks most likely are when the home block is full or another node's.
+            let likely = blocks_of(set, self.block_size(set), seed(&self.config.node));
+            for block in likely.take(GUESS_LOOKS_INTO) {
+                let block_reads = BlockReads::of(&self.keys, block, set);
+                let ops = block_reads.ops(&self.keys, Read::Linearizable);
+                if ops.len() <= room {
+                    room -= ops.len();
+                    reads.extend(ops);
+                    looked.push((block, block_reads));
+                }
             }
         }
         let Written::Lost(answers) = self.commit(attachment, &choices, guards, reads)? else {
@@ -367,9 +412,9 @@ impl Pool<'_> {
             claimed: self.claimed(&answers.next().map(kvs).unwrap_or_default()),
             reserved: HashMap::new(),
         };
-        for (block, candidates) in looked {
-            let found = answers.by_ref().take(candidates.len()).map(first_kv);
-            view.reserved.insert(block, reserved_of(&candidates, found));
+        for (block, block_reads) in looked {
+            let reserved = block_reads.reserved(&self.keys, block, &mut answers);
+            view.reserved.insert(block, reserved);
         }
         Ok(Guess::Lost(view))
     }
@@ -520,33 +565,22 @@ impl Pool<'_> {
         })
     }
 
-    /// An attachment key's record, its reservations' keys and what etcd holds at each
-    /// (linearizable: DEL and CHECK must not miss one).
-    fn reservations_of(
-        &self,
-        kv: &KeyValue,
-    ) -> Result<(AttachmentRecord, Vec<String>, Vec<Option<KeyValue>>)> {
-        let record: AttachmentRecord = parse(kv)?;
-        let keys: Vec<String> = record.ips.iter().map(|ip| self.keys.ip(*ip)).collect();
-        let found = self.etcd.get_many(
-            &keys,
-            Read::Linearizable,
-            "reading the attachment's reservations",
-        )?;
-        Ok((record, keys, found))
-    }
-
     /// Deletes one attachment key and the reservations written with it (same
     /// `mod_revision`), all compared unchanged. `None`: something changed meanwhile.
+    ///
+    /// The first transaction assumes every reservation is still the attachment's (the
+    /// common case: DEL in two round trips). If one is not (released or reused since), the
+    /// same transaction has read them back, and a second deletes exactly those still ours.
     fn release_record(&self, kv: &KeyValue) -> Result<Option<Vec<IpAddr>>> {
-        let (record, keys, found) = self.reservations_of(kv)?;
+        let record: AttachmentRecord = parse(kv)?;
+        let keys: Vec<String> = record.ips.iter().map(|ip| self.keys.ip(*ip)).collect();
         let revision = kv.mod_revision();
-        let mut compares = vec![Compare::mod_revision(kv.key(), CompareOp::Equal, revision)];
-        let mut deletes = vec![TxnOp::delete(kv.key(), None)];
-        let mut released = Vec::new();
-        for ((ip, key), found) in record.ips.iter().zip(&keys).zip(found) {
-            // A reservation with another revision belongs to a later ADD: left alone.
-            if found.is_some_and(|k| k.mod_revision() == revision) {
+        let mut ours = vec![true; keys.len()];
+        for first_try in [true, false] {
+            let mut compares = vec![Compare::mod_revision(kv.key(), CompareOp::Equal, revision)];
+            let mut deletes = vec![TxnOp::delete(kv.key(), None)];
+            let mut released = Vec::new();
+            for ((ip, key), _) in record.ips.iter().zip(&keys).zip(&ours).filter(|(_, o)| **o) {
                 compares.push(Compare::mod_revision(
                     key.as_str(),
                     CompareOp::Equal,
@@ -555,10 +589,22 @@ impl Pool<'_> {
                 deletes.push(TxnOp::delete(key.as_str(), None));
                 released.push(*ip);
             }
+            let mut txn = Txn::new().when(compares).and_then(deletes);
+            if first_try {
+                let reads = keys.iter().map(|key| presence(key, Read::Linearizable));
+                txn = txn.or_else(reads.collect::<Vec<_>>());
+            }
+            let response = self.etcd.txn(txn, "releasing addresses")?;
+            if response.succeeded() {
+                return Ok(Some(released));
+            }
+            // A reservation with another revision belongs to a later ADD: left alone.
+            let found = response.op_responses().into_iter().map(first_kv);
+            ours = found
+                .map(|kv| kv.is_some_and(|kv| kv.mod_revision() == revision))
+                .collect();
         }
-        let txn = Txn::new().when(compares).and_then(deletes);
-        let done = self.etcd.txn(txn, "releasing addresses")?.succeeded();
-        Ok(done.then_some(released))
+        Ok(None)
     }
 
     /// CHECK: the attachment's index key and every reservation written with it exist.
@@ -570,7 +616,14 @@ impl Pool<'_> {
                 ifname: attachment.ifname.clone(),
             });
         };
-        let (record, _, found) = self.reservations_of(&kv)?;
+        let record: AttachmentRecord = parse(&kv)?;
+        let keys: Vec<String> = record.ips.iter().map(|ip| self.keys.ip(*ip)).collect();
+        let reads = keys.iter().map(|key| presence(key, Read::Linearizable));
+        let found = self
+            .etcd
+            .read_all(reads.collect(), "reading the attachment's reservations")?
+            .into_iter()
+            .map(first_kv);
         for (ip, found) in record.ips.iter().zip(found) {
             if found.is_none_or(|k| k.mod_revision() != kv.mod_revision()) {
                 return Err(Error::ReservationMissing {

@@ -208,6 +208,53 @@ fn a_requested_address_is_honoured_in_another_nodes_block() {
 }
 
 #[test]
+fn del_leaves_alone_a_reservation_a_later_add_reused() {
+    let w = World::new();
+    let conf = w.conf("node-a", "10.97.8.0/22");
+    let ip = w.add("c1", &conf);
+    // The reservation goes (an operator's etcdctl, say) and another container requests
+    // the address: c1's index still names it, but it is c2's now.
+    w.etcd
+        .etcdctl(&["del", &key(&format!("ips/{ip}"))])
+        .unwrap();
+    let mut wants = conf.clone();
+    wants["runtimeConfig"] = json!({"ips": [format!("{ip}/22")]});
+    wants["capabilities"] = json!({"ips": true});
+    assert_eq!(w.add("c2", &wants), ip);
+
+    w.verb("DEL", "c1", &conf).assert_success();
+    let names = w.key_names();
+    assert!(!names.contains(&key("attachments/c1/eth0")), "{names:?}");
+    assert!(names.contains(&key(&format!("ips/{ip}"))), "{names:?}");
+    w.verb("CHECK", "c2", &conf).assert_success();
+}
+
+#[test]
+fn a_node_whose_home_block_is_full_allocates_in_its_next_block() {
+    let w = World::new();
+    // Blocks of /29: eight addresses each, so 20 ADDs fill two and go on in a third.
+    let mut conf = w.conf("node-a", "10.97.8.0/24");
+    conf["ipam"]["blockSizeV4"] = json!(29);
+    let mut addresses = std::collections::BTreeSet::new();
+    for i in 0..20 {
+        assert!(addresses.insert(w.add(&format!("c{i}"), &conf)));
+    }
+    let blocks: Vec<(String, Value)> = w
+        .keys()
+        .into_iter()
+        .filter(|(k, _)| k.contains("/blocks/"))
+        .collect();
+    assert_eq!(blocks.len(), 3, "{blocks:?}");
+    assert!(blocks.iter().all(|(_, owner)| owner["node"] == "node-a"));
+    // Every reservation lies in one of node-a's blocks.
+    for ip in &addresses {
+        let first = u32::from(ip.parse::<std::net::Ipv4Addr>().unwrap()) & !7;
+        let block = key(&format!("blocks/{}-29", std::net::Ipv4Addr::from(first)));
+        assert!(blocks.iter().any(|(k, _)| *k == block), "{ip} {blocks:?}");
+    }
+}
+
+#[test]
 fn an_exhausted_pool_is_code_102_and_status_50_and_nodes_borrow_before() {
     let w = World::new();
     // .2 to .6: five addresses in one block, which node-a claims first.
