@@ -26,10 +26,12 @@ require_root "$0" "the tests create network namespaces"
 # etcd-server and etcd-client: the real etcd cluster-ipam's tests start on loopback (free
 # ports, never the system etcd the package may enable on 2379); protobuf-compiler: protoc,
 # which building cluster-ipam's etcd client needs, and libprotobuf-dev: the well-known .proto
-# files it imports, a Recommends that --no-install-recommends leaves out).
+# files it imports, a Recommends that --no-install-recommends leaves out; openssl: the CLI that
+# makes the throwaway CA and certificates of the TLS etcd tests, priority optional, so not in
+# every base image).
 PACKAGES=(gcc libc6-dev iproute2 iputils-ping nftables iptables
     containernetworking-plugins jq procps python3 conntrack
-    etcd-server etcd-client protobuf-compiler libprotobuf-dev)
+    etcd-server etcd-client protobuf-compiler libprotobuf-dev openssl)
 install_missing_packages "${PACKAGES[@]}"
 if command -v rustup >/dev/null; then
     # A minimal rustup profile has neither; the default profile has both (then a no-op).

@@ -10,6 +10,11 @@
 //! an address of one of its links, for set-ups where plugins in other namespaces reach etcd
 //! over a simulated network (several "nodes" on one L2).
 //!
+//! [`EtcdCluster::start_tls`] starts members that serve clients over TLS only and ask them
+//! for a certificate: a CA made for the cluster signs the members' certificate and one for
+//! clients ([`ClientTls`]), which the harness's own `etcdctl` calls use too. Peers still
+//! talk plain HTTP: what is tested is the client side.
+//!
 //! Clean-up: `Drop` kills every member with SIGKILL and removes the data directories, also
 //! while a panicking test unwinds. A test process that is itself SIGKILLed leaves its
 //! members running; they hold only loopback ports and a `cnitest-etcd-*` temp directory.
@@ -25,6 +30,7 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
 use crate::netns::Netns;
+use crate::tls::{CertKey, Role, TestCa};
 
 /// The etcd server binary, looked up in `PATH`.
 pub const ETCD_BIN: &str = "etcd";
@@ -58,6 +64,74 @@ fn find_in_path(bin: &str) -> Option<PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
+/// The files a client of a [`EtcdCluster::start_tls`] cluster is configured with (PEM).
+#[derive(Debug, Clone)]
+pub struct ClientTls {
+    /// The certificate of the CA that signed the members' certificate.
+    pub ca: PathBuf,
+    /// A client certificate the members accept.
+    pub cert: PathBuf,
+    /// Its private key.
+    pub key: PathBuf,
+}
+
+impl ClientTls {
+    /// `etcdctl`'s flags for these files.
+    fn etcdctl_flags(&self) -> [String; 3] {
+        [
+            format!("--cacert={}", self.ca.display()),
+            format!("--cert={}", self.cert.display()),
+            format!("--key={}", self.key.display()),
+        ]
+    }
+}
+
+/// A TLS cluster's certificates, made in its temporary directory.
+struct ClusterTls {
+    /// What the members present.
+    server: CertKey,
+    /// What clients present, and the CA that signed both (the one the members trust).
+    client: ClientTls,
+}
+
+impl ClusterTls {
+    /// A new CA, and a member certificate for `host` (and 127.0.0.1, where relays and
+    /// port forwards reach it) and a client certificate it signed, in `dir`.
+    fn create(dir: &Path, host: &str) -> ClusterTls {
+        let ca = TestCa::create(dir, "ca");
+        let server = ca.issue(dir, "member", &Role::Server(&[host, "127.0.0.1"]));
+        let client = ca.issue(dir, "client", &Role::Client);
+        ClusterTls {
+            server,
+            client: ClientTls {
+                ca: ca.cert().to_owned(),
+                cert: client.cert,
+                key: client.key,
+            },
+        }
+    }
+
+    /// The member flags that serve clients over TLS and require their certificates.
+    fn etcd_flags(&self) -> [&std::ffi::OsStr; 7] {
+        [
+            "--cert-file".as_ref(),
+            self.server.cert.as_os_str(),
+            "--key-file".as_ref(),
+            self.server.key.as_os_str(),
+            "--trusted-ca-file".as_ref(),
+            self.client.ca.as_os_str(),
+            "--client-cert-auth".as_ref(),
+        ]
+    }
+}
+
+/// Whether members serve clients plain or over TLS with client certificates.
+#[derive(Debug, Clone, Copy)]
+enum Security {
+    Plain,
+    Tls,
+}
+
 /// Where the members listen: the namespace to run them in (`None`: ours) and the address.
 #[derive(Debug, Clone)]
 struct Place {
@@ -83,6 +157,8 @@ impl Place {
 /// One member: its fixed ports and data directory, and its process while it runs.
 struct Member {
     name: String,
+    /// `https` for a TLS cluster's clients, else `http`.
+    client_scheme: &'static str,
     host: String,
     client_port: u16,
     peer_port: u16,
@@ -93,7 +169,10 @@ struct Member {
 
 impl Member {
     fn client_url(&self) -> String {
-        format!("http://{}:{}", self.host, self.client_port)
+        format!(
+            "{}://{}:{}",
+            self.client_scheme, self.host, self.client_port
+        )
     }
 
     fn peer_url(&self) -> String {
@@ -137,6 +216,7 @@ pub struct EtcdCluster {
     place: Place,
     cluster_spec: String,
     token: String,
+    tls: Option<ClusterTls>,
     /// Holds every member's data directory and log; removed after the members are killed.
     dir: TempDir,
 }
@@ -154,6 +234,24 @@ impl EtcdCluster {
                 host: "127.0.0.1".to_owned(),
             },
             members,
+            Security::Plain,
+        )
+    }
+
+    /// Starts a cluster of `members` members on 127.0.0.1 that serves clients over TLS
+    /// only and requires a client certificate; [`EtcdCluster::client_tls`] has the files a
+    /// client needs, and [`EtcdCluster::endpoints`] are `https://` URLs.
+    ///
+    /// # Panics
+    /// As [`EtcdCluster::start`], and if `openssl` cannot make the certificates.
+    pub fn start_tls(members: usize) -> EtcdCluster {
+        EtcdCluster::start_at(
+            Place {
+                netns: None,
+                host: "127.0.0.1".to_owned(),
+            },
+            members,
+            Security::Tls,
         )
     }
 
@@ -173,10 +271,11 @@ impl EtcdCluster {
                 host: address.to_owned(),
             },
             members,
+            Security::Plain,
         )
     }
 
-    fn start_at(place: Place, members: usize) -> EtcdCluster {
+    fn start_at(place: Place, members: usize, security: Security) -> EtcdCluster {
         assert!(members > 0, "an etcd cluster needs at least one member");
         let missing = missing_etcd_binaries();
         assert!(
@@ -187,7 +286,7 @@ impl EtcdCluster {
         );
         let mut failures = Vec::new();
         for _ in 0..START_ATTEMPTS {
-            let cluster = EtcdCluster::spawn(place.clone(), members);
+            let cluster = EtcdCluster::spawn(place.clone(), members, security);
             match cluster.wait_ready() {
                 Ok(()) => return cluster,
                 Err(why) => failures.push(why),
@@ -199,12 +298,18 @@ impl EtcdCluster {
         );
     }
 
-    /// Creates the data directories and starts every member, without waiting.
-    fn spawn(place: Place, count: usize) -> EtcdCluster {
+    /// Creates the data directories (and the certificates) and starts every member,
+    /// without waiting.
+    fn spawn(place: Place, count: usize, security: Security) -> EtcdCluster {
         let dir = tempfile::Builder::new()
             .prefix("cnitest-etcd-")
             .tempdir()
             .expect("cannot create the etcd cluster's temporary directory");
+        let tls = match security {
+            Security::Plain => None,
+            Security::Tls => Some(ClusterTls::create(dir.path(), &place.host)),
+        };
+        let client_scheme = if tls.is_some() { "https" } else { "http" };
         let ports = match place.netns {
             None => free_ports(2 * count),
             Some(_) => (0..2 * count as u16).map(|i| 2379 + i).collect(),
@@ -212,6 +317,7 @@ impl EtcdCluster {
         let members: Vec<Member> = (0..count)
             .map(|i| Member {
                 name: format!("m{i}"),
+                client_scheme,
                 host: place.host.clone(),
                 client_port: ports[2 * i],
                 peer_port: ports[2 * i + 1],
@@ -236,6 +342,7 @@ impl EtcdCluster {
             place,
             cluster_spec,
             token,
+            tls,
             dir,
         };
         for i in 0..count {
@@ -269,6 +376,7 @@ impl EtcdCluster {
             // "new" is only read on first start; a restart finds its data dir and rejoins.
             .args(["--initial-cluster-state", "new"])
             .args(["--logger", "zap", "--log-level", "warn"])
+            .args(self.tls.iter().flat_map(ClusterTls::etcd_flags))
             .env_remove("ETCD_DATA_DIR")
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("cannot share the etcd log"))
@@ -298,7 +406,12 @@ impl EtcdCluster {
                         self.logs()
                     ));
                 }
-                let health = etcdctl(&self.place, &[url.as_str()], &["endpoint", "health"]);
+                let health = etcdctl(
+                    &self.place,
+                    self.client_tls(),
+                    &[url.as_str()],
+                    &["endpoint", "health"],
+                );
                 if health.is_err() {
                     unhealthy.push(url);
                 }
@@ -345,12 +458,20 @@ impl EtcdCluster {
     }
 
     /// The client URL of every member, killed ones included (a client configured with all
-    /// of them must cope with some being down), e.g. `http://127.0.0.1:40123`.
+    /// of them must cope with some being down), e.g. `http://127.0.0.1:40123` (`https://`
+    /// for a [`EtcdCluster::start_tls`] cluster).
     pub fn endpoints(&self) -> Vec<String> {
         self.lock().iter().map(Member::client_url).collect()
     }
 
-    /// The temporary directory holding every member's data directory and log.
+    /// The CA, client certificate and key a client of a [`EtcdCluster::start_tls`] cluster
+    /// needs; `None` for a plain cluster.
+    pub fn client_tls(&self) -> Option<&ClientTls> {
+        self.tls.as_ref().map(|tls| &tls.client)
+    }
+
+    /// The temporary directory holding every member's data directory and log (and a TLS
+    /// cluster's certificates).
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
@@ -403,17 +524,24 @@ impl EtcdCluster {
     pub fn etcdctl(&self, args: &[&str]) -> Result<String, String> {
         let urls: Vec<String> = self.running_urls().into_iter().map(|(_, u)| u).collect();
         let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
-        etcdctl(&self.place, &urls, args)
+        etcdctl(&self.place, self.client_tls(), &urls, args)
     }
 }
 
-/// Runs `etcdctl --endpoints URLS ARGS` in `place`'s namespace.
-fn etcdctl(place: &Place, urls: &[&str], args: &[&str]) -> Result<String, String> {
+/// Runs `etcdctl --endpoints URLS ARGS` in `place`'s namespace, presenting `tls`'s files
+/// to a TLS cluster.
+fn etcdctl(
+    place: &Place,
+    tls: Option<&ClientTls>,
+    urls: &[&str],
+    args: &[&str],
+) -> Result<String, String> {
     let out = place
         .command(ETCDCTL_BIN)
         .env("ETCDCTL_API", "3")
         .arg(format!("--endpoints={}", urls.join(",")))
         .arg(format!("--command-timeout={ETCDCTL_TIMEOUT}"))
+        .args(tls.iter().flat_map(|tls| tls.etcdctl_flags()))
         .args(args)
         .stdin(Stdio::null())
         .output()

@@ -13,7 +13,8 @@
 //!   cargo target directory);
 //! - [`EtcdCluster`]: a real etcd cluster (one or more members) on loopback, for the
 //!   tests of cluster-ipam, and [`LoopbackRelay`], which makes it reachable from a lab
-//!   namespace's loopback;
+//!   namespace's loopback; [`EtcdCluster::start_tls`] serves clients over TLS, and
+//!   [`TestCa`] makes a CA of the test's own (another CA, for a client to distrust);
 //! - [`suite`]: the black-box conformance suite built on all of the above, for any
 //!   directory of CNI plugins, with its report (also the `cni-conformance` tool).
 //!
@@ -38,11 +39,13 @@ mod netns;
 mod plugin_run;
 mod relay;
 pub mod suite;
+mod tls;
 
 pub use bins::{BIN_DIR_ENV, REFERENCE_DIR, bin_dir, plugin_path, reference_plugin};
-pub use etcd::{ETCD_BIN, ETCDCTL_BIN, EtcdCluster, missing_etcd_binaries};
+pub use etcd::{ClientTls, ETCD_BIN, ETCDCTL_BIN, EtcdCluster, missing_etcd_binaries};
 pub use invocation::{DEFAULT_TIMEOUT, Invocation, with_prev};
 pub use lab::{Lab, host_local_leases};
 pub use netns::{IpFamily, NETNS_DIR, NETNS_PREFIX, Netns, cleanup_stale};
 pub use plugin_run::PluginRun;
 pub use relay::LoopbackRelay;
+pub use tls::{OPENSSL_BIN, TestCa};

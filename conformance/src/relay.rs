@@ -60,6 +60,12 @@ impl LoopbackRelay {
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
+
+    /// `https://127.0.0.1:PORT`, for a target that serves TLS: the relay passes the bytes
+    /// through, so the client checks the target's certificate, which must name 127.0.0.1.
+    pub fn https_url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.port)
+    }
 }
 
 /// Copies both directions of one connection on two threads; a refused target closes

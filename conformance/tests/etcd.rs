@@ -6,7 +6,7 @@
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use cni_conformance::{EtcdCluster, Netns};
+use cni_conformance::{ETCDCTL_BIN, EtcdCluster, Netns, TestCa};
 
 fn put(etcd: &EtcdCluster, key: &str, value: &str) {
     etcd.etcdctl(&["put", key, value]).unwrap();
@@ -119,4 +119,49 @@ fn start_in_runs_members_inside_a_namespace_on_its_address() {
     drop(etcd);
     let listening = ns.exec(&["ss", "-Hltn", "sport = :2379"]);
     assert!(listening.stdout.is_empty(), "{listening:?}");
+}
+
+#[test]
+fn start_tls_serves_only_clients_with_a_certificate_of_its_ca() {
+    let etcd = EtcdCluster::start_tls(1);
+    let url = etcd.endpoints()[0].clone();
+    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+    // The harness's own etcdctl calls present the client certificate.
+    put(&etcd, "/s/k", "v");
+    assert_eq!(
+        etcd.get_prefix("/s/"),
+        [("/s/k".to_owned(), "v".to_owned())]
+    );
+    let tls = etcd.client_tls().unwrap();
+    let stranger = TestCa::create(etcd.dir(), "stranger");
+    for (case, flags) in [
+        (
+            "no client certificate",
+            vec![format!("--cacert={}", tls.ca.display())],
+        ),
+        (
+            "another CA",
+            vec![
+                format!("--cacert={}", stranger.cert().display()),
+                format!("--cert={}", tls.cert.display()),
+                format!("--key={}", tls.key.display()),
+            ],
+        ),
+    ] {
+        let out = std::process::Command::new(ETCDCTL_BIN)
+            .env("ETCDCTL_API", "3")
+            .args([
+                &format!("--endpoints={url}"),
+                "--dial-timeout=1s",
+                "--command-timeout=2s",
+            ])
+            .args(&flags)
+            .args(["get", "/s/k"])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{case}: {out:?}");
+    }
+    let dir = etcd.dir().to_owned();
+    drop(etcd);
+    assert!(!dir.exists(), "{} left behind", dir.display());
 }

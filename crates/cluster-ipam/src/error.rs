@@ -43,6 +43,20 @@ pub enum Error {
         /// The client's error, or the timeout.
         reason: String,
     },
+    /// The TLS handshake with etcd failed: etcd refused the client (no certificate, or one
+    /// it does not trust) or the client refused etcd's certificate. Retrying with the same
+    /// files cannot succeed, so this is the configuration, not "try again".
+    #[error("TLS with etcd at {endpoints} failed while {during}: {reason}; {hint}")]
+    TlsRefused {
+        /// The configured endpoints, comma-separated.
+        endpoints: String,
+        /// What was being done.
+        during: String,
+        /// The TLS library's error (`invalid peer certificate: UnknownIssuer`).
+        reason: String,
+        /// Which settings to check.
+        hint: &'static str,
+    },
     /// Other plugins won every compare of this many attempts in a row.
     #[error("gave up after {attempts} attempts lost to concurrent allocations")]
     Contended {
@@ -97,13 +111,13 @@ impl Error {
 
 impl From<Error> for cni::Error {
     /// The one place where cluster-ipam failures get their CNI codes: configuration faults
-    /// 7, etcd unavailable or contended 11 (50 under STATUS), unreadable files and values 5,
+    /// and refused TLS handshakes 7, etcd unavailable or contended 11 (50 under STATUS), unreadable files and values 5,
     /// a broken attachment under CHECK 106; allocation faults keep host-local's codes.
     fn from(error: Error) -> Self {
         let msg = error.to_string();
         match error {
             Error::Ipam(inner) => inner.into(),
-            Error::Config { .. } => cni::Error::invalid_config(msg),
+            Error::Config { .. } | Error::TlsRefused { .. } => cni::Error::invalid_config(msg),
             Error::TlsFile { source, .. } => cni::Error::Io {
                 msg,
                 details: Some(source.to_string()),
@@ -144,5 +158,12 @@ mod tests {
             cni::Error::from(Error::Contended { attempts: 3 }).code(),
             11
         );
+        let refused = Error::TlsRefused {
+            endpoints: "https://127.0.0.1:1".into(),
+            during: "reading".into(),
+            reason: "invalid peer certificate: UnknownIssuer".into(),
+            hint: "check ipam.etcd.ca",
+        };
+        assert_eq!(cni::Error::from(refused.for_status()).code(), 7);
     }
 }

@@ -22,6 +22,8 @@ pub struct Etcd {
     endpoints: String,
     dial_timeout: Duration,
     request_timeout: Duration,
+    /// Whether the client speaks TLS: only then is a failure read as a TLS refusal.
+    tls: bool,
     /// Whether a request has been answered: until then, requests may also spend the dial
     /// timeout connecting.
     connected: Cell<bool>,
@@ -43,7 +45,9 @@ impl Etcd {
         let mut options = ConnectOptions::new()
             .with_connect_timeout(config.dial_timeout)
             .with_timeout(config.request_timeout);
-        if let Some(tls) = tls_options(config)? {
+        let tls = tls_options(config)?;
+        let uses_tls = tls.is_some();
+        if let Some(tls) = tls {
             options = options.with_tls(tls);
         }
         let client = runtime
@@ -79,6 +83,7 @@ impl Etcd {
             endpoints,
             dial_timeout: config.dial_timeout,
             request_timeout: config.request_timeout,
+            tls: uses_tls,
             connected: Cell::new(false),
         })
     }
@@ -115,19 +120,36 @@ impl Etcd {
                         )));
                     }
                     Ok(Ok(answer)) => return Ok(answer),
-                    Ok(Err(e))
-                        if transient(&e) && tokio::time::Instant::now() + pause < deadline =>
-                    {
+                    Ok(Err(e)) => {
+                        if let Some(refused) = self.tls_refused(&e, during) {
+                            return Err(refused);
+                        }
+                        if !transient(&e) || tokio::time::Instant::now() + pause >= deadline {
+                            return Err(unavailable(e.to_string()));
+                        }
                         log::debug!("etcd: {e}; retrying in {} ms", pause.as_millis());
                         tokio::time::sleep(pause).await;
                         pause = (pause * 2).min(Duration::from_millis(500));
                     }
-                    Ok(Err(e)) => return Err(unavailable(e.to_string())),
                 }
             }
         })?;
         self.connected.set(true);
         Ok(answer)
+    }
+
+    /// `error` as a refused TLS handshake, if the client speaks TLS and it is one.
+    fn tls_refused(&self, error: &etcd_client::Error, during: &str) -> Option<Error> {
+        if !self.tls {
+            return None;
+        }
+        let (reason, hint) = tls_refusal(error)?;
+        Some(Error::TlsRefused {
+            endpoints: self.endpoints.clone(),
+            during: during.into(),
+            reason,
+            hint,
+        })
     }
 
     /// The key, if it exists.
@@ -211,6 +233,60 @@ fn transient(error: &etcd_client::Error) -> bool {
         ),
         etcd_client::Error::TransportError(_) | etcd_client::Error::IoError(_) => true,
         _ => false,
+    }
+}
+
+/// Why the TLS handshake failed, with which settings to check, if it did: retrying with
+/// the same files cannot succeed.
+fn tls_refusal(error: &etcd_client::Error) -> Option<(String, &'static str)> {
+    let inner: &(dyn std::error::Error + 'static) = match error {
+        etcd_client::Error::GRpcStatus(status) => status,
+        etcd_client::Error::TransportError(transport) => transport,
+        etcd_client::Error::IoError(io) => io,
+        _ => return None,
+    };
+    Some(match find_tls_error(inner)? {
+        TlsError::Typed(tls @ rustls::Error::InvalidCertificate(_)) => (
+            tls.to_string(),
+            "this client refused etcd's certificate: ipam.etcd.ca must be the CA that signed \
+             it, and it must name the endpoint's host",
+        ),
+        TlsError::Typed(tls) => (tls.to_string(), CHECK_TLS_FILES),
+        TlsError::Flattened(io) => (io.to_string(), CHECK_TLS_FILES),
+    })
+}
+
+const CHECK_TLS_FILES: &str = "check ipam.etcd.ca, ipam.etcd.cert and ipam.etcd.key against \
+     etcd's --trusted-ca-file and --client-cert-auth (etcd refuses a client without a \
+     certificate its CA signed)";
+
+/// A TLS failure found in an error chain.
+enum TlsError<'a> {
+    /// rustls's own error (a failed connect keeps it).
+    Typed(&'a rustls::Error),
+    /// An I/O error of kind `InvalidData`, which is how tokio-rustls reports a TLS failure;
+    /// the HTTP/2 layer keeps only its kind and text when a request fails on it (etcd's
+    /// "bad certificate" alert after the handshake arrives so).
+    Flattened(&'a std::io::Error),
+}
+
+/// The TLS failure in `error`'s chain of sources. I/O errors are opened with `get_ref`:
+/// their `source` skips the error they carry.
+fn find_tls_error<'a>(mut error: &'a (dyn std::error::Error + 'static)) -> Option<TlsError<'a>> {
+    loop {
+        if let Some(tls) = error.downcast_ref::<rustls::Error>() {
+            return Some(TlsError::Typed(tls));
+        }
+        if let Some(io) = error.downcast_ref::<std::io::Error>() {
+            return match io.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()) {
+                Some(tls) => Some(TlsError::Typed(tls)),
+                None if io.kind() == std::io::ErrorKind::InvalidData => {
+                    Some(TlsError::Flattened(io))
+                }
+                None => None,
+            };
+        }
+        error = error.source()?;
     }
 }
 

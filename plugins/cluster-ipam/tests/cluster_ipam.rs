@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use cni_conformance::{EtcdCluster, Invocation, Lab, LoopbackRelay, PluginRun};
+use cni_conformance::{EtcdCluster, Invocation, Lab, LoopbackRelay, PluginRun, TestCa};
 use serde_json::{Value, json};
 use std::io::Write;
 use std::net::SocketAddr;
@@ -20,8 +20,10 @@ struct World {
     relays: Vec<LoopbackRelay>,
 }
 
+/// The address of an `http://` or `https://` URL.
 fn socket_addr(url: &str) -> SocketAddr {
-    url.trim_start_matches("http://").parse().unwrap()
+    let (_, address) = url.split_once("://").unwrap();
+    address.parse().unwrap()
 }
 
 impl World {
@@ -30,7 +32,18 @@ impl World {
     }
 
     fn with_members(members: usize) -> World {
-        let etcd = EtcdCluster::start(members);
+        World::around(EtcdCluster::start(members))
+    }
+
+    /// One member that serves clients over TLS and requires their certificates; [`conf`]
+    /// configures the CA, certificate and key.
+    ///
+    /// [`conf`]: World::conf
+    fn with_tls() -> World {
+        World::around(EtcdCluster::start_tls(1))
+    }
+
+    fn around(etcd: EtcdCluster) -> World {
         let lab = Lab::new();
         let relays = etcd
             .endpoints()
@@ -42,19 +55,31 @@ impl World {
 
     /// The endpoints as the plugin in the lab sees them.
     fn endpoints(&self) -> Vec<String> {
-        self.relays.iter().map(LoopbackRelay::url).collect()
+        let url = match self.etcd.client_tls() {
+            Some(_) => LoopbackRelay::https_url,
+            None => LoopbackRelay::url,
+        };
+        self.relays.iter().map(url).collect()
     }
 
-    /// A 1.1.0 network `pool` on `subnet` for node `node`.
+    /// A 1.1.0 network `pool` on `subnet` for node `node` (with the client's TLS files
+    /// when etcd serves TLS).
     fn conf(&self, node: &str, subnet: &str) -> Value {
-        json!({
+        let mut conf = json!({
             "cniVersion": "1.1.0", "name": "pool", "type": "cluster-ipam",
             "ipam": {
                 "type": "cluster-ipam", "subnet": subnet, "nodeName": node,
                 "routes": [{"dst": "0.0.0.0/0"}],
                 "etcd": {"endpoints": self.endpoints(), "dialTimeoutMs": 1000, "requestTimeoutMs": 2000},
             }
-        })
+        });
+        if let Some(tls) = self.etcd.client_tls() {
+            let etcd = &mut conf["ipam"]["etcd"];
+            etcd["ca"] = json!(tls.ca);
+            etcd["cert"] = json!(tls.cert);
+            etcd["key"] = json!(tls.key);
+        }
+        conf
     }
 
     fn run(&self, invocation: Invocation) -> PluginRun {
@@ -529,4 +554,61 @@ fn add_is_refused(lab: &Lab, conf: Value, code: u64, needle: &str) {
         .assert_error(code);
     let msg = run.result()["msg"].as_str().unwrap();
     assert!(msg.contains(needle), "{run}");
+}
+
+#[test]
+fn add_check_del_over_tls_with_a_client_certificate() {
+    let w = World::with_tls();
+    let conf = w.conf("node-a", "10.97.8.0/22");
+    assert!(w.endpoints()[0].starts_with("https://"), "{conf}");
+    let ip = w.add("c1", &conf);
+    assert_eq!(
+        w.key_names(),
+        [
+            key("attachments/c1/eth0"),
+            w.block_of(&ip),
+            key(&format!("ips/{ip}"))
+        ]
+    );
+    w.verb("CHECK", "c1", &conf).assert_success();
+    w.verb("DEL", "c1", &conf).assert_success();
+    assert_eq!(w.key_names(), [w.block_of(&ip)]);
+}
+
+#[test]
+fn tls_without_a_client_certificate_or_with_another_ca_is_code_7_and_leaves_nothing() {
+    let w = World::with_tls();
+    let stranger = TestCa::create(w.lab.dir(), "stranger");
+    let mut no_cert = w.conf("node-a", "10.97.8.0/22");
+    let etcd = no_cert["ipam"]["etcd"].as_object_mut().unwrap();
+    etcd.remove("cert");
+    etcd.remove("key");
+    let mut another_ca = w.conf("node-a", "10.97.8.0/22");
+    another_ca["ipam"]["etcd"]["ca"] = json!(stranger.cert());
+    // What went wrong, and the settings the message points at.
+    for (mut conf, failure, setting) in [
+        // Which alert depends on etcd's Go version (bad_certificate, certificate_required).
+        (no_cert, "received fatal alert", "ipam.etcd.cert"),
+        (
+            another_ca,
+            "invalid peer certificate: UnknownIssuer",
+            "ipam.etcd.ca must be the CA",
+        ),
+    ] {
+        // A short dial limit; the request limit leaves room to retry when etcd closes the
+        // connection before its alert arrives (a refusal is reported as soon as one does).
+        conf["ipam"]["etcd"]["dialTimeoutMs"] = json!(300);
+        conf["ipam"]["etcd"]["requestTimeoutMs"] = json!(1500);
+        let started = Instant::now();
+        let run = w.verb("ADD", "c1", &conf).assert_error(7);
+        assert!(
+            started.elapsed() < Duration::from_millis(1800 + 700),
+            "{run}"
+        );
+        let msg = run.result()["msg"].as_str().unwrap();
+        let endpoint = format!("TLS with etcd at {} failed", w.endpoints()[0]);
+        assert!(msg.contains(&endpoint), "{run}");
+        assert!(msg.contains(failure) && msg.contains(setting), "{run}");
+    }
+    assert!(w.key_names().is_empty());
 }
