@@ -71,6 +71,9 @@ pub struct Outcome {
     pub max_rss_kib: u64,
     /// User + system CPU time of the child and its reaped children (the IPAM plugin).
     pub cpu: Duration,
+    /// KiB the child and its reaped children read from disk (`ru_inblock`): what a cold
+    /// page cache costs a call.
+    pub read_kib: u64,
     pub success: bool,
     /// stdout then stderr, kept for failure messages.
     pub output: String,
@@ -174,6 +177,7 @@ struct Reaped {
     status: libc::c_int,
     max_rss_kib: u64,
     cpu: Duration,
+    read_kib: u64,
 }
 
 fn wait4(pid: libc::pid_t) -> Result<Reaped> {
@@ -191,6 +195,8 @@ fn wait4(pid: libc::pid_t) -> Result<Reaped> {
                 status,
                 max_rss_kib: usage.ru_maxrss as u64,
                 cpu: timeval(usage.ru_utime) + timeval(usage.ru_stime),
+                // In 512-byte blocks.
+                read_kib: usage.ru_inblock as u64 / 2,
             });
         }
         let err = std::io::Error::last_os_error();
@@ -211,6 +217,7 @@ fn finish(mut running: Running, reaped: Reaped) -> Outcome {
         elapsed: reaped.at.duration_since(running.start),
         max_rss_kib: reaped.max_rss_kib,
         cpu: reaped.cpu,
+        read_kib: reaped.read_kib,
         success: exited_zero(reaped.status),
         output: collect_output(&mut running.stdout, &mut running.stderr),
     }
