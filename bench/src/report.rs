@@ -626,11 +626,13 @@ fn cold_start_table(md: &mut String, cold_start: &[ColdStart]) {
          the first pods after a node boots do. Ours and the reference alternate; one \
          untimed warm-up ADD per side first creates the bridge and the masquerade table. \
          The reference (1.1.1) uses iptables in both `ipMasq` rows. Read = the call's \
-         block input (`ru_inblock` of the plugin and everything it ran), median.\n"
+         block input (`ru_inblock` of the plugin and everything it ran), median; major \
+         faults = its page faults that waited for the disk (`ru_majflt`), median: unlike \
+         the time, neither depends on the machine's load.\n"
     );
     let _ = writeln!(
         md,
-        "| scenario | ADD ours | ADD reference | ours / reference (95 % interval) | read ours (KiB) | read reference (KiB) |\n|---|---|---|---|---|---|"
+        "| scenario | ADD ours | ADD reference | ours / reference (95 % interval) | read ours (KiB) | read reference (KiB) | major faults ours | major faults reference |\n|---|---|---|---|---|---|---|---|"
     );
     for c in cold_start {
         let (o, f) = (Summary::of(&c.sides[0].add), Summary::of(&c.sides[1].add));
@@ -638,13 +640,15 @@ fn cold_start_table(md: &mut String, cold_start: &[ColdStart]) {
             .map_or_else(String::new, |(lo, hi)| format!(" ({lo:.2}–{hi:.2})"));
         let _ = writeln!(
             md,
-            "| {} | {} | {} | **{}**{interval} | {} | {} |",
+            "| {} | {} | {} | **{}**{interval} | {} | {} | {} | {} |",
             c.name,
             ms(o.median),
             ms(f.median),
             ratio(o.median, f.median),
             median_u64(&c.read_kib[0]),
-            median_u64(&c.read_kib[1])
+            median_u64(&c.read_kib[1]),
+            median_u64(&c.major_faults[0]),
+            median_u64(&c.major_faults[1])
         );
         side_failure_notes(md, &c.sides);
     }

@@ -887,6 +887,8 @@ pub struct ColdStart {
     pub sides: [Samples; 2],
     /// KiB read from disk per ADD (the plugin, its IPAM plugin and any tool it ran).
     pub read_kib: [Vec<u64>; 2],
+    /// Major page faults per ADD, likewise.
+    pub major_faults: [Vec<u64>; 2],
 }
 
 /// The cold-start scenarios: loopback (nothing but the binary itself), bridge + host-local
@@ -935,6 +937,7 @@ pub fn cold_start(dirs: &Dirs, rounds: usize) -> Result<Vec<ColdStart>> {
         let (worlds, binaries) = both_sides(dirs, &scenario, "cold")?;
         let mut sides: [Samples; 2] = Default::default();
         let mut read_kib: [Vec<u64>; 2] = Default::default();
+        let mut major_faults: [Vec<u64>; 2] = Default::default();
         for i in 0..rounds + 1 {
             check_stop()?;
             for k in 0..2 {
@@ -956,6 +959,7 @@ pub fn cold_start(dirs: &Dirs, rounds: usize) -> Result<Vec<ColdStart>> {
                     sides[who].record("ADD", &add);
                     sides[who].record("DEL", &del);
                     read_kib[who].push(add.read_kib);
+                    major_faults[who].push(add.major_faults);
                 } else if !add.success {
                     bail!("warm-up ADD of {} failed: {}", binary.display(), add.output);
                 }
@@ -966,6 +970,7 @@ pub fn cold_start(dirs: &Dirs, rounds: usize) -> Result<Vec<ColdStart>> {
             name: scenario.name,
             sides,
             read_kib,
+            major_faults,
         });
     }
     Ok(results)

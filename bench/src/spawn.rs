@@ -74,6 +74,9 @@ pub struct Outcome {
     /// KiB the child and its reaped children read from disk (`ru_inblock`): what a cold
     /// page cache costs a call.
     pub read_kib: u64,
+    /// Page faults of the child and its reaped children that waited for a disk read
+    /// (`ru_majflt`): how many times a cold call stopped for I/O, whatever the load.
+    pub major_faults: u64,
     pub success: bool,
     /// stdout then stderr, kept for failure messages.
     pub output: String,
@@ -178,6 +181,7 @@ struct Reaped {
     max_rss_kib: u64,
     cpu: Duration,
     read_kib: u64,
+    major_faults: u64,
 }
 
 fn wait4(pid: libc::pid_t) -> Result<Reaped> {
@@ -197,6 +201,7 @@ fn wait4(pid: libc::pid_t) -> Result<Reaped> {
                 cpu: timeval(usage.ru_utime) + timeval(usage.ru_stime),
                 // In 512-byte blocks.
                 read_kib: usage.ru_inblock as u64 / 2,
+                major_faults: usage.ru_majflt as u64,
             });
         }
         let err = std::io::Error::last_os_error();
@@ -218,6 +223,7 @@ fn finish(mut running: Running, reaped: Reaped) -> Outcome {
         max_rss_kib: reaped.max_rss_kib,
         cpu: reaped.cpu,
         read_kib: reaped.read_kib,
+        major_faults: reaped.major_faults,
         success: exited_zero(reaped.status),
         output: collect_output(&mut running.stdout, &mut running.stderr),
     }
