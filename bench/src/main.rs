@@ -284,7 +284,8 @@ fn cluster_only(options: &Options) -> Result<()> {
     Ok(())
 }
 
-/// `--cold-only`: the cold-start section (its table and target) alone, as `--cluster-only`.
+/// `--cold-only`: the cold-start section (its table and target) alone, as `--cluster-only`;
+/// `--iterations` sets its rounds.
 fn cold_only(options: &Options) -> Result<()> {
     let load_start = load_average();
     let dirs = Dirs {
