@@ -1,5 +1,6 @@
-//! A synchronous netlink socket (`NETLINK_ROUTE`, or `NETLINK_NETFILTER` for conntrack): one
-//! request, then its replies, on the calling thread.
+//! A synchronous netlink socket (`NETLINK_ROUTE`, or `NETLINK_NETFILTER` for conntrack and
+//! nf_tables): one request (an nf_tables batch is one datagram of messages), then its replies,
+//! on the calling thread.
 //!
 //! This is the only place that reads or writes netlink bytes. It owns the socket care listed
 //! in docs/design.md#netlink-socket: `NLM_F_ACK` on every change, sequence numbers checked, the errno and
