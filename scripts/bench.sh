@@ -4,7 +4,8 @@
 #
 # Usage: bash scripts/bench.sh [extra cni-bench options, e.g. --iterations 100]
 #   (`--cluster-only --out FILE` measures only cluster-ipam on etcd beside host-local and
-#   writes that section alone to FILE; give it its own FILE, or it replaces BENCHMARKS.md)
+#   writes that section alone to FILE; give it its own FILE, or it replaces BENCHMARKS.md;
+#   `--cold-only --out FILE` does the same for the cold-start section)
 # Needs root (throwaway network namespaces). Run it on a quiet machine: the report states the
 # load average it started under.
 set -euo pipefail

@@ -2,11 +2,13 @@
 //!
 //! ```text
 //! cargo run -p cni-bench --release -- [--ours DIR] [--reference DIR] [--iterations N]
-//!                                     [--quick] [--out BENCHMARKS.md] [--cluster-only]
+//!                                     [--quick] [--out BENCHMARKS.md]
+//!                                     [--cluster-only | --cold-only]
 //! ```
 //!
 //! Measures per-plugin ADD/DEL latency with the kernel floor, concurrency, host-local
-//! scaling, bridge with `ipMasq` at 0 to 1 000 live attachments (density), peak RSS (in an
+//! scaling, bridge with `ipMasq` at 0 to 1 000 live attachments (density), ADD with the page
+//! cache dropped before each call (cold start), peak RSS (in an
 //! untimed pass under ptrace), binary size, and cluster-ipam on a real etcd beside host-local
 //! (latency, allocations per second), and writes a
 //! Markdown report plus an SVG plot (same path, `.svg` extension). Needs root: everything
@@ -46,6 +48,8 @@ struct Options {
     out: PathBuf,
     /// Only the cluster-ipam section, written to `out` on its own.
     cluster_only: bool,
+    /// Only the cold-start section, written to `out` on its own.
+    cold_only: bool,
 }
 
 /// The repository (the workspace root).
@@ -64,6 +68,7 @@ fn parse_args() -> Result<Options> {
         quick: false,
         out: root.join("BENCHMARKS.md"),
         cluster_only: false,
+        cold_only: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -74,10 +79,11 @@ fn parse_args() -> Result<Options> {
             "--iterations" => options.iterations = Some(value()?.parse()?),
             "--quick" => options.quick = true,
             "--cluster-only" => options.cluster_only = true,
+            "--cold-only" => options.cold_only = true,
             "--out" => options.out = value()?.into(),
             "-h" | "--help" => {
                 println!(
-                    "usage: cni-bench [--ours DIR] [--reference DIR] [--iterations N] [--quick] [--out BENCHMARKS.md] [--cluster-only]"
+                    "usage: cni-bench [--ours DIR] [--reference DIR] [--iterations N] [--quick] [--out BENCHMARKS.md] [--cluster-only | --cold-only]"
                 );
                 std::process::exit(0);
             }
@@ -87,22 +93,27 @@ fn parse_args() -> Result<Options> {
     Ok(options)
 }
 
-/// Root (for the namespaces) and every benchmarked plugin on both sides, before anything runs.
-fn ensure_root_and_plugins(options: &Options) -> Result<()> {
+/// Every plugin the full run benchmarks.
+const BENCHMARKED: [&str; 8] = [
+    "bridge",
+    "macvlan",
+    "host-local",
+    "loopback",
+    "tuning",
+    "portmap",
+    "firewall",
+    "bandwidth",
+];
+/// The plugins `--cold-only` runs.
+const COLD_START_PLUGINS: [&str; 3] = ["bridge", "host-local", "loopback"];
+
+/// Root (for the namespaces) and `plugins` on both sides, before anything runs.
+fn ensure_root_and_plugins(options: &Options, plugins: &[&str]) -> Result<()> {
     if nix::unistd::geteuid().as_raw() != 0 {
         bail!("cni-bench must run as root: it creates network namespaces");
     }
     for dir in [&options.ours, &options.reference] {
-        for plugin in [
-            "bridge",
-            "macvlan",
-            "host-local",
-            "loopback",
-            "tuning",
-            "portmap",
-            "firewall",
-            "bandwidth",
-        ] {
+        for plugin in plugins {
             if !dir.join(plugin).is_file() {
                 bail!(
                     "{} not found (build ours with `cargo build --release --workspace --bins`)",
@@ -144,8 +155,16 @@ fn main() -> Result<()> {
     if options.cluster_only {
         return cluster_only(&options);
     }
-    ensure_root_and_plugins(&options)?;
+    let plugins: &[&str] = if options.cold_only {
+        &COLD_START_PLUGINS
+    } else {
+        &BENCHMARKED
+    };
+    ensure_root_and_plugins(&options, plugins)?;
     spawn::install_signal_handlers()?;
+    if options.cold_only {
+        return cold_only(&options);
+    }
     spawn::raise_fd_limit();
     // Leftovers of an earlier run that was SIGKILLed (ours are cnitest-<dead pid>-*).
     for name in cni_conformance::cleanup_stale() {
@@ -179,6 +198,8 @@ fn main() -> Result<()> {
     };
 
     let startup = scenarios::startup(&dirs, iterations)?;
+    // A few rounds only: every call drops the whole machine's page cache.
+    let cold_start = scenarios::cold_start(&dirs, if options.quick { 2 } else { 20 })?;
     let latency = scenarios::latency(&dirs, iterations, warmup)?;
     // Scaling before concurrency: the concurrency rounds drop up to 400 namespaces at a
     // time, which the kernel tears down in the background afterwards. Run right after them,
@@ -210,6 +231,7 @@ fn main() -> Result<()> {
         density,
         sizes,
         startup,
+        cold_start,
         rss,
         rss_floor,
         cluster,
@@ -254,10 +276,46 @@ fn cluster_only(options: &Options) -> Result<()> {
     let bench = cluster::measure(&options.ours, iterations, allocations)?;
     let mut md = String::new();
     cluster::markdown(&mut md, &bench);
+    write_section_only(options, "--cluster-only", &load_start, md)?;
+    let failures = cluster::failures(&bench);
+    if failures > 0 {
+        bail!("{failures} plugin call(s) failed");
+    }
+    Ok(())
+}
+
+/// `--cold-only`: the cold-start section (its table and target) alone, as `--cluster-only`;
+/// `--iterations` sets its rounds.
+fn cold_only(options: &Options) -> Result<()> {
+    let load_start = load_average();
+    let dirs = Dirs {
+        ours: options.ours.clone(),
+        reference: options.reference.clone(),
+    };
+    let rounds = options
+        .iterations
+        .unwrap_or(if options.quick { 2 } else { 20 });
+    let cold = scenarios::cold_start(&dirs, rounds)?;
+    let md = report::cold_start_section(&cold);
+    write_section_only(options, "--cold-only", &load_start, md)?;
+    let failures: usize = cold
+        .iter()
+        .flat_map(|c| &c.sides)
+        .map(|s| s.failures.count)
+        .sum();
+    if failures > 0 {
+        bail!("{failures} plugin call(s) failed");
+    }
+    Ok(())
+}
+
+/// Writes one section measured on its own to `out`, headed (after its title) by when and
+/// under what load it was measured, and prints it.
+fn write_section_only(options: &Options, flag: &str, load_start: &str, md: String) -> Result<()> {
     let md = md.replacen(
         "\n\n",
         &format!(
-            "\n\nMeasured on its own (`cni-bench --cluster-only`) on {} UTC, {}; load average \
+            "\n\nMeasured on its own (`cni-bench {flag}`) on {} UTC, {}; load average \
              {load_start} at the start, {} at the end.\n\n",
             command_output("date", &["-u", "+%Y-%m-%d %H:%M"]),
             machine(),
@@ -268,10 +326,6 @@ fn cluster_only(options: &Options) -> Result<()> {
     std::fs::write(&options.out, &md)
         .with_context(|| format!("writing {}", options.out.display()))?;
     println!("{md}");
-    let failures = cluster::failures(&bench);
-    if failures > 0 {
-        bail!("{failures} plugin call(s) failed");
-    }
     Ok(())
 }
 

@@ -880,6 +880,102 @@ pub fn startup(dirs: &Dirs, iterations: usize) -> Result<Vec<Startup>> {
     Ok(results)
 }
 
+/// Cold-start result: one scenario's ADDs, each with the page cache dropped just before.
+pub struct ColdStart {
+    pub name: &'static str,
+    /// Index 0 ours, 1 reference.
+    pub sides: [Samples; 2],
+    /// KiB read from disk per ADD (the plugin, its IPAM plugin and any tool it ran).
+    pub read_kib: [Vec<u64>; 2],
+    /// Major page faults per ADD, likewise.
+    pub major_faults: [Vec<u64>; 2],
+}
+
+/// The cold-start scenarios: loopback (nothing but the binary itself), bridge + host-local
+/// (two binaries), and bridge with `ipMasq` through each backend (plus `nft` or `iptables`
+/// and their libraries when the plugin runs them).
+fn cold_scenarios() -> Vec<Scenario> {
+    let masq = |name, config: fn(&Path) -> Value| Scenario {
+        name,
+        plugin: "bridge",
+        ifname: "eth0",
+        with_floor: false,
+        host_setup: no_setup,
+        container_setup: no_container_setup,
+        config,
+    };
+    let mut all: Vec<Scenario> = scenarios()
+        .into_iter()
+        .filter(|s| matches!(s.name, "loopback" | "bridge+host-local"))
+        .collect();
+    all.push(masq("bridge ipMasq nftables", |dir| {
+        masq_config(dir, "nftables")
+    }));
+    all.push(masq("bridge ipMasq iptables", |dir| {
+        masq_config(dir, "iptables")
+    }));
+    all
+}
+
+/// Empties the page cache, dentries and inodes (`sync` first, so every page is clean and
+/// can go): the next exec reads its binary, libraries and directories from disk, as the
+/// first calls after a node boots do.
+fn drop_page_cache() -> Result<()> {
+    nix::unistd::sync();
+    fs::write("/proc/sys/vm/drop_caches", "3").context("writing /proc/sys/vm/drop_caches")
+}
+
+/// Cold start: per scenario, one untimed warm-up ADD+DEL per side (it creates the bridge and
+/// the masquerade table, which a node has after its first pod), then `rounds` rounds in which
+/// each side, in alternating order, gets a fresh container, the page cache dropped, and one
+/// timed ADD; its DEL is untimed. Dropping the cache slows every process on the machine for
+/// a moment, so keep `rounds` small.
+pub fn cold_start(dirs: &Dirs, rounds: usize) -> Result<Vec<ColdStart>> {
+    let mut results = Vec::new();
+    for scenario in cold_scenarios() {
+        eprintln!("cold start: {} ({rounds} rounds)", scenario.name);
+        let (worlds, binaries) = both_sides(dirs, &scenario, "cold")?;
+        let mut sides: [Samples; 2] = Default::default();
+        let mut read_kib: [Vec<u64>; 2] = Default::default();
+        let mut major_faults: [Vec<u64>; 2] = Default::default();
+        for i in 0..rounds + 1 {
+            check_stop()?;
+            for k in 0..2 {
+                let who = (i + k) % 2;
+                let (world, binary) = (&worlds[who], &binaries[who]);
+                let ctr = scenario.container(&world.host)?;
+                if i > 0 {
+                    drop_page_cache()?;
+                }
+                let add = spawn::run(
+                    &call(binary, "ADD", &ctr, scenario.ifname, &world.config),
+                    &world.host,
+                )?;
+                let del = spawn::run(
+                    &call(binary, "DEL", &ctr, scenario.ifname, &world.config),
+                    &world.host,
+                )?;
+                if i > 0 {
+                    sides[who].record("ADD", &add);
+                    sides[who].record("DEL", &del);
+                    read_kib[who].push(add.read_kib);
+                    major_faults[who].push(add.major_faults);
+                } else if !add.success {
+                    bail!("warm-up ADD of {} failed: {}", binary.display(), add.output);
+                }
+            }
+            settle(2);
+        }
+        results.push(ColdStart {
+            name: scenario.name,
+            sides,
+            read_kib,
+            major_faults,
+        });
+    }
+    Ok(results)
+}
+
 /// Memory of one side in one scenario, one sample per call.
 #[derive(Debug, Default, Clone)]
 pub struct RssSamples {

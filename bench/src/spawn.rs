@@ -71,6 +71,12 @@ pub struct Outcome {
     pub max_rss_kib: u64,
     /// User + system CPU time of the child and its reaped children (the IPAM plugin).
     pub cpu: Duration,
+    /// KiB the child and its reaped children read from disk (`ru_inblock`): what a cold
+    /// page cache costs a call.
+    pub read_kib: u64,
+    /// Page faults of the child and its reaped children that waited for a disk read
+    /// (`ru_majflt`): how many times a cold call stopped for I/O, whatever the load.
+    pub major_faults: u64,
     pub success: bool,
     /// stdout then stderr, kept for failure messages.
     pub output: String,
@@ -174,6 +180,8 @@ struct Reaped {
     status: libc::c_int,
     max_rss_kib: u64,
     cpu: Duration,
+    read_kib: u64,
+    major_faults: u64,
 }
 
 fn wait4(pid: libc::pid_t) -> Result<Reaped> {
@@ -191,6 +199,9 @@ fn wait4(pid: libc::pid_t) -> Result<Reaped> {
                 status,
                 max_rss_kib: usage.ru_maxrss as u64,
                 cpu: timeval(usage.ru_utime) + timeval(usage.ru_stime),
+                // In 512-byte blocks.
+                read_kib: usage.ru_inblock as u64 / 2,
+                major_faults: usage.ru_majflt as u64,
             });
         }
         let err = std::io::Error::last_os_error();
@@ -211,6 +222,8 @@ fn finish(mut running: Running, reaped: Reaped) -> Outcome {
         elapsed: reaped.at.duration_since(running.start),
         max_rss_kib: reaped.max_rss_kib,
         cpu: reaped.cpu,
+        read_kib: reaped.read_kib,
+        major_faults: reaped.major_faults,
         success: exited_zero(reaped.status),
         output: collect_output(&mut running.stdout, &mut running.stderr),
     }

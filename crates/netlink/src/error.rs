@@ -77,6 +77,16 @@ pub enum Error {
         /// The `/proc/sys/...` path it mapped to.
         path: PathBuf,
     },
+    /// A request that cannot be encoded (a value too long for its field); nothing was sent.
+    #[error("{op} {object}: {detail}")]
+    InvalidRequest {
+        /// What we were encoding.
+        op: &'static str,
+        /// The object.
+        object: String,
+        /// What was wrong.
+        detail: String,
+    },
     /// The kernel's reply could not be understood, or did not contain what it must.
     #[error("{op} {object}: unexpected netlink reply: {detail}")]
     Protocol {
@@ -107,7 +117,7 @@ impl Error {
             Error::Kernel { errno, .. } | Error::UnsupportedKind { errno, .. } => Some(*errno),
             Error::Io { source, .. } => source.raw_os_error(),
             Error::NetnsNotFound { .. } | Error::SysctlNotFound { .. } => Some(libc::ENOENT),
-            Error::NotNetns { .. } | Error::Protocol { .. } => None,
+            Error::NotNetns { .. } | Error::Protocol { .. } | Error::InvalidRequest { .. } => None,
         }
     }
 
@@ -117,6 +127,7 @@ impl Error {
             Error::Kernel { op, .. }
             | Error::UnsupportedKind { op, .. }
             | Error::Io { op, .. }
+            | Error::InvalidRequest { op, .. }
             | Error::Protocol { op, .. } => Some(op),
             _ => None,
         }

@@ -13,8 +13,9 @@
 //! * [`sysctl`] — `/proc/sys` reads and writes in the calling thread's netns.
 //! * [`conntrack`] — deleting connection-tracking entries (`NETLINK_NETFILTER`) in the
 //!   calling thread's netns.
-//! * [`nftables`] — reading one nf_tables chain's rule handles and comments
-//!   (`NETLINK_NETFILTER`) in the calling thread's netns.
+//! * [`nftables`] — reading one nf_tables chain's rule handles and comments, and applying
+//!   an atomic batch of table, chain and rule changes (`NETLINK_NETFILTER`), in the
+//!   calling thread's netns.
 //! * [`Error`] — one error type with the operation, the object and the errno;
 //!   [`Error::is_not_found`], [`Error::is_exists`], [`Error::is_unsupported`].
 //!

@@ -1,5 +1,6 @@
-//! A synchronous netlink socket (`NETLINK_ROUTE`, or `NETLINK_NETFILTER` for conntrack): one
-//! request, then its replies, on the calling thread.
+//! A synchronous netlink socket (`NETLINK_ROUTE`, or `NETLINK_NETFILTER` for conntrack and
+//! nf_tables): one request (an nf_tables batch is one datagram of messages), then its replies,
+//! on the calling thread.
 //!
 //! This is the only place that reads or writes netlink bytes. It owns the socket care listed
 //! in docs/design.md#netlink-socket: `NLM_F_ACK` on every change, sequence numbers checked, the errno and
@@ -147,6 +148,19 @@ impl Socket {
             .map(drop)
     }
 
+    /// Sends already-encoded messages in one datagram (an nf_tables batch) and waits for the
+    /// ACK of the one that carries `NLM_F_ACK`, which must be the last one acknowledged: the
+    /// kernel answers in message order, so any error of an earlier message arrives first.
+    pub(crate) fn change_batch(
+        &self,
+        op: &'static str,
+        object: &str,
+        mut messages: Vec<u8>,
+    ) -> Result<()> {
+        self.exchange(op, object, &mut messages, Expect::Ack)
+            .map(drop)
+    }
+
     /// Sends a single-object get and returns the reply.
     pub(crate) fn get(
         &self,
@@ -207,9 +221,13 @@ impl Socket {
             detail,
         };
 
-        // Each send gets a new sequence number (`nlmsghdr.nlmsg_seq`).
-        if let Some(field) = request.get_mut(8..12) {
-            field.copy_from_slice(&seq.to_ne_bytes());
+        // Each send gets a new sequence number (`nlmsghdr.nlmsg_seq`), in every message of
+        // it: a batch's errors come back under the number of the message that failed.
+        let mut offset = 0;
+        while let Some(header) = request.get_mut(offset..offset + NLMSG_HDRLEN) {
+            header[8..12].copy_from_slice(&seq.to_ne_bytes());
+            let len = u32::from_ne_bytes([header[0], header[1], header[2], header[3]]) as usize;
+            offset += wire::align4(len.max(NLMSG_HDRLEN));
         }
         log::trace!(
             "netlink > seq {seq} type {} flags {:#x} len {}",

@@ -79,7 +79,7 @@ pub fn choose_backend(config: Option<&str>) -> Result<MasqBackend> {
 /// their IPs (a stale rule from an earlier ADD, or an IP reused from another container, is
 /// handled as the reference does). Runs in the calling thread's netns (the host's).
 ///
-/// Process spawns: nftables 1 (`nft -f -`, after one netlink dump of `masq_checks`); iptables
+/// Process spawns: nftables none (a netlink dump of `masq_checks`, then one netlink batch); iptables
 /// 1 per address family present in `ips` (`iptables-restore --noflush`), 3 when the attachment
 /// is set up again. Neither reads the whole ruleset, so the cost does not grow with the number
 /// of attachments on the node (bench/analysis.md, "Density").
@@ -109,8 +109,8 @@ pub fn setup_masquerade(
 /// host without iptables does not fail DEL), and both backends are always tried.
 ///
 /// Process spawns when nothing is installed: 2 (`iptables -S POSTROUTING`,
-/// `ip6tables -S POSTROUTING`; nftables is read over netlink); each backend/family that has
-/// something to remove adds 1.
+/// `ip6tables -S POSTROUTING`; nftables is read and written over netlink); each iptables family
+/// that has something to remove adds 1.
 pub fn teardown_masquerade(network: &str, container_id: &str, ifname: &str) -> Result<()> {
     let selector = Selector::Attachment {
         instance: instance_hash(network, container_id, ifname),
@@ -159,11 +159,13 @@ pub(crate) enum Family {
 impl Family {
     /// Multicast destinations are never masqueraded, so containers can use multicast on the
     /// local network (reference comment in `SetupIPMasq`).
-    fn multicast(self) -> &'static str {
-        match self {
-            Family::V4 => "224.0.0.0/4",
-            Family::V6 => "ff00::/8",
-        }
+    fn multicast(self) -> IpNetwork {
+        let (addr, prefix) = match self {
+            Family::V4 => (IpAddr::from([224, 0, 0, 0]), 4),
+            Family::V6 => (IpAddr::from([0xff00, 0, 0, 0, 0, 0, 0, 0]), 8),
+        };
+        // Both prefixes fit their family, so `new` cannot fail; the fallback is never used.
+        IpNetwork::new(addr, prefix).unwrap_or(IpNetwork::from(addr))
     }
 }
 

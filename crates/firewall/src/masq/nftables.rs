@@ -1,17 +1,31 @@
-//! nftables rendering of a masquerade plan, identical to the reference
-//! (PL:pkg/ip/ipmasq_nftables_linux.go, knftables text syntax) so that the Go plugin and ours
-//! share `table inet cni_plugins_masquerade` on one node.
+//! nftables backend of a masquerade plan: the reference's ruleset
+//! (PL:pkg/ip/ipmasq_nftables_linux.go) in `table inet cni_plugins_masquerade`, so that the Go
+//! plugin and ours share it on one node.
+//!
+//! Written and read over netlink (`cni_netlink::nftables`), not with `nft`: ADD and DEL run no
+//! process. With a cold page cache (the first pods after a node boots) reading `nft` and its
+//! 4.2 MB of libraries from disk was half of a masquerading bridge ADD (bench/analysis.md,
+//! "Cold start"). The messages are the ones `nft` sends for the reference's commands, so
+//! `nft list ruleset` shows the same ruleset either way.
 
-use std::fmt::Write as _;
+use cni_netlink::nftables::{Action, AddressField, AddressMatch, Batch, Hook};
+use ipnetwork::IpNetwork;
 
 use super::{Family, MasqPlan, Selector};
-use crate::{Error, Result, nft};
+use crate::{Error, Result};
 
-const TABLE: &str = "inet cni_plugins_masquerade";
+const TABLE: &str = "cni_plugins_masquerade";
 const CHAIN: &str = "masq_checks";
+const POSTROUTING: &str = "postrouting";
 const TABLE_COMMENT: &str = "Masquerading for plugins from github.com/containernetworking/plugins";
 const CHAIN_COMMENT: &str =
     "Masquerade traffic from certain IPs to any (non-multicast) IP outside their subnet";
+/// `srcnat`, the reference's priority for the `postrouting` chain.
+const SRCNAT_PRIORITY: i32 = 100;
+
+fn netlink_error(what: &'static str) -> impl FnOnce(cni_netlink::Error) -> Error {
+    move |source| Error::Netlink { what, source }
+}
 
 /// Handles of the `masq_checks` rules whose comment `selector` matches. No table or chain means
 /// no rules (the reference's `findRules` does the same).
@@ -20,12 +34,9 @@ const CHAIN_COMMENT: &str =
 /// chain holds a rule per masqueraded address on the node, and `nft` rendering it all as JSON
 /// grew ADD and DEL with every attachment (25 ms at 1 000, against 2 ms for the dump).
 fn find_rules(selector: &Selector) -> Result<Vec<u64>> {
-    let rules = cni_netlink::nftables::inet_chain_rules("cni_plugins_masquerade", CHAIN).map_err(
-        |source| Error::Netlink {
-            what: "list inet cni_plugins_masquerade masq_checks",
-            source,
-        },
-    )?;
+    let rules = cni_netlink::nftables::inet_chain_rules(TABLE, CHAIN).map_err(netlink_error(
+        "list inet cni_plugins_masquerade masq_checks",
+    ))?;
     Ok(rules
         .into_iter()
         .filter(|r| r.comment.as_deref().is_some_and(|c| selector.matches(c)))
@@ -33,98 +44,78 @@ fn find_rules(selector: &Selector) -> Result<Vec<u64>> {
         .collect())
 }
 
-fn family_keyword(family: Family) -> &'static str {
-    match family {
-        Family::V4 => "ip",
-        Family::V6 => "ip6",
-    }
-}
-
-/// The whole setup transaction: declare the table and chains, rebuild `postrouting` (the
-/// reference flushes and re-adds it on every ADD), delete the attachment's stale rules and add
-/// one rule per address, all in one atomic `nft -f -`.
-fn render_setup(plan: &MasqPlan, stale: &[u64]) -> String {
-    let mut s = String::new();
-    // `writeln!` into a String cannot fail; the results are ignored on purpose.
-    let _ = writeln!(s, "add table {TABLE} {{ comment \"{TABLE_COMMENT}\" ; }}");
-    let _ = writeln!(
-        s,
-        "add chain {TABLE} {CHAIN} {{ comment \"{CHAIN_COMMENT}\" ; }}"
+/// The whole setup transaction, as the reference's: declare the table and chains, rebuild
+/// `postrouting` (the reference flushes and re-adds it on every ADD), delete the attachment's
+/// stale rules and add one rule per address.
+fn setup_batch(plan: &MasqPlan, stale: &[u64]) -> cni_netlink::Result<Batch> {
+    let mut batch = Batch::new();
+    batch.add_table(TABLE, TABLE_COMMENT)?;
+    batch.add_chain(TABLE, CHAIN, CHAIN_COMMENT)?;
+    batch.add_base_chain(
+        TABLE,
+        POSTROUTING,
+        Hook::NatPostrouting {
+            priority: SRCNAT_PRIORITY,
+        },
     );
-    let _ = writeln!(
-        s,
-        "add chain {TABLE} postrouting {{ type nat hook postrouting priority 100 ; }}"
-    );
-    let _ = writeln!(s, "flush chain {TABLE} postrouting");
+    batch.flush_chain(TABLE, POSTROUTING);
     for family in [Family::V4, Family::V6] {
-        let _ = writeln!(
-            s,
-            "add rule {TABLE} postrouting {} daddr == {} return",
-            family_keyword(family),
-            family.multicast()
-        );
+        let multicast = AddressMatch {
+            field: AddressField::Destination,
+            network: family.multicast(),
+            equal: true,
+        };
+        batch.add_rule(TABLE, POSTROUTING, &[multicast], Action::Return, None)?;
     }
-    let _ = writeln!(s, "add rule {TABLE} postrouting goto {CHAIN}");
-    for handle in stale {
-        let _ = writeln!(s, "delete rule {TABLE} {CHAIN} handle {handle}");
+    batch.add_rule(TABLE, POSTROUTING, &[], Action::Goto(CHAIN), None)?;
+    for &handle in stale {
+        batch.delete_rule(TABLE, CHAIN, handle);
     }
     for rule in &plan.rules {
-        let ip = family_keyword(rule.family);
-        let _ = writeln!(
-            s,
-            "add rule {TABLE} {CHAIN} {ip} saddr == {} {ip} daddr != {} masquerade comment \"{}\"",
-            rule.addr, rule.subnet, plan.comment
-        );
+        let matches = [
+            AddressMatch {
+                field: AddressField::Source,
+                network: IpNetwork::from(rule.addr),
+                equal: true,
+            },
+            AddressMatch {
+                field: AddressField::Destination,
+                network: rule.subnet,
+                equal: false,
+            },
+        ];
+        batch.add_rule(
+            TABLE,
+            CHAIN,
+            &matches,
+            Action::Masquerade,
+            Some(&plan.comment),
+        )?;
     }
-    s
+    Ok(batch)
 }
 
-/// Installs `plan` (2 spawns: list, apply).
+/// Installs `plan`: one netlink dump, then one batch. No process.
 pub(super) fn setup(plan: &MasqPlan) -> Result<()> {
     let stale = find_rules(&Selector::Attachment {
         instance: plan.instance.clone(),
         chain: plan.chain.clone(),
     })?;
-    nft::apply_text(&render_setup(plan, &stale))
+    setup_batch(plan, &stale)
+        .and_then(|batch| batch.commit("inet cni_plugins_masquerade"))
+        .map_err(netlink_error("set up inet cni_plugins_masquerade"))
 }
 
-/// Deletes the rules `selector` matches (1 spawn, plus 1 if there is something to delete).
-/// The table and the shared chains stay, as in the reference.
+/// Deletes the rules `selector` matches: one netlink dump, plus one batch if there is
+/// something to delete. The table and the shared chains stay, as in the reference.
 pub(super) fn remove(selector: &Selector) -> Result<()> {
-    let handles = find_rules(selector)?;
-    if handles.is_empty() {
-        return Ok(());
+    let mut batch = Batch::new();
+    for handle in find_rules(selector)? {
+        batch.delete_rule(TABLE, CHAIN, handle);
     }
-    let script: String = handles
-        .iter()
-        .map(|h| format!("delete rule {TABLE} {CHAIN} handle {h}\n"))
-        .collect();
-    nft::apply_text(&script)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn renders_reference_rules() {
-        let ips = [
-            "192.168.1.2/24".parse().unwrap(),
-            "2001:db8::2/64".parse().unwrap(),
-        ];
-        let plan = MasqPlan::new("unit-test", "two", "eth0", &ips);
-        let script = render_setup(&plan, &[7]);
-        let expected = r#"add table inet cni_plugins_masquerade { comment "Masquerading for plugins from github.com/containernetworking/plugins" ; }
-add chain inet cni_plugins_masquerade masq_checks { comment "Masquerade traffic from certain IPs to any (non-multicast) IP outside their subnet" ; }
-add chain inet cni_plugins_masquerade postrouting { type nat hook postrouting priority 100 ; }
-flush chain inet cni_plugins_masquerade postrouting
-add rule inet cni_plugins_masquerade postrouting ip daddr == 224.0.0.0/4 return
-add rule inet cni_plugins_masquerade postrouting ip6 daddr == ff00::/8 return
-add rule inet cni_plugins_masquerade postrouting goto masq_checks
-delete rule inet cni_plugins_masquerade masq_checks handle 7
-add rule inet cni_plugins_masquerade masq_checks ip saddr == 192.168.1.2 ip daddr != 192.168.1.0/24 masquerade comment "6fd94d501e58f0aa-d750b2c8f0f25d5f, net: unit-test, if: eth0, id: two"
-add rule inet cni_plugins_masquerade masq_checks ip6 saddr == 2001:db8::2 ip6 daddr != 2001:db8::/64 masquerade comment "6fd94d501e58f0aa-d750b2c8f0f25d5f, net: unit-test, if: eth0, id: two"
-"#;
-        assert_eq!(script, expected);
-    }
+    batch
+        .commit("inet cni_plugins_masquerade masq_checks")
+        .map_err(netlink_error(
+            "delete from inet cni_plugins_masquerade masq_checks",
+        ))
 }

@@ -41,6 +41,61 @@ fn nft_masq_rules() -> Vec<String> {
         .collect()
 }
 
+/// The reference's commands for one attachment with an address of each family and prefixes
+/// that end on and inside a byte, as `nft -f` takes them (knftables text syntax).
+const REFERENCE_SCRIPT: &str = r#"add table inet cni_plugins_masquerade { comment "Masquerading for plugins from github.com/containernetworking/plugins" ; }
+add chain inet cni_plugins_masquerade masq_checks { comment "Masquerade traffic from certain IPs to any (non-multicast) IP outside their subnet" ; }
+add chain inet cni_plugins_masquerade postrouting { type nat hook postrouting priority 100 ; }
+flush chain inet cni_plugins_masquerade postrouting
+add rule inet cni_plugins_masquerade postrouting ip daddr == 224.0.0.0/4 return
+add rule inet cni_plugins_masquerade postrouting ip6 daddr == ff00::/8 return
+add rule inet cni_plugins_masquerade postrouting goto masq_checks
+add rule inet cni_plugins_masquerade masq_checks ip saddr == 192.168.1.2 ip daddr != 192.168.1.0/24 masquerade comment "6fd94d501e58f0aa-d750b2c8f0f25d5f, net: unit-test, if: eth0, id: two"
+add rule inet cni_plugins_masquerade masq_checks ip saddr == 10.1.2.3 ip daddr != 10.1.0.0/20 masquerade comment "6fd94d501e58f0aa-d750b2c8f0f25d5f, net: unit-test, if: eth0, id: two"
+add rule inet cni_plugins_masquerade masq_checks ip6 saddr == 2001:db8::2 ip6 daddr != 2001:db8::/64 masquerade comment "6fd94d501e58f0aa-d750b2c8f0f25d5f, net: unit-test, if: eth0, id: two"
+add rule inet cni_plugins_masquerade masq_checks ip6 saddr == fd00::3 ip6 daddr != fd00::/60 masquerade comment "6fd94d501e58f0aa-d750b2c8f0f25d5f, net: unit-test, if: eth0, id: two"
+"#;
+
+/// Our netlink batch leaves in the kernel exactly what `nft -f` of the reference's commands
+/// leaves: the same listing, and the same expressions down to each register load
+/// (`nft --debug=netlink list ruleset` prints the kernel's rules as the VM runs them).
+#[test]
+fn netlink_batch_equals_nft_of_the_reference_commands() {
+    let ours = TestNetns::new();
+    let theirs = TestNetns::new();
+    let addrs = nets(&[
+        "192.168.1.2/24",
+        "10.1.2.3/20",
+        "2001:db8::2/64",
+        "fd00::3/60",
+    ]);
+    let listing = || {
+        let text = sh("nft", &["--debug=netlink", "list", "ruleset"]);
+        let plain = sh("nft", &["list", "ruleset"]);
+        (text, plain)
+    };
+    let ours = ours.run(|| {
+        setup_masquerade(MasqBackend::Nftables, "unit-test", "two", "eth0", &addrs).unwrap();
+        listing()
+    });
+    let theirs = theirs.run(|| {
+        let mut nft = std::process::Command::new("nft")
+            .args(["-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(&mut nft.stdin.take().unwrap(), REFERENCE_SCRIPT.as_bytes())
+            .unwrap();
+        assert!(nft.wait().unwrap().success());
+        listing()
+    });
+    assert!(
+        ours.1
+            .contains("ip6 saddr fd00::3 ip6 daddr != fd00::/60 masquerade")
+    );
+    assert_eq!(ours, theirs);
+}
+
 /// The reference's golden test (PL:pkg/ip/ipmasq_nftables_linux_test.go), on a real kernel.
 #[test]
 fn nft_matches_reference_golden_dump_reuse_and_gc() {
@@ -65,7 +120,7 @@ fn nft_matches_reference_golden_dump_reuse_and_gc() {
         ];
         for (net, ifname, id, addrs) in containers {
             setup_masquerade(MasqBackend::Nftables, net, id, ifname, &nets(addrs)).unwrap();
-            assert_eq!(spawns(), 1, "setup = one transaction (listing is a netlink dump)");
+            assert_eq!(spawns(), 0, "setup = a netlink dump and a netlink batch");
         }
         let expected = r#"table inet cni_plugins_masquerade {
 	comment "Masquerading for plugins from github.com/containernetworking/plugins"
@@ -143,7 +198,7 @@ fn repeated_setup_replaces_the_attachment_rules() {
             spawns();
             setup_masquerade(backend, "net", "ctr", "eth0", &nets(&["10.9.0.3/24"])).unwrap();
             let again = match backend {
-                MasqBackend::Nftables => 1,
+                MasqBackend::Nftables => 0,
                 // The `-N` batch fails, then POSTROUTING is listed and the state replaced.
                 MasqBackend::Iptables => 3,
             };
@@ -317,7 +372,11 @@ fn gc_keeps_valid_and_other_networks_in_both_backends() {
         }
         spawns();
         gc_masquerade("net", &[("live", "eth0"), ("live", "eth1")]).unwrap();
-        assert_eq!(spawns(), 4, "2 listings + iptables-restore + nft delete");
+        assert_eq!(
+            spawns(),
+            3,
+            "2 listings + iptables-restore (nft is over netlink)"
+        );
 
         let mut kept: Vec<String> = ipt_chains("iptables-save");
         kept.sort();
