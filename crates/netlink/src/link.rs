@@ -180,6 +180,12 @@ pub struct VethSpec<'a> {
     pub mac: Option<[u8; 6]>,
     /// MAC of the peer; `None` lets the kernel pick a random one.
     pub peer_mac: Option<[u8; 6]>,
+    /// Enslaves this end to the master with this index in the creating request
+    /// (`IFLA_MASTER`, as `ip link add … master X`), which saves an `RTM_SETLINK`.
+    pub master: Option<u32>,
+    /// Brings this end up in the creating request (the peer stays down), which saves an
+    /// `RTM_SETLINK`.
+    pub up: bool,
 }
 
 /// A bridge to create with [`Handle::create_bridge`].
@@ -427,15 +433,21 @@ pub(crate) fn veth_message(spec: &VethSpec<'_>) -> LinkMessage {
         spec.peer_netns,
     )
     .build();
-    with_common(
+    let mut builder = with_common(
         LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
             .name(spec.name.to_owned())
             .set_info_data(InfoData::Veth(InfoVeth::Peer(peer))),
         spec.mtu,
         spec.mac,
         None,
-    )
-    .build()
+    );
+    if let Some(master) = spec.master {
+        builder = builder.controller(master);
+    }
+    if spec.up {
+        builder = builder.up();
+    }
+    builder.build()
 }
 
 impl Handle {
@@ -522,8 +534,8 @@ impl Handle {
         }
     }
 
-    /// Creates a veth pair; see [`VethSpec`] for which end lands where. Both ends start
-    /// down.
+    /// Creates a veth pair; see [`VethSpec`] for which end lands where. The peer starts
+    /// down; this end too unless `spec.up`.
     pub fn create_veth(&self, spec: &VethSpec<'_>) -> Result<()> {
         let peer_place = spec
             .peer_netns
