@@ -4,7 +4,7 @@ use std::fmt::Write;
 
 use crate::rss::Memory;
 use crate::scenarios::{
-    Batch, Concurrency, Density, Failures, Latency, Rss, RssFloor, Samples, Scaling,
+    Batch, Concurrency, DUAL_STACK, Density, Failures, Latency, Rss, RssFloor, Samples, Scaling,
 };
 use crate::stats::{Summary, median_ratio_interval, median_u64};
 
@@ -243,6 +243,7 @@ fn targets(md: &mut String, r: &Results) {
     if let Some(b) = bridge(r) {
         bridge_latency_targets(md, b);
     }
+    dual_stack_target(md, r);
     concurrency_target(md, r);
     scaling_target(md, r);
     density_targets(md, r);
@@ -305,6 +306,28 @@ fn bridge_latency_targets(md: &mut String, b: &Latency) {
             ms(n_del),
             verdict(Some(ours_del <= 1.1 * f_del))
         );
+    }
+}
+
+/// Dual-stack bridge ADD (IPv6 settling included) at least twice as fast as the reference's.
+fn dual_stack_target(md: &mut String, r: &Results) {
+    let what = "dual-stack bridge ADD ≥ 2× faster than the reference";
+    match r.latency.iter().find(|l| l.name == DUAL_STACK) {
+        Some(l) => {
+            let ours = Summary::of(&l.sides[0].add).median;
+            let reference = Summary::of(&l.sides[1].add).median;
+            let _ = writeln!(
+                md,
+                "| {what} | reference / ours = {} ({} / {} ms) | {} |",
+                ratio(reference, ours),
+                ms(reference),
+                ms(ours),
+                verdict(Some(reference >= 2.0 * ours))
+            );
+        }
+        None => {
+            let _ = writeln!(md, "| {what} | – | {} |", verdict(None));
+        }
     }
 }
 
