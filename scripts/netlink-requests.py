@@ -5,20 +5,24 @@ reference (/usr/lib/cni), each the 2nd ADD onto its network (the bridge exists, 
 Counted from outside with strace, which decodes each netlink message it sees sent (plugin and
 IPAM child alike); `+dump` marks NLM_F_DUMP requests. The kernel handles an rtnetlink request
 inside the sendto that carries it, so that syscall's time (strace -T, a few µs of tracing
-included) is how long the request held the RTNL mutex, for the kinds that take it: µs columns,
-summed over the ADD. Also counts /proc/sys writes (an open that only reads the value is not one), since some
-of them (disable_ipv6, forwarding) take the kernel's RTNL mutex too.
+included) is the request's run, plus any wait for the RTNL mutex: µs columns, summed over the
+ADD. Also counts /proc/sys writes (an open that only reads the value is not one), since some
+of them (disable_ipv6, forwarding) take the RTNL mutex too.
 
-Usage: python3 scripts/netlink-requests.py [dual] [ADDS]
+Usage: python3 scripts/netlink-requests.py [dual] [ADDS] [burst]
   dual: host-local with an IPv6 range too; ADDS (default 15): timed ADDs per side after the
   first, interleaved; counts are the last ADD's, times the median per kind.
+  burst: instead, ADDS simultaneous ADDs per side (after one alone), traced with
+  --seccomp-bpf so only netlink sends stop: per ADD, the time in its netlink requests (their
+  run plus the wait for RTNL under the burst), against the batch's wall time.
 Needs root; everything runs in throwaway network namespaces `nlreq-<pid>-*`, removed at exit.
 """
-import collections, json, os, re, statistics, subprocess, sys, tempfile
+import collections, json, os, re, statistics, subprocess, sys, tempfile, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIDES = {"ours": os.path.join(ROOT, "target/release"), "ref": "/usr/lib/cni"}
 DUAL = "dual" in sys.argv[1:]
+BURST = "burst" in sys.argv[1:]
 ADDS = next((int(a) for a in sys.argv[1:] if a.isdigit()), 15)
 TAG = f"nlreq-{os.getpid()}"
 # strace names the message types only for sockets in its own netns; the plugins' are not.
@@ -43,7 +47,7 @@ def netns(name):
     return name
 
 
-def add(side, host, ctr, data):
+def start_add(side, host, ctr, data, syscalls):
     ranges = [[{"subnet": "10.40.0.0/16"}]]
     if DUAL:
         ranges.append([{"subnet": "fd40::/64"}])
@@ -52,12 +56,21 @@ def add(side, host, ctr, data):
               "ipam": {"type": "host-local", "ranges": ranges, "dataDir": data}}
     env = {"CNI_COMMAND": "ADD", "CNI_CONTAINERID": ctr, "CNI_NETNS": f"/run/netns/{ctr}",
            "CNI_IFNAME": "eth0", "CNI_PATH": SIDES[side], "PATH": "/usr/bin:/bin"}
-    with tempfile.NamedTemporaryFile("r", suffix=".strace") as trace:
-        cmd = ["ip", "netns", "exec", host, "strace", "-f", "-T", "-qq", "-o", trace.name, "-s", "64",
-               "-e", "trace=sendto,sendmsg,openat,write,pwrite64", os.path.join(SIDES[side], "bridge")]
-        out = subprocess.run(cmd, env=env, input=json.dumps(config).encode(), capture_output=True)
-        if out.returncode != 0:
-            sys.exit(f"{side} ADD failed: {out.stdout.decode()}{out.stderr.decode()}")
+    trace = tempfile.NamedTemporaryFile("r", suffix=".strace")
+    cmd = ["ip", "netns", "exec", host, "strace", "-f", "--seccomp-bpf", "-T", "-qq", "-o",
+           trace.name, "-s", "64", "-e", f"trace={syscalls}", os.path.join(SIDES[side], "bridge")]
+    proc = subprocess.Popen(cmd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+    proc.stdin.write(json.dumps(config).encode())
+    proc.stdin.close()
+    return proc, trace
+
+
+def finish_add(side, proc, trace):
+    output = proc.stdout.read()
+    if proc.wait() != 0:
+        sys.exit(f"{side} ADD failed: {output.decode()}")
+    with trace:
         counts, micros = collections.Counter(), collections.Counter()
         sysctl_fds, unfinished = {}, {}
         for line in trace:
@@ -78,11 +91,45 @@ def add(side, host, ctr, data):
         return counts, micros
 
 
+def add(side, host, ctr, data):
+    return finish_add(side, *start_add(side, host, ctr, data,
+                                       "sendto,sendmsg,openat,write,pwrite64"))
+
+
+def burst(hosts, data, made):
+    """ADDS simultaneous ADDs per side; prints per-ADD netlink time and the batch wall."""
+    print(f"{ADDS} simultaneous ADDs per side: time in netlink requests per ADD (ms)")
+    print(f"{'side':5s} {'wall':>7s} {'median':>7s} {'p90':>7s} {'changes':>8s} {'sum/wall':>9s}")
+    for side in SIDES:
+        first = netns(f"{TAG}-{side}-first")
+        made.append(first)
+        add(side, hosts[side], first, data)
+        ctrs = [netns(f"{TAG}-{side}-b{i}") for i in range(ADDS)]
+        made.extend(ctrs)
+        start = time.perf_counter()
+        running = [start_add(side, hosts[side], c, data, "sendto,sendmsg") for c in ctrs]
+        results = [finish_add(side, *r) for r in running]
+        wall = (time.perf_counter() - start) * 1e3
+        totals = sorted(sum(m.values()) / 1e3 for _, m in results)
+        changes = statistics.median(
+            sum(n for k, n in m.items() if k.split("_")[1][:3] in ("NEW", "SET", "DEL")) / 1e3
+            for _, m in results)
+        print(f"{side:5s} {wall:7.0f} {statistics.median(totals):7.1f} "
+              f"{totals[int(len(totals) * 0.9)]:7.1f} {changes:8.1f} {sum(totals) / wall:9.2f}")
+        kinds = sorted(set().union(*(m for _, m in results)))
+        print("      median per kind: " + ", ".join(
+            f"{k} {statistics.median(m[k] for _, m in results) / 1e3:.1f}" for k in kinds))
+
+
 def main():
     made = []
     try:
         hosts = {side: netns(f"{TAG}-{side}") for side in SIDES}
         made.extend(hosts.values())
+        if BURST:
+            with tempfile.TemporaryDirectory() as data:
+                burst(hosts, data, made)
+            return
         runs = {side: [] for side in SIDES}
         with tempfile.TemporaryDirectory() as data:
             for i in range(ADDS + 1):
