@@ -78,19 +78,27 @@ fn veth_created_enslaved_and_up_in_one_request() {
     })
     .unwrap();
     let bridge = host.link_by_name("br-one").unwrap();
-    host.create_veth(&VethSpec {
-        name: "vone0",
-        peer_name: "eth0",
-        peer_netns: Some(&ctr_ns),
-        master: Some(bridge.index),
-        up: true,
-        ..Default::default()
-    })
-    .unwrap();
+    let echoed = host
+        .create_veth(&VethSpec {
+            name: "vone0",
+            peer_name: "eth0",
+            peer_netns: Some(&ctr_ns),
+            master: Some(bridge.index),
+            up: true,
+            ..Default::default()
+        })
+        .unwrap();
 
     let host_end = host.link_by_name("vone0").unwrap();
     assert_eq!(host_end.master, Some(bridge.index));
     assert!(host_end.admin_up);
+    // Kernels from 6.1 echo the new end; older ones answer only the ACK.
+    if let Some(echoed) = echoed {
+        assert_eq!(
+            (echoed.name.as_str(), echoed.index, echoed.mac),
+            ("vone0", host_end.index, host_end.mac)
+        );
+    }
     assert!(
         !ctr.link_by_name("eth0").unwrap().admin_up,
         "the peer stays down"

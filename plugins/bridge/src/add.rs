@@ -264,8 +264,12 @@ fn create_veth(
             up: true,
         };
         match host.create_veth(&spec) {
-            Ok(()) => {
-                let link = host.link_by_name(&name).map_err(kernel_error)?;
+            Ok(echoed) => {
+                // The kernel's echo of the new end (Linux >= 6.1) spares the lookup.
+                let link = match echoed {
+                    Some(link) => link,
+                    None => host.link_by_name(&name).map_err(kernel_error)?,
+                };
                 let index = link.index;
                 rollback.push("veth pair", move || {
                     // Deleting one end deletes both.
@@ -390,7 +394,7 @@ fn ensure_vlan_gateway(
             up: false,
         };
         match host.create_veth(&spec) {
-            Ok(()) => {
+            Ok(_) => {
                 let link = host.link_by_name(name).map_err(kernel_error)?;
                 return wire_vlan_gateway(host, bridge, link, vlan, s);
             }
