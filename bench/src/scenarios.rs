@@ -229,6 +229,9 @@ fn after_bridge(name: &str, plugin: &str, keys: Value) -> Value {
     config
 }
 
+/// The name of the dual-stack bridge scenario, which has a target of its own.
+pub const DUAL_STACK: &str = "dual-stack bridge+host-local";
+
 fn host_local_ipam(subnet: &str, data_dir: &Path) -> Value {
     json!({"type": "host-local", "subnet": subnet, "dataDir": data_dir})
 }
@@ -249,6 +252,23 @@ fn scenarios() -> Vec<Scenario> {
                 json!({"cniVersion": "1.0.0", "name": "benchbr", "type": "bridge",
                        "bridge": floor::BRIDGE, "isDefaultGateway": true,
                        "ipam": host_local_ipam("10.22.0.0/16", dir)})
+            },
+        },
+        Scenario {
+            name: DUAL_STACK,
+            plugin: "bridge",
+            ifname: "eth0",
+            with_floor: false,
+            host_setup: no_setup,
+            container_setup: no_container_setup,
+            // An IPv4 and an IPv6 range: IPv6 brings the container's DAD handling, the IPv6
+            // gateway address on the bridge and IPv6 forwarding into the timed ADD.
+            config: |dir| {
+                json!({"cniVersion": "1.0.0", "name": "benchds", "type": "bridge",
+                       "bridge": "cni-ds0", "isDefaultGateway": true,
+                       "ipam": {"type": "host-local", "dataDir": dir,
+                                "ranges": [[{"subnet": "10.27.0.0/16"}],
+                                           [{"subnet": "fd27::/64"}]]}})
             },
         },
         Scenario {

@@ -5,7 +5,7 @@
 
 use std::os::fd::{AsFd, AsRawFd};
 
-use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
+use netlink_packet_core::{NLM_F_CREATE, NLM_F_ECHO, NLM_F_EXCL};
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_packet_route::link::{
     InfoData, InfoKind, InfoMacVlan, InfoVeth, IpVlanMode, LinkMessage, MacVlanMode,
@@ -15,6 +15,7 @@ use rtnetlink::{LinkBridge, LinkIpVlan, LinkMacVlan, LinkMessageBuilder, LinkUns
 use crate::error::{Error, Result};
 use crate::handle::Handle;
 use crate::netns::Netns;
+use crate::socket::Reply;
 use crate::wire;
 
 /// A network interface as the kernel reports it (`RTM_NEWLINK`).
@@ -180,6 +181,12 @@ pub struct VethSpec<'a> {
     pub mac: Option<[u8; 6]>,
     /// MAC of the peer; `None` lets the kernel pick a random one.
     pub peer_mac: Option<[u8; 6]>,
+    /// Enslaves this end to the master with this index in the creating request
+    /// (`IFLA_MASTER`, as `ip link add … master X`), which saves an `RTM_SETLINK`.
+    pub master: Option<u32>,
+    /// Brings this end up in the creating request (the peer stays down), which saves an
+    /// `RTM_SETLINK`.
+    pub up: bool,
 }
 
 /// A bridge to create with [`Handle::create_bridge`].
@@ -427,15 +434,21 @@ pub(crate) fn veth_message(spec: &VethSpec<'_>) -> LinkMessage {
         spec.peer_netns,
     )
     .build();
-    with_common(
+    let mut builder = with_common(
         LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
             .name(spec.name.to_owned())
             .set_info_data(InfoData::Veth(InfoVeth::Peer(peer))),
         spec.mtu,
         spec.mac,
         None,
-    )
-    .build()
+    );
+    if let Some(master) = spec.master {
+        builder = builder.controller(master);
+    }
+    if spec.up {
+        builder = builder.up();
+    }
+    builder.build()
 }
 
 impl Handle {
@@ -488,18 +501,20 @@ impl Handle {
     /// (no driver), else `feature` when the request used an optional feature (the kernel
     /// answers a bare EOPNOTSUPP to `vlan_filtering 1` without
     /// `CONFIG_BRIDGE_VLAN_FILTERING`, verified with `ip link add … type bridge`).
+    /// `flags` are added to the request's; returns what the kernel answered before its ACK.
     fn create_link(
         &self,
         (op, kind, feature): (&'static str, &'static str, Option<&'static str>),
         name: &str,
         msg: LinkMessage,
         detail: std::fmt::Arguments<'_>,
-    ) -> Result<()> {
+        flags: u16,
+    ) -> Result<Vec<Reply>> {
         let object = name_object(name);
         let request = RouteNetlinkMessage::NewLink(msg);
         match self
             .sock
-            .change(op, &object, request, NLM_F_CREATE | NLM_F_EXCL)
+            .change_with_replies(op, &object, request, NLM_F_CREATE | NLM_F_EXCL | flags)
         {
             Err(Error::Kernel {
                 errno: libc::EOPNOTSUPP,
@@ -515,25 +530,37 @@ impl Handle {
                 errno: libc::EOPNOTSUPP,
             }),
             Err(err) => Err(err),
-            Ok(()) => {
+            Ok(replies) => {
                 log::info!("created {kind} {name}{detail}");
-                Ok(())
+                Ok(replies)
             }
         }
     }
 
-    /// Creates a veth pair; see [`VethSpec`] for which end lands where. Both ends start
-    /// down.
-    pub fn create_veth(&self, spec: &VethSpec<'_>) -> Result<()> {
+    /// Creates a veth pair; see [`VethSpec`] for which end lands where. The peer starts
+    /// down; this end too unless `spec.up`.
+    ///
+    /// Returns this end as the kernel announced it on creation (`NLM_F_ECHO`, honoured for
+    /// new links since Linux 6.1), which spares a caller the lookup for its index and MAC;
+    /// `None` from older kernels. It is read before `spec.master` applies: `master` is
+    /// unset in it. (Only here: a link created straight into another netns would be echoed
+    /// to whatever socket has our port ID there.)
+    pub fn create_veth(&self, spec: &VethSpec<'_>) -> Result<Option<Link>> {
         let peer_place = spec
             .peer_netns
             .map_or_else(|| "this netns".into(), |ns| ns.path().display().to_string());
-        self.create_link(
+        let replies = self.create_link(
             ("create veth", "veth", None),
             spec.name,
             veth_message(spec),
             format_args!(" with peer {} in {peer_place}", spec.peer_name),
-        )
+            NLM_F_ECHO,
+        )?;
+        Ok(replies
+            .iter()
+            .filter(|reply| reply.kind == RTM_NEWLINK)
+            .filter_map(|reply| Link::decode(&reply.body))
+            .find(|link| link.name == spec.name))
     }
 
     /// Creates a bridge, left down.
@@ -553,7 +580,9 @@ impl Handle {
             spec.name,
             builder.build(),
             format_args!(""),
+            0,
         )
+        .map(drop)
     }
 
     /// Creates an `ifb` link, up, with `mtu` and a transmit queue length of 0 (as the
@@ -571,7 +600,9 @@ impl Handle {
             name,
             msg,
             format_args!(" with mtu {mtu}"),
+            0,
         )
+        .map(drop)
     }
 
     /// Creates a macvlan on a parent link, optionally straight into another netns.
@@ -590,7 +621,9 @@ impl Handle {
             spec.name,
             builder.build(),
             format_args!(" on link index {}", spec.master_index),
+            0,
         )
+        .map(drop)
     }
 
     /// Creates an ipvlan on a parent link, optionally straight into another netns. A
@@ -608,7 +641,9 @@ impl Handle {
             spec.name,
             builder.build(),
             format_args!(" on link index {}", spec.master_index),
+            0,
         )
+        .map(drop)
     }
 
     /// Deletes a link. Deleting one end of a veth deletes both.

@@ -143,9 +143,21 @@ impl Socket {
         msg: impl Into<Request>,
         flags: u16,
     ) -> Result<()> {
+        self.change_with_replies(op, object, msg, flags).map(drop)
+    }
+
+    /// [`Socket::change`], also returning the messages answered before the ACK: with
+    /// `NLM_F_ECHO` in `flags`, the changed object where the kernel honours that flag.
+    pub(crate) fn change_with_replies(
+        &self,
+        op: &'static str,
+        object: &str,
+        msg: impl Into<Request>,
+        flags: u16,
+    ) -> Result<Vec<Reply>> {
         let mut request = msg.into().encode(NLM_F_ACK | flags);
         self.exchange(op, object, &mut request, Expect::Ack)
-            .map(drop)
+            .map(|(replies, _)| replies)
     }
 
     /// Sends already-encoded messages in one datagram (an nf_tables batch) and waits for the

@@ -23,6 +23,7 @@ fn veth_peer_is_created_straight_into_the_other_netns() {
         mtu: Some(1400),
         mac: Some([0x02, 0, 0, 0, 0, 0x01]),
         peer_mac: Some([0x02, 0, 0, 0, 0, 0x02]),
+        ..Default::default()
     })
     .unwrap();
 
@@ -65,6 +66,59 @@ fn bridge_create_and_exists_kind() {
     assert!(err.is_exists(), "{err}");
     assert_eq!(err.errno(), Some(libc::EEXIST));
     assert!(err.to_string().contains("cni-br0"), "{err}");
+}
+
+#[test]
+fn veth_created_enslaved_and_up_in_one_request() {
+    let (_host, host) = anon_with_handle();
+    let (ctr_ns, ctr) = anon_with_handle();
+    host.create_bridge(&BridgeSpec {
+        name: "br-one",
+        ..Default::default()
+    })
+    .unwrap();
+    let bridge = host.link_by_name("br-one").unwrap();
+    let echoed = host
+        .create_veth(&VethSpec {
+            name: "vone0",
+            peer_name: "eth0",
+            peer_netns: Some(&ctr_ns),
+            master: Some(bridge.index),
+            up: true,
+            ..Default::default()
+        })
+        .unwrap();
+
+    let host_end = host.link_by_name("vone0").unwrap();
+    assert_eq!(host_end.master, Some(bridge.index));
+    assert!(host_end.admin_up);
+    // Kernels from 6.1 echo the new end; older ones answer only the ACK.
+    if let Some(echoed) = echoed {
+        assert_eq!(
+            (echoed.name.as_str(), echoed.index, echoed.mac),
+            ("vone0", host_end.index, host_end.mac)
+        );
+    }
+    assert!(
+        !ctr.link_by_name("eth0").unwrap().admin_up,
+        "the peer stays down"
+    );
+
+    // A master that is gone fails the whole request: no half-made pair is left behind.
+    host.delete_link(bridge.index).unwrap();
+    let err = host
+        .create_veth(&VethSpec {
+            name: "vone1",
+            peer_name: "eth1",
+            peer_netns: Some(&ctr_ns),
+            master: Some(bridge.index),
+            up: true,
+            ..Default::default()
+        })
+        .unwrap_err();
+    assert!(!err.is_exists(), "{err}");
+    assert!(host.link_by_name("vone1").unwrap_err().is_not_found());
+    assert!(ctr.link_by_name("eth1").unwrap_err().is_not_found());
 }
 
 #[test]

@@ -72,7 +72,7 @@ pub(crate) fn add(req: &Request<BridgeConfig>, s: &Settings) -> Result<CniResult
     let bridge = ensure_bridge(&ns.host, s)?;
     fault_point("bridge-after-bridge")?;
 
-    let host_veth = create_veth(&ns.host, &ns.netns, ifname, s, &mut rollback)?;
+    let host_veth = create_veth(&ns.host, &ns.netns, ifname, &bridge, s, &mut rollback)?;
     fault_point("bridge-after-veth")?;
     wire_port(&ns.host, &host_veth, &bridge, &PortSpec::container(s), true)?;
     fault_point("bridge-after-port")?;
@@ -88,6 +88,7 @@ pub(crate) fn add(req: &Request<BridgeConfig>, s: &Settings) -> Result<CniResult
         ns.container_interface(&container_link),
     ];
     let mut ipam_dns = Dns::default();
+    let mut pinned_bridge = None;
     if let Some(pending) = ipam.take() {
         let mut ipam_result = finish_ipam(pending, version, "bridge")?;
         ipam_dns = std::mem::take(&mut ipam_result.dns);
@@ -98,7 +99,7 @@ pub(crate) fn add(req: &Request<BridgeConfig>, s: &Settings) -> Result<CniResult
             bridge: &bridge,
             container_index: container_link.index,
         };
-        configure_l3(&l3, ipam_result, &mut result, &mut rollback)?;
+        pinned_bridge = configure_l3(&l3, ipam_result, &mut result, &mut rollback)?;
     } else if !s.disable_container_interface {
         ns.container
             .set_link_up(container_link.index)
@@ -106,7 +107,8 @@ pub(crate) fn add(req: &Request<BridgeConfig>, s: &Settings) -> Result<CniResult
     }
     fault_point("bridge-after-container")?;
 
-    report_host_macs(&ns.host, s, &bridge, &host_veth, &mut result)?;
+    let bridge_now = pinned_bridge.map_or(BridgeNow::Read(&bridge), BridgeNow::Pinned);
+    report_host_macs(&ns.host, s, bridge_now, &host_veth, &mut result)?;
     result.dns = result_dns(&req.net, ipam_dns);
     finish_add(result, version, "bridge", rollback)
 }
@@ -138,6 +140,13 @@ fn setup_spoofcheck(
     fault_point("bridge-after-spoofcheck")
 }
 
+/// The bridge for [`report_host_macs`]: as read before its MAC could have moved, or as read
+/// when ADD pinned that MAC, after which it cannot move (one round trip less).
+enum BridgeNow<'a> {
+    Read(&'a Link),
+    Pinned(Link),
+}
+
 /// Waits for the host port to forward (unless the container end stays down), then puts
 /// the bridge's and the host veth's MACs as the kernel has them now into the result's
 /// first two interfaces: enslaving and addressing can change both after we read them
@@ -145,7 +154,7 @@ fn setup_spoofcheck(
 fn report_host_macs(
     host: &Handle,
     s: &Settings,
-    bridge: &Link,
+    bridge: BridgeNow<'_>,
     host_veth: &Link,
     result: &mut CniResult,
 ) -> Result<()> {
@@ -154,7 +163,10 @@ fn report_host_macs(
     } else {
         Some(wait_port_forwarding(host, host_veth.index)?)
     };
-    let bridge_now = host.link_by_index(bridge.index).map_err(kernel_error)?;
+    let bridge_now = match bridge {
+        BridgeNow::Pinned(link) => link,
+        BridgeNow::Read(link) => host.link_by_index(link.index).map_err(kernel_error)?,
+    };
     // The port as the wait above last read it: the same moment, one round trip less.
     let veth_now = match forwarding {
         Some(link) => link,
@@ -225,13 +237,16 @@ fn finish_bridge(host: &Handle, s: &Settings, bridge: Link) -> Result<Link> {
     Ok(bridge)
 }
 
-/// Creates the veth pair from the host: the host end `veth<8 hex>` stays here, the peer is
+/// Creates the veth pair from the host: the host end `veth<8 hex>` stays here, already a
+/// port of `bridge` and up (one request instead of three; nothing can pass the port before
+/// it is wired, since it has no carrier until the container end comes up), the peer is
 /// created straight into the container as `CNI_IFNAME` (it never exists in the host, so it
 /// cannot clash with a host link). Retries a host-name collision like the reference.
 fn create_veth(
     host: &Handle,
     netns: &Netns,
     ifname: &str,
+    bridge: &Link,
     s: &Settings,
     rollback: &mut Rollback,
 ) -> Result<Link> {
@@ -245,10 +260,16 @@ fn create_veth(
             mtu: s.mtu,
             mac: None,
             peer_mac,
+            master: Some(bridge.index),
+            up: true,
         };
         match host.create_veth(&spec) {
-            Ok(()) => {
-                let link = host.link_by_name(&name).map_err(kernel_error)?;
+            Ok(echoed) => {
+                // The kernel's echo of the new end (Linux >= 6.1) spares the lookup.
+                let link = match echoed {
+                    Some(link) => link,
+                    None => host.link_by_name(&name).map_err(kernel_error)?,
+                };
                 let index = link.index;
                 rollback.push("veth pair", move || {
                     // Deleting one end deletes both.
@@ -276,14 +297,15 @@ fn create_veth(
 }
 
 /// Enslaves a host veth end to the bridge, sets hairpin/isolation and VLANs, and sets it
-/// up. Idempotent, so that two ADDs may wire the shared VLAN gateway port at once: an
+/// up (unless `fresh`). Idempotent, so that two ADDs may wire the shared VLAN gateway port at once: an
 /// unwanted VLAN entry that is already gone is fine, and entries we want are not deleted
 /// first (re-adding an existing VID only updates its flags, as `bridge vlan add` does), so
 /// re-wiring never interrupts traffic on them.
 ///
-/// `fresh`: the port was created by this call and has just joined, so its flags are the
-/// kernel's defaults for a new port (hairpin and isolated off): wanting both off then needs
-/// no `RTM_SETLINK` (one round trip less; the reference sets them anyway).
+/// `fresh`: the port was created by this call, enslaved to `bridge` and up
+/// ([`create_veth`]), so only the rest is left, and its flags are the kernel's defaults for a
+/// new port (hairpin and isolated off): wanting both off then needs no `RTM_SETLINK` (one
+/// round trip less; the reference sets them anyway).
 fn wire_port(
     host: &Handle,
     port: &Link,
@@ -291,8 +313,10 @@ fn wire_port(
     spec: &PortSpec<'_>,
     fresh: bool,
 ) -> Result<()> {
-    host.set_master(port.index, bridge.index)
-        .map_err(kernel_error)?;
+    if !fresh {
+        host.set_master(port.index, bridge.index)
+            .map_err(kernel_error)?;
+    }
     if !fresh || spec.hairpin || spec.isolated {
         host.set_bridge_port(
             port.index,
@@ -325,6 +349,9 @@ fn wire_port(
         }
     }
     let _ = sysctl::ensure(&format!("net/ipv6/conf/{}/accept_ra", port.name), "0");
+    if fresh {
+        return Ok(());
+    }
     host.set_link_up(port.index).map_err(kernel_error)
 }
 
@@ -363,9 +390,11 @@ fn ensure_vlan_gateway(
             mtu: Some(bridge.mtu).filter(|mtu| *mtu != 0),
             mac: None,
             peer_mac: None,
+            master: None,
+            up: false,
         };
         match host.create_veth(&spec) {
-            Ok(()) => {
+            Ok(_) => {
                 let link = host.link_by_name(name).map_err(kernel_error)?;
                 return wire_vlan_gateway(host, bridge, link, vlan, s);
             }
@@ -450,13 +479,14 @@ struct L3Context<'a> {
 }
 
 /// L3 mode: IPAM result into the container, gateway on the bridge (or on the VLAN gateway
-/// interface), forwarding, masquerade.
+/// interface), forwarding, masquerade. Returns the bridge as read when its MAC was pinned,
+/// if it was.
 fn configure_l3(
     ctx: &L3Context<'_>,
     ipam: CniResult,
     result: &mut CniResult,
     rollback: &mut Rollback,
-) -> Result<()> {
+) -> Result<Option<Link>> {
     let s = ctx.s;
     result.ips = ipam.ips;
     result.routes = ipam.routes;
@@ -471,14 +501,16 @@ fn configure_l3(
         !s.enabledad,
     )?;
     fault_point("bridge-after-addresses")?;
-    if s.is_gateway {
-        configure_gateway(ctx, &gateways, result)?;
-    }
+    let pinned_bridge = if s.is_gateway {
+        configure_gateway(ctx, &gateways, result)?
+    } else {
+        None
+    };
     fault_point("bridge-after-gateway")?;
     if s.ip_masq {
         setup_masquerade(ctx, result, rollback)?;
     }
-    Ok(())
+    Ok(pinned_bridge)
 }
 
 /// Points the result's IPs at the container interface, fills in the gateway (the subnet's
@@ -534,12 +566,13 @@ fn set_container_sysctls(netns: &Netns, ifname: &str, enabledad: bool) -> Result
 }
 
 /// The gateway side of L3 mode: the gateway addresses on the bridge or the VLAN gateway
-/// interface, the bridge MAC pinned, forwarding on.
+/// interface, the bridge MAC pinned, forwarding on. Returns the bridge as read when its MAC
+/// was pinned, if it was.
 fn configure_gateway(
     ctx: &L3Context<'_>,
     gateways: &[IpNetwork],
     result: &mut CniResult,
-) -> Result<()> {
+) -> Result<Option<Link>> {
     let s = ctx.s;
     // With an access VLAN the gateway addresses go on `<bridge>.<vlan>` (the bridge's
     // own port is not in that VLAN), which the result reports as a 4th interface.
@@ -563,9 +596,13 @@ fn configure_gateway(
     // to set that (EADDRNOTAVAIL; found by the fault-injection test).
     let host = &ctx.ns.host;
     let current = host.link_by_index(ctx.bridge.index).map_err(kernel_error)?;
-    if let Some(mac) = current.mac.filter(|m| *m != [0; 6]) {
-        host.set_mac(ctx.bridge.index, mac).map_err(kernel_error)?;
-    }
+    let pinned = match current.mac.filter(|m| *m != [0; 6]) {
+        Some(mac) => {
+            host.set_mac(ctx.bridge.index, mac).map_err(kernel_error)?;
+            Some(current)
+        }
+        None => None,
+    };
     // Read over netlink: a /proc/sys open from the host netns costs more with every pod
     // netns on the node (bench/analysis.md, "Density"). Written only when off.
     if gateways.iter().any(IpNetwork::is_ipv4) && !host.ipv4_forwarding().map_err(kernel_error)? {
@@ -574,7 +611,7 @@ fn configure_gateway(
     if gateways.iter().any(IpNetwork::is_ipv6) {
         sysctl::ensure("net/ipv6/conf/all/forwarding", "1").map_err(kernel_error)?;
     }
-    Ok(())
+    Ok(pinned)
 }
 
 /// Masquerades the container's addresses and registers the undo.
