@@ -141,7 +141,8 @@ fn setup_spoofcheck(
 }
 
 /// The bridge for [`report_host_macs`]: as read before its MAC could have moved, or as read
-/// when ADD pinned that MAC, after which it cannot move (one round trip less).
+/// after our port joined, when the gateway step pinned its MAC if it had moved (one round
+/// trip less).
 enum BridgeNow<'a> {
     Read(&'a Link),
     Pinned(Link),
@@ -479,8 +480,8 @@ struct L3Context<'a> {
 }
 
 /// L3 mode: IPAM result into the container, gateway on the bridge (or on the VLAN gateway
-/// interface), forwarding, masquerade. Returns the bridge as read when its MAC was pinned,
-/// if it was.
+/// interface), forwarding, masquerade. Returns the bridge as read after our port joined,
+/// when it has a MAC.
 fn configure_l3(
     ctx: &L3Context<'_>,
     ipam: CniResult,
@@ -566,8 +567,8 @@ fn set_container_sysctls(netns: &Netns, ifname: &str, enabledad: bool) -> Result
 }
 
 /// The gateway side of L3 mode: the gateway addresses on the bridge or the VLAN gateway
-/// interface, the bridge MAC pinned, forwarding on. Returns the bridge as read when its MAC
-/// was pinned, if it was.
+/// interface, the bridge MAC pinned, forwarding on. Returns the bridge as read after our
+/// port joined, when it has a MAC (pinned then if it had moved).
 fn configure_gateway(
     ctx: &L3Context<'_>,
     gateways: &[IpNetwork],
@@ -594,13 +595,18 @@ fn configure_gateway(
     // Pin the MAC it has now, not the one read before our port joined: a bridge whose
     // last port left has 00:00:00:00:00:00 until a port joins, and the kernel refuses
     // to set that (EADDRNOTAVAIL; found by the fault-injection test).
+    // Only when it moved as our port joined (a new bridge takes its first port's MAC):
+    // once pinned it never moves again, and setting a MAC, even the same one, makes the
+    // kernel flush the bridge's whole neighbour table (NETDEV_CHANGEADDR), every
+    // container's ARP entry on the host with it.
     let host = &ctx.ns.host;
     let current = host.link_by_index(ctx.bridge.index).map_err(kernel_error)?;
-    let pinned = match current.mac.filter(|m| *m != [0; 6]) {
-        Some(mac) => {
+    let settled = match current.mac.filter(|m| *m != [0; 6]) {
+        Some(mac) if current.mac != ctx.bridge.mac => {
             host.set_mac(ctx.bridge.index, mac).map_err(kernel_error)?;
             Some(current)
         }
+        Some(_) => Some(current),
         None => None,
     };
     // Read over netlink: a /proc/sys open from the host netns costs more with every pod
@@ -611,7 +617,7 @@ fn configure_gateway(
     if gateways.iter().any(IpNetwork::is_ipv6) {
         sysctl::ensure("net/ipv6/conf/all/forwarding", "1").map_err(kernel_error)?;
     }
-    Ok(pinned)
+    Ok(settled)
 }
 
 /// Masquerades the container's addresses and registers the undo.

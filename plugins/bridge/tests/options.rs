@@ -411,3 +411,44 @@ fn vlan_ids_out_of_range_are_invalid_config() {
     }
     assert!(lab.host().link("cni0").is_none());
 }
+
+/// The bridge MAC is pinned once, when it moves as the first port joins: setting a MAC,
+/// even the same one, makes the kernel flush the bridge's neighbour table, so an ADD that
+/// pinned it every time threw away the host's ARP entry of every container on the bridge.
+#[test]
+fn a_later_add_keeps_the_bridge_mac_and_the_hosts_neighbour_entries() {
+    let lab = Lab::new();
+    let other = lab.new_container();
+    let conf = conf(
+        "1.0.0",
+        json!({"isGateway": true, "ipam": ipam_v4(&lab, "10.1.7.0/24")}),
+    );
+    add(&lab, &conf).assert_success();
+    let bridge_mac = |ns: &Netns| {
+        let links = links(ns);
+        let cni0 = links.iter().find(|l| l["ifname"] == "cni0").unwrap();
+        cni0["address"].as_str().unwrap().to_owned()
+    };
+    let pinned = bridge_mac(lab.host());
+    // A neighbour entry the host learnt on the bridge, as ARP leaves it.
+    lab.host().ip(&[
+        "neigh",
+        "replace",
+        "10.1.7.250",
+        "lladdr",
+        "02:00:00:00:07:fa",
+        "dev",
+        "cni0",
+        "nud",
+        "reachable",
+    ]);
+    let second = add_in(&lab, &other, "eth0", &conf).assert_success();
+    assert_eq!(bridge_mac(lab.host()), pinned);
+    assert_eq!(second.result()["interfaces"][0]["mac"], pinned.as_str());
+    let neighbours = lab.host().ip(&["neigh", "show", "dev", "cni0"]);
+    assert!(neighbours.contains("10.1.7.250"), "flushed: {neighbours}");
+    // The first container's port leaving does not move it either.
+    del(&lab, &conf).assert_success();
+    assert_eq!(bridge_mac(lab.host()), pinned);
+    del_in(&lab, &other, "eth0", &conf).assert_success();
+}
