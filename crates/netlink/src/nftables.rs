@@ -1,5 +1,6 @@
 //! Reading one nf_tables chain's rules over `NETLINK_NETFILTER` (`linux/netfilter/nf_tables.h`),
-//! in the calling thread's netns: each rule's handle and comment, nothing else.
+//! in the calling thread's netns: each rule's handle and comment, nothing else; and whether a
+//! chain exists.
 //!
 //! Changes still go through `nft` (cni-firewall). Reading is here because `nft -j list chain`
 //! costs a process, and then grows with the chain: at 1 000 rules it renders 460 KB of netlink
@@ -14,9 +15,15 @@ use crate::wire;
 
 /// `NFNL_SUBSYS_NFTABLES`: the message type is `subsystem << 8 | message`.
 const NFNL_SUBSYS_NFTABLES: u16 = 10;
+const NFT_MSG_GETCHAIN: u16 = 4;
 const NFT_MSG_GETRULE: u16 = 7;
 /// `NFPROTO_INET`, the `inet` table family.
 const NFPROTO_INET: u8 = 1;
+/// `NFPROTO_BRIDGE`, the `bridge` table family.
+const NFPROTO_BRIDGE: u8 = 7;
+/// `enum nft_chain_attributes`.
+const NFTA_CHAIN_TABLE: u16 = 1;
+const NFTA_CHAIN_NAME: u16 = 3;
 /// `enum nft_rule_attributes`.
 const NFTA_RULE_TABLE: u16 = 1;
 const NFTA_RULE_CHAIN: u16 = 2;
@@ -98,13 +105,44 @@ fn string_attr(out: &mut Vec<u8>, kind: u16, value: &str) {
     wire::push_attr(out, kind, &bytes);
 }
 
+/// A table family this module reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// `inet`: IPv4 and IPv6 (the masquerade table).
+    Inet,
+    /// `bridge`: frames crossing a bridge (the spoof check's table).
+    Bridge,
+}
+
+impl Family {
+    fn proto(self) -> u8 {
+        match self {
+            Family::Inet => NFPROTO_INET,
+            Family::Bridge => NFPROTO_BRIDGE,
+        }
+    }
+
+    fn keyword(self) -> &'static str {
+        match self {
+            Family::Inet => "inet",
+            Family::Bridge => "bridge",
+        }
+    }
+}
+
 /// The rules of chain `chain` in table `inet table`, in chain order, from one filtered dump.
 /// A missing table or chain lists as no rules.
 pub fn inet_chain_rules(table: &str, chain: &str) -> Result<Vec<Rule>> {
-    let object = format!("inet {table} {chain}");
+    chain_rules(Family::Inet, table, chain)
+}
+
+/// The rules of chain `chain` in table `<family> table`, in chain order, from one filtered
+/// dump. A missing table or chain lists as no rules.
+pub fn chain_rules(family: Family, table: &str, chain: &str) -> Result<Vec<Rule>> {
+    let object = format!("{} {table} {chain}", family.keyword());
     let sock = Socket::open(NETLINK_NETFILTER)
         .map_err(|source| Error::io("open netfilter netlink socket", &object, source))?;
-    let mut body = wire::nfgenmsg(NFPROTO_INET);
+    let mut body = wire::nfgenmsg(family.proto());
     string_attr(&mut body, NFTA_RULE_TABLE, table);
     string_attr(&mut body, NFTA_RULE_CHAIN, chain);
     let dump = Request::Raw {
@@ -119,6 +157,35 @@ pub fn inet_chain_rules(table: &str, chain: &str) -> Result<Vec<Rule>> {
         Err(e) if e.is_not_found() => Ok(Vec::new()),
         Err(e) => Err(e),
     }
+}
+
+/// Which of `chains` exist in table `<family> table`, one `NFT_MSG_GETCHAIN` each: a lookup by
+/// name, whatever else the table holds (a dump of the table's chains grows with it). A missing
+/// table means none does.
+pub fn existing_chains<'a>(
+    family: Family,
+    table: &str,
+    chains: &[&'a str],
+) -> Result<Vec<&'a str>> {
+    let object = format!("{} {table}", family.keyword());
+    let sock = Socket::open(NETLINK_NETFILTER)
+        .map_err(|source| Error::io("open netfilter netlink socket", &object, source))?;
+    let mut found = Vec::new();
+    for &chain in chains {
+        let mut body = wire::nfgenmsg(family.proto());
+        string_attr(&mut body, NFTA_CHAIN_TABLE, table);
+        string_attr(&mut body, NFTA_CHAIN_NAME, chain);
+        let get = Request::Raw {
+            kind: NFNL_SUBSYS_NFTABLES << 8 | NFT_MSG_GETCHAIN,
+            body,
+        };
+        match sock.get("get nftables chain", &format!("{object} {chain}"), get) {
+            Ok(_) => found.push(chain),
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(found)
 }
 
 #[cfg(test)]
