@@ -55,19 +55,17 @@ fn list_table() -> Result<Option<Listing>> {
     nft::list(&["table", FAMILY, TABLE])
 }
 
-fn netlink_error(source: cni_netlink::Error) -> Error {
-    Error::Netlink {
-        what: "list bridge nat PREROUTING",
-        source,
-    }
+fn netlink_error(what: &'static str) -> impl FnOnce(cni_netlink::Error) -> Error {
+    move |source| Error::Netlink { what, source }
 }
 
 /// The PREROUTING rules whose comment is `comment`, with their handles, from one filtered
-/// netlink dump: no process, and no rendering of the other attachments' rules (`nft -j list`
-/// of the table rendered three rules and two chains per attachment on the node).
+/// netlink dump: no process, and only PREROUTING (`nft -j list` of the table rendered three
+/// rules and two chains per attachment on the node as JSON). The kernel still sends every
+/// PREROUTING rule, one per attachment.
 fn prerouting_rules(comment: &str) -> Result<Vec<ListedRule>> {
     let rules = cni_netlink::nftables::chain_rules(Family::Bridge, TABLE, BASE_CHAIN)
-        .map_err(netlink_error)?;
+        .map_err(netlink_error("list bridge nat PREROUTING"))?;
     Ok(rules
         .into_iter()
         .filter(|r| r.comment.as_deref() == Some(comment))
@@ -80,6 +78,13 @@ fn prerouting_rules(comment: &str) -> Result<Vec<ListedRule>> {
         .collect())
 }
 
+/// Whether `table bridge nat` has chain `name` (a lookup by name over netlink).
+fn chain_exists(name: &str) -> Result<bool> {
+    let found = cni_netlink::nftables::existing_chains(Family::Bridge, TABLE, &[name])
+        .map_err(netlink_error("look up a bridge nat chain"))?;
+    Ok(!found.is_empty())
+}
+
 /// What teardown needs of one attachment: its PREROUTING jumps and which of its two chains
 /// exist, read over netlink (one dump, two lookups by name).
 fn attachment_listing(container_id: &str, ifname: &str) -> Result<Listing> {
@@ -89,7 +94,7 @@ fn attachment_listing(container_id: &str, ifname: &str) -> Result<Listing> {
         spoofcheck_mac_chain(container_id, ifname),
     );
     let chains = cni_netlink::nftables::existing_chains(Family::Bridge, TABLE, &[&iface, &mac])
-        .map_err(netlink_error)?;
+        .map_err(netlink_error("look up bridge nat chains"))?;
     Ok(Listing {
         chains: chains.into_iter().map(str::to_owned).collect(),
         rules,
@@ -123,7 +128,7 @@ fn normalize_mac(mac: &str) -> Result<String> {
 /// One atomic transaction (the reference needs two: its flush fails on a missing chain, but
 /// within one transaction nft sees the chains added before it). A repeated setup replaces the
 /// attachment's earlier PREROUTING jump instead of adding a second one. 1 spawn (apply), after
-/// a netlink read of PREROUTING.
+/// a netlink lookup of the attachment's chain (and, when it exists, a read of PREROUTING).
 pub fn setup_spoofcheck(
     container_id: &str,
     ifname: &str,
@@ -143,10 +148,18 @@ pub fn setup_spoofcheck(
     let comment = spoofcheck_comment(container_id, ifname);
     log::info!("spoof check setup {comment}: {host_veth_name} may only send from {mac}");
 
-    let stale: Vec<u64> = prerouting_rules(&comment)?
-        .iter()
-        .map(|r| r.handle)
-        .collect();
+    // A PREROUTING jump of this attachment needs its iface chain (the kernel refuses a jump to
+    // a missing chain, and a chain that is jumped to cannot be deleted), so without the chain
+    // there is nothing to replace and PREROUTING, which grows with every attachment on the
+    // node, is not read: a new attachment's setup costs the same at any density.
+    let stale: Vec<u64> = if chain_exists(&iface_chain)? {
+        prerouting_rules(&comment)?
+            .iter()
+            .map(|r| r.handle)
+            .collect()
+    } else {
+        Vec::new()
+    };
 
     let mut commands = vec![
         json!({ "add": { "table": { "family": FAMILY, "name": TABLE } } }),
