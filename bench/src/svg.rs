@@ -310,7 +310,7 @@ fn density_panel(svg: &mut String, top: f64, results: &Results, add: bool) -> f6
         .collect();
     if !floor.is_empty() {
         series.push(Series {
-            name: "kernel floor (netlink + 2 host sysctls)".into(),
+            name: "kernel floor".into(),
             color: FLOOR,
             dash: None,
             points: floor,
