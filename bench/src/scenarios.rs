@@ -892,9 +892,10 @@ pub struct Scaling {
     pub own_store: Samples,
 }
 
-/// Who runs on which store in one scaling level: ours and the reference on the Go-format
-/// store, ours on its own.
+/// Who runs on which store in one scaling level: ours (arm 0) and the reference (arm 1) on the
+/// Go-format store, ours on its own ([`OWN_STORE_ARM`]).
 const SCALING_ARMS: usize = 3;
+const OWN_STORE_ARM: usize = 2;
 
 /// Item 4: host-local ADD and DEL with `leases` leases already held in a /16 and the
 /// round-robin cursor just past them, as a long-running node would have it: written in the
@@ -923,7 +924,7 @@ pub fn scaling(
             let dir = tempfile::Builder::new()
                 .prefix("cni-bench-scale-")
                 .tempdir()?;
-            if arm == 2 {
+            if arm == OWN_STORE_ARM {
                 populate_own_store(dir.path(), "benchscale", leases)?;
             } else {
                 populate(dir.path(), "benchscale", leases)?;
