@@ -69,6 +69,27 @@ pub fn netlink_add(host: &Handle, ctr: &LabNetns, host_veth: &str) -> Result<(Du
     ))
 }
 
+/// [`netlink_add`] plus what the bridge plugin's ADD still does through `/proc/sys` of the host
+/// netns: `accept_ra` of the bridge and of the new host veth, one open each (the plugin's two
+/// remaining host sysctl walks), timed together. The density floor: both parts grow with the
+/// namespaces and bridge ports on the node, and neither is a plugin's own doing.
+pub fn netlink_add_with_sysctls(
+    host_netns: &Netns,
+    host: &Handle,
+    ctr: &LabNetns,
+    host_veth: &str,
+) -> Result<Duration> {
+    let start = Instant::now();
+    netlink_add(host, ctr, host_veth)?;
+    host_netns.run(|| -> Result<()> {
+        for link in [BRIDGE, host_veth] {
+            cni_netlink::sysctl::ensure(&format!("net/ipv6/conf/{link}/accept_ra"), "0")?;
+        }
+        Ok(())
+    })??;
+    Ok(start.elapsed())
+}
+
 /// The DEL work through `cni-netlink`: open the container netns, look up and delete its
 /// veth end (which takes the host end with it).
 pub fn netlink_del(ctr: &LabNetns) -> Result<Duration> {

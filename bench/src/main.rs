@@ -7,11 +7,11 @@
 //! ```
 //!
 //! Measures per-plugin ADD/DEL latency with the kernel floor, concurrency, host-local
-//! scaling, bridge with `ipMasq` at 0 to 1 000 live attachments (density), ADD with the page
-//! cache dropped before each call (cold start), peak RSS (in an
-//! untimed pass under ptrace), binary size, and cluster-ipam on a real etcd beside host-local
-//! (latency, allocations per second), and writes a
-//! Markdown report plus an SVG plot (same path, `.svg` extension). Needs root: everything
+//! scaling, bridge with `ipMasq` or `macspoofchk` at 0 to 1 000 live attachments (density),
+//! ADD with the page cache dropped before each call (cold start), peak RSS (in an untimed
+//! pass under ptrace), binary size, and cluster-ipam on a real etcd beside host-local
+//! (latency, allocations per second), and writes a Markdown report plus two SVG plots (same
+//! path, `.svg` and `-density.svg`). Needs root: everything
 //! runs in throwaway network namespaces (`cni_conformance::Netns` guards), never in the
 //! machine's own.
 
@@ -134,6 +134,9 @@ fn write_report(options: &Options, results: &Results, started: Instant) -> Resul
         .unwrap_or_default();
     std::fs::write(&svg_path, svg::render(results))
         .with_context(|| format!("writing {}", svg_path.display()))?;
+    let density_path = svg_path.with_file_name(svg::density_file_name(&svg_name));
+    std::fs::write(&density_path, svg::render_density(results))
+        .with_context(|| format!("writing {}", density_path.display()))?;
     let analysis = std::fs::read_to_string(ANALYSIS).unwrap_or_default();
     let md = report::markdown(results, &svg_name, &analysis);
     std::fs::write(&options.out, &md)
@@ -183,7 +186,7 @@ fn main() -> Result<()> {
         .unwrap_or(if options.quick { 8 } else { 200 });
     let warmup = if options.quick { 1 } else { 3 };
     let (conc_ns, rounds, levels): (&[usize], usize, &[usize]) = if options.quick {
-        (&[10], 1, &[1_000])
+        (&[10], 1, &[0, 1_000])
     } else {
         (&[10, 50, 200], 3, &[0, 1_000, 50_000])
     };
@@ -207,7 +210,7 @@ fn main() -> Result<()> {
     // phase (suspected cause: that teardown; not proven).
     let scaling = scenarios::scaling(&dirs, levels, scale_iterations, warmup)?;
     let concurrency = scenarios::concurrency(&dirs, conc_ns, rounds)?;
-    // Quick stops at 100 live attachments: making 1 000 per side and backend takes minutes.
+    // Quick stops at 100 live attachments: making 1 000 per side and variant takes minutes.
     let (density_levels, density_iterations): (&[usize], usize) = if options.quick {
         (&[0, 100], iterations)
     } else {

@@ -574,28 +574,82 @@ pub fn latency(dirs: &Dirs, iterations: usize, warmup: usize) -> Result<Vec<Late
     Ok(results)
 }
 
-/// Density result: bridge ADD and DEL with `ipMasq` while `attachments` others are live on the
-/// same bridge.
+/// Density result: bridge ADD and DEL of one more container while `attachments` others are
+/// live on the same bridge, with the per-attachment host state of `variant`.
 pub struct Density {
-    /// `ipMasqBackend` (the reference, 1.1.1, predates the option and always uses iptables).
-    pub backend: &'static str,
+    pub variant: DensityVariant,
     pub attachments: usize,
     /// Index 0 ours, 1 reference.
     pub sides: [Samples; 2],
+    /// The kernel floor of the same ADD and DEL on a third host with as many live attachments
+    /// (`floor::netlink_add_with_sysctls`, `floor::netlink_del`); measured with the first
+    /// variant only, as no firewall work is in it.
+    pub floor: Option<Samples>,
 }
 
-/// bridge + host-local with masquerading through `backend`, in a /16 that holds 1 000 and more.
-fn masq_config(dir: &Path, backend: &str) -> Value {
+/// What each attachment of a density run leaves on the host besides its veth and lease.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DensityVariant {
+    /// `ipMasq` through `ipMasqBackend: nftables` (the reference, 1.1.1, predates the
+    /// option and always uses iptables).
+    MasqNftables,
+    /// `ipMasq` through `ipMasqBackend: iptables`.
+    MasqIptables,
+    /// `macspoofchk`: three rules and two chains per attachment in `table bridge nat`.
+    SpoofCheck,
+}
+
+impl DensityVariant {
+    pub const ALL: [DensityVariant; 3] = [
+        DensityVariant::MasqNftables,
+        DensityVariant::MasqIptables,
+        DensityVariant::SpoofCheck,
+    ];
+
+    /// The report's name for it.
+    pub fn label(self) -> &'static str {
+        match self {
+            DensityVariant::MasqNftables => "`ipMasq` nftables",
+            DensityVariant::MasqIptables => "`ipMasq` iptables",
+            DensityVariant::SpoofCheck => "`macspoofchk`",
+        }
+    }
+
+    /// bridge + host-local in a /16 that holds 1 000 and more, with this variant's option.
+    fn config(self) -> fn(&Path) -> Value {
+        match self {
+            DensityVariant::MasqNftables => |dir| masq_config(dir, "nftables"),
+            DensityVariant::MasqIptables => |dir| masq_config(dir, "iptables"),
+            DensityVariant::SpoofCheck => spoofcheck_config,
+        }
+    }
+}
+
+/// The bridge config every density variant starts from.
+fn density_bridge(dir: &Path) -> Value {
     json!({"cniVersion": "1.0.0", "name": "benchdens", "type": "bridge",
-           "bridge": "cni-dens0", "isGateway": true, "ipMasq": true, "ipMasqBackend": backend,
+           "bridge": "cni-dens0", "isGateway": true,
            "ipam": host_local_ipam("10.31.0.0/16", dir)})
 }
 
-/// Density: for each masquerade backend and each level, both sides' host netns are brought to
-/// `level` live attachments (each made by that side's own bridge, in its own container netns,
-/// as on a node: veth on the bridge, lease, masquerade rules), then ADD+DEL of one more
+fn masq_config(dir: &Path, backend: &str) -> Value {
+    let mut config = density_bridge(dir);
+    config["ipMasq"] = json!(true);
+    config["ipMasqBackend"] = json!(backend);
+    config
+}
+
+fn spoofcheck_config(dir: &Path) -> Value {
+    let mut config = density_bridge(dir);
+    config["macspoofchk"] = json!(true);
+    config
+}
+
+/// Density: for each variant and each level, both sides' host netns are brought to `level`
+/// live attachments (each made by that side's own bridge, in its own container netns, as on a
+/// node: veth on the bridge, lease, and the variant's rules), then ADD+DEL of one more
 /// container is timed, interleaved as in item 1. Levels only grow, so each side's attachments
-/// are made once per backend.
+/// are made once per variant.
 pub fn density(
     dirs: &Dirs,
     levels: &[usize],
@@ -604,53 +658,126 @@ pub fn density(
 ) -> Result<Vec<Density>> {
     let binaries = Side::BOTH.map(|side| dirs.binary(side, "bridge"));
     let mut results = Vec::new();
-    for backend in ["nftables", "iptables"] {
-        let config: fn(&Path) -> Value = match backend {
-            "nftables" => |dir| masq_config(dir, "nftables"),
-            _ => |dir| masq_config(dir, "iptables"),
-        };
+    for variant in DensityVariant::ALL {
+        let name = variant.label();
         let worlds = [
-            world(Side::Ours, "dens", no_setup, config)?,
-            world(Side::Reference, "dens", no_setup, config)?,
+            world(Side::Ours, "dens", no_setup, variant.config())?,
+            world(Side::Reference, "dens", no_setup, variant.config())?,
         ];
+        let mut floor = (variant == DensityVariant::ALL[0])
+            .then(DensityFloor::new)
+            .transpose()?;
         let mut live: [Vec<Netns>; 2] = Default::default();
         for &level in levels {
             for who in 0..2 {
                 eprintln!(
-                    "density ({backend}): {} to {level} live attachments",
+                    "density ({name}): {} to {level} live attachments",
                     Side::BOTH[who].label()
                 );
                 populate_attachments(&binaries[who], &worlds[who], &mut live[who], level)?;
             }
-            eprintln!("density ({backend}): {level} live attachments ({iterations} iterations)");
+            if let Some(floor) = &mut floor {
+                floor.populate(level)?;
+            }
+            eprintln!("density ({name}): {level} live attachments ({iterations} iterations)");
             let mut sides: [Samples; 2] = Default::default();
+            let mut floor_samples = Samples::default();
+            // Contenders: 0 ours, 1 reference, 2 the floor (first variant only).
+            let contenders = if floor.is_some() { 3 } else { 2 };
             for i in 0..warmup + iterations {
                 check_stop()?;
-                let containers = [Netns::with_label("c"), Netns::with_label("c")];
-                for k in 0..2 {
-                    let who = (i + k) % 2;
-                    let (add, del) =
-                        add_then_del(&binaries[who], &containers[who], "eth0", &worlds[who])?;
-                    if i >= warmup {
-                        sides[who].record("ADD", &add);
-                        sides[who].record("DEL", &del);
+                let containers: Vec<Netns> =
+                    (0..contenders).map(|_| Netns::with_label("c")).collect();
+                for k in 0..contenders {
+                    let who = (i + k) % contenders;
+                    match (who, &floor) {
+                        (0 | 1, _) => {
+                            let (add, del) = add_then_del(
+                                &binaries[who],
+                                &containers[who],
+                                "eth0",
+                                &worlds[who],
+                            )?;
+                            if i >= warmup {
+                                sides[who].record("ADD", &add);
+                                sides[who].record("DEL", &del);
+                            }
+                        }
+                        (_, Some(floor)) => {
+                            let (add, del) =
+                                floor.add_then_del(&containers[who], &format!("fd{i:08x}"))?;
+                            if i >= warmup {
+                                floor_samples.add.push(add);
+                                floor_samples.del.push(del);
+                            }
+                        }
+                        (_, None) => {}
                     }
                 }
                 drop(containers);
-                settle(2);
+                settle(contenders);
             }
             results.push(Density {
-                backend,
+                variant,
                 attachments: level,
                 sides,
+                floor: floor.is_some().then_some(floor_samples),
             });
         }
-        let dropped = live.iter().map(Vec::len).sum();
+        let dropped =
+            live.iter().map(Vec::len).sum::<usize>() + floor.as_ref().map_or(0, |f| f.live.len());
         drop(live);
+        drop(floor);
         drop(worlds);
         settle(dropped);
     }
     Ok(results)
+}
+
+/// The density floor's world: a host netns with the floor's bridge and its live attachments,
+/// each made by `floor::netlink_add` in its own container netns.
+struct DensityFloor {
+    host: Netns,
+    host_netns: cni_netlink::Netns,
+    handle: cni_netlink::Handle,
+    live: Vec<Netns>,
+}
+
+impl DensityFloor {
+    fn new() -> Result<DensityFloor> {
+        let host = Netns::with_label("dens-floor");
+        floor::prepare_host(&host)?;
+        let host_netns = cni_netlink::Netns::from_path(host.path())?;
+        let handle = cni_netlink::Handle::for_netns(&host_netns)?;
+        Ok(DensityFloor {
+            host,
+            host_netns,
+            handle,
+            live: Vec::new(),
+        })
+    }
+
+    /// Untimed, like [`populate_attachments`].
+    fn populate(&mut self, count: usize) -> Result<()> {
+        while self.live.len() < count {
+            check_stop()?;
+            let ctr = Netns::with_label("d");
+            let veth = format!("fl{:08x}", self.live.len());
+            floor::netlink_add(&self.handle, &ctr, &veth)
+                .with_context(|| format!("floor attachment {} in {}", veth, self.host.name()))?;
+            self.live.push(ctr);
+        }
+        Ok(())
+    }
+
+    /// One timed ADD and DEL, spaced as [`add_then_del`] spaces a plugin's.
+    fn add_then_del(&self, ctr: &Netns, veth: &str) -> Result<(Duration, Duration)> {
+        jitter();
+        let add = floor::netlink_add_with_sysctls(&self.host_netns, &self.handle, ctr, veth)?;
+        std::thread::sleep(ATTACHMENT_LIFETIME);
+        jitter();
+        Ok((add, floor::netlink_del(ctr)?))
+    }
 }
 
 /// Adds attachments made by `binary` in `world` to `live` until it holds `count`, each in its own
@@ -778,12 +905,22 @@ fn batch(
 /// Item 4 result for one lease count.
 pub struct Scaling {
     pub leases: usize,
+    /// Index 0 ours, 1 reference, both on leases in the Go format (what the Go plugin leaves).
     pub sides: [Samples; 2],
+    /// Ours on leases written by our own store code (lease files plus their index entries),
+    /// as on a node that has run only ours.
+    pub own_store: Samples,
 }
 
-/// Item 4: host-local ADD and DEL with `leases` leases already held in a /16, written in
-/// the Go format beforehand (one file per IP: `<id>\r\n<ifname>`), and the round-robin
-/// cursor just past them, as a long-running node would have it.
+/// Who runs on which store in one scaling level: ours (arm 0) and the reference (arm 1) on the
+/// Go-format store, ours on its own ([`OWN_STORE_ARM`]).
+const SCALING_ARMS: usize = 3;
+const OWN_STORE_ARM: usize = 2;
+
+/// Item 4: host-local ADD and DEL with `leases` leases already held in a /16 and the
+/// round-robin cursor just past them, as a long-running node would have it: written in the
+/// Go format beforehand (one file per IP: `<id>\r\n<ifname>`) for both sides, and by our
+/// store code (with its index) for ours again.
 pub fn scaling(
     dirs: &Dirs,
     levels: &[usize],
@@ -793,28 +930,36 @@ pub fn scaling(
     let host = Netns::with_label("scale");
     // host-local never enters the container netns; one shared one satisfies CNI_NETNS.
     let ctr = Netns::with_label("c");
-    let binaries = Side::BOTH.map(|side| dirs.binary(side, "host-local"));
+    let binaries = [
+        dirs.binary(Side::Ours, "host-local"),
+        dirs.binary(Side::Reference, "host-local"),
+        dirs.binary(Side::Ours, "host-local"),
+    ];
     let mut results = Vec::new();
     for &leases in levels {
         eprintln!("host-local scaling: {leases} leases ({iterations} iterations)");
         let mut data = Vec::new();
         let mut configs = Vec::new();
-        for _ in Side::BOTH {
+        for arm in 0..SCALING_ARMS {
             let dir = tempfile::Builder::new()
                 .prefix("cni-bench-scale-")
                 .tempdir()?;
-            populate(dir.path(), "benchscale", leases)?;
+            if arm == OWN_STORE_ARM {
+                populate_own_store(dir.path(), "benchscale", leases)?;
+            } else {
+                populate(dir.path(), "benchscale", leases)?;
+            }
             let config = json!({"cniVersion": "1.0.0", "name": "benchscale", "type": "host-local",
                                 "ipam": host_local_ipam("10.30.0.0/16", dir.path())});
             configs.push(serde_json::to_vec(&config)?);
             data.push(dir);
         }
-        let mut sides: [Samples; 2] = Default::default();
+        let mut arms: [Samples; SCALING_ARMS] = Default::default();
         for i in 0..warmup + iterations {
             check_stop()?;
             let id = format!("bench-scale-{i}");
-            for k in 0..2 {
-                let who = (i + k) % 2;
+            for k in 0..SCALING_ARMS {
+                let who = (i + k) % SCALING_ARMS;
                 let c = |verb| Call {
                     binary: &binaries[who],
                     command: verb,
@@ -826,31 +971,65 @@ pub fn scaling(
                 let add = spawn::run(&c("ADD"), &host)?;
                 let del = spawn::run(&c("DEL"), &host)?;
                 if i >= warmup {
-                    sides[who].record("ADD", &add);
-                    sides[who].record("DEL", &del);
+                    arms[who].record("ADD", &add);
+                    arms[who].record("DEL", &del);
                 }
             }
         }
-        results.push(Scaling { leases, sides });
+        let [ours, reference, own_store] = arms;
+        results.push(Scaling {
+            leases,
+            sides: [ours, reference],
+            own_store,
+        });
     }
     Ok(results)
 }
 
-/// Writes `count` Go-format lease files into `<data_dir>/<network>/`, from 10.30.0.2 up
-/// (10.30.0.1 is the gateway), and `last_reserved_ip.0` pointing at the last one.
+/// The `count` leases, from 10.30.0.2 up (10.30.0.1 is the gateway).
+fn lease_addresses(count: usize) -> impl Iterator<Item = Ipv4Addr> {
+    let base = u32::from(Ipv4Addr::new(10, 30, 0, 2));
+    (0..count as u32).map(move |n| Ipv4Addr::from(base + n))
+}
+
+/// Writes `count` Go-format lease files into `<data_dir>/<network>/` and
+/// `last_reserved_ip.0` pointing at the last one.
 fn populate(data_dir: &Path, network: &str, count: usize) -> Result<()> {
     let dir = data_dir.join(network);
     fs::create_dir_all(&dir)?;
-    let base = u32::from(Ipv4Addr::new(10, 30, 0, 2));
     let mut last = None;
-    for n in 0..count {
-        let ip = Ipv4Addr::from(base + n as u32);
+    for (n, ip) in lease_addresses(count).enumerate() {
         fs::write(dir.join(ip.to_string()), format!("filler-{n}\r\neth0"))
             .with_context(|| format!("writing lease {ip}"))?;
         last = Some(ip);
     }
     if let Some(ip) = last {
         fs::write(dir.join("last_reserved_ip.0"), ip.to_string())?;
+    }
+    Ok(())
+}
+
+/// The same leases as [`populate`], written through our store (`cni_ipam::Store`): each
+/// lease with its index entry. The stamp that lets ADD skip the scan is the plugin's to
+/// write: the warm-up ADD scans once, finds every lease indexed and writes it.
+fn populate_own_store(data_dir: &Path, network: &str, count: usize) -> Result<()> {
+    let store = cni_ipam::Store::open(data_dir, network)?;
+    let locked = store.lock()?;
+    let mut last = None;
+    for (n, ip) in lease_addresses(count).enumerate() {
+        let holder = cni::Attachment {
+            container_id: format!("filler-{n}"),
+            ifname: "eth0".into(),
+        };
+        let ip = ip.into();
+        if !locked.reserve(ip, &holder)? {
+            bail!("lease {ip} exists already in a fresh store");
+        }
+        locked.remember(&holder, &[ip])?;
+        last = Some(ip);
+    }
+    if let Some(ip) = last {
+        locked.set_last_reserved_ip(0, ip)?;
     }
     Ok(())
 }

@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use crate::report::Results;
-use crate::scenarios::Samples;
+use crate::scenarios::{DensityVariant, Samples};
 use crate::stats::Summary;
 
 const WIDTH: f64 = 960.0;
@@ -58,6 +58,11 @@ fn rows(results: &Results, add: bool) -> Vec<Row> {
                 summary: pick(&scale.sides[i]),
             });
         }
+        rows.push(Row {
+            label: format!("host-local, {} leases — ours, own store", scale.leases),
+            color: OURS,
+            summary: pick(&scale.own_store),
+        });
     }
     rows
 }
@@ -133,43 +138,41 @@ fn box_panel(svg: &mut String, top: f64, title: &str, rows: &[Row]) -> f64 {
     bottom + 24.0
 }
 
-/// One line of the concurrency plot: name, colour, ADD (solid) or DEL (dashed), points.
-type Series = (String, &'static str, bool, Vec<(usize, f64)>);
+/// One line of a line plot: its legend, colour, dash pattern (`None`: solid) and one y value
+/// (ms) per x position.
+struct Series {
+    name: String,
+    color: &'static str,
+    dash: Option<&'static str>,
+    points: Vec<f64>,
+}
 
-fn concurrency_panel(svg: &mut String, top: f64, results: &Results) -> f64 {
+/// A line plot of `series` over the categorical x positions `x_labels`, linear y in ms from 0,
+/// legend at the top left. Returns the y below it.
+fn line_panel(
+    svg: &mut String,
+    top: f64,
+    title: &str,
+    x_labels: &[String],
+    series: &[Series],
+) -> f64 {
     let height = 220.0;
     let _ = writeln!(
         svg,
-        r#"<text x="10" y="{}" font-weight="bold">Concurrent bridge+host-local calls on one network: total wall time (median of rounds)</text>"#,
+        r#"<text x="10" y="{}" font-weight="bold">{title}</text>"#,
         top + 14.0
     );
-    if results.concurrency.is_empty() {
+    if x_labels.is_empty() {
         return top + 30.0;
     }
     let plot_top = top + 30.0;
     let bottom = plot_top + height;
-    let series: Vec<Series> = [(0usize, true), (1, true), (0, false), (1, false)]
-        .iter()
-        .map(|&(side, add)| {
-            let points = results
-                .concurrency
-                .iter()
-                .map(|c| (c.n, crate::report::median_wall(&c.rounds[side], add)))
-                .collect();
-            let name = format!(
-                "{} {}",
-                if side == 0 { "ours" } else { "reference" },
-                if add { "ADD" } else { "DEL" }
-            );
-            (name, if side == 0 { OURS } else { REFERENCE }, add, points)
-        })
-        .collect();
     let y_max = series
         .iter()
-        .flat_map(|s| s.3.iter().map(|p| p.1))
+        .flat_map(|s| s.points.iter().copied())
         .fold(1.0, f64::max)
         * 1.1;
-    let count = results.concurrency.len();
+    let count = x_labels.len();
     let x_at = |i: usize| LEFT + (WIDTH - LEFT - RIGHT) * (i as f64 + 0.5) / count as f64;
     let y_at = |ms: f64| bottom - height * ms / y_max;
     for frac in [0.0, 0.25, 0.5, 0.75, 1.0] {
@@ -183,47 +186,164 @@ fn concurrency_panel(svg: &mut String, top: f64, results: &Results) -> f64 {
             y + 3.0
         );
     }
-    for (i, c) in results.concurrency.iter().enumerate() {
+    for (i, label) in x_labels.iter().enumerate() {
         let _ = writeln!(
             svg,
-            r#"<text x="{:.1}" y="{}" text-anchor="middle" font-size="11">N = {}</text>"#,
+            r#"<text x="{:.1}" y="{}" text-anchor="middle" font-size="11">{label}</text>"#,
             x_at(i),
-            bottom + 14.0,
-            c.n
+            bottom + 14.0
         );
     }
-    for (k, (name, color, add, points)) in series.iter().enumerate() {
-        let path: Vec<String> = points
+    for (k, line) in series.iter().enumerate() {
+        let color = line.color;
+        let path: Vec<String> = line
+            .points
             .iter()
             .enumerate()
-            .map(|(i, p)| format!("{:.1},{:.1}", x_at(i), y_at(p.1)))
+            .map(|(i, ms)| format!("{:.1},{:.1}", x_at(i), y_at(*ms)))
             .collect();
-        let dash = if *add {
-            ""
-        } else {
-            r#" stroke-dasharray="5,4""#
-        };
+        let dash = line
+            .dash
+            .map_or(String::new(), |d| format!(r#" stroke-dasharray="{d}""#));
         let _ = writeln!(
             svg,
             r#"<polyline points="{}" fill="none" stroke="{color}" stroke-width="2"{dash}/>"#,
             path.join(" ")
         );
-        for (i, p) in points.iter().enumerate() {
+        for (i, ms) in line.points.iter().enumerate() {
             let _ = writeln!(
                 svg,
                 r#"<circle cx="{:.1}" cy="{:.1}" r="3" fill="{color}"/>"#,
                 x_at(i),
-                y_at(p.1)
+                y_at(*ms)
             );
         }
         let ly = plot_top + 14.0 * k as f64;
         let _ = writeln!(
             svg,
-            r#"<line x1="20" y1="{ly}" x2="50" y2="{ly}" stroke="{color}" stroke-width="2"{dash}/><text x="56" y="{}" font-size="11">{name}</text>"#,
-            ly + 4.0
+            r#"<line x1="20" y1="{ly}" x2="50" y2="{ly}" stroke="{color}" stroke-width="2"{dash}/><text x="56" y="{}" font-size="11">{}</text>"#,
+            ly + 4.0,
+            line.name
         );
     }
     bottom + 30.0
+}
+
+fn side_name(side: usize) -> &'static str {
+    if side == 0 { "ours" } else { "reference" }
+}
+
+fn side_color(side: usize) -> &'static str {
+    if side == 0 { OURS } else { REFERENCE }
+}
+
+fn concurrency_panel(svg: &mut String, top: f64, results: &Results) -> f64 {
+    let series: Vec<Series> = [(0usize, true), (1, true), (0, false), (1, false)]
+        .iter()
+        .map(|&(side, add)| Series {
+            name: format!("{} {}", side_name(side), if add { "ADD" } else { "DEL" }),
+            color: side_color(side),
+            dash: (!add).then_some("5,4"),
+            points: (results.concurrency.iter())
+                .map(|c| crate::report::median_wall(&c.rounds[side], add))
+                .collect(),
+        })
+        .collect();
+    let x_labels: Vec<String> = (results.concurrency.iter())
+        .map(|c| format!("N = {}", c.n))
+        .collect();
+    line_panel(
+        svg,
+        top,
+        "Concurrent bridge+host-local calls on one network: total wall time (median of rounds)",
+        &x_labels,
+        &series,
+    )
+}
+
+/// The density plot's file name beside the main plot's (`BENCHMARKS.svg` →
+/// `BENCHMARKS-density.svg`).
+pub fn density_file_name(main: &str) -> String {
+    let stem = main.strip_suffix(".svg").unwrap_or(main);
+    format!("{stem}-density.svg")
+}
+
+/// ADD (or DEL) median against live attachments: one line per density variant and side.
+fn density_panel(svg: &mut String, top: f64, results: &Results, add: bool) -> f64 {
+    let mut levels: Vec<usize> = results.density.iter().map(|d| d.attachments).collect();
+    levels.sort_unstable();
+    levels.dedup();
+    let mut series = Vec::new();
+    for variant in DensityVariant::ALL {
+        let dash = match variant {
+            DensityVariant::MasqNftables => None,
+            DensityVariant::MasqIptables => Some("6,4"),
+            DensityVariant::SpoofCheck => Some("2,3"),
+        };
+        for side in 0..2 {
+            let points: Vec<f64> = (levels.iter())
+                .filter_map(|&level| {
+                    let d = (results.density.iter())
+                        .find(|d| d.variant == variant && d.attachments == level)?;
+                    let s = &d.sides[side];
+                    Some(Summary::of(if add { &s.add } else { &s.del }).median)
+                })
+                .collect();
+            if points.is_empty() {
+                continue;
+            }
+            series.push(Series {
+                name: format!("{} — {}", variant.label().replace('`', ""), side_name(side)),
+                color: side_color(side),
+                dash,
+                points,
+            });
+        }
+    }
+    let floor: Vec<f64> = (levels.iter())
+        .filter_map(|&level| {
+            let d =
+                (results.density.iter()).find(|d| d.attachments == level && d.floor.is_some())?;
+            let s = d.floor.as_ref()?;
+            Some(Summary::of(if add { &s.add } else { &s.del }).median)
+        })
+        .collect();
+    if !floor.is_empty() {
+        series.push(Series {
+            name: "kernel floor".into(),
+            color: FLOOR,
+            dash: None,
+            points: floor,
+        });
+    }
+    let x_labels: Vec<String> = levels.iter().map(|l| format!("{l} live")).collect();
+    let verb = if add { "ADD" } else { "DEL" };
+    let title = format!("bridge+host-local {verb} median against live attachments on the bridge");
+    line_panel(svg, top, &title, &x_labels, &series)
+}
+
+/// The density figure: ADD and DEL medians against live attachments.
+pub fn render_density(results: &Results) -> String {
+    let mut body = String::new();
+    let mut y = 10.0;
+    let _ = writeln!(
+        body,
+        r#"<text x="10" y="{}" font-size="11">Green: ours, red: Go reference 1.1.1 (iptables in both ipMasq rows). Grey: kernel floor. Solid: ipMasq nftables, long dashes: ipMasq iptables, short dashes: macspoofchk.</text>"#,
+        y + 10.0
+    );
+    y += 20.0;
+    y = density_panel(&mut body, y, results, true);
+    y = density_panel(&mut body, y, results, false);
+    document(&body, y)
+}
+
+fn document(body: &str, height: f64) -> String {
+    format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" font-family="sans-serif" font-size="12">
+<rect width="100%" height="100%" fill="white"/>
+{body}</svg>
+"#
+    )
 }
 
 /// The whole figure.
@@ -239,10 +359,5 @@ pub fn render(results: &Results) -> String {
     y = box_panel(&mut body, y, "ADD latency (ms)", &rows(results, true));
     y = box_panel(&mut body, y, "DEL latency (ms)", &rows(results, false));
     y = concurrency_panel(&mut body, y, results);
-    format!(
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{y}" font-family="sans-serif" font-size="12">
-<rect width="100%" height="100%" fill="white"/>
-{body}</svg>
-"#
-    )
+    document(&body, y)
 }

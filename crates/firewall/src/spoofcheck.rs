@@ -20,8 +20,10 @@ use std::collections::{BTreeMap, HashSet};
 
 use serde_json::{Value, json};
 
+use cni_netlink::nftables::Family;
+
 use crate::naming::{spoofcheck_comment, spoofcheck_iface_chain, spoofcheck_mac_chain};
-use crate::nft::{self, Listing};
+use crate::nft::{self, ListedRule, Listing};
 use crate::{Error, Result};
 
 const FAMILY: &str = "bridge";
@@ -47,9 +49,56 @@ fn delete_rule_cmd(chain: &str, handle: u64) -> Value {
 
 /// Lists `table bridge nat` (1 spawn); `None` if it does not exist. The whole table rather than
 /// only PREROUTING (the reference's choice) because it also tells which of our chains exist:
-/// nft 1.0.6 cannot "delete if exists", and a failed delete aborts the whole transaction.
+/// nft 1.0.6 cannot "delete if exists", and a failed delete aborts the whole transaction. For
+/// GC only: it grows with every attachment on the node.
 fn list_table() -> Result<Option<Listing>> {
     nft::list(&["table", FAMILY, TABLE])
+}
+
+fn netlink_error(what: &'static str) -> impl FnOnce(cni_netlink::Error) -> Error {
+    move |source| Error::Netlink { what, source }
+}
+
+/// The PREROUTING rules whose comment is `comment`, with their handles, from one filtered
+/// netlink dump: no process, and only PREROUTING (`nft -j list` of the table rendered three
+/// rules and two chains per attachment on the node as JSON). The kernel still sends every
+/// PREROUTING rule, one per attachment.
+fn prerouting_rules(comment: &str) -> Result<Vec<ListedRule>> {
+    let rules = cni_netlink::nftables::chain_rules(Family::Bridge, TABLE, BASE_CHAIN)
+        .map_err(netlink_error("list bridge nat PREROUTING"))?;
+    Ok(rules
+        .into_iter()
+        .filter(|r| r.comment.as_deref() == Some(comment))
+        .map(|r| ListedRule {
+            chain: BASE_CHAIN.to_owned(),
+            handle: r.handle,
+            comment: r.comment,
+            expr: Value::Null,
+        })
+        .collect())
+}
+
+/// Whether `table bridge nat` has chain `name` (a lookup by name over netlink).
+fn chain_exists(name: &str) -> Result<bool> {
+    let found = cni_netlink::nftables::existing_chains(Family::Bridge, TABLE, &[name])
+        .map_err(netlink_error("look up a bridge nat chain"))?;
+    Ok(!found.is_empty())
+}
+
+/// What teardown needs of one attachment: its PREROUTING jumps and which of its two chains
+/// exist, read over netlink (one dump, two lookups by name).
+fn attachment_listing(container_id: &str, ifname: &str) -> Result<Listing> {
+    let rules = prerouting_rules(&spoofcheck_comment(container_id, ifname))?;
+    let (iface, mac) = (
+        spoofcheck_iface_chain(container_id, ifname),
+        spoofcheck_mac_chain(container_id, ifname),
+    );
+    let chains = cni_netlink::nftables::existing_chains(Family::Bridge, TABLE, &[&iface, &mac])
+        .map_err(netlink_error("look up bridge nat chains"))?;
+    Ok(Listing {
+        chains: chains.into_iter().map(str::to_owned).collect(),
+        rules,
+    })
 }
 
 /// Parses a MAC address (`aa:bb:cc:dd:ee:ff` or with `-`) into nft's lower-case colon form.
@@ -78,7 +127,8 @@ fn normalize_mac(mac: &str) -> Result<String> {
 ///
 /// One atomic transaction (the reference needs two: its flush fails on a missing chain, but
 /// within one transaction nft sees the chains added before it). A repeated setup replaces the
-/// attachment's earlier PREROUTING jump instead of adding a second one. 2 spawns (list, apply).
+/// attachment's earlier PREROUTING jump instead of adding a second one. 1 spawn (apply), after
+/// a netlink lookup of the attachment's chain (and, when it exists, a read of PREROUTING).
 pub fn setup_spoofcheck(
     container_id: &str,
     ifname: &str,
@@ -98,16 +148,18 @@ pub fn setup_spoofcheck(
     let comment = spoofcheck_comment(container_id, ifname);
     log::info!("spoof check setup {comment}: {host_veth_name} may only send from {mac}");
 
-    let stale: Vec<u64> = list_table()?
-        .map(|listing| {
-            listing
-                .rules
-                .iter()
-                .filter(|r| r.chain == BASE_CHAIN && r.comment.as_deref() == Some(&comment))
-                .map(|r| r.handle)
-                .collect()
-        })
-        .unwrap_or_default();
+    // A PREROUTING jump of this attachment needs its iface chain (the kernel refuses a jump to
+    // a missing chain, and a chain that is jumped to cannot be deleted), so without the chain
+    // there is nothing to replace and PREROUTING, which grows with every attachment on the
+    // node, is not read: a new attachment's setup costs the same at any density.
+    let stale: Vec<u64> = if chain_exists(&iface_chain)? {
+        prerouting_rules(&comment)?
+            .iter()
+            .map(|r| r.handle)
+            .collect()
+    } else {
+        Vec::new()
+    };
 
     let mut commands = vec![
         json!({ "add": { "table": { "family": FAMILY, "name": TABLE } } }),
@@ -180,11 +232,10 @@ fn removal_commands(listing: &Listing, comments: &HashSet<String>) -> Vec<Value>
 
 /// Removes one attachment's spoof check: its PREROUTING jumps (found by comment, so the veth name
 /// and MAC are not needed) and its two chains. The table and PREROUTING stay, as in the
-/// reference. Idempotent; never creates anything. 1 spawn, plus 1 if something is removed.
+/// reference. Idempotent; never creates anything. 1 spawn if something is removed, none
+/// otherwise.
 pub fn teardown_spoofcheck(container_id: &str, ifname: &str) -> Result<()> {
-    let Some(listing) = list_table()? else {
-        return Ok(());
-    };
+    let listing = attachment_listing(container_id, ifname)?;
     let comments = HashSet::from([spoofcheck_comment(container_id, ifname)]);
     let commands = removal_commands(&listing, &comments);
     if commands.is_empty() {

@@ -1,6 +1,6 @@
 //! nf_tables over `NETLINK_NETFILTER` (`linux/netfilter/nf_tables.h`), in the calling thread's
-//! netns: reading one chain's rules (each rule's handle and comment, nothing else), and
-//! applying an atomic [`Batch`] of the changes a masquerade setup needs.
+//! netns: reading one chain's rules (each rule's handle and comment, nothing else), whether
+//! chains exist, and applying an atomic [`Batch`] of the changes a masquerade setup needs.
 //!
 //! Reading is here because `nft -j list chain` costs a process, and then grows with the chain:
 //! at 1 000 rules it renders 460 KB of netlink replies as 464 KB of JSON for the caller to
@@ -24,6 +24,7 @@ const NFNL_SUBSYS_NFTABLES: u16 = 10;
 const NFT_MSG_NEWTABLE: u16 = 0;
 const NFT_MSG_NEWCHAIN: u16 = 3;
 const NFT_MSG_NEWRULE: u16 = 6;
+const NFT_MSG_GETCHAIN: u16 = 4;
 const NFT_MSG_GETRULE: u16 = 7;
 const NFT_MSG_DELRULE: u16 = 8;
 /// `linux/netfilter/nfnetlink.h`: the messages that open and close an atomic batch.
@@ -46,6 +47,8 @@ const NFTA_CHAIN_TYPE: u16 = 7;
 const NFTA_CHAIN_USERDATA: u16 = 12;
 const NFTA_HOOK_HOOKNUM: u16 = 1;
 const NFTA_HOOK_PRIORITY: u16 = 2;
+/// `NFPROTO_BRIDGE`, the `bridge` table family.
+const NFPROTO_BRIDGE: u8 = 7;
 /// `enum nft_rule_attributes`.
 const NFTA_RULE_TABLE: u16 = 1;
 const NFTA_RULE_CHAIN: u16 = 2;
@@ -99,7 +102,7 @@ impl Rule {
     /// The rule as a dump of chain `chain` in table `table` lays it out (comments up to 254
     /// bytes, the most a user-data TLV holds with its NUL).
     pub(crate) fn dumped_body(&self, table: &str, chain: &str) -> Option<Vec<u8>> {
-        let mut body = rule_body(table, chain);
+        let mut body = rule_body(NFPROTO_INET, table, chain);
         wire::push_attr(&mut body, NFTA_RULE_HANDLE, &self.handle.to_be_bytes());
         if let Some(comment) = &self.comment {
             wire::push_attr(
@@ -131,13 +134,44 @@ fn string_attr(out: &mut Vec<u8>, kind: u16, value: &str) {
     wire::push_attr(out, kind, &bytes);
 }
 
+/// A table family this module reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// `inet`: IPv4 and IPv6 (the masquerade table).
+    Inet,
+    /// `bridge`: frames crossing a bridge (the spoof check's table).
+    Bridge,
+}
+
+impl Family {
+    fn proto(self) -> u8 {
+        match self {
+            Family::Inet => NFPROTO_INET,
+            Family::Bridge => NFPROTO_BRIDGE,
+        }
+    }
+
+    fn keyword(self) -> &'static str {
+        match self {
+            Family::Inet => "inet",
+            Family::Bridge => "bridge",
+        }
+    }
+}
+
 /// The rules of chain `chain` in table `inet table`, in chain order, from one filtered dump.
 /// A missing table or chain lists as no rules.
 pub fn inet_chain_rules(table: &str, chain: &str) -> Result<Vec<Rule>> {
-    let object = format!("inet {table} {chain}");
+    chain_rules(Family::Inet, table, chain)
+}
+
+/// The rules of chain `chain` in table `<family> table`, in chain order, from one filtered
+/// dump. A missing table or chain lists as no rules.
+pub fn chain_rules(family: Family, table: &str, chain: &str) -> Result<Vec<Rule>> {
+    let object = format!("{} {table} {chain}", family.keyword());
     let sock = Socket::open(NETLINK_NETFILTER)
         .map_err(|source| Error::io("open netfilter netlink socket", &object, source))?;
-    let body = rule_body(table, chain);
+    let body = rule_body(family.proto(), table, chain);
     let dump = Request::Raw {
         kind: NFNL_SUBSYS_NFTABLES << 8 | NFT_MSG_GETRULE,
         body,
@@ -221,7 +255,7 @@ impl Batch {
 
     /// `add chain inet <table> <chain> { comment "<comment>" ; }`: a regular chain.
     pub fn add_chain(&mut self, table: &str, chain: &str, comment: &str) -> Result<()> {
-        let mut body = chain_body(table, chain);
+        let mut body = chain_body(NFPROTO_INET, table, chain);
         wire::push_attr(&mut body, NFTA_CHAIN_USERDATA, &comment_userdata(comment)?);
         self.push(NFT_MSG_NEWCHAIN, NLM_F_CREATE, body);
         Ok(())
@@ -230,7 +264,7 @@ impl Batch {
     /// `add chain inet <table> <chain> { type … hook … priority … ; }`: a base chain (policy
     /// accept).
     pub fn add_base_chain(&mut self, table: &str, chain: &str, hook: Hook) {
-        let mut body = chain_body(table, chain);
+        let mut body = chain_body(NFPROTO_INET, table, chain);
         let Hook::NatPostrouting { priority } = hook;
         string_attr(&mut body, NFTA_CHAIN_TYPE, "nat");
         let mut nested = Vec::new();
@@ -246,12 +280,12 @@ impl Batch {
 
     /// `flush chain inet <table> <chain>`: deletes all its rules.
     pub fn flush_chain(&mut self, table: &str, chain: &str) {
-        self.push(NFT_MSG_DELRULE, 0, rule_body(table, chain));
+        self.push(NFT_MSG_DELRULE, 0, rule_body(NFPROTO_INET, table, chain));
     }
 
     /// `delete rule inet <table> <chain> handle <handle>`.
     pub fn delete_rule(&mut self, table: &str, chain: &str, handle: u64) {
-        let mut body = rule_body(table, chain);
+        let mut body = rule_body(NFPROTO_INET, table, chain);
         wire::push_attr(&mut body, NFTA_RULE_HANDLE, &handle.to_be_bytes());
         self.push(NFT_MSG_DELRULE, 0, body);
     }
@@ -290,7 +324,7 @@ impl Batch {
             Action::Goto(target) => verdict(&mut expressions, NFT_GOTO, Some(target)),
             Action::Masquerade => expression(&mut expressions, "masq", |_| {}),
         }
-        let mut body = rule_body(table, chain);
+        let mut body = rule_body(NFPROTO_INET, table, chain);
         wire::push_attr(&mut body, NFTA_RULE_EXPRESSIONS | NESTED, &expressions);
         if let Some(comment) = comment {
             wire::push_attr(&mut body, NFTA_RULE_USERDATA, &comment_userdata(comment)?);
@@ -382,15 +416,15 @@ const NFT_GOTO: i32 = -4;
 const NFT_REG_VERDICT: u32 = 0;
 const NFT_REG_1: u32 = 1;
 
-fn chain_body(table: &str, chain: &str) -> Vec<u8> {
-    let mut body = wire::nfgenmsg(NFPROTO_INET);
+fn chain_body(proto: u8, table: &str, chain: &str) -> Vec<u8> {
+    let mut body = wire::nfgenmsg(proto);
     string_attr(&mut body, NFTA_CHAIN_TABLE, table);
     string_attr(&mut body, NFTA_CHAIN_NAME, chain);
     body
 }
 
-fn rule_body(table: &str, chain: &str) -> Vec<u8> {
-    let mut body = wire::nfgenmsg(NFPROTO_INET);
+fn rule_body(proto: u8, table: &str, chain: &str) -> Vec<u8> {
+    let mut body = wire::nfgenmsg(proto);
     string_attr(&mut body, NFTA_RULE_TABLE, table);
     string_attr(&mut body, NFTA_RULE_CHAIN, chain);
     body
@@ -495,6 +529,33 @@ fn address_match(out: &mut Vec<u8>, m: &AddressMatch) {
     }
     let op = if m.equal { NFT_CMP_EQ } else { NFT_CMP_NEQ };
     cmp(out, op, &octets[..len]);
+}
+
+/// Which of `chains` exist in table `<family> table`, one `NFT_MSG_GETCHAIN` each: a lookup by
+/// name, whatever else the table holds (a dump of the table's chains grows with it). A missing
+/// table means none does.
+pub fn existing_chains<'a>(
+    family: Family,
+    table: &str,
+    chains: &[&'a str],
+) -> Result<Vec<&'a str>> {
+    let object = format!("{} {table}", family.keyword());
+    let sock = Socket::open(NETLINK_NETFILTER)
+        .map_err(|source| Error::io("open netfilter netlink socket", &object, source))?;
+    let mut found = Vec::new();
+    for &chain in chains {
+        let body = chain_body(family.proto(), table, chain);
+        let get = Request::Raw {
+            kind: NFNL_SUBSYS_NFTABLES << 8 | NFT_MSG_GETCHAIN,
+            body,
+        };
+        match sock.get("get nftables chain", &format!("{object} {chain}"), get) {
+            Ok(_) => found.push(chain),
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(found)
 }
 
 #[cfg(test)]
