@@ -324,17 +324,25 @@ fn density_panel(svg: &mut String, top: f64, results: &Results, add: bool) -> f6
 
 /// The density figure: ADD and DEL medians against live attachments.
 pub fn render_density(results: &Results) -> String {
+    figure(
+        "Green: ours, red: Go reference 1.1.1 (iptables in both ipMasq rows). Grey: kernel floor. Solid: ipMasq nftables, long dashes: ipMasq iptables, short dashes: macspoofchk.",
+        |body, y| {
+            let y = density_panel(body, y, results, true);
+            density_panel(body, y, results, false)
+        },
+    )
+}
+
+/// A figure: one legend line, then the panels `panels` draws from the given height down
+/// (it returns the height below them).
+fn figure(legend: &str, panels: impl FnOnce(&mut String, f64) -> f64) -> String {
     let mut body = String::new();
-    let mut y = 10.0;
     let _ = writeln!(
         body,
-        r#"<text x="10" y="{}" font-size="11">Green: ours, red: Go reference 1.1.1 (iptables in both ipMasq rows). Grey: kernel floor. Solid: ipMasq nftables, long dashes: ipMasq iptables, short dashes: macspoofchk.</text>"#,
-        y + 10.0
+        r#"<text x="10" y="20" font-size="11">{legend}</text>"#
     );
-    y += 20.0;
-    y = density_panel(&mut body, y, results, true);
-    y = density_panel(&mut body, y, results, false);
-    document(&body, y)
+    let height = panels(&mut body, 30.0);
+    document(&body, height)
 }
 
 fn document(body: &str, height: f64) -> String {
@@ -348,16 +356,12 @@ fn document(body: &str, height: f64) -> String {
 
 /// The whole figure.
 pub fn render(results: &Results) -> String {
-    let mut body = String::new();
-    let mut y = 10.0;
-    let _ = writeln!(
-        body,
-        r#"<text x="10" y="{}" font-size="11">Box: p25–p75, thick line: median (value printed), whisker: min–p95, dot: p99. Log scale. Green: ours, red: Go reference 1.1.1, grey: kernel floor.</text>"#,
-        y + 10.0
-    );
-    y += 20.0;
-    y = box_panel(&mut body, y, "ADD latency (ms)", &rows(results, true));
-    y = box_panel(&mut body, y, "DEL latency (ms)", &rows(results, false));
-    y = concurrency_panel(&mut body, y, results);
-    document(&body, y)
+    figure(
+        "Box: p25–p75, thick line: median (value printed), whisker: min–p95, dot: p99. Log scale. Green: ours, red: Go reference 1.1.1, grey: kernel floor.",
+        |body, y| {
+            let y = box_panel(body, y, "ADD latency (ms)", &rows(results, true));
+            let y = box_panel(body, y, "DEL latency (ms)", &rows(results, false));
+            concurrency_panel(body, y, results)
+        },
+    )
 }

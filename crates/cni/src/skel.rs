@@ -190,12 +190,7 @@ fn guard_standard_fds() {
 #[macro_export]
 macro_rules! plugin_main {
     ($plugin:expr, $name:literal, otherwise: $admin:path) => {
-        #[cfg(not(test))]
-        #[unsafe(no_mangle)]
-        extern "C" fn main(
-            _argc: ::std::ffi::c_int,
-            _argv: *const *const ::std::ffi::c_char,
-        ) -> ::std::ffi::c_int {
+        $crate::plugin_main!(@entry {
             let args: Vec<String> = ::std::env::args_os()
                 .skip(1)
                 .map(|arg| arg.to_string_lossy().into_owned())
@@ -205,20 +200,21 @@ macro_rules! plugin_main {
                 $crate::plugin_main!(@run $plugin, $name)
             }
             $admin(&args)
-        }
+        });
         // Unit-test builds have no entry point; this keeps `admin` counted as used there.
         #[cfg(test)]
         const _: fn(&[String]) -> i32 = $admin;
     };
     ($plugin:expr, $name:literal) => {
+        $crate::plugin_main!(@entry { $crate::plugin_main!(@run $plugin, $name) });
+    };
+    (@entry $body:block) => {
         #[cfg(not(test))]
         #[unsafe(no_mangle)]
         extern "C" fn main(
             _argc: ::std::ffi::c_int,
             _argv: *const *const ::std::ffi::c_char,
-        ) -> ::std::ffi::c_int {
-            $crate::plugin_main!(@run $plugin, $name)
-        }
+        ) -> ::std::ffi::c_int $body
     };
     (@run $plugin:expr, $name:literal) => {
         $crate::skel::run(
