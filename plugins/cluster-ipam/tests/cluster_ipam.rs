@@ -115,6 +115,14 @@ impl World {
             .collect()
     }
 
+    /// The block keys with their owner values.
+    fn blocks(&self) -> Vec<(String, Value)> {
+        self.keys()
+            .into_iter()
+            .filter(|(k, _)| k.contains("/blocks/"))
+            .collect()
+    }
+
     fn key_names(&self) -> Vec<String> {
         self.keys().into_iter().map(|(key, _)| key).collect()
     }
@@ -194,11 +202,7 @@ fn two_nodes_allocate_in_different_blocks() {
     // Each node's next address comes from its own block.
     let a2 = w.add("a2", &w.conf("node-a", "10.97.8.0/22"));
     assert_eq!(w.block_of(&a2), w.block_of(&a));
-    let blocks: Vec<(String, Value)> = w
-        .keys()
-        .into_iter()
-        .filter(|(k, _)| k.contains("/blocks/"))
-        .collect();
+    let blocks = w.blocks();
     assert_eq!(blocks.len(), 2, "{blocks:?}");
 }
 
@@ -264,11 +268,7 @@ fn a_node_whose_home_block_is_full_allocates_in_its_next_block() {
     for i in 0..20 {
         assert!(addresses.insert(w.add(&format!("c{i}"), &conf)));
     }
-    let blocks: Vec<(String, Value)> = w
-        .keys()
-        .into_iter()
-        .filter(|(k, _)| k.contains("/blocks/"))
-        .collect();
+    let blocks = w.blocks();
     assert_eq!(blocks.len(), 3, "{blocks:?}");
     assert!(blocks.iter().all(|(_, owner)| owner["node"] == "node-a"));
     // Every reservation lies in one of node-a's blocks.
