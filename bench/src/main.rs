@@ -3,7 +3,7 @@
 //! ```text
 //! cargo run -p cni-bench --release -- [--ours DIR] [--reference DIR] [--iterations N]
 //!                                     [--quick] [--out BENCHMARKS.md]
-//!                                     [--cluster-only | --cold-only]
+//!                                     [--cluster-only | --cold-only | --concurrency-only]
 //! ```
 //!
 //! Measures per-plugin ADD/DEL latency with the kernel floor, concurrency, host-local
@@ -46,10 +46,27 @@ struct Options {
     iterations: Option<usize>,
     quick: bool,
     out: PathBuf,
-    /// Only the cluster-ipam section, written to `out` on its own.
-    cluster_only: bool,
-    /// Only the cold-start section, written to `out` on its own.
-    cold_only: bool,
+    /// One section measured on its own and written to `out` alone.
+    only: Option<Only>,
+}
+
+/// The sections that can be measured on their own (`--<section>-only`), for a run that
+/// leaves the other sections' figures alone.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Only {
+    Cluster,
+    Cold,
+    Concurrency,
+}
+
+impl Only {
+    fn flag(self) -> &'static str {
+        match self {
+            Only::Cluster => "--cluster-only",
+            Only::Cold => "--cold-only",
+            Only::Concurrency => "--concurrency-only",
+        }
+    }
 }
 
 /// The repository (the workspace root).
@@ -67,8 +84,7 @@ fn parse_args() -> Result<Options> {
         iterations: None,
         quick: false,
         out: root.join("BENCHMARKS.md"),
-        cluster_only: false,
-        cold_only: false,
+        only: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -78,12 +94,13 @@ fn parse_args() -> Result<Options> {
             "--reference" => options.reference = value()?.into(),
             "--iterations" => options.iterations = Some(value()?.parse()?),
             "--quick" => options.quick = true,
-            "--cluster-only" => options.cluster_only = true,
-            "--cold-only" => options.cold_only = true,
+            "--cluster-only" => options.only = Some(Only::Cluster),
+            "--cold-only" => options.only = Some(Only::Cold),
+            "--concurrency-only" => options.only = Some(Only::Concurrency),
             "--out" => options.out = value()?.into(),
             "-h" | "--help" => {
                 println!(
-                    "usage: cni-bench [--ours DIR] [--reference DIR] [--iterations N] [--quick] [--out BENCHMARKS.md] [--cluster-only | --cold-only]"
+                    "usage: cni-bench [--ours DIR] [--reference DIR] [--iterations N] [--quick] [--out BENCHMARKS.md] [--cluster-only | --cold-only | --concurrency-only]"
                 );
                 std::process::exit(0);
             }
@@ -155,19 +172,11 @@ fn write_report(options: &Options, results: &Results, started: Instant) -> Resul
 
 fn main() -> Result<()> {
     let options = parse_args()?;
-    if options.cluster_only {
-        return cluster_only(&options);
+    if let Some(only) = options.only {
+        return section_only(&options, only);
     }
-    let plugins: &[&str] = if options.cold_only {
-        &COLD_START_PLUGINS
-    } else {
-        &BENCHMARKED
-    };
-    ensure_root_and_plugins(&options, plugins)?;
+    ensure_root_and_plugins(&options, &BENCHMARKED)?;
     spawn::install_signal_handlers()?;
-    if options.cold_only {
-        return cold_only(&options);
-    }
     spawn::raise_fd_limit();
     // Leftovers of an earlier run that was SIGKILLed (ours are cnitest-<dead pid>-*).
     for name in cni_conformance::cleanup_stale() {
@@ -268,44 +277,55 @@ fn main() -> Result<()> {
     Ok(())
 }
 
-/// `--cluster-only`: the cluster-ipam section alone, headed by when and under what load it
-/// was measured, for a run that leaves the other sections' figures alone.
-fn cluster_only(options: &Options) -> Result<()> {
-    let load_start = load_average();
-    let iterations = options
-        .iterations
-        .unwrap_or(if options.quick { 8 } else { 200 });
-    let allocations = if options.quick { 50 } else { 1000 };
-    let bench = cluster::measure(&options.ours, iterations, allocations)?;
-    let mut md = String::new();
-    cluster::markdown(&mut md, &bench);
-    write_section_only(options, "--cluster-only", &load_start, md)?;
-    let failures = cluster::failures(&bench);
-    if failures > 0 {
-        bail!("{failures} plugin call(s) failed");
-    }
-    Ok(())
-}
-
-/// `--cold-only`: the cold-start section (its table and target) alone, as `--cluster-only`;
-/// `--iterations` sets its rounds.
-fn cold_only(options: &Options) -> Result<()> {
+/// `--<section>-only`: that section alone, headed by when and under what load it was
+/// measured. `--iterations` sets the cluster latency iterations, the cold-start rounds and
+/// the concurrency rounds.
+fn section_only(options: &Options, only: Only) -> Result<()> {
     let load_start = load_average();
     let dirs = Dirs {
         ours: options.ours.clone(),
         reference: options.reference.clone(),
     };
-    let rounds = options
-        .iterations
-        .unwrap_or(if options.quick { 2 } else { 20 });
-    let cold = scenarios::cold_start(&dirs, rounds)?;
-    let md = report::cold_start_section(&cold);
-    write_section_only(options, "--cold-only", &load_start, md)?;
-    let failures: usize = cold
-        .iter()
-        .flat_map(|c| &c.sides)
-        .map(|s| s.failures.count)
-        .sum();
+    let (md, failures) = match only {
+        Only::Cluster => {
+            let iterations = options
+                .iterations
+                .unwrap_or(if options.quick { 8 } else { 200 });
+            let allocations = if options.quick { 50 } else { 1000 };
+            let bench = cluster::measure(&options.ours, iterations, allocations)?;
+            let mut md = String::new();
+            cluster::markdown(&mut md, &bench);
+            (md, cluster::failures(&bench))
+        }
+        Only::Cold | Only::Concurrency => {
+            let plugins: &[&str] = if only == Only::Cold {
+                &COLD_START_PLUGINS
+            } else {
+                &["bridge", "host-local"]
+            };
+            ensure_root_and_plugins(options, plugins)?;
+            spawn::install_signal_handlers()?;
+            if only == Only::Cold {
+                let rounds = options
+                    .iterations
+                    .unwrap_or(if options.quick { 2 } else { 20 });
+                let cold = scenarios::cold_start(&dirs, rounds)?;
+                let failures = cold
+                    .iter()
+                    .flat_map(|c| &c.sides)
+                    .map(|s| s.failures.count)
+                    .sum();
+                (report::cold_start_section(&cold), failures)
+            } else {
+                spawn::raise_fd_limit();
+                let rounds = options.iterations.unwrap_or(3);
+                let concurrency = scenarios::concurrency(&dirs, &[50, 200], rounds)?;
+                let failures = report::concurrency_failures(&concurrency);
+                (report::concurrency_section(&concurrency), failures)
+            }
+        }
+    };
+    write_section_only(options, only.flag(), &load_start, md)?;
     if failures > 0 {
         bail!("{failures} plugin call(s) failed");
     }

@@ -65,8 +65,6 @@ pub fn median_wall(rounds: &[(Batch, Batch)], add: bool) -> f64 {
 /// Failed plugin calls anywhere in the run, both sides.
 pub fn total_failures(r: &Results) -> usize {
     let latency = r.latency.iter().flat_map(|l| &l.sides).map(|s| &s.failures);
-    let concurrency = r.concurrency.iter().flat_map(|c| &c.rounds);
-    let concurrency = concurrency.flat_map(|rounds| rounds.iter().flat_map(|(a, d)| [a, d]));
     let scaling = r
         .scaling
         .iter()
@@ -76,13 +74,13 @@ pub fn total_failures(r: &Results) -> usize {
     let rss = r.rss.iter().flat_map(|s| &s.sides).map(|s| &s.failures);
     let cold = r.cold_start.iter().flat_map(|c| &c.sides);
     latency
-        .chain(concurrency.map(|batch| &batch.failures))
         .chain(scaling)
         .chain(density)
         .chain(cold.map(|s| &s.failures))
         .chain(rss)
         .map(|f| f.count)
         .sum::<usize>()
+        + concurrency_failures(&r.concurrency)
         + crate::cluster::failures(&r.cluster)
 }
 
@@ -234,7 +232,7 @@ pub fn markdown(r: &Results, svg_name: &str, analysis: &str) -> String {
     startup_table(&mut md, r);
     cold_start_table(&mut md, &r.cold_start);
     floor_table(&mut md, r);
-    concurrency_table(&mut md, r);
+    concurrency_table(&mut md, &r.concurrency);
     scaling_table(&mut md, r);
     resources_table(&mut md, r);
     density_table(&mut md, r, &crate::svg::density_file_name(svg_name));
@@ -254,7 +252,7 @@ fn targets(md: &mut String, r: &Results) {
         bridge_latency_targets(md, b);
     }
     dual_stack_target(md, r);
-    concurrency_target(md, r);
+    concurrency_target(md, &r.concurrency);
     scaling_target(md, r);
     density_targets(md, r);
     cold_start_target(md, &r.cold_start);
@@ -343,8 +341,8 @@ fn dual_stack_target(md: &mut String, r: &Results) {
 }
 
 /// 200 concurrent ADDs: no failure and a wall time at least 3.5 times better (issue #18).
-fn concurrency_target(md: &mut String, r: &Results) {
-    match r.concurrency.iter().find(|c| c.n == 200) {
+fn concurrency_target(md: &mut String, concurrency: &[Concurrency]) {
+    match concurrency.iter().find(|c| c.n == 200) {
         Some(c) => {
             let (fo, fr) = (
                 batch_failures(&c.rounds[0]).count,
@@ -773,8 +771,26 @@ fn floor_table(md: &mut String, r: &Results) {
     md.push('\n');
 }
 
-fn concurrency_table(md: &mut String, r: &Results) {
-    if r.concurrency.is_empty() {
+/// The concurrency table and its target, for `--concurrency-only`.
+pub fn concurrency_section(concurrency: &[Concurrency]) -> String {
+    let mut md = String::new();
+    concurrency_table(&mut md, concurrency);
+    let _ = writeln!(md, "| target | measured | verdict |\n|---|---|---|");
+    concurrency_target(&mut md, concurrency);
+    md
+}
+
+/// Failed calls of every batch, both sides.
+pub fn concurrency_failures(concurrency: &[Concurrency]) -> usize {
+    concurrency
+        .iter()
+        .flat_map(|c| &c.rounds)
+        .map(|rounds| batch_failures(rounds).count)
+        .sum()
+}
+
+fn concurrency_table(md: &mut String, concurrency: &[Concurrency]) {
+    if concurrency.is_empty() {
         return;
     }
     let _ = writeln!(
@@ -791,7 +807,7 @@ fn concurrency_table(md: &mut String, r: &Results) {
         md,
         "| N | verb | ours wall | reference wall | reference / ours | ours per-call median / p95 / max | reference per-call median / p95 / max | failures ours / reference |\n|---|---|---|---|---|---|---|---|"
     );
-    for c in &r.concurrency {
+    for c in concurrency {
         let (ours, reference) = (batch_failures(&c.rounds[0]), batch_failures(&c.rounds[1]));
         let (fo, fr) = (ours.count, reference.count);
         for (verb, add) in [("ADD", true), ("DEL", false)] {

@@ -3,12 +3,15 @@
 //! The delegate's stderr goes to ours; its error object is returned with its code.
 
 use crate::args::{CmdArgs, Command};
+use crate::built_in::{self, BuiltIn};
 use crate::error::{Error, ErrorResult, Result, code};
 use crate::result::CniResult;
+use crate::skel::Outcome;
 use crate::version::Version;
 use nix::fcntl::{FcntlArg, fcntl};
 use serde_json::Value;
-use std::ffi::c_int;
+use std::collections::BTreeMap;
+use std::ffi::{OsString, c_int};
 use std::io::{self, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -52,8 +55,28 @@ pub fn delegate_add(plugin_type: &str, args: &CmdArgs, version: Version) -> Resu
 /// [`Pending::send`] (or [`Pending::finish`]): until then it waits, fully loaded, for its
 /// input — so a DEL can start IPAM early yet release the address only after the interface
 /// is gone.
+///
+/// When the file found is our own build of a plugin this binary carries
+/// ([`crate::built_in`]), no process is started: the plugin runs in this process on
+/// [`Pending::send`], with the environment and stdin the process would have had.
 pub fn spawn_delegate(plugin_type: &str, command: Command, args: &CmdArgs) -> Result<Pending> {
     let binary = find_plugin(plugin_type, &args.path)?;
+    let request = Some(args.stdin.clone());
+    if let Some(plugin) = built_in::standing_in_for(plugin_type, &binary) {
+        log::debug!(
+            "delegating {command} to the built-in {plugin_type} ({} is ours)",
+            binary.display()
+        );
+        return Ok(Pending {
+            plugin_type: plugin_type.to_owned(),
+            request,
+            delegate: Delegate::BuiltIn {
+                plugin,
+                vars: delegate_vars(command, args),
+                answer: None,
+            },
+        });
+    }
     log::debug!("delegating {command} to {}", binary.display());
     let child = spawn_plugin(&binary, command, args).map_err(|e| {
         Error::plugin(
@@ -64,26 +87,43 @@ pub fn spawn_delegate(plugin_type: &str, command: Command, args: &CmdArgs) -> Re
     })?;
     Ok(Pending {
         plugin_type: plugin_type.to_owned(),
-        child: Some(child),
-        request: Some(args.stdin.clone()),
-        writer: None,
+        request,
+        delegate: Delegate::Process {
+            child: Some(child),
+            writer: None,
+        },
     })
 }
 
 /// A delegate that was started by [`spawn_delegate`] and not yet waited for.
 ///
-/// Dropping it unfinished sends the request if it was not sent and waits for the process
-/// (never kills it): an IPAM plugin killed mid-way could hold a reservation nobody knows
-/// about, while one that completes leaves a state the caller's rollback DEL undoes.
+/// Dropping a process unfinished sends the request if it was not sent and waits for the
+/// process (never kills it): an IPAM plugin killed mid-way could hold a reservation nobody
+/// knows about, while one that completes leaves a state the caller's rollback DEL undoes.
+/// A built-in delegate dropped before its request was sent never runs.
 pub struct Pending {
     plugin_type: String,
-    child: Option<Child>,
     request: Option<Vec<u8>>,
-    writer: Option<std::thread::JoinHandle<()>>,
+    delegate: Delegate,
+}
+
+enum Delegate {
+    /// A child process; `writer` is the thread writing a request too large for the pipe.
+    Process {
+        child: Option<Child>,
+        writer: Option<std::thread::JoinHandle<()>>,
+    },
+    /// Our own build of the plugin, run here when the request is sent.
+    BuiltIn {
+        plugin: &'static BuiltIn,
+        vars: BTreeMap<String, OsString>,
+        answer: Option<Answer>,
+    },
 }
 
 impl Pending {
-    /// Sends the request to the delegate's stdin. Later calls do nothing.
+    /// Sends the request to the delegate's stdin (a built-in delegate runs now). Later
+    /// calls do nothing.
     ///
     /// A request that fits in the pipe (grown with `F_SETPIPE_SZ` if it has to be) is
     /// written right here: that write cannot block, whatever the delegate does. Only a
@@ -91,18 +131,27 @@ impl Pending {
     /// cannot deadlock us. Measured: a thread start puts glibc's thread code and a second
     /// malloc arena into the plugin's resident set (about 0.2 MB, see BENCHMARKS.md).
     pub fn send(&mut self) {
-        let (Some(child), Some(request)) = (self.child.as_mut(), self.request.take()) else {
+        let Some(request) = self.request.take() else {
             return;
         };
-        let Some(mut stdin) = child.stdin.take() else {
-            return;
-        };
-        if pipe_holds(&stdin, request.len()) {
-            write_request(&mut stdin, &request);
-        } else {
-            self.writer = Some(std::thread::spawn(move || {
-                write_request(&mut stdin, &request)
-            }));
+        match &mut self.delegate {
+            Delegate::Process { child, writer } => {
+                let Some(mut stdin) = child.as_mut().and_then(|c| c.stdin.take()) else {
+                    return;
+                };
+                if pipe_holds(&stdin, request.len()) {
+                    write_request(&mut stdin, &request);
+                } else {
+                    *writer = Some(std::thread::spawn(move || {
+                        write_request(&mut stdin, &request)
+                    }));
+                }
+            }
+            Delegate::BuiltIn {
+                plugin,
+                vars,
+                answer,
+            } => *answer = Some(Answer::from(plugin.dispatch(vars, request))),
         }
     }
 
@@ -110,14 +159,14 @@ impl Pending {
     pub fn finish(mut self) -> Result<Option<Value>> {
         self.send();
         let plugin_type = std::mem::take(&mut self.plugin_type);
-        let output = self.wait().map_err(|e| {
+        let answer = self.wait().map_err(|e| {
             Error::plugin(
                 code::DELEGATE,
                 format!("failed to run plugin {plugin_type:?}"),
                 Some(e.to_string()),
             )
         })?;
-        parse_output(&plugin_type, &output)
+        parse_output(&plugin_type, &answer)
     }
 
     /// [`Pending::finish`] for ADD: the result in canonical form, read in `version` when it
@@ -134,26 +183,72 @@ impl Pending {
         CniResult::from_prev_result(&value, version)
     }
 
-    fn wait(&mut self) -> io::Result<Output> {
-        let child = self
-            .child
-            .take()
-            .ok_or_else(|| io::Error::other("already waited for"))?;
-        let output = child.wait_with_output();
-        if let Some(writer) = self.writer.take() {
-            let _ = writer.join();
+    fn wait(&mut self) -> io::Result<Answer> {
+        let already = || io::Error::other("already waited for");
+        match &mut self.delegate {
+            Delegate::Process { child, writer } => {
+                let output = child.take().ok_or_else(already)?.wait_with_output();
+                if let Some(writer) = writer.take() {
+                    let _ = writer.join();
+                }
+                output.map(Answer::from)
+            }
+            Delegate::BuiltIn { answer, .. } => answer.take().ok_or_else(already),
         }
-        output
     }
 }
 
 impl Drop for Pending {
     fn drop(&mut self) {
-        if self.child.is_some() {
+        if let Delegate::Process { child: Some(_), .. } = self.delegate {
             self.send();
             if let Err(e) = self.wait() {
                 log::warn!("waiting for delegate {:?}: {e}", self.plugin_type);
             }
+        }
+    }
+}
+
+/// The environment a delegate process gets: ours, with every `CNI_*` variable from `args`
+/// and `CNI_COMMAND` = `command` (names that are not UTF-8 cannot be CNI variables and are
+/// left out, as the dispatcher leaves them out).
+fn delegate_vars(command: Command, args: &CmdArgs) -> BTreeMap<String, OsString> {
+    let mut vars: BTreeMap<String, OsString> = std::env::vars_os()
+        .filter_map(|(name, value)| Some((name.into_string().ok()?, value)))
+        .collect();
+    vars.extend(
+        args.to_env(command)
+            .into_iter()
+            .map(|(name, value)| (name.to_owned(), value)),
+    );
+    vars
+}
+
+/// What a finished delegate left: its stdout, and how it ended if it failed.
+struct Answer {
+    stdout: Vec<u8>,
+    failure: Option<String>,
+}
+
+impl From<Output> for Answer {
+    fn from(output: Output) -> Answer {
+        Answer {
+            failure: (!output.status.success()).then(|| output.status.to_string()),
+            stdout: output.stdout,
+        }
+    }
+}
+
+impl From<Outcome> for Answer {
+    fn from(outcome: Outcome) -> Answer {
+        // What the process would have written to the stderr it shares with ours.
+        if !outcome.stderr.is_empty() {
+            let _ = io::stderr().write_all(outcome.stderr.as_bytes());
+        }
+        Answer {
+            failure: (outcome.exit_code != 0)
+                .then(|| format!("exit status: {}", outcome.exit_code)),
+            stdout: outcome.stdout.into_bytes(),
         }
     }
 }
@@ -182,14 +277,14 @@ fn pipe_holds(stdin: &ChildStdin, len: usize) -> bool {
 }
 
 /// A finished delegate's output: its result (`None` if it printed nothing), or its error.
-fn parse_output(plugin_type: &str, output: &Output) -> Result<Option<Value>> {
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    if !output.status.success() {
+fn parse_output(plugin_type: &str, answer: &Answer) -> Result<Option<Value>> {
+    let stdout = String::from_utf8_lossy(&answer.stdout);
+    if let Some(failure) = &answer.failure {
         return Err(match serde_json::from_str::<ErrorResult>(&stdout) {
             Ok(wire) => Error::from(wire),
             Err(_) => Error::plugin(
                 code::DELEGATE,
-                format!("plugin {plugin_type:?} failed ({})", output.status),
+                format!("plugin {plugin_type:?} failed ({failure})"),
                 (!stdout.trim().is_empty()).then(|| stdout.trim().to_owned()),
             ),
         });

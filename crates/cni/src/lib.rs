@@ -11,10 +11,12 @@
 //! | [`error`] | codes and the error object | #errors |
 //! | [`skel`] | dispatch order, version gates, exit codes, panics → code 999 | #verbs, #dispatch |
 //! | [`invoke`] | running a delegate (IPAM) from `CNI_PATH` | #delegation |
+//! | [`built_in`] | delegates run in process when `CNI_PATH` holds our own build of them | #delegation |
 //! | [`log`] | stderr logger (`CNI_LOG_LEVEL`) | – |
 //! | [`names`], [`version`] | name validation, version negotiation | #environment, #versions |
 //!
-//! The only system calls are reading the environment and stdin and spawning delegates; no
+//! The only system calls are reading the environment and stdin and spawning delegates (and
+//! reading a delegate's first page, to know whether it is our own build); no
 //! test needs root. A plugin's `main` is one line:
 //!
 //! ```no_run
@@ -42,6 +44,7 @@
 #![warn(missing_docs)]
 
 pub mod args;
+pub mod built_in;
 pub mod config;
 mod document;
 pub mod error;
@@ -56,6 +59,7 @@ pub mod skel;
 pub mod version;
 
 pub use args::{CmdArgs, CniArgs, Command};
+pub use built_in::BuiltIn;
 pub use config::{Attachment, NetConf};
 pub use error::{Error, ErrorResult, Result};
 pub use mac::MacAddr;

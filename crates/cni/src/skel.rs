@@ -187,9 +187,23 @@ fn guard_standard_fds() {
 /// `plugin_main!(plugin, "name", otherwise: admin)` also serves a command line: when
 /// `CNI_COMMAND` is unset or empty and the binary has arguments, `admin(&args)` (a
 /// `fn(&[String]) -> i32`) runs instead of the dispatcher and its value is the exit code.
+///
+/// `plugin_main!(plugin, "name", built_in: [cni::BuiltIn::of::<P>("type"), …])` carries
+/// delegates that run in process when `CNI_PATH` finds our own build of them
+/// ([`crate::built_in`]). Every form also marks the binary with the note that such a
+/// check reads: owner `cni-rs`, the plugin's name as its text.
 #[macro_export]
 macro_rules! plugin_main {
+    ($plugin:expr, $name:literal, built_in: [$($carried:expr),+ $(,)?]) => {
+        $crate::plugin_main!(@note $name);
+        $crate::plugin_main!(@entry {
+            static CARRIED: &[$crate::BuiltIn] = &[$($carried),+];
+            $crate::built_in::carry(CARRIED);
+            $crate::plugin_main!(@run $plugin, $name)
+        });
+    };
     ($plugin:expr, $name:literal, otherwise: $admin:path) => {
+        $crate::plugin_main!(@note $name);
         $crate::plugin_main!(@entry {
             let args: Vec<String> = ::std::env::args_os()
                 .skip(1)
@@ -206,7 +220,26 @@ macro_rules! plugin_main {
         const _: fn(&[String]) -> i32 = $admin;
     };
     ($plugin:expr, $name:literal) => {
+        $crate::plugin_main!(@note $name);
         $crate::plugin_main!(@entry { $crate::plugin_main!(@run $plugin, $name) });
+    };
+    // The ELF note `crate::built_in` looks for (type 1 = `built_in::NOTE_TYPE`): an SHT_NOTE
+    // section, which the linker gathers with the other notes into the file's first page.
+    (@note $name:literal) => {
+        ::core::arch::global_asm!(
+            ".pushsection .note.cni-rs,\"a\",@note",
+            ".balign 4",
+            ".long 7",
+            ".long 2f - 1f",
+            ".long 1",
+            ".asciz \"cni-rs\"",
+            ".balign 4",
+            "1:",
+            concat!(".asciz \"", $name, "\""),
+            "2:",
+            ".balign 4",
+            ".popsection",
+        );
     };
     (@entry $body:block) => {
         #[cfg(not(test))]

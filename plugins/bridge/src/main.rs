@@ -3,4 +3,10 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), no_main)]
 
-cni::plugin_main!(cni_plugin_bridge::Bridge, "bridge");
+// host-local, the usual IPAM, runs in process when CNI_PATH holds our own build of it
+// (cni::built_in: no process start per ADD).
+cni::plugin_main!(
+    cni_plugin_bridge::Bridge,
+    "bridge",
+    built_in: [cni::BuiltIn::of::<cni_plugin_host_local::HostLocal>("host-local")]
+);
