@@ -147,3 +147,37 @@ fn ip_batch(netns: &impl AsFd, script: &str) -> Result<()> {
     }
     Ok(())
 }
+
+/// [`netlink_add`] into each of `containers` at once, one thread per container in this one
+/// process (each with its own netlink sockets), and then [`netlink_del`] of them all at once:
+/// the kernel floor of a burst, with no process start at all. Returns the two walls, from
+/// the first thread's start to the last one's end.
+pub fn concurrent_netlink(
+    host: &LabNetns,
+    containers: &[LabNetns],
+) -> Result<(Duration, Duration)> {
+    let burst = |work: &(dyn Fn(usize, &LabNetns) -> Result<()> + Sync)| -> Result<Duration> {
+        let start = Instant::now();
+        std::thread::scope(|scope| {
+            let threads: Vec<_> = containers
+                .iter()
+                .enumerate()
+                .map(|(i, ctr)| scope.spawn(move || work(i, ctr)))
+                .collect();
+            threads
+                .into_iter()
+                .map(|t| {
+                    t.join()
+                        .unwrap_or_else(|_| bail!("a floor thread panicked"))
+                })
+                .collect::<Result<Vec<()>>>()
+        })?;
+        Ok(start.elapsed())
+    };
+    let add = burst(&|i, ctr| {
+        let handle = Handle::for_netns(&Netns::from_path(host.path())?)?;
+        netlink_add(&handle, ctr, &format!("fc{i:08x}")).map(drop)
+    })?;
+    let del = burst(&|_, ctr| netlink_del(ctr).map(drop))?;
+    Ok((add, del))
+}

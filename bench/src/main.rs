@@ -22,6 +22,7 @@ mod rss;
 mod scenarios;
 mod spawn;
 mod stats;
+mod store_fs;
 mod svg;
 
 use std::path::{Path, PathBuf};
@@ -178,6 +179,7 @@ fn main() -> Result<()> {
     ensure_root_and_plugins(&options, &BENCHMARKED)?;
     spawn::install_signal_handlers()?;
     spawn::raise_fd_limit();
+    let _stores = store_fs::set_up();
     // Leftovers of an earlier run that was SIGKILLed (ours are cnitest-<dead pid>-*).
     for name in cni_conformance::cleanup_stale() {
         eprintln!("removed stale namespace {name}");
@@ -264,6 +266,7 @@ fn main() -> Result<()> {
                 .display()
                 .to_string(),
             reference_dir: options.reference.display().to_string(),
+            stores: store_fs::described(),
             duration: format!("{:.0} s", started.elapsed().as_secs_f64()),
         },
     };
@@ -305,6 +308,7 @@ fn section_only(options: &Options, only: Only) -> Result<()> {
             };
             ensure_root_and_plugins(options, plugins)?;
             spawn::install_signal_handlers()?;
+            let _stores = store_fs::set_up();
             if only == Only::Cold {
                 let rounds = options
                     .iterations
@@ -339,10 +343,11 @@ fn write_section_only(options: &Options, flag: &str, load_start: &str, md: Strin
         "\n\n",
         &format!(
             "\n\nMeasured on its own (`cni-bench {flag}`) on {} UTC, {}; load average \
-             {load_start} at the start, {} at the end.\n\n",
+             {load_start} at the start, {} at the end; host-local stores on {}.\n\n",
             command_output("date", &["-u", "+%Y-%m-%d %H:%M"]),
             machine(),
-            load_average()
+            load_average(),
+            store_fs::described()
         ),
         1,
     );

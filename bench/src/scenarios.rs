@@ -3,8 +3,8 @@
 //! interleaved, alternating which goes first, so machine load drifting during the run hits
 //! both sides alike.
 //!
-//! World layout: one throwaway host netns per side (plugins run there), one tempdir
-//! data dir per side, and container netns created before the timed calls and dropped
+//! World layout: one throwaway host netns per side (plugins run there), one data dir per
+//! side (on the run's store filesystem, `store_fs`), and container netns created before the timed calls and dropped
 //! after them (their creation and teardown are never timed).
 
 use std::fs;
@@ -20,6 +20,7 @@ use tempfile::TempDir;
 use crate::floor;
 use crate::rss;
 use crate::spawn::{self, Call, Outcome, check_stop};
+use crate::store_fs;
 
 /// The two implementations under test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -383,7 +384,7 @@ fn world(
 ) -> Result<World> {
     let host = Netns::with_label(&format!("{label}-{}", side.label()));
     setup(&host)?;
-    let dir = tempfile::Builder::new().prefix("cni-bench-").tempdir()?;
+    let dir = store_fs::store_dir("cni-bench-")?;
     let config = serde_json::to_vec(&config(dir.path()))?;
     Ok(World {
         host,
@@ -836,17 +837,23 @@ impl Batch {
 pub struct Concurrency {
     pub n: usize,
     pub rounds: [Vec<(Batch, Batch)>; 2],
+    /// The kernel floor of the same burst per round, ADD and DEL walls
+    /// (`floor::concurrent_netlink`: threads of one process, no exec).
+    pub floor: Vec<(Duration, Duration)>,
 }
 
 /// Item 3: `n` simultaneous bridge ADDs onto one network, then `n` simultaneous DELs.
 /// Both sides use container netns created before the round and dropped after it, so no
-/// namespace teardown overlaps a timed batch.
+/// namespace teardown overlaps a timed batch. The kernel floor of the same burst takes its
+/// turn in each round, in its own host netns.
 pub fn concurrency(dirs: &Dirs, ns: &[usize], rounds: usize) -> Result<Vec<Concurrency>> {
     let bridge = &scenarios()[0];
     let worlds = [
         world(Side::Ours, "conc", no_setup, bridge.config)?,
         world(Side::Reference, "conc", no_setup, bridge.config)?,
     ];
+    let floor_host = Netns::with_label("cf");
+    floor::prepare_host(&floor_host)?;
     let binaries = Side::BOTH.map(|side| dirs.binary(side, "bridge"));
     // Warm-up: the first ADD creates the bridge; a real node has it already.
     for (w, bin) in worlds.iter().zip(&binaries) {
@@ -860,27 +867,33 @@ pub fn concurrency(dirs: &Dirs, ns: &[usize], rounds: usize) -> Result<Vec<Concu
     let mut results = Vec::new();
     for &n in ns {
         let mut per_side: [Vec<(Batch, Batch)>; 2] = Default::default();
+        let mut floor = Vec::new();
         for round in 0..rounds {
             eprintln!("concurrency: N={n}, round {}/{rounds}", round + 1);
-            let containers: Vec<Vec<Netns>> = (0..2)
+            let containers: Vec<Vec<Netns>> = (0..3)
                 .map(|_| (0..n).map(|_| Netns::with_label("c")).collect())
                 .collect();
-            for k in 0..2 {
+            for k in 0..3 {
                 check_stop()?;
-                let who = (round + k) % 2;
+                let who = (round + k) % 3;
+                if who == 2 {
+                    floor.push(floor::concurrent_netlink(&floor_host, &containers[2])?);
+                    continue;
+                }
                 let (w, bin) = (&worlds[who], &binaries[who]);
                 let add = batch(bin, "ADD", &containers[who], &w.config, &w.host)?;
                 let del = batch(bin, "DEL", &containers[who], &w.config, &w.host)?;
                 per_side[who].push((add, del));
             }
             drop(containers);
-            // 2n namespaces go at once: give their background teardown time before the next
+            // 3n namespaces go at once: give their background teardown time before the next
             // round's timed batches (5 ms each is an allowance, not a measured figure).
-            std::thread::sleep(Duration::from_millis(5 * 2 * n as u64));
+            std::thread::sleep(Duration::from_millis(5 * 3 * n as u64));
         }
         results.push(Concurrency {
             n,
             rounds: per_side,
+            floor,
         });
     }
     Ok(results)
@@ -941,9 +954,7 @@ pub fn scaling(
         let mut data = Vec::new();
         let mut configs = Vec::new();
         for arm in 0..SCALING_ARMS {
-            let dir = tempfile::Builder::new()
-                .prefix("cni-bench-scale-")
-                .tempdir()?;
+            let dir = store_fs::store_dir("cni-bench-scale-")?;
             if arm == OWN_STORE_ARM {
                 populate_own_store(dir.path(), "benchscale", leases)?;
             } else {
