@@ -69,6 +69,9 @@ pub struct Rule {
     pub handle: u64,
     /// The rule's comment, as `nft` stores it.
     pub comment: Option<String>,
+    /// Its expressions as the kernel dumped them (`NFTA_RULE_EXPRESSIONS`), for
+    /// [`Rule::expresses`].
+    pub expressions: Vec<u8>,
 }
 
 impl Rule {
@@ -77,7 +80,7 @@ impl Rule {
     pub(crate) fn decode(body: &[u8], table: &str, chain: &str) -> Option<Rule> {
         let (_, attributes) = wire::split_header::<{ wire::NFGENMSG_LEN }>(body)?;
         let (mut in_table, mut in_chain) = (None, None);
-        let (mut handle, mut comment) = (None, None);
+        let (mut handle, mut comment, mut expressions) = (None, None, Vec::new());
         for (kind, value) in wire::attrs(attributes) {
             match kind {
                 NFTA_RULE_TABLE => in_table = wire::string_value(value),
@@ -89,6 +92,7 @@ impl Rule {
                         .map(u64::from_be_bytes);
                 }
                 NFTA_RULE_USERDATA => comment = user_comment(value),
+                NFTA_RULE_EXPRESSIONS => expressions = value.to_vec(),
                 _ => {}
             }
         }
@@ -96,7 +100,16 @@ impl Rule {
         Some(Rule {
             handle: handle?,
             comment,
+            expressions,
         })
+    }
+
+    /// Whether this dumped rule is the rule `matches` and `action` make (as
+    /// [`Batch::add_rule`] writes it): every attribute we would send is in the dump with the
+    /// same value, nested ones compared alike and list elements in order. Attributes only the
+    /// dump has (defaults the kernel reports back) do not count against it.
+    pub fn expresses(&self, matches: &[AddressMatch], action: Action<'_>) -> bool {
+        attributes_cover(&self.expressions, &rule_expressions(matches, action))
     }
 
     /// The rule as a dump of chain `chain` in table `table` lays it out (comments up to 254
@@ -302,28 +315,7 @@ impl Batch {
         action: Action<'_>,
         comment: Option<&str>,
     ) -> Result<()> {
-        let mut expressions = Vec::new();
-        let mut family = None;
-        for m in matches {
-            let nfproto = match m.network {
-                IpNetwork::V4(_) => NFPROTO_IPV4,
-                IpNetwork::V6(_) => NFPROTO_IPV6,
-            };
-            if family != Some(nfproto) {
-                family = Some(nfproto);
-                expression(&mut expressions, "meta", |data| {
-                    be32_attr(data, NFTA_META_KEY, NFT_META_NFPROTO);
-                    be32_attr(data, NFTA_META_DREG, NFT_REG_1);
-                });
-                cmp(&mut expressions, NFT_CMP_EQ, &[nfproto]);
-            }
-            address_match(&mut expressions, m);
-        }
-        match action {
-            Action::Return => verdict(&mut expressions, NFT_RETURN, None),
-            Action::Goto(target) => verdict(&mut expressions, NFT_GOTO, Some(target)),
-            Action::Masquerade => expression(&mut expressions, "masq", |_| {}),
-        }
+        let expressions = rule_expressions(matches, action);
         let mut body = rule_body(NFPROTO_INET, table, chain);
         wire::push_attr(&mut body, NFTA_RULE_EXPRESSIONS | NESTED, &expressions);
         if let Some(comment) = comment {
@@ -371,6 +363,51 @@ impl Batch {
             .map_err(|source| Error::io("open netfilter netlink socket", what, source))?;
         sock.change_batch("apply nftables batch", what, self.encode())
     }
+}
+
+/// The `NFTA_RULE_EXPRESSIONS` list of a rule, encoded as `nft` does (see
+/// [`Batch::add_rule`]).
+fn rule_expressions(matches: &[AddressMatch], action: Action<'_>) -> Vec<u8> {
+    let mut expressions = Vec::new();
+    let mut family = None;
+    for m in matches {
+        let nfproto = match m.network {
+            IpNetwork::V4(_) => NFPROTO_IPV4,
+            IpNetwork::V6(_) => NFPROTO_IPV6,
+        };
+        if family != Some(nfproto) {
+            family = Some(nfproto);
+            expression(&mut expressions, "meta", |data| {
+                be32_attr(data, NFTA_META_KEY, NFT_META_NFPROTO);
+                be32_attr(data, NFTA_META_DREG, NFT_REG_1);
+            });
+            cmp(&mut expressions, NFT_CMP_EQ, &[nfproto]);
+        }
+        address_match(&mut expressions, m);
+    }
+    match action {
+        Action::Return => verdict(&mut expressions, NFT_RETURN, None),
+        Action::Goto(target) => verdict(&mut expressions, NFT_GOTO, Some(target)),
+        Action::Masquerade => expression(&mut expressions, "masq", |_| {}),
+    }
+    expressions
+}
+
+/// Whether every attribute of `ours` is in `dumped`, in the same order, with the same
+/// value; a nested one (`NLA_F_NESTED` in `ours`) is compared the same way, one level down.
+fn attributes_cover(dumped: &[u8], ours: &[u8]) -> bool {
+    let mut theirs = wire::attrs_with_flags(dumped);
+    wire::attrs_with_flags(ours).all(|(kind, value)| {
+        let nested = kind & NESTED != 0;
+        theirs.any(|(dumped_kind, dumped_value)| {
+            (dumped_kind & !NESTED) == (kind & !NESTED)
+                && if nested {
+                    attributes_cover(dumped_value, value)
+                } else {
+                    dumped_value == value
+                }
+        })
+    })
 }
 
 /// `NFPROTO_IPV4`, `NFPROTO_IPV6`: the values `meta nfproto` compares with.
@@ -588,7 +625,8 @@ mod tests {
             rule,
             Rule {
                 handle: 42,
-                comment: Some("abc".into())
+                comment: Some("abc".into()),
+                expressions: Vec::new(),
             }
         );
         assert_eq!(
@@ -600,6 +638,41 @@ mod tests {
         // A user-data length past the end is no comment, not a panic.
         assert_eq!(user_comment(&[UDATA_COMMENT, 200, b'a']), None);
         assert_eq!(Rule::decode(&[1, 0], "t", "c"), None);
+    }
+
+    #[test]
+    fn a_dumped_rule_expresses_what_we_send_whatever_defaults_the_kernel_adds() {
+        let goto = |chain| rule_expressions(&[], Action::Goto(chain));
+        let rule = |expressions: Vec<u8>| Rule {
+            handle: 1,
+            comment: None,
+            expressions,
+        };
+        assert!(rule(goto("masq_checks")).expresses(&[], Action::Goto("masq_checks")));
+        assert!(!rule(goto("other")).expresses(&[], Action::Goto("masq_checks")));
+        assert!(!rule(goto("masq_checks")).expresses(&[], Action::Return));
+        assert!(!rule(Vec::new()).expresses(&[], Action::Return));
+        // An attribute the kernel adds to an expression's data (here a made-up type 15
+        // after the destination register) is not a difference.
+        let mut element = Vec::new();
+        string_attr(&mut element, NFTA_EXPR_NAME, "immediate");
+        let mut data = Vec::new();
+        be32_attr(&mut data, NFTA_IMMEDIATE_DREG, NFT_REG_VERDICT);
+        be32_attr(&mut data, 15, 7);
+        let verdict_data = wire::attrs_with_flags(&goto("masq_checks"))
+            .flat_map(|(_, element)| wire::attrs_with_flags(element).collect::<Vec<_>>())
+            .find(|&(kind, _)| kind & !NESTED == NFTA_EXPR_DATA)
+            .map(|(_, data)| data.to_vec())
+            .unwrap();
+        let immediate_data = wire::attrs_with_flags(&verdict_data)
+            .find(|&(kind, _)| kind & !NESTED == NFTA_IMMEDIATE_DATA)
+            .map(|(_, value)| value.to_vec())
+            .unwrap();
+        wire::push_attr(&mut data, NFTA_IMMEDIATE_DATA | NESTED, &immediate_data);
+        wire::push_attr(&mut element, NFTA_EXPR_DATA | NESTED, &data);
+        let mut dumped = Vec::new();
+        wire::push_attr(&mut dumped, NFTA_LIST_ELEM | NESTED, &element);
+        assert!(rule(dumped).expresses(&[], Action::Goto("masq_checks")));
     }
 
     /// (type, flags) of each message in a datagram.

@@ -24,12 +24,24 @@ pub(crate) fn align4(len: usize) -> usize {
 /// The attributes of `bytes`, as (type without flag bits, value). Stops at the first
 /// malformed one.
 pub(crate) fn attrs(bytes: &[u8]) -> Attrs<'_> {
-    Attrs { rest: bytes }
+    Attrs {
+        rest: bytes,
+        type_mask: NLA_TYPE_MASK,
+    }
+}
+
+/// [`attrs`] with each type's flag bits kept (`NLA_F_NESTED` tells a nested value).
+pub(crate) fn attrs_with_flags(bytes: &[u8]) -> Attrs<'_> {
+    Attrs {
+        rest: bytes,
+        type_mask: u16::MAX,
+    }
 }
 
 /// Iterator over netlink attributes; see [`attrs`].
 pub(crate) struct Attrs<'a> {
     rest: &'a [u8],
+    type_mask: u16,
 }
 
 impl<'a> Iterator for Attrs<'a> {
@@ -37,7 +49,7 @@ impl<'a> Iterator for Attrs<'a> {
 
     fn next(&mut self) -> Option<Self::Item> {
         let len = usize::from(u16_value(self.rest)?);
-        let kind = u16_value(self.rest.get(2..)?)? & NLA_TYPE_MASK;
+        let kind = u16_value(self.rest.get(2..)?)? & self.type_mask;
         let Some(value) = self.rest.get(NLA_HDRLEN..len) else {
             self.rest = &[];
             return None;

@@ -228,6 +228,86 @@ fn repeated_setup_replaces_the_attachment_rules() {
     });
 }
 
+/// `postrouting`'s rules as (handle, rule text), from `nft -a -j`.
+fn postrouting_rules() -> Vec<(u64, String)> {
+    let out = sh(
+        "nft",
+        &[
+            "-a",
+            "-j",
+            "list",
+            "chain",
+            "inet",
+            "cni_plugins_masquerade",
+            "postrouting",
+        ],
+    );
+    let doc: Value = serde_json::from_str(&out).unwrap();
+    doc["nftables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|i| i.get("rule"))
+        .map(|r| (r["handle"].as_u64().unwrap(), r["expr"].to_string()))
+        .collect()
+}
+
+/// A second attachment adds only its own rule: the shared table, chains and `postrouting`
+/// rules stay as they were (same handles), so the commit leaves nf_tables nothing to free
+/// after a grace period, which the socket's close would wait for. A `postrouting` that is
+/// not exactly ours any more is rebuilt, as the reference rebuilds it on every ADD.
+#[test]
+fn nftables_setup_rebuilds_the_shared_part_only_when_it_changed() {
+    TestNetns::new().run(|| {
+        let backend = MasqBackend::Nftables;
+        setup_masquerade(backend, "net", "one", "eth0", &nets(&["10.9.0.2/24"])).unwrap();
+        let first = postrouting_rules();
+        assert_eq!(first.len(), 3, "{first:?}");
+        setup_masquerade(backend, "net", "two", "eth0", &nets(&["10.9.0.3/24"])).unwrap();
+        assert_eq!(postrouting_rules(), first, "the shared part was rewritten");
+        assert_eq!(nft_masq_rules().len(), 2);
+
+        // Someone deletes the IPv6 multicast exception: the next ADD puts it back.
+        let v6_handle = first[1].0.to_string();
+        sh(
+            "nft",
+            &[
+                "delete",
+                "rule",
+                "inet",
+                "cni_plugins_masquerade",
+                "postrouting",
+                "handle",
+                &v6_handle,
+            ],
+        );
+        setup_masquerade(backend, "net", "three", "eth0", &nets(&["10.9.0.4/24"])).unwrap();
+        let rebuilt = postrouting_rules();
+        let texts = |rules: &[(u64, String)]| rules.iter().map(|r| r.1.clone()).collect::<Vec<_>>();
+        assert_eq!(texts(&rebuilt), texts(&first));
+        assert_ne!(rebuilt, first, "rebuilt rules get new handles");
+
+        // A rule with another verdict in the right place is not ours either.
+        let goto_handle = rebuilt[2].0.to_string();
+        sh(
+            "nft",
+            &[
+                "replace",
+                "rule",
+                "inet",
+                "cni_plugins_masquerade",
+                "postrouting",
+                "handle",
+                &goto_handle,
+                "accept",
+            ],
+        );
+        setup_masquerade(backend, "net", "four", "eth0", &nets(&["10.9.0.5/24"])).unwrap();
+        assert_eq!(texts(&postrouting_rules()), texts(&first));
+        assert_eq!(nft_masq_rules().len(), 4);
+    });
+}
+
 /// `-N`/`-A` lines of the nat table from `iptables-save` or `ip6tables-save`.
 fn ipt_nat_rules(save: &str) -> Vec<String> {
     let out = sh(save, &["-t", "nat"]);
