@@ -104,9 +104,7 @@ fn one_call(binary: &Path, verb: &str, id: &str, config: &[u8], host: &File) -> 
 fn latency(ours: &Path, host: &File, iterations: usize) -> Result<[Samples; 2]> {
     eprintln!("cluster-ipam: latency beside host-local ({iterations} iterations)");
     let etcd = EtcdCluster::start(1);
-    let data_dir = tempfile::Builder::new()
-        .prefix("cni-bench-cluster-")
-        .tempdir()?;
+    let data_dir = crate::store_fs::store_dir("cni-bench-cluster-")?;
     let configs = [
         cluster_conf(&etcd, "benchcl", "10.97.0.0/16", "bench-node"),
         json!({"cniVersion": "1.0.0", "name": "benchcl", "type": "macvlan",

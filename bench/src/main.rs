@@ -289,6 +289,7 @@ fn section_only(options: &Options, only: Only) -> Result<()> {
         ours: options.ours.clone(),
         reference: options.reference.clone(),
     };
+    let _stores = store_fs::set_up();
     let (md, failures) = match only {
         Only::Cluster => {
             let iterations = options
@@ -308,7 +309,6 @@ fn section_only(options: &Options, only: Only) -> Result<()> {
             };
             ensure_root_and_plugins(options, plugins)?;
             spawn::install_signal_handlers()?;
-            let _stores = store_fs::set_up();
             if only == Only::Cold {
                 let rounds = options
                     .iterations
