@@ -117,6 +117,9 @@ impl Rule {
     pub(crate) fn dumped_body(&self, table: &str, chain: &str) -> Option<Vec<u8>> {
         let mut body = rule_body(NFPROTO_INET, table, chain);
         wire::push_attr(&mut body, NFTA_RULE_HANDLE, &self.handle.to_be_bytes());
+        if !self.expressions.is_empty() {
+            wire::push_attr(&mut body, NFTA_RULE_EXPRESSIONS | NESTED, &self.expressions);
+        }
         if let Some(comment) = &self.comment {
             wire::push_attr(
                 &mut body,
