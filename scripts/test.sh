@@ -28,10 +28,11 @@ require_root "$0" "the tests create network namespaces"
 # which building cluster-ipam's etcd client needs, and libprotobuf-dev: the well-known .proto
 # files it imports, a Recommends that --no-install-recommends leaves out; openssl: the CLI that
 # makes the throwaway CA and certificates of the TLS etcd tests, priority optional, so not in
-# every base image).
+# every base image; binutils: readelf, which checks each plugin's identity note; e2fsprogs:
+# mkfs.ext4, for the journaled filesystem the benchmark smoke keeps host-local's stores on).
 PACKAGES=(gcc libc6-dev iproute2 iputils-ping nftables iptables
     containernetworking-plugins jq procps python3 conntrack
-    etcd-server etcd-client protobuf-compiler libprotobuf-dev openssl)
+    etcd-server etcd-client protobuf-compiler libprotobuf-dev openssl binutils e2fsprogs)
 install_missing_packages "${PACKAGES[@]}"
 if command -v rustup >/dev/null; then
     # A minimal rustup profile has neither; the default profile has both (then a no-op).
