@@ -14,16 +14,18 @@ under valgrind's lackey, which prints the address of every block of code execute
 map turns those addresses back into function sections, written out as hash-free patterns.
 Each plugin's script lists its own hot code first, then what only the other plugins ran:
 ipvlan cannot run on a kernel without ipvlan, so its ADD is traced up to the failure and
-the code it shares with macvlan comes from macvlan's trace.
+the code it shares with macvlan comes from macvlan's trace. cluster-ipam's calls go to an
+etcd started on the lab's loopback; its list holds only its own code (the etcd client and
+tokio are no other plugin's), and it adds nothing to the others'.
 
 Rerun after a toolchain or dependency upgrade that renames functions (scripts/test.sh fails
 when .text.hot falls below a third of a plugin's code) or a large change to the call
-paths, then compare peak RSS in the benchmark. Needs root and valgrind. The traced build
-links without the old scripts, so build again afterwards.
+paths, then compare peak RSS in the benchmark. Needs root, valgrind and etcd. The traced
+build links without the old scripts, so build again afterwards.
 
 Usage: python3 scripts/hot-functions.py
 """
-import bisect, glob, json, os, re, struct, subprocess, sys, tempfile
+import bisect, glob, json, os, re, struct, subprocess, sys, tempfile, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RELEASE = os.path.join(ROOT, "target/release")
@@ -31,7 +33,11 @@ PLUGINS = {"bridge": "cni-plugin-bridge", "macvlan": "cni-plugin-macvlan",
            "ipvlan": "cni-plugin-ipvlan", "host-local": "cni-plugin-host-local",
            "loopback": "cni-plugin-loopback", "tuning": "cni-plugin-tuning",
            "portmap": "cni-plugin-portmap", "firewall": "cni-plugin-firewall",
-           "bandwidth": "cni-plugin-bandwidth"}
+           "bandwidth": "cni-plugin-bandwidth", "cluster-ipam": "cni-plugin-cluster-ipam"}
+# Plugins whose list is their own code alone (see the docstring).
+OWN_CODE_ONLY = {"cluster-ipam"}
+# The etcd cluster-ipam's traced calls use, on the lab host netns's loopback.
+ETCD_CLIENT_URL = "http://127.0.0.1:2379"
 # plugins/<name>/hot-text.ld, a linker script fragment: the default layout stays, the hot
 # code gets an output section of its own just before .text, next to .init, which every
 # call also runs.
@@ -127,8 +133,33 @@ class Lab:
         run(["ip", "netns", "add", self.container])
         run(["ip", "-n", self.host, "link", "add", "uplink0", "type", "veth", "peer", "uplink1"])
         run(["ip", "-n", self.host, "link", "set", "uplink0", "up"])
+        self.etcd = None
+
+    def start_etcd(self):
+        """A one-member etcd on the host netns's loopback, data in the lab's data dir."""
+        run(["ip", "-n", self.host, "link", "set", "lo", "up"])
+        self.etcd = subprocess.Popen(
+            ["ip", "netns", "exec", self.host, "etcd", "--name", "hotfn",
+             "--data-dir", os.path.join(self.data_dir, "etcd"),
+             "--listen-client-urls", ETCD_CLIENT_URL, "--advertise-client-urls", ETCD_CLIENT_URL,
+             "--listen-peer-urls", "http://127.0.0.1:2380",
+             "--initial-advertise-peer-urls", "http://127.0.0.1:2380",
+             "--initial-cluster", "hotfn=http://127.0.0.1:2380", "--log-level", "error"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(100):
+            health = subprocess.run(["ip", "netns", "exec", self.host, "etcdctl",
+                                     f"--endpoints={ETCD_CLIENT_URL}", "endpoint", "health"],
+                                    env={**os.environ, "ETCDCTL_API": "3"},
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            if health.returncode == 0:
+                return
+            time.sleep(0.2)
+        sys.exit("hot-functions.py: etcd did not become healthy")
 
     def close(self):
+        if self.etcd is not None:
+            self.etcd.kill()
+            self.etcd.wait()
         for ns in (self.host, self.container):
             subprocess.run(["ip", "netns", "del", ns], stderr=subprocess.DEVNULL)
         subprocess.run(["rm", "-rf", self.data_dir])
@@ -177,10 +208,16 @@ def trace_calls(lab, trace_dir):
         "bandwidth": {"type": "bandwidth", "prevResult": after_bridge,
                       "ingressRate": 8000000, "ingressBurst": 800000,
                       "egressRate": 8000000, "egressBurst": 800000},
+        "cluster-ipam": {"type": "cluster-ipam",
+                         "ipam": {"type": "cluster-ipam", "nodeName": "hotfn-node",
+                                  "ranges": [[{"subnet": "10.88.64.0/22"}]],
+                                  "etcd": {"endpoints": [ETCD_CLIENT_URL]}}},
     }
     for plugin, body in confs.items():
         if plugin == "tuning":  # the first chained plugin
             chained_eth0(lab)
+        if plugin == "cluster-ipam":
+            lab.start_etcd()
         conf = {"name": "hotfn", **body}
         lab.call(plugin, "VERSION", {"cniVersion": "1.1.0", **conf}, trace_dir)
         for version in VERSIONS:
@@ -231,7 +268,7 @@ def main():
             i = bisect.bisect_right(starts, address) - 1
             if i >= 0 and address < table[i][1]:
                 callers[name].setdefault(table[i][2], set()).add(call)
-    everyone = set().union(*callers.values())
+    everyone = set().union(*(callers[name] for name in PLUGINS if name not in OWN_CODE_ONLY))
     for name in PLUGINS:
         own = callers[name]
         # Groups of functions run by the same calls, the most shared first, so a call
@@ -239,7 +276,8 @@ def main():
         # .init, which every call runs too. Then what only other plugins ran (it covers
         # ipvlan's path past the point where its traced ADD fails here).
         order = sorted(own, key=lambda s: (-len(own[s]), sorted(own[s]), s))
-        order += sorted(everyone - own.keys())
+        if name not in OWN_CODE_ONLY:
+            order += sorted(everyone - own.keys())
         path = os.path.join(ROOT, "plugins", name, LIST)
         with open(path, "w") as f:
             f.write(HEADER + "".join(f"    {pattern}\n" for pattern in order) + FOOTER)

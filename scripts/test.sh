@@ -206,7 +206,8 @@ section_size() { # BINARY SECTION -> size in bytes (0 if absent)
     hex=$(readelf -SW "$1" | sed 's/^ *\[ *[0-9]*\]//' | awk -v s="$2" '$1 == s {print $5}')
     echo $((16#${hex:-0}))
 }
-for plugin in bridge macvlan ipvlan host-local loopback tuning portmap firewall bandwidth; do
+for plugin in bridge macvlan ipvlan host-local loopback tuning portmap firewall bandwidth \
+    cluster-ipam; do
     hot=$(section_size "target/release/$plugin" .text.hot)
     cold=$(section_size "target/release/$plugin" .text)
     if ((3 * hot < hot + cold)); then
