@@ -171,6 +171,12 @@ fn write_report(options: &Options, results: &Results, started: Instant) -> Resul
     Ok(())
 }
 
+/// Rounds per concurrency level; the wall of each side is the median over them. Seven, not
+/// three: in ten `--concurrency-only` runs of three rounds within one hour (2026-12-03, same
+/// binaries or A/B pairs within noise) the ratio at 200 ranged over 3.25-4.21, the
+/// reference's wall alone over 1.60-2.17 s.
+const CONCURRENCY_ROUNDS: usize = 7;
+
 fn main() -> Result<()> {
     let options = parse_args()?;
     if let Some(only) = options.only {
@@ -199,7 +205,7 @@ fn main() -> Result<()> {
     let (conc_ns, rounds, levels): (&[usize], usize, &[usize]) = if options.quick {
         (&[10], 1, &[0, 1_000])
     } else {
-        (&[10, 50, 200], 3, &[0, 1_000, 50_000])
+        (&[10, 50, 200], CONCURRENCY_ROUNDS, &[0, 1_000, 50_000])
     };
     let scale_iterations = if options.quick {
         iterations
@@ -322,7 +328,7 @@ fn section_only(options: &Options, only: Only) -> Result<()> {
                 (report::cold_start_section(&cold), failures)
             } else {
                 spawn::raise_fd_limit();
-                let rounds = options.iterations.unwrap_or(3);
+                let rounds = options.iterations.unwrap_or(CONCURRENCY_ROUNDS);
                 let concurrency = scenarios::concurrency(&dirs, &[50, 200], rounds)?;
                 let failures = report::concurrency_failures(&concurrency);
                 (report::concurrency_section(&concurrency), failures)
