@@ -23,13 +23,16 @@ use crate::stats::Summary;
 
 /// The pool of the throughput runs: far larger than the allocations, so none is refused.
 const POOL: &str = "10.98.0.0/16";
+/// The pause between an ADD and its DEL, and before each latency round's ADD.
+const PAUSE: Duration = Duration::from_millis(5);
 /// The etcd key prefix (the plugin's default).
 const PREFIX: &str = "/cni/cluster-ipam";
 
 /// What the cluster-ipam part of a run measured.
 pub struct ClusterBench {
-    /// Index 0 cluster-ipam, 1 host-local (ours), interleaved call by call.
-    pub latency: [Samples; 2],
+    /// Index 0 cluster-ipam, 1 host-local (ours), 2 the etcd floor (ADD only),
+    /// interleaved call by call.
+    pub latency: [Samples; 3],
     pub throughput: Vec<Throughput>,
 }
 
@@ -99,37 +102,137 @@ fn one_call(binary: &Path, verb: &str, id: &str, config: &[u8], host: &File) -> 
     )
 }
 
-/// ADD then DEL of one container on cluster-ipam and on host-local, alternating which
-/// plugin goes first; a few untimed rounds first.
-fn latency(ours: &Path, host: &File, iterations: usize) -> Result<[Samples; 2]> {
-    eprintln!("cluster-ipam: latency beside host-local ({iterations} iterations)");
+/// ADD then DEL of one container on cluster-ipam and on host-local, and the etcd floor's
+/// replay of cluster-ipam's ADD then a real DEL (untimed), rotating which goes first, each
+/// after a pause; a few untimed rounds first.
+fn latency(ours: &Path, host: &File, iterations: usize) -> Result<[Samples; 3]> {
+    eprintln!(
+        "cluster-ipam: latency beside host-local and the etcd floor ({iterations} iterations)"
+    );
     let etcd = EtcdCluster::start(1);
     let data_dir = crate::store_fs::store_dir("cni-bench-cluster-")?;
+    let cluster = cluster_conf(&etcd, "benchcl", "10.97.0.0/16", "bench-node");
     let configs = [
-        cluster_conf(&etcd, "benchcl", "10.97.0.0/16", "bench-node"),
+        cluster.clone(),
         json!({"cniVersion": "1.0.0", "name": "benchcl", "type": "macvlan",
                "ipam": {"type": "host-local", "subnet": "10.96.0.0/16",
                         "dataDir": data_dir.path()}}),
     ]
     .map(|c| c.to_string().into_bytes());
     let binaries = [ours.join("cluster-ipam"), ours.join("host-local")];
-    let mut samples = [Samples::default(), Samples::default()];
+    let floor = Floor::record(&binaries[0], &etcd, &cluster, &configs[0], host)?;
+    let mut samples = [Samples::default(), Samples::default(), Samples::default()];
     let warmup = 3;
     for i in 0..warmup + iterations {
         check_stop()?;
-        let order = if i % 2 == 0 { [0, 1] } else { [1, 0] };
+        let mut order = [0, 1, 2];
+        order.rotate_left(i % 3);
         for side in order {
+            // A quiet moment before each side's ADD: without it, a call right after
+            // cluster-ipam's (etcd still busy with the write it just answered) ran slower,
+            // so the ratio followed the order of the sides (bench/analysis.md).
+            std::thread::sleep(PAUSE);
             let id = format!("benchcl-{i}");
-            let added = one_call(&binaries[side], "ADD", &id, &configs[side], host)?;
-            std::thread::sleep(Duration::from_millis(5));
-            let deleted = one_call(&binaries[side], "DEL", &id, &configs[side], host)?;
+            let (added, deleted) = if side == 2 {
+                (floor.add(host)?, None)
+            } else {
+                let added = one_call(&binaries[side], "ADD", &id, &configs[side], host)?;
+                std::thread::sleep(PAUSE);
+                let deleted = one_call(&binaries[side], "DEL", &id, &configs[side], host)?;
+                (added, Some(deleted))
+            };
             if i >= warmup {
                 samples[side].record("ADD", &added);
-                samples[side].record("DEL", &deleted);
+                if let Some(deleted) = deleted {
+                    samples[side].record("DEL", &deleted);
+                }
             }
         }
     }
     Ok(samples)
+}
+
+/// cluster-ipam's ADD of one container as bytes on the wire, for `cni-bench-etcd-floor`
+/// to send again (see `etcd_floor.rs`).
+struct Floor<'a> {
+    replayer: std::path::PathBuf,
+    /// The replayer's stdin: etcd's `host:port`, a newline, the request.
+    input: Vec<u8>,
+    plugin: &'a Path,
+    config: &'a [u8],
+}
+
+impl<'a> Floor<'a> {
+    const CONTAINER: &'static str = "benchcl-floor";
+
+    /// Records the request of a steady-state ADD: the node's first ADD also claims its
+    /// block, so one untimed ADD and DEL go first.
+    fn record(
+        plugin: &'a Path,
+        etcd: &EtcdCluster,
+        cluster: &Value,
+        config: &'a [u8],
+        host: &File,
+    ) -> Result<Floor<'a>> {
+        let replayer = std::env::current_exe()?.with_file_name("cni-bench-etcd-floor");
+        if !replayer.is_file() {
+            bail!(
+                "{} not found: build the workspace's binaries",
+                replayer.display()
+            );
+        }
+        let upstream = etcd
+            .endpoints()
+            .first()
+            .and_then(|e| e.strip_prefix("http://"))
+            .context("the floor needs a plain-text etcd endpoint")?
+            .to_owned();
+        succeed(one_call(plugin, "ADD", Self::CONTAINER, config, host)?)?;
+        succeed(one_call(plugin, "DEL", Self::CONTAINER, config, host)?)?;
+        let request = crate::etcd_floor::record_first_request(&upstream, |relay| {
+            let mut relayed = cluster.clone();
+            relayed["ipam"]["etcd"]["endpoints"] = json!([relay]);
+            let config = relayed.to_string().into_bytes();
+            succeed(one_call(plugin, "ADD", Self::CONTAINER, &config, host)?)
+        })?;
+        let floor = Floor {
+            replayer,
+            input: [format!("{upstream}\n").into_bytes(), request].concat(),
+            plugin,
+            config,
+        };
+        floor.release(host)?;
+        Ok(floor)
+    }
+
+    /// The replay, timed; then cluster-ipam's DEL frees what it reserved, so the next replay's
+    /// compares hold again.
+    fn add(&self, host: &File) -> Result<Outcome> {
+        let added = one_call(&self.replayer, "ADD", Self::CONTAINER, &self.input, host)?;
+        std::thread::sleep(PAUSE);
+        self.release(host)?;
+        Ok(added)
+    }
+
+    fn release(&self, host: &File) -> Result<()> {
+        succeed(one_call(
+            self.plugin,
+            "DEL",
+            Self::CONTAINER,
+            self.config,
+            host,
+        )?)
+    }
+}
+
+fn succeed(outcome: Outcome) -> Result<()> {
+    if !outcome.success {
+        bail!(
+            "cluster-ipam failed while recording the etcd floor: {}",
+            outcome.output.trim()
+        );
+    }
+    Ok(())
 }
 
 /// `allocations` ADDs spread over `nodes` threads, each a node with its own `nodeName`
@@ -213,7 +316,7 @@ fn ms(v: f64) -> String {
 
 /// The report's cluster-ipam section: targets, latency beside host-local, throughput.
 pub fn markdown(md: &mut String, c: &ClusterBench) {
-    let [cl, hl] = &c.latency;
+    let [cl, hl, floor] = &c.latency;
     let (cl_add, hl_add) = (Summary::of(&cl.add), Summary::of(&hl.add));
     let (cl_del, hl_del) = (Summary::of(&cl.del), Summary::of(&hl.del));
     let at50 = c.throughput.iter().find(|t| t.nodes == 50);
@@ -223,8 +326,8 @@ pub fn markdown(md: &mut String, c: &ClusterBench) {
     let _ = writeln!(
         md,
         "cluster-ipam and our host-local, both IPAM plugins called directly (no interface \
-         is made), in the same run: ADD then DEL of one container, alternating which plugin \
-         goes first. etcd 3.4 (Debian `etcd-server`) is one member on loopback with its data \
+         is made), in the same run: ADD then DEL of one container, rotating which plugin goes \
+         first, with a 5 ms pause before each ADD and between ADD and DEL. etcd 3.4 (Debian `etcd-server`) is one member on loopback with its data \
          on this machine's disk, fresh for each measurement; throughput: N simulated nodes \
          (threads, each its own `nodeName`) ADD containers one after another, all at once, \
          in a /16 pool. `bench/src/cluster.rs`.\n"
@@ -270,6 +373,26 @@ pub fn markdown(md: &mut String, c: &ClusterBench) {
             samples.failures.count
         );
     }
+    let floor_add = Summary::of(&floor.add);
+    let _ = writeln!(
+        md,
+        "| etcd floor | {} ms | {} ms | | | {} | {} |",
+        ms(floor_add.median),
+        ms(floor_add.p95),
+        floor_add.n,
+        floor.failures.count
+    );
+    let _ = writeln!(
+        md,
+        "\nThe etcd floor is cluster-ipam's own ADD request (recorded once through a relay) \
+         sent again by `cni-bench-etcd-floor`, a process that does nothing else: fork, a fresh \
+         connection, the same transaction, etcd's answer, reap; a real DEL frees the addresses \
+         between replays. It is {:.2}× host-local's ADD: no client can be faster, so of the \
+         target's {} ms, {} ms are etcd's and the process's before our code does anything.",
+        floor_add.median / hl_add.median,
+        ms(2.0 * hl_add.median),
+        ms(floor_add.median)
+    );
     let _ = writeln!(
         md,
         "\n| nodes | allocations | wall | allocations/s | ADD median | ADD p95 | failed | duplicates | in etcd |\n|---|---|---|---|---|---|---|---|---|"

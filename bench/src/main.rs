@@ -16,6 +16,7 @@
 //! machine's own.
 
 mod cluster;
+mod etcd_floor;
 mod floor;
 mod report;
 mod rss;
