@@ -110,7 +110,7 @@ fn latency(ours: &Path, host: &File, iterations: usize) -> Result<[Samples; 3]> 
         "cluster-ipam: latency beside host-local and the etcd floor ({iterations} iterations)"
     );
     let etcd = EtcdCluster::start(1);
-    let data_dir = crate::store_fs::store_dir("cni-bench-cluster-")?;
+    let data_dir = crate::store_fs::FreshStore::new("cni-bench-cluster-")?;
     let cluster = cluster_conf(&etcd, "benchcl", "10.97.0.0/16", "bench-node");
     let configs = [
         cluster.clone(),
@@ -328,7 +328,8 @@ pub fn markdown(md: &mut String, c: &ClusterBench) {
         "cluster-ipam and our host-local, both IPAM plugins called directly (no interface \
          is made), in the same run: ADD then DEL of one container, rotating which plugin goes \
          first, with a 5 ms pause before each ADD and between ADD and DEL. etcd 3.4 (Debian `etcd-server`) is one member on loopback with its data \
-         on this machine's disk, fresh for each measurement; throughput: N simulated nodes \
+         on this machine's disk, fresh for each measurement, and host-local's store is on a \
+         fresh journaled ext4 of its own; throughput: N simulated nodes \
          (threads, each its own `nodeName`) ADD containers one after another, all at once, \
          in a /16 pool. `bench/src/cluster.rs`.\n"
     );
