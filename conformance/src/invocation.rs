@@ -6,7 +6,7 @@ use std::ffi::OsString;
 use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
@@ -257,8 +257,7 @@ impl Invocation {
             // Its own process group, so a timeout kills whatever the plugin started too.
             .process_group(0);
         netns.enter_before_exec(&mut command);
-        let mut child = command
-            .spawn()
+        let mut child = spawn_when_not_busy(&mut command)
             .unwrap_or_else(|err| panic!("cannot start {label} ({}): {err}", binary.display()));
 
         // Each pipe gets its own thread: a plugin that does not read stdin, or writes more
@@ -314,4 +313,20 @@ fn spawn_reader(mut pipe: impl Read + Send + 'static) -> thread::JoinHandle<Vec<
 fn join_reader(reader: thread::JoinHandle<Vec<u8>>) -> String {
     let bytes = reader.join().expect("pipe reader thread panicked");
     String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// Starts `command`, trying again while the kernel says the file is busy (ETXTBSY): a
+/// script a test has just written stays open for writing in any child that another test
+/// thread forked meanwhile, until that child's exec closes it.
+fn spawn_when_not_busy(command: &mut Command) -> std::io::Result<Child> {
+    let mut tries = 0;
+    loop {
+        match command.spawn() {
+            Err(err) if err.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < 100 => {
+                tries += 1;
+                thread::sleep(Duration::from_millis(10));
+            }
+            started => return started,
+        }
+    }
 }
