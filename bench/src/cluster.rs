@@ -128,9 +128,9 @@ fn latency(ours: &Path, host: &File, iterations: usize) -> Result<[Samples; 3]> 
         let mut order = [0, 1, 2];
         order.rotate_left(i % 3);
         for side in order {
-            // A quiet moment before each side's ADD: without it, a call right after
-            // cluster-ipam's (etcd still busy with the write it just answered) ran slower,
-            // so the ratio followed the order of the sides (bench/analysis.md).
+            // A quiet moment before each side's ADD: without it, a call right after a
+            // cluster-ipam call ran slower, so the ratio followed the order of the sides
+            // (bench/analysis.md, "The etcd floor").
             std::thread::sleep(PAUSE);
             let id = format!("benchcl-{i}");
             let (added, deleted) = if side == 2 {
