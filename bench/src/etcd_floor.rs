@@ -13,14 +13,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
 
+use crate::http2_frame::{END_STREAM_OR_ACK, FrameHeader, HEADER_LEN, HEADERS, PING, SETTINGS};
+
 /// The HTTP/2 client preface (RFC 9113, section 3.4).
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-const DATA: u8 = 0x0;
-const HEADERS: u8 = 0x1;
-const SETTINGS: u8 = 0x4;
-const PING: u8 = 0x6;
-/// END_STREAM on DATA and HEADERS, ACK on SETTINGS and PING.
-const END_STREAM_OR_ACK: u8 = 0x1;
 /// How long the relay waits for the plugin to connect.
 const ACCEPT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -88,22 +84,23 @@ fn first_request(sent: &[u8]) -> Result<Vec<u8>> {
     let mut request = PREFACE.to_vec();
     let mut rest = &sent[PREFACE.len()..];
     let mut ended = false;
-    while rest.len() >= 9 {
-        let length = usize::from(rest[0]) << 16 | usize::from(rest[1]) << 8 | usize::from(rest[2]);
-        let (kind, flags) = (rest[3], rest[4]);
-        let stream = u32::from_be_bytes([rest[5], rest[6], rest[7], rest[8]]) & 0x7fff_ffff;
-        let frame = rest.get(..9 + length).context("a truncated HTTP/2 frame")?;
+    while let Some(header) = FrameHeader::parse(rest) {
+        let frame = rest
+            .get(..HEADER_LEN + header.length)
+            .context("a truncated HTTP/2 frame")?;
         rest = &rest[frame.len()..];
-        let acknowledgement = matches!(kind, SETTINGS | PING) && flags & END_STREAM_OR_ACK != 0;
+        let acknowledgement =
+            matches!(header.kind, SETTINGS | PING) && header.flags & END_STREAM_OR_ACK != 0;
         if ended {
-            if kind == HEADERS {
+            if header.kind == HEADERS {
                 bail!(
-                    "cluster-ipam's ADD sent a second request (stream {stream}): the floor replays an ADD of one round trip"
+                    "cluster-ipam's ADD sent a second request (stream {}): the floor replays an ADD of one round trip",
+                    header.stream
                 );
             }
         } else if !acknowledgement {
             request.extend_from_slice(frame);
-            ended = stream == 1 && matches!(kind, DATA | HEADERS) && flags & END_STREAM_OR_ACK != 0;
+            ended = header.stream == 1 && header.ends_stream();
         }
     }
     ensure!(ended, "the recorded request never ended");
@@ -113,6 +110,7 @@ fn first_request(sent: &[u8]) -> Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http2_frame::DATA;
 
     fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
         let length = payload.len().to_be_bytes();

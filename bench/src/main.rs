@@ -18,6 +18,7 @@
 mod cluster;
 mod etcd_floor;
 mod floor;
+mod http2_frame;
 mod report;
 mod rss;
 mod scenarios;

@@ -11,11 +11,11 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::ExitCode;
 
-/// HTTP/2 frame types and flags (RFC 9113, section 6).
-const DATA: u8 = 0x0;
-const HEADERS: u8 = 0x1;
-const END_STREAM: u8 = 0x1;
-const PADDED: u8 = 0x8;
+#[path = "../http2_frame.rs"]
+mod http2_frame;
+
+use http2_frame::{DATA, FrameHeader, HEADER_LEN, PADDED};
+
 /// The recorded request is the client's first, so it is on stream 1.
 const STREAM: u32 = 1;
 
@@ -61,21 +61,18 @@ fn read_response(stream: &mut TcpStream) -> Result<Vec<u8>, String> {
     let mut at = 0;
     loop {
         // Whole frames first, then read more.
-        while let Some(header) = received.get(at..at + 9) {
-            let length =
-                usize::from(header[0]) << 16 | usize::from(header[1]) << 8 | usize::from(header[2]);
-            let (kind, flags) = (header[3], header[4]);
-            let id = u32::from_be_bytes([header[5], header[6], header[7], header[8]]) & 0x7fff_ffff;
-            let Some(payload) = received.get(at + 9..at + 9 + length) else {
+        while let Some(header) = received.get(at..).and_then(FrameHeader::parse) {
+            let start = at + HEADER_LEN;
+            let Some(payload) = received.get(start..start + header.length) else {
                 break;
             };
-            if id == STREAM && kind == DATA {
-                message.extend_from_slice(unpadded(payload, flags)?);
+            if header.stream == STREAM && header.kind == DATA {
+                message.extend_from_slice(unpadded(payload, header.flags)?);
             }
-            if id == STREAM && (kind == DATA || kind == HEADERS) && flags & END_STREAM != 0 {
+            if header.stream == STREAM && header.ends_stream() {
                 return Ok(message);
             }
-            at += 9 + length;
+            at = start + header.length;
         }
         let n = stream
             .read(&mut chunk)
