@@ -69,9 +69,9 @@ pub fn store_dir(prefix: &str) -> Result<TempDir> {
 }
 
 /// A store directory on a journaled filesystem of its own, as fresh as the etcd that
-/// cluster-ipam is measured against: on the run's shared one, host-local ran 25-40 % slower
-/// after the phases before had filled and emptied it (bench/analysis.md). Falls back to
-/// [`store_dir`] when no filesystem can be mounted.
+/// cluster-ipam is measured against, so that phase does not depend on what the phases
+/// before left on the run's shared one. Falls back to [`store_dir`] when no filesystem can
+/// be mounted.
 pub struct FreshStore {
     // Declared first, so removed before the filesystem is unmounted.
     dir: TempDir,
