@@ -11,7 +11,9 @@
 //! ADD with the page cache dropped before each call (cold start), peak RSS (in an untimed
 //! pass under ptrace), binary size, and cluster-ipam on a real etcd beside host-local
 //! (latency, allocations per second), and writes a Markdown report plus two SVG plots (same
-//! path, `.svg` and `-density.svg`). Needs root: everything
+//! path, `.svg` and `-density.svg`). "Ours" are by default the binaries a node runs: the
+//! static release build (`scripts/release.sh`, installed by `scripts/install.sh`), linked
+//! like the reference's Go binaries. Needs root: everything
 //! runs in throwaway network namespaces (`cni_conformance::Netns` guards), never in the
 //! machine's own.
 
@@ -79,10 +81,13 @@ fn repo_root() -> &'static Path {
         .unwrap_or(Path::new("."))
 }
 
+/// Where `scripts/release.sh` builds the static binaries it packs.
+const RELEASE_BUILD: &str = "target/x86_64-unknown-linux-gnu/release";
+
 fn parse_args() -> Result<Options> {
     let root = repo_root();
     let mut options = Options {
-        ours: root.join("target/release"),
+        ours: root.join(RELEASE_BUILD),
         reference: PathBuf::from("/usr/lib/cni"),
         iterations: None,
         quick: false,
@@ -132,13 +137,17 @@ fn ensure_root_and_plugins(options: &Options, plugins: &[&str]) -> Result<()> {
     if nix::unistd::geteuid().as_raw() != 0 {
         bail!("cni-bench must run as root: it creates network namespaces");
     }
-    for dir in [&options.ours, &options.reference] {
+    let sides = [
+        (&options.ours, "build ours with `bash scripts/release.sh`"),
+        (
+            &options.reference,
+            "install Debian's containernetworking-plugins",
+        ),
+    ];
+    for (dir, remedy) in sides {
         for plugin in plugins {
             if !dir.join(plugin).is_file() {
-                bail!(
-                    "{} not found (build ours with `cargo build --release --workspace --bins`)",
-                    dir.join(plugin).display()
-                );
+                bail!("{} not found ({remedy})", dir.join(plugin).display());
             }
         }
     }
