@@ -7,6 +7,7 @@
 #     kernel's interface, which the plugins read for their own netns), a loopback ADD and
 #     DEL configure a container netns, and a host-local ADD and DEL write and remove a
 #     lease in a dataDir inside the chroot;
+#   - the conformance suite (cni-conformance) passes on the unpacked binaries;
 #   - scripts/install.sh round-trips over a copy of the Go plugins: the install leaves
 #     exactly the tarball's binaries (checksums), a second install keeps the first backup,
 #     and --restore puts every original back byte for byte and removes what was added.
@@ -25,8 +26,11 @@ SCRIPT_TAG=release-test
 
 require_root "$0" "chroot and network namespaces"
 # readelf (binutils) and protoc with its well-known .proto files (for cluster-ipam's etcd client) for
-# release.sh; the Go plugins stand for an existing installation.
-install_missing_packages binutils protobuf-compiler libprotobuf-dev iproute2 containernetworking-plugins
+# release.sh; the Go plugins stand for an existing installation; what the conformance suite
+# drives: nftables and iptables (firewall, portmap, masquerading), etcd (cluster-ipam, on
+# loopback), openssl (its TLS cases), conntrack.
+install_missing_packages binutils protobuf-compiler libprotobuf-dev iproute2 containernetworking-plugins \
+    nftables iptables etcd-server etcd-client openssl conntrack
 
 # The names in directory $1, hidden ones included, one per line, sorted.
 entries() { find "$1" -mindepth 1 -maxdepth 1 -printf '%f\n' | sort; }
@@ -99,6 +103,18 @@ grep -q '"10.231.90.2/24"' <<<"$out" || fail "host-local ADD printed: $out"
 out=$(call DEL host-local "$hostlocal") || fail "host-local DEL: $out"
 [[ ! -e $root/leases/release-ipam/10.231.90.2 ]] || fail "the lease is still there after DEL"
 echo "host-local ADD/DEL: ok"
+
+# --- The conformance suite on the release binaries --------------------------------------
+# The cargo tests run the dynamic build in target/release; what ships is linked otherwise
+# (glibc inside), so the whole black-box suite runs once more on the binaries the tarball
+# holds, as they are installed. (About 20 s.)
+section "conformance suite on the release binaries"
+unpacked=$work/unpacked
+mkdir "$unpacked"
+tar -C "$unpacked" -xzf "$tgz"
+cargo build --release --locked -p cni-conformance --bin cni-conformance
+target/release/cni-conformance --bin-dir "release=$unpacked" --jobs 2 ||
+    fail "the conformance suite failed on the release binaries"
 
 # --- Installer round trip --------------------------------------------------------------
 section "scripts/install.sh round trip"
