@@ -16,11 +16,12 @@ source scripts/lib.sh
 # The Go reference; etcd for cluster-ipam's part; protoc to build cluster-ipam.
 # e2fsprogs: mkfs.ext4 for the journaled filesystem the host-local stores sit on.
 install_missing_packages containernetworking-plugins etcd-server etcd-client protobuf-compiler libprotobuf-dev e2fsprogs
-# What is measured: the static release binaries, the build a node runs (scripts/install.sh
-# installs them), linked like the reference's Go binaries. The benchmark is built the same
-# way beside them, so that its etcd floor process (cni-bench-etcd-floor, which cni-bench
-# finds next to itself) starts as cheaply as the plugins it is the floor of.
+# What is measured: the static release binaries (musl), the build a node runs
+# (scripts/install.sh installs them), static like the reference's Go binaries. The
+# benchmark is built the same way beside them, so that its etcd floor process
+# (cni-bench-etcd-floor, which cni-bench finds next to itself) starts as cheaply as the
+# plugins it is the floor of. release.sh installs the musl target and musl-tools.
 bash scripts/release.sh >/dev/null
 RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --locked \
-    --target x86_64-unknown-linux-gnu -p cni-bench
-target/x86_64-unknown-linux-gnu/release/cni-bench --out BENCHMARKS.md "$@"
+    --target x86_64-unknown-linux-musl -p cni-bench
+target/x86_64-unknown-linux-musl/release/cni-bench --out BENCHMARKS.md "$@"

@@ -106,7 +106,7 @@ echo "host-local ADD/DEL: ok"
 
 # --- The conformance suite on the release binaries --------------------------------------
 # The cargo tests run the dynamic build in target/release; what ships is linked otherwise
-# (glibc inside), so the whole black-box suite runs once more on the binaries the tarball
+# (static, musl), so the whole black-box suite runs once more on the binaries the tarball
 # holds, as they are installed. (About 20 s.)
 section "conformance suite on the release binaries"
 unpacked=$work/unpacked

@@ -8,19 +8,23 @@
 #
 # Static, as the reference's Go binaries are: they need no libc, loader or libgcc_s on
 # the host, so the same file runs on any x86_64 Linux (glibc of any age, musl, a minimal
-# image). glibc is linked statically (`+crt-static`), because the musl target is not
-# installed on our machines. The plugins never look up users or host names, so glibc's
-# NSS (which a static glibc would load at run time) is never used: the script checks that
-# none of it is linked in, except in cluster-ipam (below). The tarball is reproducible:
-# entries sorted, owned by root, dated by the last commit.
+# image). They are built for the musl target, whose C library is small enough to link into
+# every binary (bridge 1.54 MB against 2.24 MB with glibc linked in) and starts faster; it
+# also resolves host names on its own (/etc/hosts, DNS), which cluster-ipam's endpoints
+# may need, where a static glibc would load NSS modules at run time. The script installs
+# the target (rustup) and musl-gcc (Debian's musl-tools, for ring's C code in cluster-ipam)
+# when they are missing. The tarball is reproducible: entries sorted, owned by root, dated
+# by the last commit.
 #
 # Usage: bash scripts/release.sh   (prints the tarball's path last)
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 
 PLUGINS=(bandwidth bridge cluster-ipam firewall host-local ipvlan loopback macvlan portmap tuning)
-TARGET=x86_64-unknown-linux-gnu
+TARGET=x86_64-unknown-linux-musl
 ARCH=amd64
 DIST=dist
 
@@ -29,10 +33,11 @@ name=cni-plugins-linux-$ARCH-$version
 packages=()
 for plugin in "${PLUGINS[@]}"; do packages+=(-p "cni-plugin-$plugin"); done
 
-# An explicit --target keeps these flags off build scripts and proc macros (which cannot
-# be static) and the output apart from target/release, which the benchmark measures.
-# RUSTFLAGS replaces .cargo/config.toml's flags for this build: a static link takes
-# libgcc's unwinder from libgcc_eh.a anyway.
+install_missing_packages musl-tools
+if ! rustup target list --installed 2>/dev/null | grep -qx "$TARGET"; then
+    rustup target add "$TARGET"
+fi
+# The musl target links statically by default; +crt-static says so explicitly.
 RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --locked \
     --target "$TARGET" "${packages[@]}"
 built=target/$TARGET/release
@@ -47,13 +52,10 @@ for plugin in "${PLUGINS[@]}"; do
         echo "release: $binary is not statically linked" >&2
         exit 1
     fi
-    # glibc's NSS loads shared modules named in /etc/nsswitch.conf: linked in, it would
-    # break the "no libc needed" promise on a host without glibc.
-    # cluster-ipam resolves its etcd endpoints' host names (getaddrinfo): glibc's `files`
-    # and `dns` lookups are built into the static binary, and endpoints given as addresses
-    # need no lookup at all.
-    if [[ $plugin != cluster-ipam ]] && grep -qaE 'nsswitch\.conf|libnss_' "$binary"; then
-        echo "release: $binary links glibc's NSS (getaddrinfo, getpwnam, ...)" >&2
+    # A static glibc would load NSS modules (nsswitch.conf) at run time: never in a
+    # release binary.
+    if grep -qaE 'nsswitch\.conf|libnss_' "$binary"; then
+        echo "release: $binary links glibc's NSS (built for the wrong target?)" >&2
         exit 1
     fi
     install -m 0755 "$binary" "$stage/$plugin"

@@ -82,7 +82,7 @@ fn repo_root() -> &'static Path {
 }
 
 /// Where `scripts/release.sh` builds the static binaries it packs.
-const RELEASE_BUILD: &str = "target/x86_64-unknown-linux-gnu/release";
+const RELEASE_BUILD: &str = "target/x86_64-unknown-linux-musl/release";
 
 fn parse_args() -> Result<Options> {
     let root = repo_root();
