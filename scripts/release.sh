@@ -37,7 +37,9 @@ install_missing_packages musl-tools
 if ! rustup target list --installed 2>/dev/null | grep -qx "$TARGET"; then
     rustup target add "$TARGET"
 fi
-# The musl target links statically by default; +crt-static says so explicitly.
+# The musl target links statically by default; +crt-static says so explicitly. RUSTFLAGS
+# replaces .cargo/config.toml's flags (the dynamic build's libgcc path) for this build, and
+# the explicit --target keeps them off build scripts and proc macros, which cannot be static.
 RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --locked \
     --target "$TARGET" "${packages[@]}"
 built=target/$TARGET/release
